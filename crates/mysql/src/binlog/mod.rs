@@ -1,0 +1,1 @@
+//! Binlog decoding (placeholder; see the decoder task).

@@ -1,0 +1,1 @@
+//! GTID sets (placeholder).

@@ -1,0 +1,15 @@
+//! MySQL and MariaDB protocol knowledge for dropship, kept apart from the flow.
+//!
+//! - [`value`]: column values, exact, and their SQL literal form.
+//! - [`event`]: the flavor-independent binlog event model.
+//! - [`binlog`]: the one binlog decoder, shared by the live reader and `inspect`.
+//! - [`gtid`]: MySQL and MariaDB GTID sets.
+//! - [`sql`]: identifier quoting and statement building.
+
+pub mod binlog;
+pub mod event;
+pub mod gtid;
+pub mod value;
+
+pub use event::*;
+pub use value::Value;

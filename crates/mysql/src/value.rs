@@ -1,0 +1,223 @@
+//! Column values as they travel from the binlog (or a copy query) to a target.
+//!
+//! A [`Value`] keeps exactly what the source stored, never a lossy rendering:
+//! strings are raw bytes in the column's own character set, DECIMAL is its
+//! exact decimal text, TIMESTAMP is UTC epoch seconds plus microseconds, ENUM and
+//! SET are their stored index and bitmask. The applier writes these with
+//! `SET NAMES binary` and `time_zone='+00:00'`, so every value lands bit-exact.
+//!
+//! Invariant: converting a value to SQL text ([`Value::write_sql`]) and letting
+//! the server parse it back gives the same stored bytes for the same column type.
+
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+
+/// One column value. Variants are chosen by storage format, not by display.
+///
+/// Do not reorder variants: the relay log encodes them by index (postcard).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Value {
+    Null,
+    /// Signed integer of any width (TINYINT..BIGINT, MEDIUMINT, YEAR stored as int).
+    Int(i64),
+    /// Unsigned integer of any width.
+    UInt(u64),
+    Float(f32),
+    Double(f64),
+    /// DECIMAL as exact text, e.g. `-12.3400`.
+    Decimal(String),
+    /// CHAR/VARCHAR/TEXT/BINARY/VARBINARY/BLOB/GEOMETRY/VECTOR and MariaDB JSON:
+    /// the stored bytes, unconverted.
+    Bytes(Vec<u8>),
+    /// MySQL binary JSON rendered as JSON text (UTF-8).
+    Json(String),
+    /// DATE, possibly zero (`0000-00-00`) or with zero parts.
+    Date { year: u16, month: u8, day: u8 },
+    /// TIME, possibly negative, hours up to 838.
+    Time { negative: bool, hours: u32, minutes: u8, seconds: u8, micros: u32 },
+    /// DATETIME, possibly zero.
+    DateTime { year: u16, month: u8, day: u8, hour: u8, minute: u8, second: u8, micros: u32 },
+    /// TIMESTAMP as UTC epoch seconds (0 means the zero timestamp).
+    Timestamp { secs: i64, micros: u32 },
+    /// YEAR (0 means 0000).
+    Year(u16),
+    /// BIT(n) as its integer value.
+    Bit(u64),
+    /// ENUM by 1-based index (0 is the empty error value).
+    Enum(u16),
+    /// SET as its member bitmask.
+    Set(u64),
+}
+
+impl Value {
+    /// Appends this value as a SQL literal to `out`, for a session that uses
+    /// `SET NAMES binary`, `time_zone='+00:00'` and an `sql_mode` without
+    /// `NO_BACKSLASH_ESCAPES`. `frac` is the column's fractional-seconds digits
+    /// (0-6) for temporal types; more digits than stored are harmless.
+    pub fn write_sql(&self, out: &mut String) {
+        match self {
+            Value::Null => out.push_str("NULL"),
+            Value::Int(v) => {
+                let _ = write!(out, "{v}");
+            }
+            Value::UInt(v) | Value::Bit(v) | Value::Set(v) => {
+                let _ = write!(out, "{v}");
+            }
+            Value::Enum(v) => {
+                let _ = write!(out, "{v}");
+            }
+            Value::Year(v) => {
+                let _ = write!(out, "{v}");
+            }
+            Value::Float(v) => write_float(out, *v as f64, Some(*v)),
+            Value::Double(v) => write_float(out, *v, None),
+            Value::Decimal(s) => {
+                // Decimal text comes from our own decoder; still refuse anything
+                // that is not plain numeric text rather than splice it.
+                if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-') {
+                    out.push_str(s);
+                } else {
+                    write_bytes(out, s.as_bytes());
+                }
+            }
+            Value::Bytes(b) => write_bytes(out, b),
+            Value::Json(s) => write_bytes(out, s.as_bytes()),
+            Value::Date { year, month, day } => {
+                let _ = write!(out, "'{year:04}-{month:02}-{day:02}'");
+            }
+            Value::Time { negative, hours, minutes, seconds, micros } => {
+                let sign = if *negative { "-" } else { "" };
+                let _ = write!(out, "'{sign}{hours:02}:{minutes:02}:{seconds:02}.{micros:06}'");
+            }
+            Value::DateTime { year, month, day, hour, minute, second, micros } => {
+                let _ = write!(
+                    out,
+                    "'{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}.{micros:06}'"
+                );
+            }
+            Value::Timestamp { secs, micros } => {
+                if *secs == 0 && *micros == 0 {
+                    out.push_str("'0000-00-00 00:00:00'");
+                } else {
+                    let (y, mo, d, h, mi, s) = civil_from_epoch(*secs);
+                    let _ = write!(out, "'{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{micros:06}'");
+                }
+            }
+        }
+    }
+
+    /// True for [`Value::Null`].
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    /// Reinterprets a signed integer decoded without signedness metadata as
+    /// unsigned, given the column's storage width in bytes (1, 2, 3, 4 or 8).
+    pub fn into_unsigned(self, width_bytes: u8) -> Value {
+        match self {
+            Value::Int(v) if v < 0 => {
+                let bits = u32::from(width_bytes) * 8;
+                let mask = if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 };
+                Value::UInt((v as u64) & mask)
+            }
+            Value::Int(v) => Value::UInt(v as u64),
+            other => other,
+        }
+    }
+}
+
+fn write_float(out: &mut String, v: f64, as_f32: Option<f32>) {
+    if !v.is_finite() {
+        out.push_str("NULL");
+        return;
+    }
+    // Rust's Display gives the shortest text that parses back to the same
+    // value; for FLOAT use the f32's own shortest form.
+    let text = match as_f32 {
+        Some(f) => format!("{f:e}"),
+        None => format!("{v:e}"),
+    };
+    out.push_str(&text);
+}
+
+/// Appends bytes as a quoted, escaped string literal. With `SET NAMES binary`
+/// the server stores these bytes unchanged in any character set.
+pub fn write_bytes(out: &mut String, b: &[u8]) {
+    // Hex literals are unambiguous for any byte and keep `out` valid UTF-8.
+    if b.is_empty() {
+        out.push_str("''");
+        return;
+    }
+    out.push_str("X'");
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.reserve(b.len() * 2 + 1);
+    for &byte in b {
+        out.push(HEX[(byte >> 4) as usize] as char);
+        out.push(HEX[(byte & 15) as usize] as char);
+    }
+    out.push('\'');
+}
+
+/// Converts UTC epoch seconds to (year, month, day, hour, minute, second).
+/// Howard Hinnant's days-from-civil inverse; exact for the TIMESTAMP range.
+pub fn civil_from_epoch(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = if m <= 2 { y + 1 } else { y };
+    (y, m, d, (rem / 3600) as u32, ((rem % 3600) / 60) as u32, (rem % 60) as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sql(v: Value) -> String {
+        let mut s = String::new();
+        v.write_sql(&mut s);
+        s
+    }
+
+    #[test]
+    fn timestamps_render_in_utc_and_zero_stays_zero() {
+        assert_eq!(sql(Value::Timestamp { secs: 0, micros: 0 }), "'0000-00-00 00:00:00'");
+        assert_eq!(
+            sql(Value::Timestamp { secs: 1_700_000_000, micros: 5 }),
+            "'2023-11-14 22:13:20.000005'"
+        );
+    }
+
+    #[test]
+    fn bytes_are_hex_literals_and_empty_is_empty_string() {
+        assert_eq!(sql(Value::Bytes(vec![0, 0xff, b'a'])), "X'00FF61'");
+        assert_eq!(sql(Value::Bytes(vec![])), "''");
+    }
+
+    #[test]
+    fn negative_time_and_unsigned_reinterpretation() {
+        assert_eq!(
+            sql(Value::Time { negative: true, hours: 838, minutes: 59, seconds: 59, micros: 0 }),
+            "'-838:59:59.000000'"
+        );
+        assert_eq!(Value::Int(-1).into_unsigned(4), Value::UInt(4_294_967_295));
+        assert_eq!(Value::Int(-1).into_unsigned(8), Value::UInt(u64::MAX));
+    }
+
+    #[test]
+    fn floats_round_trip_through_their_text() {
+        for v in [0.1f64, 1e-300, -2.5e300, 123456789.123456789] {
+            let s = sql(Value::Double(v));
+            assert_eq!(s.parse::<f64>().unwrap(), v);
+        }
+        let f = 0.1f32;
+        assert_eq!(sql(Value::Float(f)).parse::<f32>().unwrap(), f);
+    }
+}
