@@ -13,3 +13,7 @@ pub mod value;
 
 pub use event::*;
 pub use value::Value;
+pub mod flavor;
+pub mod position;
+pub mod schema;
+pub mod sql;

@@ -1,0 +1,168 @@
+//! Table definitions read from `information_schema`: column names, types,
+//! signedness, generated columns and the row key (primary key, or the first
+//! unique key whose columns are all NOT NULL).
+//!
+//! Column order is `ORDINAL_POSITION`, which is the order of values in binlog
+//! row images (generated and invisible columns included).
+
+use crate::sql;
+use mysql_async::prelude::Queryable;
+use serde::{Deserialize, Serialize};
+
+/// One column of a table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Column {
+    pub name: String,
+    /// `DATA_TYPE`, lower case: `int`, `varchar`, `datetime`, ...
+    pub data_type: String,
+    /// `COLUMN_TYPE`: `int(10) unsigned`, `enum('a','b')`, ...
+    pub column_type: String,
+    pub unsigned: bool,
+    pub nullable: bool,
+    /// Stored or virtual generated column: never written by dropship.
+    pub generated: bool,
+    pub charset: Option<String>,
+}
+
+impl Column {
+    /// Storage width in bytes of an integer column, for reinterpreting signed
+    /// binlog values as unsigned.
+    pub fn int_width(&self) -> Option<u8> {
+        match self.data_type.as_str() {
+            "tinyint" => Some(1),
+            "smallint" => Some(2),
+            "mediumint" => Some(3),
+            "int" | "integer" => Some(4),
+            "bigint" => Some(8),
+            _ => None,
+        }
+    }
+}
+
+/// A table's columns and row key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableSchema {
+    pub database: String,
+    pub table: String,
+    pub columns: Vec<Column>,
+    /// Indexes into `columns` of the row key; empty when the table has none.
+    pub key: Vec<usize>,
+    /// True when `key` is the PRIMARY KEY (false: a NOT NULL unique key).
+    pub key_is_primary: bool,
+}
+
+impl TableSchema {
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    pub fn key_names(&self) -> Vec<&str> {
+        self.key.iter().filter_map(|&i| self.columns.get(i).map(|c| c.name.as_str())).collect()
+    }
+}
+
+/// Loads one table's schema, or `None` if the table does not exist.
+pub async fn load_table<C: Queryable>(
+    conn: &mut C,
+    database: &str,
+    table: &str,
+) -> Result<Option<TableSchema>, mysql_async::Error> {
+    let q = format!(
+        "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, EXTRA, \
+         IFNULL(GENERATION_EXPRESSION,''), IFNULL(CHARACTER_SET_NAME,'') \
+         FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {} \
+         ORDER BY ORDINAL_POSITION",
+        sql::string_literal(database),
+        sql::string_literal(table)
+    );
+    let rows: Vec<(String, String, String, String, String, String, String)> = conn.query(q).await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let columns: Vec<Column> = rows
+        .into_iter()
+        .map(|(name, data_type, column_type, nullable, extra, gen, charset)| {
+            let extra_l = extra.to_ascii_lowercase();
+            Column {
+                unsigned: column_type.to_ascii_lowercase().contains("unsigned"),
+                nullable: nullable == "YES",
+                generated: extra_l.contains("generated")
+                    || extra_l.contains("virtual")
+                    || extra_l.contains("persistent")
+                    || extra_l.contains("stored")
+                    || !gen.is_empty(),
+                data_type: data_type.to_ascii_lowercase(),
+                column_type,
+                charset: (!charset.is_empty()).then_some(charset),
+                name,
+            }
+        })
+        .collect();
+    let q = format!(
+        "SELECT s.INDEX_NAME, s.COLUMN_NAME, s.NULLABLE FROM information_schema.STATISTICS s \
+         WHERE s.TABLE_SCHEMA = {} AND s.TABLE_NAME = {} AND s.NON_UNIQUE = 0 \
+         ORDER BY s.INDEX_NAME = 'PRIMARY' DESC, s.INDEX_NAME, s.SEQ_IN_INDEX",
+        sql::string_literal(database),
+        sql::string_literal(table)
+    );
+    let keys: Vec<(String, String, String)> = conn.query(q).await?;
+    let mut key = Vec::new();
+    let mut key_is_primary = false;
+    let mut current: Option<String> = None;
+    let mut candidate: Vec<usize> = Vec::new();
+    let mut candidate_ok = true;
+    let mut finish = |name: &Option<String>, cand: &mut Vec<usize>, ok: bool, key: &mut Vec<usize>| {
+        if key.is_empty() && ok && !cand.is_empty() {
+            *key = std::mem::take(cand);
+            if name.as_deref() == Some("PRIMARY") {
+                return true;
+            }
+        }
+        cand.clear();
+        false
+    };
+    for (index, col, nullable) in keys {
+        if current.as_deref() != Some(index.as_str()) {
+            if current.is_some() && finish(&current, &mut candidate, candidate_ok, &mut key) {
+                key_is_primary = true;
+            }
+            current = Some(index);
+            candidate_ok = true;
+        }
+        match columns.iter().position(|c| c.name == col) {
+            Some(i) if nullable != "YES" && !columns[i].nullable => candidate.push(i),
+            _ => candidate_ok = false,
+        }
+    }
+    if current.is_some() && finish(&current, &mut candidate, candidate_ok, &mut key) {
+        key_is_primary = true;
+    }
+    Ok(Some(TableSchema {
+        database: database.to_string(),
+        table: table.to_string(),
+        columns,
+        key,
+        key_is_primary,
+    }))
+}
+
+/// Lists base tables of `database` (names only).
+pub async fn list_tables<C: Queryable>(conn: &mut C, database: &str) -> Result<Vec<String>, mysql_async::Error> {
+    let q = format!(
+        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} \
+         AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
+        sql::string_literal(database)
+    );
+    conn.query(q).await
+}
+
+/// `SHOW CREATE TABLE` text.
+pub async fn show_create_table<C: Queryable>(
+    conn: &mut C,
+    database: &str,
+    table: &str,
+) -> Result<Option<String>, mysql_async::Error> {
+    let row: Option<(String, String)> =
+        conn.query_first(format!("SHOW CREATE TABLE {}", sql::qualified(database, table))).await?;
+    Ok(row.map(|r| r.1))
+}
