@@ -1,1 +1,8 @@
-//! placeholder
+//! dropship's flow: configuration, preflight checks, the binlog reader, the
+//! relay log fan-out, one applier per service, copy, verify and cutover.
+//! Protocol knowledge lives in `dropship-mysql`; this crate wires it.
+
+pub mod config;
+pub mod error;
+
+pub use error::{Error, Result};

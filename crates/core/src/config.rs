@@ -1,0 +1,712 @@
+//! `dropship.toml`: parsing, `${VAR}` expansion, validation.
+//!
+//! Rules (PRODUCT.md "Configuration"): unknown keys are errors; a table claimed
+//! by two services is an error naming both; every error names the file, the
+//! key path and what to write instead. Secrets (passwords in URLs, password
+//! files, tokens) never appear in errors or in the `Debug`/`Display` of the
+//! resolved config: [`Endpoint`] keeps only a redacted form for display.
+//!
+//! Every key, with whether it is required:
+//! - `[source]` `url` (required), `password_file`, `tls` (`verify-full` |
+//!   `required` | `disabled`; default `verify-full`, `disabled` for loopback
+//!   hosts), `ca`, `server_id` (default derived from the state dir).
+//! - `[state]` `dir` (default `./dropship-state`).
+//! - `[control]` `listen` (default `127.0.0.1:9187`), `token` (required for a
+//!   non-loopback `listen`), `health_max_lag` (default `30s`).
+//! - `[replicate]` `batch_rows` (default 5000), `batch_delay` (default `50ms`),
+//!   `max_rows_per_second` (copy throttle, default unlimited), `copy_chunk_rows`
+//!   (default 10000), `copy_threads` (default 2), `give_up_after` (default `30m`).
+//! - `[services.NAME]` `target` (required), `tables` (required, `db.table`, `*`
+//!   allowed in the table part), `rename_databases`, `password_file`, `tls`, `ca`.
+
+use dropship_mysql::sql::pattern_matches;
+use mysql_async::{Opts, OptsBuilder, SslOpts};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A configuration error: `file: key: problem. hint`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub key: String,
+    pub message: String,
+    pub hint: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file, self.message)?;
+        } else {
+            write!(f, "{}: {}: {}", self.file, self.key, self.message)?;
+        }
+        if !self.hint.is_empty() {
+            write!(f, "\n  hint: {}", self.hint)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    source: RawEndpoint,
+    #[serde(default)]
+    state: RawState,
+    #[serde(default)]
+    control: RawControl,
+    #[serde(default)]
+    replicate: RawReplicate,
+    #[serde(default)]
+    services: BTreeMap<String, RawService>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEndpoint {
+    url: String,
+    password_file: Option<PathBuf>,
+    tls: Option<String>,
+    ca: Option<PathBuf>,
+    server_id: Option<u32>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    dir: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawControl {
+    listen: Option<String>,
+    token: Option<String>,
+    health_max_lag: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawReplicate {
+    batch_rows: Option<usize>,
+    batch_delay: Option<String>,
+    max_rows_per_second: Option<u64>,
+    copy_chunk_rows: Option<usize>,
+    copy_threads: Option<usize>,
+    give_up_after: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    target: String,
+    tables: Vec<String>,
+    #[serde(default)]
+    rename_databases: BTreeMap<String, String>,
+    password_file: Option<PathBuf>,
+    tls: Option<String>,
+    ca: Option<PathBuf>,
+}
+
+/// TLS mode for a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    VerifyFull,
+    Required,
+    Disabled,
+}
+
+/// A server to connect to. `Debug` and `Display` never show the password.
+#[derive(Clone)]
+pub struct Endpoint {
+    opts: Opts,
+    redacted: String,
+    pub host: String,
+    pub port: u16,
+    pub tls: Tls,
+    password: Option<String>,
+}
+
+impl Endpoint {
+    /// Connection options (carry the password: never log them).
+    pub fn opts(&self) -> Opts {
+        self.opts.clone()
+    }
+
+    /// Options with a default database.
+    pub fn opts_with_db(&self, db: &str) -> Opts {
+        OptsBuilder::from_opts(self.opts.clone()).db_name(Some(db)).into()
+    }
+
+    /// The URL with the password replaced by `***`.
+    pub fn redacted(&self) -> &str {
+        &self.redacted
+    }
+
+    /// The secret, so callers can scrub it from server error texts.
+    pub fn secret(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+
+    pub fn is_loopback(&self) -> bool {
+        is_loopback(&self.host)
+    }
+
+    /// Builds an endpoint from a URL for tests and the demo.
+    pub fn from_url(url: &str) -> Result<Endpoint, ConfigError> {
+        build_endpoint("(url)", "url", url, None, None, None)
+    }
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted)
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted)
+    }
+}
+
+/// `db.table` where `table` may contain `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TablePattern {
+    pub database: String,
+    pub table: String,
+}
+
+impl TablePattern {
+    pub fn matches(&self, database: &str, table: &str) -> bool {
+        self.database == database && pattern_matches(&self.table, table)
+    }
+    pub fn is_pattern(&self) -> bool {
+        self.table.contains('*')
+    }
+}
+
+impl fmt::Display for TablePattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.database, self.table)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    pub name: String,
+    pub target: Endpoint,
+    pub tables: Vec<TablePattern>,
+    pub rename_databases: BTreeMap<String, String>,
+}
+
+impl ServiceConfig {
+    /// Whether this service claims `database.table`.
+    pub fn claims(&self, database: &str, table: &str) -> bool {
+        self.tables.iter().any(|p| p.matches(database, table))
+    }
+
+    /// The target database for a source database.
+    pub fn target_database<'a>(&'a self, source_db: &'a str) -> &'a str {
+        self.rename_databases.get(source_db).map(String::as_str).unwrap_or(source_db)
+    }
+
+    /// Source databases this service reads from.
+    pub fn source_databases(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.tables.iter().map(|t| t.database.clone()).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ControlConfig {
+    pub listen: String,
+    pub token: Option<String>,
+    pub health_max_lag: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    pub batch_rows: usize,
+    pub batch_delay: Duration,
+    pub max_rows_per_second: Option<u64>,
+    pub copy_chunk_rows: usize,
+    pub copy_threads: usize,
+    pub give_up_after: Duration,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            batch_rows: 5000,
+            batch_delay: Duration::from_millis(50),
+            max_rows_per_second: None,
+            copy_chunk_rows: 10_000,
+            copy_threads: 2,
+            give_up_after: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: String,
+    pub source: Endpoint,
+    pub server_id: u32,
+    pub state_dir: PathBuf,
+    pub control: ControlConfig,
+    pub tuning: Tuning,
+    pub services: Vec<ServiceConfig>,
+}
+
+impl Config {
+    /// Reads and validates `path`, expanding `${VAR}` from the environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            key: String::new(),
+            message: format!("cannot read the config file: {e}"),
+            hint: "pass the path with -c/--config or set DROPSHIP_CONFIG; `dropship demo` needs no config".into(),
+        })?;
+        Config::parse(&file, &text, &|k| std::env::var(k).ok())
+    }
+
+    /// Parses config text. `env` looks up `${VAR}` values.
+    pub fn parse(file: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let err = |key: &str, message: String, hint: &str| ConfigError {
+            file: file.to_string(),
+            key: key.to_string(),
+            message,
+            hint: hint.to_string(),
+        };
+        let mut value: toml::Value = toml::from_str(text).map_err(|e| {
+            err("", format!("not valid TOML: {}", e.message()), "fix the syntax at the line shown; see README \"Configuration\"")
+                .with_line(text, e.span())
+        })?;
+        expand_env(&mut value, "", file, env)?;
+        let raw: RawConfig = RawConfig::deserialize(value).map_err(|e| {
+            let msg = e.message().to_string();
+            let hint = if msg.contains("unknown field") {
+                "remove or rename the key; the README's \"Configuration\" section lists every key"
+            } else if msg.contains("missing field") {
+                "add the key; see README \"Configuration\""
+            } else {
+                "see README \"Configuration\""
+            };
+            err("", msg, hint)
+        })?;
+
+        let source = build_endpoint(
+            file,
+            "source.url",
+            &raw.source.url,
+            raw.source.password_file.as_deref(),
+            raw.source.tls.as_deref(),
+            raw.source.ca.as_deref(),
+        )?;
+        let state_dir = raw.state.dir.unwrap_or_else(|| PathBuf::from("./dropship-state"));
+        let server_id = match raw.source.server_id {
+            Some(0) => return Err(err("source.server_id", "0 is not a valid replica server id".into(), "write a number from 1 to 4294967295 not used by any other replica, or remove the key")),
+            Some(id) => id,
+            None => derive_server_id(&state_dir),
+        };
+
+        let listen = raw.control.listen.unwrap_or_else(|| "127.0.0.1:9187".to_string());
+        let token = raw.control.token.filter(|t| !t.is_empty());
+        if !listen_is_loopback(&listen) && token.is_none() {
+            return Err(err(
+                "control.listen",
+                format!("\"{listen}\" is not a loopback address and no control token is set"),
+                "set control.token = \"${DROPSHIP_CONTROL_TOKEN}\" or listen on 127.0.0.1",
+            ));
+        }
+        let health_max_lag = parse_duration_key(file, "control.health_max_lag", raw.control.health_max_lag.as_deref(), Duration::from_secs(30))?;
+        let defaults = Tuning::default();
+        let tuning = Tuning {
+            batch_rows: positive(file, "replicate.batch_rows", raw.replicate.batch_rows, defaults.batch_rows)?,
+            batch_delay: parse_duration_key(file, "replicate.batch_delay", raw.replicate.batch_delay.as_deref(), defaults.batch_delay)?,
+            max_rows_per_second: raw.replicate.max_rows_per_second.filter(|&n| n > 0),
+            copy_chunk_rows: positive(file, "replicate.copy_chunk_rows", raw.replicate.copy_chunk_rows, defaults.copy_chunk_rows)?,
+            copy_threads: positive(file, "replicate.copy_threads", raw.replicate.copy_threads, defaults.copy_threads)?,
+            give_up_after: parse_duration_key(file, "replicate.give_up_after", raw.replicate.give_up_after.as_deref(), defaults.give_up_after)?,
+        };
+
+        if raw.services.is_empty() {
+            return Err(err("services", "no service is defined".into(), "add a [services.NAME] table with `target` and `tables`"));
+        }
+        let mut services = Vec::new();
+        for (name, s) in raw.services {
+            let key = format!("services.{name}");
+            if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+                return Err(err(&key, format!("service name \"{name}\" is not allowed"), "use letters, digits, '_' or '-', at most 64 characters"));
+            }
+            let target = build_endpoint(file, &format!("{key}.target"), &s.target, s.password_file.as_deref(), s.tls.as_deref(), s.ca.as_deref())?;
+            if s.tables.is_empty() {
+                return Err(err(&format!("{key}.tables"), "the list is empty".into(), "list the service's tables, e.g. tables = [\"shop.users\"]"));
+            }
+            let mut tables = Vec::new();
+            for (i, t) in s.tables.iter().enumerate() {
+                let k = format!("{key}.tables[{i}]");
+                let (db, table) = t.split_once('.').ok_or_else(|| err(&k, format!("\"{t}\" is not db.table"), "write \"shop.users\" or \"shop.order_*\""))?;
+                if db.is_empty() || table.is_empty() || table.contains('.') {
+                    return Err(err(&k, format!("\"{t}\" is not db.table"), "write \"shop.users\" or \"shop.order_*\""));
+                }
+                if db.contains('*') {
+                    return Err(err(&k, format!("\"{t}\": `*` is only allowed in the table part"), "name the database, e.g. \"shop.*\""));
+                }
+                tables.push(TablePattern { database: db.to_string(), table: table.to_string() });
+            }
+            for (from, to) in &s.rename_databases {
+                if to.is_empty() || from.is_empty() {
+                    return Err(err(&format!("{key}.rename_databases"), format!("\"{from}\" = \"{to}\" has an empty name"), "write { shop = \"users\" }"));
+                }
+                if from == "_dropship" || to == "_dropship" {
+                    return Err(err(&format!("{key}.rename_databases"), "\"_dropship\" is dropship's own metadata database".into(), "choose another database name"));
+                }
+            }
+            services.push(ServiceConfig { name, target, tables, rename_databases: s.rename_databases });
+        }
+        check_static_overlaps(file, &services)?;
+        Ok(Config { file: file.to_string(), source, server_id, state_dir, control: ControlConfig { listen, token, health_max_lag }, tuning, services })
+    }
+
+    pub fn service(&self, name: &str) -> Option<&ServiceConfig> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    /// Checks that `db.table` (a real table found on the source) is claimed
+    /// by at most one service; returns that service's index.
+    pub fn owner_of(&self, database: &str, table: &str) -> Result<Option<usize>, ConfigError> {
+        let owners: Vec<usize> = self.services.iter().enumerate().filter(|(_, s)| s.claims(database, table)).map(|(i, _)| i).collect();
+        match owners.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(*one)),
+            [a, b, ..] => Err(ConfigError {
+                file: self.file.clone(),
+                key: format!("services.{}.tables", self.services[*b].name),
+                message: format!(
+                    "table {database}.{table} is claimed by two services: \"{}\" and \"{}\"",
+                    self.services[*a].name, self.services[*b].name
+                ),
+                hint: "each table belongs to exactly one service: remove it from one list, or narrow the `*` pattern".into(),
+            }),
+        }
+    }
+}
+
+impl ConfigError {
+    fn with_line(mut self, text: &str, span: Option<std::ops::Range<usize>>) -> Self {
+        if let Some(span) = span {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            self.key = format!("line {line}");
+        }
+        self
+    }
+}
+
+fn check_static_overlaps(file: &str, services: &[ServiceConfig]) -> Result<(), ConfigError> {
+    for (i, a) in services.iter().enumerate() {
+        for b in services.iter().skip(i + 1) {
+            for pa in &a.tables {
+                for pb in &b.tables {
+                    let clash = pa.database == pb.database
+                        && ((!pb.is_pattern() && pattern_matches(&pa.table, &pb.table))
+                            || (!pa.is_pattern() && pattern_matches(&pb.table, &pa.table))
+                            || (pa.is_pattern() && pb.is_pattern() && pa.table == pb.table));
+                    if clash {
+                        return Err(ConfigError {
+                            file: file.to_string(),
+                            key: format!("services.{}.tables", b.name),
+                            message: format!("table {pb} is claimed by two services: \"{}\" ({pa}) and \"{}\" ({pb})", a.name, b.name),
+                            hint: "each table belongs to exactly one service: remove it from one list, or narrow the `*` pattern".into(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn positive(file: &str, key: &str, v: Option<usize>, default: usize) -> Result<usize, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(0) => Err(ConfigError { file: file.into(), key: key.into(), message: "0 is not allowed".into(), hint: format!("write a positive number, or remove the key for the default {default}") }),
+        Some(n) => Ok(n),
+    }
+}
+
+fn parse_duration_key(file: &str, key: &str, v: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(s) => parse_duration(s).map_err(|m| ConfigError { file: file.into(), key: key.into(), message: m, hint: "write a duration like \"500ms\", \"5s\" or \"2m\"".into() }),
+    }
+}
+
+/// Parses `500ms`, `5s`, `2m`, `1h`, `1.5s`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("\"{s}\" is not a duration"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("\"{s}\" is not a duration (unit must be ms, s, m or h)")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("\"{s}\" is not a duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn expand_env(v: &mut toml::Value, path: &str, file: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    match v {
+        toml::Value::String(s) => {
+            if s.contains("${") {
+                let is_url = path.ends_with(".url") || path.ends_with(".target");
+                *s = expand_str(s, is_url, env).map_err(|var| ConfigError {
+                    file: file.into(),
+                    key: path.into(),
+                    message: format!("environment variable {var} is not set"),
+                    hint: format!("export {var}=... before running dropship, or use password_file"),
+                })?;
+            }
+        }
+        toml::Value::Array(a) => {
+            for (i, x) in a.iter_mut().enumerate() {
+                expand_env(x, &format!("{path}[{i}]"), file, env)?;
+            }
+        }
+        toml::Value::Table(t) => {
+            for (k, x) in t.iter_mut() {
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                expand_env(x, &p, file, env)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn expand_str(s: &str, percent_encode: bool, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return Ok(out);
+        };
+        let var = &after[..end];
+        let val = env(var).ok_or_else(|| var.to_string())?;
+        if percent_encode {
+            for b in val.bytes() {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    out.push(b as char);
+                } else {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+        } else {
+            out.push_str(&val);
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn is_loopback(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h == "localhost" || h == "::1" || h.starts_with("127.")
+}
+
+fn listen_is_loopback(listen: &str) -> bool {
+    let host = match listen.rsplit_once(':') {
+        Some((h, _)) => h,
+        None => listen,
+    };
+    is_loopback(host)
+}
+
+fn build_endpoint(
+    file: &str,
+    key: &str,
+    url: &str,
+    password_file: Option<&Path>,
+    tls: Option<&str>,
+    ca: Option<&Path>,
+) -> Result<Endpoint, ConfigError> {
+    let err = |message: String, hint: &str| ConfigError { file: file.into(), key: key.into(), message, hint: hint.into() };
+    let redacted = redact_url(url);
+    if !url.starts_with("mysql://") {
+        return Err(err(format!("\"{redacted}\" is not a mysql:// URL"), "write mysql://USER:${PASSWORD_VAR}@HOST:3306"));
+    }
+    let opts = Opts::from_url(url).map_err(|e| err(format!("\"{redacted}\" is not a valid URL: {}", scrub(&e.to_string(), url)), "write mysql://USER:${PASSWORD_VAR}@HOST:3306"))?;
+    let host = opts.ip_or_hostname().to_string();
+    let port = opts.tcp_port();
+    let mut builder = OptsBuilder::from_opts(opts.clone());
+    let mut password = opts.pass().map(str::to_string);
+    if let Some(pf) = password_file {
+        let p = std::fs::read_to_string(pf).map_err(|e| {
+            ConfigError { file: file.into(), key: key.replace(".url", ".password_file").replace(".target", ".password_file"), message: format!("cannot read password file {}: {e}", pf.display()), hint: "check the path and its permissions".into() }
+        })?;
+        let p = p.trim_end_matches(['\n', '\r']).to_string();
+        builder = builder.pass(Some(p.clone()));
+        password = Some(p);
+    }
+    let tls_mode = match tls {
+        None if is_loopback(&host) => Tls::Disabled,
+        None | Some("verify-full") => Tls::VerifyFull,
+        Some("required") => Tls::Required,
+        Some("disabled") => Tls::Disabled,
+        Some(other) => {
+            return Err(ConfigError { file: file.into(), key: key.replace(".url", ".tls").replace(".target", ".tls"), message: format!("\"{other}\" is not a TLS mode"), hint: "write \"verify-full\", \"required\" or \"disabled\"".into() })
+        }
+    };
+    match tls_mode {
+        Tls::Disabled => {}
+        Tls::VerifyFull | Tls::Required => {
+            let mut ssl = SslOpts::default();
+            if let Some(ca) = ca {
+                ssl = ssl.with_root_certs(vec![ca.to_path_buf().into()]);
+            }
+            if tls_mode == Tls::Required {
+                ssl = ssl.with_danger_accept_invalid_certs(true).with_danger_skip_domain_validation(true);
+            }
+            builder = builder.ssl_opts(Some(ssl));
+        }
+    }
+    builder = builder.prefer_socket(false).stmt_cache_size(Some(0)).wait_timeout(Some(28_800));
+    Ok(Endpoint { opts: builder.into(), redacted, host, port, tls: tls_mode, password: password.filter(|p| !p.is_empty()) })
+}
+
+/// `mysql://user:secret@host` -> `mysql://user:***@host`.
+pub fn redact_url(url: &str) -> String {
+    if let Some(rest) = url.strip_prefix("mysql://") {
+        if let Some(at) = rest.rfind('@') {
+            let userinfo = &rest[..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') { format!("{user}:***") } else { user.to_string() };
+            return format!("mysql://{masked}@{}", &rest[at + 1..]);
+        }
+    }
+    url.to_string()
+}
+
+/// Removes `secret` from a message (server and driver errors may echo URLs).
+pub fn scrub(message: &str, secret: &str) -> String {
+    if secret.is_empty() {
+        return message.to_string();
+    }
+    message.replace(secret, "***")
+}
+
+fn derive_server_id(state_dir: &Path) -> u32 {
+    let abs = std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let h = crc32fast::hash(format!("{}|{}", host.trim(), abs.display()).as_bytes());
+    // Keep clear of small ids that humans assign.
+    1_000_000 + (h % 3_000_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse("dropship.toml", text, &|k| match k {
+            "PW" => Some("s3cr@t/x".into()),
+            _ => None,
+        })
+    }
+
+    const GOOD: &str = r#"
+[source]
+url = "mysql://repl:${PW}@127.0.0.1:3307"
+[services.users]
+target = "mysql://dropship:${PW}@127.0.0.1:3308"
+tables = ["shop.users", "shop.user_sessions"]
+rename_databases = { shop = "users" }
+[services.orders]
+target = "mysql://dropship:x@127.0.0.1:3309"
+tables = ["shop.orders", "shop.order_*"]
+"#;
+
+    #[test]
+    fn a_good_config_parses_and_expands_env_without_showing_the_password() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.services.len(), 2);
+        assert_eq!(c.source.opts().pass(), Some("s3cr@t/x"));
+        let shown = format!("{:?} {}", c, c.source);
+        assert!(!shown.contains("s3cr"), "{shown}");
+        let users = c.service("users").unwrap();
+        assert_eq!(users.target_database("shop"), "users");
+        assert!(c.service("orders").unwrap().claims("shop", "order_items"));
+        assert_eq!(c.owner_of("shop", "orders").unwrap(), Some(0));
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_name() {
+        let e = parse(&GOOD.replace("[services.orders]", "[services.orders]\ntabels = []")).unwrap_err();
+        assert!(e.to_string().contains("tabels"), "{e}");
+    }
+
+    #[test]
+    fn malformed_toml_names_the_line() {
+        let e = parse("[source\nurl=1").unwrap_err();
+        assert!(e.to_string().contains("dropship.toml: line 1"), "{e}");
+    }
+
+    #[test]
+    fn a_table_claimed_by_two_services_names_both() {
+        let e = parse(&GOOD.replace("\"shop.orders\", \"shop.order_*\"", "\"shop.users\"")).unwrap_err();
+        let s = e.to_string();
+        assert!(s.contains("users") && s.contains("orders") && s.contains("two services"), "{s}");
+        let e = parse(&GOOD.replace("\"shop.users\", \"shop.user_sessions\"", "\"shop.order_items\"")).unwrap_err();
+        assert!(e.to_string().contains("order_items"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_variable_names_the_key_and_the_variable() {
+        let e = parse(&GOOD.replace("${PW}@127.0.0.1:3307", "${NOPE}@127.0.0.1:3307")).unwrap_err();
+        assert_eq!(e.key, "source.url");
+        assert!(e.message.contains("NOPE"));
+    }
+
+    #[test]
+    fn bad_table_names_and_durations_get_hints() {
+        let e = parse(&GOOD.replace("\"shop.users\",", "\"users\",")).unwrap_err();
+        assert_eq!(e.key, "services.users.tables[0]");
+        assert!(e.hint.contains("shop.users"));
+        assert!(parse_duration("500ms").unwrap() == Duration::from_millis(500));
+        assert!(parse_duration("2m").unwrap() == Duration::from_secs(120));
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn non_loopback_control_needs_a_token() {
+        let e = parse(&format!("{GOOD}\n[control]\nlisten = \"0.0.0.0:9187\"\n")).unwrap_err();
+        assert_eq!(e.key, "control.listen");
+    }
+
+    #[test]
+    fn remote_hosts_default_to_verified_tls() {
+        let c = parse(&GOOD.replace("127.0.0.1:3307", "db.example.com:3306")).unwrap();
+        assert_eq!(c.source.tls, Tls::VerifyFull);
+        assert_eq!(c.services[0].target.tls, Tls::Disabled);
+    }
+}

@@ -1,0 +1,108 @@
+//! One error type for the flow, classified by what the caller should do:
+//! retry ([`Error::is_transient`]) or stop and tell a human (definite). The
+//! message is the diagnosis with the offending value; [`Error::hint`] is the
+//! remedy, printed on its own line.
+
+use std::fmt;
+
+#[derive(Debug)]
+pub enum Error {
+    /// Bad configuration: never retried.
+    Config(String),
+    /// A database call failed. `what` says what dropship was doing.
+    Db { what: String, source: mysql_async::Error },
+    /// Something a human must fix; retrying will not help.
+    Definite { message: String, hint: String },
+    /// Something likely to pass on retry (dropped connection, server restart).
+    Transient(String),
+    Relay(dropship_relay::Error),
+    Io { what: String, source: std::io::Error },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn definite(message: impl Into<String>, hint: impl Into<String>) -> Error {
+        Error::Definite { message: message.into(), hint: hint.into() }
+    }
+
+    pub fn db(what: impl Into<String>) -> impl FnOnce(mysql_async::Error) -> Error {
+        let what = what.into();
+        move |source| Error::Db { what, source }
+    }
+
+    pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+        let what = what.into();
+        move |source| Error::Io { what, source }
+    }
+
+    /// MySQL error code of a failed database call, if any.
+    pub fn server_code(&self) -> Option<u16> {
+        match self {
+            Error::Db { source: mysql_async::Error::Server(e), .. } => Some(e.code),
+            _ => None,
+        }
+    }
+
+    /// True when retrying (after a backoff) may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Transient(_) => true,
+            Error::Db { source, .. } => match source {
+                mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => true,
+                mysql_async::Error::Server(e) => matches!(
+                    e.code,
+                    1040 /* too many connections */ | 1053 /* shutdown */ | 1205 /* lock wait */
+                        | 1213 /* deadlock */ | 2006 | 2013 | 1927 /* connection killed */ | 1317
+                ),
+                _ => false,
+            },
+            Error::Relay(_) | Error::Io { .. } => false,
+            Error::Config(_) | Error::Definite { .. } => false,
+        }
+    }
+
+    /// What a human can do about it, if we know.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Definite { hint, .. } if !hint.is_empty() => Some(hint.clone()),
+            Error::Db { source: mysql_async::Error::Server(e), .. } => match e.code {
+                1045 => Some("check the user name and password (password_file or ${VAR} in the url)".into()),
+                1227 | 1142 | 1044 => Some("grant the privileges listed in the README's \"Privileges\" section; `dropship check` lists what is missing".into()),
+                1236 => Some("the binlog position dropship needs is gone from the source (purged?). Remove the service's position to recopy: see README \"Recovering from a purged binlog\"".into()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Config(m) => write!(f, "{m}"),
+            Error::Db { what, source } => write!(f, "{what}: {source}"),
+            Error::Definite { message, .. } => write!(f, "{message}"),
+            Error::Transient(m) => write!(f, "{m}"),
+            Error::Relay(e) => write!(f, "relay log: {e}"),
+            Error::Io { what, source } => write!(f, "{what}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Db { source, .. } => Some(source),
+            Error::Io { source, .. } => Some(source),
+            Error::Relay(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<dropship_relay::Error> for Error {
+    fn from(e: dropship_relay::Error) -> Self {
+        Error::Relay(e)
+    }
+}
