@@ -6,3 +6,8 @@ pub mod config;
 pub mod error;
 
 pub use error::{Error, Result};
+pub mod applier;
+pub mod batch;
+pub mod meta;
+pub mod record;
+pub mod stats;

@@ -17,3 +17,4 @@ pub mod flavor;
 pub mod position;
 pub mod schema;
 pub mod sql;
+pub mod ddl;

@@ -111,7 +111,7 @@ pub async fn load_table<C: Queryable>(
     let mut current: Option<String> = None;
     let mut candidate: Vec<usize> = Vec::new();
     let mut candidate_ok = true;
-    let mut finish = |name: &Option<String>, cand: &mut Vec<usize>, ok: bool, key: &mut Vec<usize>| {
+    let finish = |name: &Option<String>, cand: &mut Vec<usize>, ok: bool, key: &mut Vec<usize>| {
         if key.is_empty() && ok && !cand.is_empty() {
             *key = std::mem::take(cand);
             if name.as_deref() == Some("PRIMARY") {

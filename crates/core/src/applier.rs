@@ -1,0 +1,458 @@
+//! One applier per service: reads relay records, keeps the service's rows,
+//! writes them to its target in batches, and commits the service position in
+//! the same target transaction as the rows it covers.
+//!
+//! Exactly-once: on start the applier reads its committed position `P` from
+//! `_dropship.positions`. A relay transaction whose start position is before
+//! `P` is skipped whole (its effects are already on the target); the first
+//! one starting at `P` is applied. Positions are only ever at transaction
+//! boundaries. A crash rolls back the open target transaction, so the
+//! committed position and the rows always agree.
+//!
+//! Memory is bounded: one source transaction is staged until its commit, up
+//! to `HUGE_ROWS` rows; beyond that its rows are written into an open target
+//! transaction as they arrive and only the commit record commits it.
+//!
+//! Failure: every error leaves the target transaction rolled back; the
+//! controller (`replicate`) decides to retry (transient) or pause (definite).
+
+use crate::batch::{Batch, TableShape};
+use crate::config::ServiceConfig;
+use crate::error::{Error, Result};
+use crate::meta;
+use crate::record::{DdlRecord, Record, RowsRecord};
+use crate::stats::{now_epoch, ServiceStats};
+use dropship_mysql::position::Position;
+use dropship_mysql::schema::{self, TableSchema};
+use dropship_mysql::{RowImage, RowKind, Value};
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Rows of one source transaction kept in memory before streaming it.
+pub const HUGE_ROWS: usize = 20_000;
+/// Largest statement text we build.
+const MAX_STATEMENT: usize = 4 << 20;
+
+/// Session settings every applier connection uses (see DESIGN-NOTES: bytes
+/// unconverted, UTC timestamps, zero dates allowed, no FK ordering failures).
+pub const SESSION_SQL: &str = "SET NAMES binary, time_zone = '+00:00', \
+     sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION,ALLOW_INVALID_DATES', \
+     foreign_key_checks = 0, unique_checks = 1, autocommit = 1";
+
+/// Where an applier gets relay records from.
+#[allow(async_fn_in_trait)]
+pub trait RecordSource {
+    /// The next record if one is available now.
+    fn try_next(&mut self) -> Result<Option<(u64, Record)>>;
+    /// Waits until a record may be available or `timeout` passes.
+    async fn wait(&mut self, timeout: Duration);
+}
+
+/// What the applier learned about a target table.
+struct TargetTable {
+    db: String,
+    name: String,
+    schema: TableSchema,
+    shape: TableShape,
+    insert_idx: Vec<usize>,
+}
+
+struct OpenTx {
+    begin_id: u64,
+    skip: bool,
+    staged: Vec<RowsRecord>,
+    staged_rows: usize,
+    streamed: bool,
+    had_ddl: bool,
+}
+
+/// Why `run` returned.
+#[derive(Debug)]
+pub enum Stop {
+    /// The caller asked to stop; everything read was committed.
+    Requested,
+    /// A transaction was abandoned by a reader restart after part of it was
+    /// written: restart from the committed position and skip `begin_id`.
+    Abandoned { begin_id: u64 },
+}
+
+pub struct Applier {
+    svc: Arc<ServiceConfig>,
+    conn: Conn,
+    stats: Arc<ServiceStats>,
+    tables: HashMap<(String, String), Arc<TargetTable>>,
+    batch: Batch,
+    batch_started: Option<Instant>,
+    /// Position whose effects are committed or in the batch, with its commit ts.
+    applied: Option<(Position, u32)>,
+    /// Last committed position.
+    committed: Option<Position>,
+    pub committed_relay_id: u64,
+    batch_relay_id: u64,
+    pending_progress: Option<(Position, u32)>,
+    last_progress_write: Instant,
+    open: Option<OpenTx>,
+    in_target_tx: bool,
+    ddl_pending: Option<String>,
+    /// Replay after an initial copy: until this position, write with REPLACE.
+    pub catch_up_until: Option<Position>,
+    pub batch_rows: usize,
+    pub batch_delay: Duration,
+    pub skip_begin_ids: Vec<u64>,
+}
+
+impl Applier {
+    /// Connects state: `conn` must already have `SESSION_SQL` applied and
+    /// migrations run.
+    pub async fn new(svc: Arc<ServiceConfig>, mut conn: Conn, stats: Arc<ServiceStats>) -> Result<Applier> {
+        conn.query_drop(SESSION_SQL).await.map_err(Error::db(format!("setting up the applier session on {}", svc.target)))?;
+        let loaded = meta::load_position(&mut conn, &svc.name).await?;
+        let (applied, committed, ddl_pending) = match loaded {
+            Some((p, ts, ddl)) => (Some((p.clone(), ts as u32)), Some(p), ddl),
+            None => (None, None, None),
+        };
+        if let Some(p) = &committed {
+            stats.set_position(&p.to_string());
+        }
+        Ok(Applier {
+            svc,
+            conn,
+            stats,
+            tables: HashMap::new(),
+            batch: Batch::default(),
+            batch_started: None,
+            applied,
+            committed,
+            committed_relay_id: 0,
+            batch_relay_id: 0,
+            pending_progress: None,
+            last_progress_write: Instant::now(),
+            open: None,
+            in_target_tx: false,
+            ddl_pending,
+            catch_up_until: None,
+            batch_rows: 5000,
+            batch_delay: Duration::from_millis(50),
+            skip_begin_ids: Vec::new(),
+        })
+    }
+
+    pub fn committed(&self) -> Option<&Position> {
+        self.committed.as_ref()
+    }
+
+    /// Applies records until `stop` is set (then commits what is complete and
+    /// returns) or an error occurs.
+    pub async fn run<S: RecordSource>(&mut self, src: &mut S, stop: &tokio::sync::watch::Receiver<bool>) -> Result<Stop> {
+        let result = self.run_inner(src, stop).await;
+        if result.is_err() && self.in_target_tx {
+            let _ = self.conn.query_drop("ROLLBACK").await;
+            self.in_target_tx = false;
+        }
+        result
+    }
+
+    async fn run_inner<S: RecordSource>(&mut self, src: &mut S, stop: &tokio::sync::watch::Receiver<bool>) -> Result<Stop> {
+        loop {
+            if *stop.borrow() && self.open.is_none() {
+                self.flush(true).await?;
+                return Ok(Stop::Requested);
+            }
+            match src.try_next()? {
+                Some((id, rec)) => {
+                    if let Some(stop) = self.handle(id, rec).await? {
+                        return Ok(stop);
+                    }
+                    if self.batch.rows >= self.batch_rows && self.open.is_none() {
+                        self.flush(true).await?;
+                    }
+                }
+                None => {
+                    // Nothing more right now: commit what we have once the
+                    // batch is old enough, or write progress while idle.
+                    let due = self.batch_started.is_some_and(|t| t.elapsed() >= self.batch_delay);
+                    if self.open.is_none() && (due || *stop.borrow()) {
+                        self.flush(true).await?;
+                    }
+                    if self.open.is_none() && self.batch.is_empty() && self.last_progress_write.elapsed() >= Duration::from_secs(1) {
+                        self.write_progress().await?;
+                    }
+                    let wait = if self.batch_started.is_some() { self.batch_delay } else { Duration::from_millis(200) };
+                    src.wait(wait).await;
+                }
+            }
+        }
+    }
+
+    async fn handle(&mut self, id: u64, rec: Record) -> Result<Option<Stop>> {
+        match rec {
+            Record::Restart { .. } => {
+                if let Some(open) = self.open.take() {
+                    if open.streamed {
+                        let _ = self.conn.query_drop("ROLLBACK").await;
+                        self.in_target_tx = false;
+                        self.batch.clear();
+                        self.batch_started = None;
+                        return Ok(Some(Stop::Abandoned { begin_id: open.begin_id }));
+                    }
+                }
+            }
+            Record::Begin { start, .. } => {
+                let already = self.applied.as_ref().is_some_and(|(p, _)| start < *p);
+                let skip = already || self.skip_begin_ids.contains(&id);
+                self.open = Some(OpenTx { begin_id: id, skip, staged: Vec::new(), staged_rows: 0, streamed: false, had_ddl: false });
+            }
+            Record::Rows(r) => {
+                let Some(open) = self.open.as_mut() else {
+                    return Err(Error::definite(format!("relay log record {id}: rows outside a transaction"), "this is a bug in dropship; please report it with the relay log"));
+                };
+                if open.skip || !self.svc.claims(&r.database, &r.table) {
+                    return Ok(None);
+                }
+                open.staged_rows += r.changes.len();
+                open.staged.push(r);
+                if open.staged_rows >= HUGE_ROWS {
+                    let staged = std::mem::take(&mut open.staged);
+                    open.staged_rows = 0;
+                    open.streamed = true;
+                    for r in staged {
+                        self.stage(r).await?;
+                    }
+                    self.flush(false).await?;
+                }
+            }
+            Record::Ddl(d) => {
+                let skip = self.open.as_ref().map_or(true, |o| o.skip);
+                if skip || !d.tables.iter().any(|(db, t)| self.svc.claims(db, t)) {
+                    return Ok(None);
+                }
+                self.flush(true).await?;
+                self.apply_ddl(&d).await?;
+                if let Some(o) = self.open.as_mut() {
+                    o.had_ddl = true;
+                }
+            }
+            Record::Commit { pos, ts } => {
+                let Some(open) = self.open.take() else { return Ok(None) };
+                if open.skip {
+                    return Ok(None);
+                }
+                for r in open.staged {
+                    self.stage(r).await?;
+                }
+                self.stats.transactions.fetch_add(1, Relaxed);
+                self.applied = Some((pos, ts));
+                self.batch_relay_id = id;
+                if self.batch_started.is_none() {
+                    self.batch_started = Some(Instant::now());
+                }
+                if open.had_ddl || open.streamed {
+                    self.flush(true).await?;
+                }
+            }
+            Record::Progress { pos, ts } => {
+                if self.open.is_none() && self.applied.as_ref().map_or(true, |(p, _)| pos > *p) {
+                    if self.batch.is_empty() {
+                        self.pending_progress = Some((pos.clone(), ts));
+                    }
+                    self.applied = Some((pos, ts));
+                    self.batch_relay_id = id;
+                    // Idle source: what we have applied is current as of ts.
+                    self.stats.caught_up_at.store(now_epoch(), Relaxed);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Resolves a target table for a source table.
+    async fn target_table(&mut self, db: &str, table: &str) -> Result<Arc<TargetTable>> {
+        if let Some(t) = self.tables.get(&(db.to_string(), table.to_string())) {
+            return Ok(t.clone());
+        }
+        let tdb = self.svc.target_database(db).to_string();
+        let schema = schema::load_table(&mut self.conn, &tdb, table)
+            .await
+            .map_err(Error::db(format!("reading the definition of {tdb}.{table} on the target")))?
+            .ok_or_else(|| Error::definite(format!("service {}: table {tdb}.{table} does not exist on the target", self.svc.name), "let `replicate` create it (it creates missing tables before copying), or create it from the source's SHOW CREATE TABLE"))?;
+        if schema.key.is_empty() {
+            return Err(Error::definite(format!("service {}: target table {tdb}.{table} has no primary key or NOT NULL unique key", self.svc.name), "add the same primary key the source table has"));
+        }
+        let insert_idx: Vec<usize> = (0..schema.columns.len()).filter(|&i| !schema.columns[i].generated).collect();
+        let shape = TableShape {
+            insert_columns: insert_idx.iter().map(|&i| schema.columns[i].name.clone()).collect(),
+            key_columns: schema.key.iter().map(|&i| schema.columns[i].name.clone()).collect(),
+        };
+        let t = Arc::new(TargetTable { db: tdb, name: table.to_string(), schema, shape, insert_idx });
+        self.tables.insert((db.to_string(), table.to_string()), t.clone());
+        Ok(t)
+    }
+
+    async fn stage(&mut self, r: RowsRecord) -> Result<()> {
+        let t = self.target_table(&r.database, &r.table).await?;
+        // Map target columns to positions in the record's images.
+        let mut col_at = Vec::with_capacity(t.schema.columns.len());
+        for c in &t.schema.columns {
+            col_at.push(r.columns.iter().position(|n| *n == c.name));
+        }
+        for &i in t.insert_idx.iter().chain(t.schema.key.iter()) {
+            if col_at[i].is_none() {
+                return Err(Error::definite(
+                    format!("service {}: column {} of {}.{} on the target is not in the source's rows (schema drift)", self.svc.name, t.schema.columns[i].name, t.db, t.name),
+                    "make the target table match the source (SHOW CREATE TABLE on both), then resume the service",
+                ));
+            }
+        }
+        let pick = |img: &RowImage, idx: &[usize]| -> Result<Vec<Value>> {
+            let mut out = Vec::with_capacity(idx.len());
+            for &i in idx {
+                let j = col_at[i].unwrap_or(usize::MAX);
+                if img.missing.contains(&j) {
+                    return Err(Error::definite(format!("row image of {}.{} lacks column {} (binlog_row_image is not FULL)", r.database, r.table, t.schema.columns[i].name), "SET GLOBAL binlog_row_image=FULL on the source"));
+                }
+                out.push(img.values.get(j).cloned().ok_or_else(|| Error::definite(format!("row image of {}.{} has {} values, column {} expected", r.database, r.table, img.values.len(), j), "the binlog does not match the table definition; check for DDL dropship missed"))?);
+            }
+            Ok(out)
+        };
+        let tb = self.batch.table(&t.db, &t.name, &t.shape);
+        let mut n = 0;
+        for ch in &r.changes {
+            match ch.kind {
+                RowKind::Insert => {
+                    let a = ch.after.as_ref().ok_or_else(|| Error::definite("insert without an after image", ""))?;
+                    tb.set(pick(a, &t.schema.key)?, Some(pick(a, &t.insert_idx)?));
+                    self.stats.rows_inserted.fetch_add(1, Relaxed);
+                }
+                RowKind::Update => {
+                    let b = ch.before.as_ref().ok_or_else(|| Error::definite("update without a before image", ""))?;
+                    let a = ch.after.as_ref().ok_or_else(|| Error::definite("update without an after image", ""))?;
+                    let kb = pick(b, &t.schema.key)?;
+                    let ka = pick(a, &t.schema.key)?;
+                    if kb != ka {
+                        tb.set(kb, None);
+                    }
+                    tb.set(ka, Some(pick(a, &t.insert_idx)?));
+                    self.stats.rows_updated.fetch_add(1, Relaxed);
+                }
+                RowKind::Delete => {
+                    let b = ch.before.as_ref().ok_or_else(|| Error::definite("delete without a before image", ""))?;
+                    tb.set(pick(b, &t.schema.key)?, None);
+                    self.stats.rows_deleted.fetch_add(1, Relaxed);
+                }
+            }
+            n += 1;
+        }
+        self.batch.rows += n;
+        if self.batch_started.is_none() {
+            self.batch_started = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// Writes the batch. With `commit`, also writes the position and commits.
+    async fn flush(&mut self, commit: bool) -> Result<()> {
+        let has_rows = !self.batch.is_empty();
+        let pos_changed = self.applied.as_ref().map(|(p, _)| Some(p) != self.committed.as_ref()).unwrap_or(false);
+        if !has_rows && !(commit && (self.in_target_tx || pos_changed)) {
+            self.batch_started = None;
+            return Ok(());
+        }
+        let replace = match (&self.catch_up_until, &self.applied) {
+            (Some(until), Some((p, _))) => p < until,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        let mut stmts = self.batch.statements(replace, MAX_STATEMENT);
+        if !self.in_target_tx {
+            stmts.insert(0, "START TRANSACTION".to_string());
+            self.in_target_tx = true;
+        }
+        if commit {
+            if let Some((p, ts)) = &self.applied {
+                stmts.push(meta::position_sql(&self.svc.name, p, *ts));
+            }
+            stmts.push("COMMIT".to_string());
+        }
+        // Send as few round trips as possible: join statements up to the cap.
+        let mut text = String::new();
+        for s in stmts {
+            if !text.is_empty() && text.len() + s.len() > MAX_STATEMENT {
+                self.send(&text).await?;
+                text.clear();
+            }
+            if !text.is_empty() {
+                text.push(';');
+            }
+            text.push_str(&s);
+        }
+        if !text.is_empty() {
+            self.send(&text).await?;
+        }
+        if has_rows {
+            self.stats.batches.fetch_add(1, Relaxed);
+            self.stats.batch_rows_total.fetch_add(self.batch.rows as u64, Relaxed);
+        }
+        self.batch.clear();
+        self.batch_started = None;
+        if commit {
+            self.in_target_tx = false;
+            if let Some((p, ts)) = &self.applied {
+                self.committed = Some(p.clone());
+                self.stats.last_source_ts.store(i64::from(*ts), Relaxed);
+                self.stats.set_position(&p.to_string());
+            }
+            self.committed_relay_id = self.batch_relay_id;
+            self.pending_progress = None;
+            self.last_progress_write = Instant::now();
+            self.ddl_pending = None;
+        }
+        Ok(())
+    }
+
+    async fn send(&mut self, text: &str) -> Result<()> {
+        match self.conn.query_drop(text).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = self.conn.query_drop("ROLLBACK").await;
+                self.in_target_tx = false;
+                Err(Error::Db { what: format!("service {}: writing a batch to {}", self.svc.name, self.svc.target), source: e })
+            }
+        }
+    }
+
+    async fn write_progress(&mut self) -> Result<()> {
+        self.last_progress_write = Instant::now();
+        if self.pending_progress.take().is_some() {
+            self.flush(true).await?;
+        }
+        Ok(())
+    }
+
+    async fn apply_ddl(&mut self, d: &DdlRecord) -> Result<()> {
+        let tdb = self.svc.target_database(&d.database).to_string();
+        let sql = dropship_mysql::ddl::rewrite_databases(&d.sql, &self.svc.rename_databases);
+        let recovering = self.ddl_pending.as_deref() == Some(sql.as_str());
+        meta::set_ddl_pending(&mut self.conn, &self.svc.name, &sql).await?;
+        let use_db = if d.database.is_empty() { String::new() } else { format!("USE {};", dropship_mysql::sql::ident(&tdb)) };
+        let res = self.conn.query_drop(format!("{use_db}{sql}")).await;
+        let _ = self.conn.query_drop("USE `_dropship`").await;
+        // Any cached table definitions may be stale now.
+        self.tables.clear();
+        match res {
+            Ok(()) => Ok(()),
+            Err(mysql_async::Error::Server(e)) if recovering && dropship_mysql::ddl::already_applied_code(e.code) => Ok(()),
+            Err(e) => Err(Error::definite(
+                format!("service {}: cannot apply DDL on the target: {sql}: {e}", self.svc.name),
+                format!("apply an equivalent change by hand on the target, then run `dropship replicate` again (the DDL is recorded as pending and will be treated as applied if it fails with an 'already exists' error); or resume with the control endpoint POST /services/{}/resume", self.svc.name),
+            )),
+        }
+    }
+
+    pub fn into_conn(self) -> Conn {
+        self.conn
+    }
+}
