@@ -11,3 +11,6 @@ pub mod batch;
 pub mod meta;
 pub mod record;
 pub mod stats;
+pub mod gtid_state;
+pub mod reader;
+pub mod source_schema;

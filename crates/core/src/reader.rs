@@ -1,0 +1,439 @@
+//! The one binlog reader: streams the source's binlog over one replication
+//! connection, decodes every event with the shared decoder, keeps the rows of
+//! mapped tables and writes them to the relay log as flavor-independent
+//! records, which every service's applier reads at its own pace.
+//!
+//! Positions: the reader tracks the last transaction boundary (file and the
+//! offset after the commit event, plus the GTID state). Only boundaries are
+//! resumable: after a dropped connection it writes a `Restart` record and
+//! reconnects from the last boundary, so a transaction cut in half is read
+//! again whole and appliers drop the half they saw.
+//!
+//! Failure: dropped connections and server restarts are retried with
+//! exponential backoff (100 ms to 10 s). A purged position, an INCIDENT
+//! event, an undecodable or unknown event, a CRC mismatch or statement-format
+//! DML on a mapped table stop the reader with a definite error: nothing is
+//! skipped silently.
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::record::{DdlRecord, Record, RowsRecord};
+use crate::source_schema::SourceSchemas;
+use crate::stats::{now_epoch, ReaderStats};
+use dropship_mysql::binlog::Decoder;
+use dropship_mysql::flavor::Flavor;
+use crate::gtid_state::{gtid_to_string, GtidState};
+use dropship_mysql::position::Position;
+use dropship_mysql::{Event, EventHeader, RowChange, RowImage, TableMap, Value};
+use futures_util::StreamExt;
+use mysql_async::binlog::events::BinlogEventFooter;
+use mysql_async::prelude::Queryable;
+use mysql_async::{BinlogStreamRequest, Conn};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+/// Where the reader writes records.
+pub trait RecordSink: Send {
+    fn append(&mut self, rec: &Record) -> Result<u64>;
+    fn flush(&mut self) -> Result<()>;
+}
+
+struct Tx {
+    gtid: String,
+    ts: u32,
+    begun: bool,
+    explicit: bool,
+    start: Position,
+}
+
+pub struct Reader<S: RecordSink> {
+    cfg: Arc<Config>,
+    sink: S,
+    stats: Arc<ReaderStats>,
+    schemas: SourceSchemas,
+    owners: HashMap<(String, String), bool>,
+    flavor: Flavor,
+    file: String,
+    boundary: Position,
+    gtid: GtidState,
+    tx: Option<Tx>,
+    last_progress: Instant,
+    last_flush: Instant,
+    dirty: bool,
+    requested_file: String,
+}
+
+impl<S: RecordSink> Reader<S> {
+    /// `meta` is an ordinary source connection for schema lookups.
+    pub async fn new(cfg: Arc<Config>, sink: S, stats: Arc<ReaderStats>, mut meta: Conn, start: Position) -> Result<Reader<S>> {
+        let flavor = Flavor::detect(&mut meta).await.map_err(Error::db("detecting the source flavor"))?;
+        let gtid = GtidState::parse(flavor.is_mariadb(), &start.gtid);
+        Ok(Reader {
+            cfg,
+            sink,
+            stats,
+            schemas: SourceSchemas::new(meta),
+            owners: HashMap::new(),
+            flavor,
+            file: start.file.clone(),
+            requested_file: start.file.clone(),
+            boundary: start,
+            gtid,
+            tx: None,
+            last_progress: Instant::now(),
+            last_flush: Instant::now(),
+            dirty: false,
+        })
+    }
+
+    pub fn position(&self) -> &Position {
+        &self.boundary
+    }
+
+    fn mapped(&mut self, db: &str, table: &str) -> bool {
+        if let Some(&m) = self.owners.get(&(db.to_string(), table.to_string())) {
+            return m;
+        }
+        let m = self.cfg.services.iter().any(|s| s.claims(db, table));
+        self.owners.insert((db.to_string(), table.to_string()), m);
+        m
+    }
+
+    /// Streams until `stop` is set; reconnects on transient errors.
+    pub async fn run(&mut self, stop: tokio::sync::watch::Receiver<bool>) -> Result<()> {
+        let mut backoff = Duration::from_millis(100);
+        let mut first = true;
+        loop {
+            if *stop.borrow() {
+                self.sink.flush()?;
+                return Ok(());
+            }
+            if !first {
+                self.stats.reconnects.fetch_add(1, Relaxed);
+            }
+            self.sink.append(&Record::Restart { from: self.boundary.clone() })?;
+            self.tx = None;
+            first = false;
+            match self.stream_once(stop.clone()).await {
+                Ok(()) => {
+                    self.sink.flush()?;
+                    return Ok(());
+                }
+                Err(e) if e.is_transient() => {
+                    self.sink.flush()?;
+                    warn!(error = %e, position = %self.boundary, backoff_ms = backoff.as_millis() as u64, "binlog connection lost; reconnecting from the last transaction boundary");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+                Err(e) => {
+                    let _ = self.sink.flush();
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    async fn stream_once(&mut self, mut stop: tokio::sync::watch::Receiver<bool>) -> Result<()> {
+        let mut conn = Conn::new(self.cfg.source.opts()).await.map_err(Error::db(format!("connecting to the source {}", self.cfg.source)))?;
+        if self.flavor.is_mariadb() {
+            conn.query_drop("SET @mariadb_slave_capability = 4").await.map_err(Error::db("setting @mariadb_slave_capability"))?;
+        }
+        conn.query_drop("SET @master_heartbeat_period = 1000000000").await.map_err(Error::db("setting the heartbeat period"))?;
+        let file = self.boundary.file.clone();
+        self.requested_file = file.clone();
+        self.file = file.clone();
+        let req = BinlogStreamRequest::new(self.cfg.server_id).with_filename(file.as_bytes()).with_pos(self.boundary.pos);
+        let mut stream = conn.get_binlog_stream(req).await.map_err(|e| self.stream_error(e))?;
+        let mut decoder = Decoder::new();
+        let mut skip_inner = 0usize;
+        let mut raw = Vec::with_capacity(1 << 16);
+        let mut events: Vec<(EventHeader, Event)> = Vec::new();
+        loop {
+            let next = tokio::select! {
+                n = tokio::time::timeout(Duration::from_millis(5), stream.next()) => n,
+                _ = stop.changed() => {
+                    if self.tx.is_none() { return Ok(()); }
+                    continue;
+                }
+            };
+            let item = match next {
+                Err(_) => {
+                    self.idle_flush()?;
+                    if *stop.borrow() && self.tx.is_none() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Ok(None) => return Err(Error::Transient("the source closed the binlog stream".into())),
+                Ok(Some(Err(e))) => return Err(self.stream_error(e)),
+                Ok(Some(Ok(ev))) => ev,
+            };
+            let header = item.header();
+            if skip_inner > 0 && header.log_pos() == 0 {
+                // mysql_async also yields the events it decompressed from a
+                // TRANSACTION_PAYLOAD; our decoder already produced them.
+                skip_inner -= 1;
+                continue;
+            }
+            skip_inner = 0;
+            // Verify the checksum as received before re-serialising.
+            if let (Some(sum), Ok(Some(alg))) = (item.checksum(), item.footer().get_checksum_alg()) {
+                let calc = item.calc_checksum(alg);
+                if header.event_type_raw() != 15 && u32::from_le_bytes(sum) != calc && alg as u8 != 0 {
+                    return Err(Error::definite(
+                        format!("binlog event at {}:{} fails its CRC32 check (stored {:08x}, computed {calc:08x})", self.file, header.log_pos(), u32::from_le_bytes(sum)),
+                        "the binlog or the network corrupted the event; check the source's binlog with mariadb-binlog/mysqlbinlog",
+                    ));
+                }
+            }
+            raw.clear();
+            item.write(mysql_async::binlog::BinlogVersion::Version4, &mut raw).map_err(|e| Error::definite(format!("re-encoding a binlog event: {e}"), ""))?;
+            let _ = BinlogEventFooter::BINLOG_CHECKSUM_LEN;
+            self.stats.events.fetch_add(1, Relaxed);
+            self.stats.bytes.fetch_add(raw.len() as u64, Relaxed);
+            events.clear();
+            decoder
+                .decode(&raw, &mut |h, e| {
+                    events.push((h, e));
+                    Ok(())
+                })
+                .map_err(|e| Error::definite(format!("decoding the binlog at {}:{}: {e}", self.file, header.log_pos()), "run `dropship binlog inspect` on that binlog file to see the event; report it if dropship should support it"))?;
+            if header.event_type_raw() == 40 {
+                skip_inner = events.len();
+            }
+            let outer_next = u64::from(header.log_pos());
+            for (h, e) in events.drain(..) {
+                self.handle(h, e, outer_next).await?;
+            }
+        }
+    }
+
+    fn stream_error(&self, e: mysql_async::Error) -> Error {
+        if let mysql_async::Error::Server(se) = &e {
+            if se.code == 1236 {
+                return Error::definite(
+                    format!("the source cannot send its binlog from {}: {}", self.boundary, se.message),
+                    "the binlog dropship needs was purged (or the server id is in use by another replica). Increase binlog retention; for the affected services, remove their position on the target (DELETE FROM _dropship.positions WHERE service=...) and truncate their tables so replicate copies them again",
+                );
+            }
+        }
+        Error::Db { what: format!("reading the binlog from {}", self.boundary), source: e }
+    }
+
+    fn idle_flush(&mut self) -> Result<()> {
+        if self.dirty {
+            self.sink.flush()?;
+            self.dirty = false;
+            self.last_flush = Instant::now();
+        }
+        if self.tx.is_none() && self.last_progress.elapsed() >= Duration::from_secs(1) {
+            self.sink.append(&Record::Progress { pos: self.boundary.clone(), ts: now_epoch() as u32 })?;
+            self.sink.flush()?;
+            self.last_progress = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn begin(&mut self) -> Result<()> {
+        let Some(tx) = self.tx.as_mut() else { return Ok(()) };
+        if !tx.begun {
+            tx.begun = true;
+            let rec = Record::Begin { gtid: tx.gtid.clone(), ts: tx.ts, start: tx.start.clone() };
+            self.sink.append(&rec)?;
+        }
+        Ok(())
+    }
+
+    fn open_tx(&mut self, gtid: String, ts: u32, explicit: bool) {
+        self.tx = Some(Tx { gtid, ts, begun: false, explicit, start: self.boundary.clone() });
+    }
+
+    fn commit(&mut self, h: &EventHeader, outer_next: u64) -> Result<()> {
+        let next = if h.next_pos != 0 { h.next_pos } else { outer_next };
+        let Some(tx) = self.tx.take() else { return Ok(()) };
+        if !tx.gtid.is_empty() {
+            self.gtid.apply(&tx.gtid);
+        }
+        let pos = Position { file: self.file.clone(), pos: next, gtid: self.gtid.to_string() };
+        self.stats.last_source_ts.store(i64::from(h.timestamp), Relaxed);
+        if tx.begun {
+            self.sink.append(&Record::Commit { pos: pos.clone(), ts: h.timestamp })?;
+            self.dirty = true;
+            if self.last_flush.elapsed() >= Duration::from_millis(2) {
+                self.sink.flush()?;
+                self.dirty = false;
+                self.last_flush = Instant::now();
+            }
+        }
+        self.boundary = pos;
+        if let Ok(mut p) = self.stats.position.lock() {
+            *p = self.boundary.to_string();
+        }
+        if self.last_progress.elapsed() >= Duration::from_secs(1) {
+            self.sink.append(&Record::Progress { pos: self.boundary.clone(), ts: h.timestamp })?;
+            self.dirty = true;
+            self.last_progress = Instant::now();
+        }
+        Ok(())
+    }
+
+    async fn handle(&mut self, h: EventHeader, e: Event, outer_next: u64) -> Result<()> {
+        match e {
+            Event::Rotate { file, position } => {
+                let name = if file.len() == self.requested_file.len() + 4 && file.starts_with(&self.requested_file) {
+                    // mysql_async issue 189: MariaDB's first rotate keeps 4 checksum bytes.
+                    self.requested_file.clone()
+                } else {
+                    file
+                };
+                self.file = name.clone();
+                if self.tx.is_none() && !h.artificial {
+                    self.boundary = Position { file: name, pos: position, gtid: self.gtid.to_string() };
+                }
+            }
+            Event::Gtid { gtid, .. } => {
+                let g = gtid_to_string(&gtid);
+                self.open_tx(g, h.timestamp, false);
+            }
+            Event::AnonymousGtid => self.open_tx(String::new(), h.timestamp, false),
+            Event::GtidSet(s) => {
+                if self.gtid.is_empty() {
+                    self.gtid = GtidState::parse(self.flavor.is_mariadb(), &s);
+                }
+            }
+            Event::Query { database, sql } => self.query(h, database, sql, outer_next).await?,
+            Event::Rows { table, changes } => self.rows(&table, changes).await?,
+            Event::Xid(_) => self.commit(&h, outer_next)?,
+            Event::Incident { code, message } => {
+                return Err(Error::definite(format!("the source wrote an INCIDENT event ({code}: {message}) at {}:{}: events may be missing from its binlog", self.file, h.offset), "verify the affected services with `dropship verify` and recopy them if they differ"));
+            }
+            Event::FormatDescription { .. }
+            | Event::TableMap(_)
+            | Event::RowsQuery(_)
+            | Event::BinlogCheckpoint(_)
+            | Event::Heartbeat
+            | Event::Stop
+            | Event::Ignored { .. } => {}
+        }
+        Ok(())
+    }
+
+    async fn query(&mut self, h: EventHeader, database: String, sql: Vec<u8>, outer_next: u64) -> Result<()> {
+        let text = String::from_utf8_lossy(&sql).into_owned();
+        let trimmed = text.trim();
+        if trimmed.eq_ignore_ascii_case("BEGIN") || trimmed.eq_ignore_ascii_case("XA START") {
+            match self.tx.as_mut() {
+                Some(tx) => tx.explicit = true,
+                None => self.open_tx(String::new(), h.timestamp, true),
+            }
+            return Ok(());
+        }
+        if trimmed.eq_ignore_ascii_case("COMMIT") {
+            return self.commit(&h, outer_next);
+        }
+        if trimmed.eq_ignore_ascii_case("ROLLBACK") {
+            // Only non-transactional changes survive a logged ROLLBACK; nothing to apply.
+            return self.commit(&h, outer_next);
+        }
+        if self.tx.is_none() {
+            self.open_tx(String::new(), h.timestamp, false);
+        }
+        if let Some(ddl) = dropship_mysql::ddl::parse(trimmed) {
+            let tables: Vec<(String, String)> = ddl.tables.iter().map(|(d, t)| (d.clone().unwrap_or_else(|| database.clone()), t.clone())).collect();
+            for (d, t) in &tables {
+                self.schemas.invalidate(d, t);
+                self.owners.remove(&(d.clone(), t.clone()));
+            }
+            if tables.iter().any(|(d, t)| self.cfg.services.iter().any(|s| s.claims(d, t))) {
+                self.begin()?;
+                self.sink.append(&Record::Ddl(DdlRecord { database: database.clone(), sql: text.clone(), tables }))?;
+                info!(database = %database, ddl = %text, "schema change on a mapped table");
+            }
+        } else if is_dml(trimmed) && self.cfg.services.iter().any(|s| s.source_databases().contains(&database)) {
+            return Err(Error::definite(
+                format!("statement-format DML in database {database} at {}:{}: {}", self.file, h.offset, truncate(trimmed, 120)),
+                "set binlog_format=ROW on the source (SET GLOBAL binlog_format='ROW', and in its config), then restart replicate",
+            ));
+        }
+        let explicit = self.tx.as_ref().is_some_and(|t| t.explicit);
+        if !explicit {
+            self.commit(&h, outer_next)?;
+        }
+        Ok(())
+    }
+
+    async fn rows(&mut self, table: &Arc<TableMap>, mut changes: Vec<RowChange>) -> Result<()> {
+        if !self.mapped(&table.database, &table.table) {
+            return Ok(());
+        }
+        if self.tx.is_none() {
+            self.open_tx(String::new(), 0, false);
+        }
+        let names_from_map: Option<Vec<String>> = table.columns.iter().map(|c| c.name.clone()).collect();
+        let schema = self.schemas.get(&table.database, &table.table).await?;
+        let columns = match (&names_from_map, &schema) {
+            (Some(n), _) => n.clone(),
+            (None, Some(s)) if s.columns.len() == table.columns.len() => s.columns.iter().map(|c| c.name.clone()).collect(),
+            (None, Some(s)) => {
+                return Err(Error::definite(
+                    format!("{}.{}: the binlog has {} columns but the source table now has {} and the binlog carries no column names", table.database, table.table, table.columns.len(), s.columns.len()),
+                    "set binlog_row_metadata=FULL on the source (MySQL 8.0.1+, MariaDB 10.5+) so column names travel in the binlog; then restart replicate",
+                ))
+            }
+            (None, None) => {
+                return Err(Error::definite(format!("{}.{}: table no longer exists on the source and the binlog carries no column names", table.database, table.table), "set binlog_row_metadata=FULL on the source"))
+            }
+        };
+        // Signedness: when the table map does not say, use the source schema.
+        if let Some(s) = &schema {
+            for (i, c) in table.columns.iter().enumerate() {
+                if c.unsigned.is_none() {
+                    let sc = s.columns.iter().find(|x| Some(&x.name) == columns.get(i));
+                    if let Some(sc) = sc {
+                        if sc.unsigned {
+                            if let Some(w) = sc.int_width() {
+                                for ch in changes.iter_mut() {
+                                    for img in [ch.before.as_mut(), ch.after.as_mut()].into_iter().flatten() {
+                                        fix_unsigned(img, i, w);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.begin()?;
+        let rec = Record::Rows(RowsRecord { database: table.database.clone(), table: table.table.clone(), columns, changes });
+        self.sink.append(&rec)?;
+        Ok(())
+    }
+}
+
+fn fix_unsigned(img: &mut RowImage, i: usize, width: u8) {
+    if let Some(v) = img.values.get_mut(i) {
+        if matches!(v, Value::Int(_)) {
+            *v = std::mem::replace(v, Value::Null).into_unsigned(width);
+        }
+    }
+}
+
+fn is_dml(sql: &str) -> bool {
+    let first = sql.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+    matches!(first.as_str(), "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "LOAD")
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.len() <= n {
+        s.to_string()
+    } else {
+        let mut end = n;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}...", &s[..end])
+    }
+}
