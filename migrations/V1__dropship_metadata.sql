@@ -32,5 +32,7 @@ CREATE TABLE IF NOT EXISTS copy_state (
   snapshot_file VARCHAR(255)   NOT NULL,
   snapshot_pos BIGINT UNSIGNED NOT NULL,
   snapshot_gtid TEXT           NOT NULL,
+  end_file     VARCHAR(255)    NULL COMMENT 'source position when the copy finished: replay uses REPLACE until here',
+  end_pos      BIGINT UNSIGNED NULL,
   started_at   TIMESTAMP(6)    NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
 );

@@ -103,6 +103,9 @@ pub struct Applier {
     pub batch_rows: usize,
     pub batch_delay: Duration,
     pub skip_begin_ids: Vec<u64>,
+    /// Called with the relay id of the last record covered by each commit.
+    pub on_commit: Option<Box<dyn FnMut(u64) + Send>>,
+    synced: bool,
 }
 
 impl Applier {
@@ -138,6 +141,8 @@ impl Applier {
             batch_rows: 5000,
             batch_delay: Duration::from_millis(50),
             skip_begin_ids: Vec::new(),
+            on_commit: None,
+            synced: false,
         })
     }
 
@@ -189,6 +194,14 @@ impl Applier {
     }
 
     async fn handle(&mut self, id: u64, rec: Record) -> Result<Option<Stop>> {
+        if !self.synced {
+            // The relay log may start in the middle of a transaction (its head
+            // was deleted by retention): skip to the first transaction start.
+            match rec {
+                Record::Begin { .. } | Record::Restart { .. } | Record::Progress { .. } => self.synced = true,
+                _ => return Ok(None),
+            }
+        }
         match rec {
             Record::Restart { .. } => {
                 if let Some(open) = self.open.take() {
@@ -406,6 +419,9 @@ impl Applier {
                 self.stats.set_position(&p.to_string());
             }
             self.committed_relay_id = self.batch_relay_id;
+            if let Some(f) = self.on_commit.as_mut() {
+                f(self.committed_relay_id);
+            }
             self.pending_progress = None;
             self.last_progress_write = Instant::now();
             self.ddl_pending = None;

@@ -1,0 +1,257 @@
+//! The control endpoint and the live state it serves.
+//!
+//! `GET /metrics` (Prometheus text), `GET /status` (JSON), `GET /health`
+//! (200 when every service replicates with lag under `health_max_lag`, else
+//! 503), `POST /services/{name}/pause` and `/resume` (need
+//! `Authorization: Bearer <token>`; refused with 401 otherwise, and refused
+//! with 403 when no token is configured). Binds to loopback by default; a
+//! non-loopback address without a token is refused at config load.
+//!
+//! A deliberately small HTTP/1.1 server: one request per connection, bodies
+//! ignored, 8 KiB header limit, 5 s read timeout.
+
+use crate::stats::{now_epoch, ReaderStats, ServiceStats};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::info;
+
+#[derive(Default)]
+pub struct Control {
+    pub reader: Arc<ReaderStats>,
+    services: Mutex<BTreeMap<String, Arc<ServiceStats>>>,
+    paused: Mutex<BTreeMap<String, watch::Sender<bool>>>,
+    pub token: Option<String>,
+    pub health_max_lag: Duration,
+    pub relay_bytes: Mutex<Option<dropship_relay::RelayHandle>>,
+}
+
+#[derive(Serialize)]
+pub struct ServiceStatus {
+    pub service: String,
+    pub state: String,
+    pub lag_seconds: Option<i64>,
+    pub applied_position: String,
+    pub source_position: String,
+    pub rows_copied: u64,
+    pub rows_applied: u64,
+    pub transactions_applied: u64,
+    pub last_error: String,
+}
+
+impl Control {
+    pub fn new(token: Option<String>, health_max_lag: Duration) -> Control {
+        Control { token, health_max_lag, ..Default::default() }
+    }
+
+    pub fn service(&self, name: &str) -> Arc<ServiceStats> {
+        let mut g = self.services.lock().unwrap_or_else(|p| p.into_inner());
+        g.entry(name.to_string()).or_default().clone()
+    }
+
+    fn pause_sender(&self, name: &str) -> watch::Sender<bool> {
+        let mut g = self.paused.lock().unwrap_or_else(|p| p.into_inner());
+        g.entry(name.to_string()).or_insert_with(|| watch::channel(false).0).clone()
+    }
+
+    pub fn pause_watch(&self, name: &str) -> watch::Receiver<bool> {
+        self.pause_sender(name).subscribe()
+    }
+
+    pub fn is_paused(&self, name: &str) -> bool {
+        *self.pause_sender(name).borrow()
+    }
+
+    pub fn set_paused(&self, name: &str, paused: bool) {
+        self.pause_sender(name).send_replace(paused);
+    }
+
+    /// Lag of a service: now minus the source commit time of the last applied
+    /// transaction. While the source is idle the reader writes progress
+    /// records stamped with the current time, so lag stays exact.
+    pub fn lag(&self, s: &ServiceStats) -> Option<i64> {
+        let ts = s.last_source_ts.load(Relaxed);
+        (ts > 0).then(|| (now_epoch() - ts).max(0))
+    }
+
+    pub fn status(&self) -> Vec<ServiceStatus> {
+        let g = self.services.lock().unwrap_or_else(|p| p.into_inner());
+        let src = self.reader.position.lock().map(|p| p.clone()).unwrap_or_default();
+        g.iter()
+            .map(|(name, s)| ServiceStatus {
+                service: name.clone(),
+                state: s.state(),
+                lag_seconds: self.lag(s),
+                applied_position: s.position(),
+                source_position: src.clone(),
+                rows_copied: s.rows_copied.load(Relaxed),
+                rows_applied: s.rows_applied(),
+                transactions_applied: s.transactions.load(Relaxed),
+                last_error: s.last_error(),
+            })
+            .collect()
+    }
+
+    pub fn metrics(&self) -> String {
+        let mut o = String::new();
+        let r = &self.reader;
+        let mut metric = |name: &str, kind: &str, help: &str, lines: Vec<(String, String)>| {
+            o.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+            for (labels, v) in lines {
+                o.push_str(&format!("{name}{labels} {v}\n"));
+            }
+        };
+        metric("dropship_binlog_events_total", "counter", "Binlog events read from the source.", vec![(String::new(), r.events.load(Relaxed).to_string())]);
+        metric("dropship_binlog_bytes_total", "counter", "Binlog bytes read from the source.", vec![(String::new(), r.bytes.load(Relaxed).to_string())]);
+        metric("dropship_reconnects_total", "counter", "Binlog connection reconnects.", vec![(String::new(), r.reconnects.load(Relaxed).to_string())]);
+        if let Some(h) = self.relay_bytes.lock().ok().and_then(|g| g.clone()) {
+            metric("dropship_relay_log_bytes", "gauge", "Size of the relay log on disk.", vec![(String::new(), h.size_bytes().to_string())]);
+            let last = h.last_id();
+            let backlog: Vec<(String, String)> = h.consumers().into_iter().map(|(c, ack)| (format!("{{service=\"{}\"}}", esc(&c)), last.saturating_sub(ack).to_string())).collect();
+            metric("dropship_relay_backlog_records", "gauge", "Relay records not yet applied, per service.", backlog);
+        }
+        let g = self.services.lock().unwrap_or_else(|p| p.into_inner());
+        let per = |f: &dyn Fn(&ServiceStats) -> String| -> Vec<(String, String)> { g.iter().map(|(n, s)| (format!("{{service=\"{}\"}}", esc(n)), f(s))).collect() };
+        metric("dropship_lag_seconds", "gauge", "Now minus the source commit time of the last applied transaction.", per(&|s| self.lag(s).map(|l| l.to_string()).unwrap_or_else(|| "NaN".into())));
+        let mut rows = Vec::new();
+        for (n, s) in g.iter() {
+            for (op, v) in [("insert", &s.rows_inserted), ("update", &s.rows_updated), ("delete", &s.rows_deleted)] {
+                rows.push((format!("{{service=\"{}\",op=\"{op}\"}}", esc(n)), v.load(Relaxed).to_string()));
+            }
+        }
+        metric("dropship_rows_applied_total", "counter", "Row changes applied to the target.", rows);
+        metric("dropship_transactions_applied_total", "counter", "Source transactions applied.", per(&|s| s.transactions.load(Relaxed).to_string()));
+        metric("dropship_batches_total", "counter", "Target transactions (batches) committed.", per(&|s| s.batches.load(Relaxed).to_string()));
+        metric("dropship_batch_rows_total", "counter", "Rows in committed batches (divide by batches for the mean batch size).", per(&|s| s.batch_rows_total.load(Relaxed).to_string()));
+        metric("dropship_copy_rows_total", "counter", "Rows copied by the initial copy.", per(&|s| s.rows_copied.load(Relaxed).to_string()));
+        metric("dropship_errors_total", "counter", "Errors seen by the service.", per(&|s| s.errors.load(Relaxed).to_string()));
+        metric("dropship_service_up", "gauge", "1 when the service is replicating.", per(&|s| if s.state() == "replicating" { "1".into() } else { "0".into() }));
+        o
+    }
+
+    fn healthy(&self) -> (bool, String) {
+        let st = self.status();
+        let max = self.health_max_lag.as_secs() as i64;
+        let bad: Vec<String> = st
+            .iter()
+            .filter(|s| s.state != "replicating" && s.state != "cut-over" || s.lag_seconds.is_some_and(|l| l > max))
+            .map(|s| format!("{}: {} (lag {:?})", s.service, s.state, s.lag_seconds))
+            .collect();
+        (bad.is_empty(), if bad.is_empty() { "ok\n".into() } else { bad.join("\n") + "\n" })
+    }
+
+    fn handle(&self, method: &str, path: &str, auth: Option<&str>) -> (u16, &'static str, String) {
+        match (method, path) {
+            ("GET", "/metrics") => (200, "text/plain; version=0.0.4", self.metrics()),
+            ("GET", "/status") => (200, "application/json", serde_json::to_string_pretty(&self.status()).unwrap_or_default()),
+            ("GET", "/health") => {
+                let (ok, body) = self.healthy();
+                (if ok { 200 } else { 503 }, "text/plain", body)
+            }
+            ("POST", p) if p.starts_with("/services/") => {
+                let rest = &p["/services/".len()..];
+                let Some((name, action)) = rest.split_once('/') else { return (404, "text/plain", "not found\n".into()) };
+                let Some(token) = &self.token else {
+                    return (403, "text/plain", "state changes need a token: set control.token in the config\n".into());
+                };
+                let given = auth.and_then(|a| a.strip_prefix("Bearer ")).unwrap_or("");
+                if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
+                    return (401, "text/plain", "missing or wrong bearer token\n".into());
+                }
+                if !self.services.lock().map(|g| g.contains_key(name)).unwrap_or(false) {
+                    return (404, "text/plain", format!("no service {name}\n"));
+                }
+                match action {
+                    "pause" => {
+                        self.set_paused(name, true);
+                        info!(service = name, "paused through the control endpoint");
+                        (200, "text/plain", format!("{name} paused\n"))
+                    }
+                    "resume" => {
+                        self.set_paused(name, false);
+                        info!(service = name, "resumed through the control endpoint");
+                        (200, "text/plain", format!("{name} resumed\n"))
+                    }
+                    _ => (404, "text/plain", "not found\n".into()),
+                }
+            }
+            _ => (404, "text/plain", "not found\n".into()),
+        }
+    }
+
+    /// Serves until the process ends.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else { continue };
+            let me = self.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut n = 0;
+                let read = tokio::time::timeout(Duration::from_secs(5), async {
+                    loop {
+                        let m = sock.read(&mut buf[n..]).await?;
+                        if m == 0 {
+                            break;
+                        }
+                        n += m;
+                        if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") || n == buf.len() {
+                            break;
+                        }
+                    }
+                    Ok::<(), std::io::Error>(())
+                })
+                .await;
+                if read.is_err() {
+                    return;
+                }
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let mut lines = text.split("\r\n");
+                let first = lines.next().unwrap_or("");
+                let mut parts = first.split(' ');
+                let method = parts.next().unwrap_or("");
+                let path = parts.next().unwrap_or("");
+                let auth = lines.find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("authorization").then(|| v.trim().to_string())
+                });
+                let (code, ctype, body) = me.handle(method, path, auth.as_deref());
+                let reason = match code {
+                    200 => "OK",
+                    401 => "Unauthorized",
+                    403 => "Forbidden",
+                    404 => "Not Found",
+                    _ => "Service Unavailable",
+                };
+                let resp = format!("HTTP/1.1 {code} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                let _ = sock.write_all(resp.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    }
+}
+
+/// Binds the control endpoint and serves it in the background.
+pub async fn start(control: Arc<Control>, listen: &str) -> std::io::Result<std::net::SocketAddr> {
+    let listener = TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    info!(listen = %addr, "control endpoint: /metrics /status /health");
+    tokio::spawn(control.serve(listener));
+    Ok(addr)
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+

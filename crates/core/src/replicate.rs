@@ -1,0 +1,138 @@
+//! `dropship replicate`: the top-level flow, as wiring only.
+//!
+//! 1. preflight the source (binlog on, ROW, FULL image) — `check`;
+//! 2. per service: metadata schema, tables resolved; a service with no
+//!    position gets its target tables created and its start position `P0`
+//!    recorded (`copy`);
+//! 3. the relay log is reused if it covers every service's position, else
+//!    reset and the reader starts at the oldest position (`relay_state`);
+//! 4. one reader task (`reader`) and one controller per service
+//!    (`service`), which copies if needed and then applies (`applier`);
+//! 5. SIGTERM/SIGINT set `stop`: appliers commit what is complete, the reader
+//!    flushes, and `run` returns Ok.
+
+use crate::config::Config;
+use crate::control::Control;
+use crate::error::{Error, Result};
+use crate::reader::{Reader, RecordSink};
+use crate::record::Record;
+use crate::stats::ReaderStats;
+use crate::{check, copy, meta, relay_state, service};
+use dropship_mysql::position::Position;
+use dropship_relay::{RelayLog, RelayOptions};
+use mysql_async::Conn;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tracing::{error, info};
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Only these services (all when empty).
+    pub services: Vec<String>,
+    /// Empty non-empty target tables of services that have no position.
+    pub truncate_existing: bool,
+}
+
+struct RelaySink(RelayLog);
+
+impl RecordSink for RelaySink {
+    fn append(&mut self, rec: &Record) -> Result<u64> {
+        Ok(self.0.append(&rec.encode())?)
+    }
+    fn flush(&mut self) -> Result<()> {
+        Ok(self.0.flush()?)
+    }
+}
+
+pub async fn run(cfg: Arc<Config>, opts: Options, control: Arc<Control>, stop: watch::Receiver<bool>) -> Result<()> {
+    for name in &opts.services {
+        if cfg.service(name).is_none() {
+            return Err(Error::Config(format!("--service {name}: no such service in {}; defined: {}", cfg.file, cfg.services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "))));
+        }
+    }
+    let selected: Vec<_> = cfg.services.iter().filter(|s| opts.services.is_empty() || opts.services.contains(&s.name)).cloned().collect();
+
+    let mut src = Conn::new(cfg.source.opts()).await.map_err(Error::db(format!("connecting to the source {}", cfg.source)))?;
+    check::require_source_ready(&mut src).await?;
+
+    // Per service: schema, tables, and a start position.
+    let mut starts = Vec::new();
+    for svc in &selected {
+        meta::migrate(&svc.target).await?;
+        let tables = copy::resolve_tables(&cfg, svc, &mut src).await?;
+        let mut tgt = Conn::new(svc.target.opts_with_db(meta::DB)).await.map_err(Error::db(format!("connecting to target {}", svc.target)))?;
+        let pos = match meta::load_position(&mut tgt, &svc.name).await? {
+            Some((p, _, _)) => p,
+            None => {
+                copy::prepare_target(svc, &tables, &mut src, &mut tgt, opts.truncate_existing).await?;
+                let p0 = copy::source_position(&mut src).await?;
+                service::record_copy_start(&mut tgt, &svc.name, &p0).await?;
+                info!(service = %svc.name, position = %p0, tables = tables.len(), "new service: copy starts; changes from this position are kept");
+                p0
+            }
+        };
+        let _ = tgt.disconnect().await;
+        starts.push((svc.clone(), tables, pos));
+    }
+    let oldest: Position = starts.iter().map(|(_, _, p)| p.clone()).min().ok_or_else(|| Error::Config("no service selected".into()))?;
+
+    // Relay log: reuse if it covers every service, else start over at `oldest`.
+    std::fs::create_dir_all(&cfg.state_dir).map_err(Error::io(format!("creating the state dir {}", cfg.state_dir.display())))?;
+    let mut relay = RelayLog::open(cfg.state_dir.join("relay"), RelayOptions::default())?;
+    let reader_start = match relay_state::covered(&relay, &oldest)? {
+        Some(end) => {
+            info!(relay_first = relay.first_id(), resume = %end, "relay log covers every service; reading on from its end");
+            end
+        }
+        None => {
+            relay.reset()?;
+            info!(position = %oldest, "reading the source binlog");
+            oldest.clone()
+        }
+    };
+    let handle = relay.handle();
+    for (svc, _, _) in &starts {
+        handle.register(&svc.name)?;
+    }
+
+    let reader_stats = control.reader.clone();
+    let mut reader = Reader::new(cfg.clone(), RelaySink(relay), reader_stats, src, reader_start).await?;
+    let reader_stop = stop.clone();
+    let mut reader_task = tokio::spawn(async move {
+        let r = reader.run(reader_stop).await;
+        if let Err(e) = &r {
+            error!(error = %e, hint = e.hint().unwrap_or_default(), "binlog reader stopped: replication cannot continue");
+        }
+        r
+    });
+
+    // One controller per service; they stop on `stop` or when the reader dies.
+    let (svc_stop_tx, svc_stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    for (svc, tables, _) in starts {
+        let ctx = service::Ctx { cfg: cfg.clone(), svc: Arc::new(svc.clone()), tables, relay: handle.clone(), stats: control.service(&svc.name), control: control.clone() };
+        let stop = svc_stop_rx.clone();
+        tasks.push(tokio::spawn(async move { service::run(ctx, stop).await }));
+    }
+
+    let mut stop_watch = stop.clone();
+    let reader_done = tokio::select! {
+        r = &mut reader_task => Some(r),
+        _ = stop_watch.wait_for(|s| *s) => None,
+    };
+    // Appliers drain what the reader wrote, commit, and stop.
+    let _ = svc_stop_tx.send(true);
+    for t in tasks {
+        if let Ok(Err(e)) = t.await {
+            error!(error = %e, "service stopped with an error");
+        }
+    }
+    let reader_result = match reader_done {
+        Some(r) => r,
+        None => reader_task.await,
+    };
+    match reader_result {
+        Ok(r) => r,
+        Err(e) => Err(Error::definite(format!("binlog reader task failed: {e}"), "")),
+    }
+}

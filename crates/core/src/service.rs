@@ -1,0 +1,230 @@
+//! One controller per service: works out its phase from stored state
+//! (copying -> copy; else replicate), runs the applier, and retries.
+//!
+//! Transient errors (target down, dropped connection) are retried with
+//! exponential backoff; the same failure for longer than `give_up_after`
+//! stops retrying with an ERROR saying what a human must do. Definite errors
+//! (DDL it cannot apply, schema drift) pause the service at once with the
+//! message recorded on the target; other services are not affected.
+
+use crate::applier::{Applier, RecordSource, Stop};
+use crate::config::{Config, ServiceConfig};
+use crate::control::Control;
+use crate::error::{Error, Result};
+use crate::record::Record;
+use crate::stats::{now_epoch, ServiceStats};
+use crate::{copy, meta};
+use dropship_mysql::position::Position;
+use dropship_mysql::schema::TableSchema;
+use dropship_relay::{RelayHandle, RelayReader};
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+pub struct Ctx {
+    pub cfg: Arc<Config>,
+    pub svc: Arc<ServiceConfig>,
+    pub tables: Vec<Arc<TableSchema>>,
+    pub relay: RelayHandle,
+    pub stats: Arc<ServiceStats>,
+    pub control: Arc<Control>,
+}
+
+/// Records the copy start: position `P0`, state `copying`.
+pub async fn record_copy_start(tgt: &mut Conn, service: &str, p0: &Position) -> Result<()> {
+    let text = format!(
+        "START TRANSACTION;{};INSERT INTO `_dropship`.`copy_state` (service, snapshot_file, snapshot_pos, snapshot_gtid) VALUES ({}, {}, {}, {}) \
+         ON DUPLICATE KEY UPDATE snapshot_file = VALUES(snapshot_file), snapshot_pos = VALUES(snapshot_pos), snapshot_gtid = VALUES(snapshot_gtid), end_file = NULL, end_pos = NULL;\
+         DELETE FROM `_dropship`.`copy_chunks` WHERE service = {};COMMIT",
+        meta::position_sql(service, p0, now_epoch() as u32),
+        dropship_mysql::sql::string_literal(service),
+        dropship_mysql::sql::string_literal(&p0.file),
+        p0.pos,
+        dropship_mysql::sql::string_literal(&p0.gtid),
+        dropship_mysql::sql::string_literal(service),
+    );
+    tgt.query_drop(text).await.map_err(Error::db("recording the copy start"))?;
+    meta::set_state(tgt, service, "copying", "").await
+}
+
+/// Adapts a relay reader to the applier.
+struct RelaySource {
+    reader: RelayReader,
+    peeked: Option<(u64, Vec<u8>)>,
+}
+
+impl RecordSource for RelaySource {
+    fn try_next(&mut self) -> Result<Option<(u64, Record)>> {
+        let next = match self.peeked.take() {
+            Some(r) => Some(r),
+            None => self.reader.next()?,
+        };
+        match next {
+            None => Ok(None),
+            Some((id, bytes)) => {
+                let rec = Record::decode(&bytes).map_err(|e| Error::definite(format!("relay log record {id}: {e}"), "the relay log is damaged: stop replicate, delete the state dir's relay folder, start again (services resume from their target positions)"))?;
+                Ok(Some((id, rec)))
+            }
+        }
+    }
+
+    async fn wait(&mut self, timeout: Duration) {
+        if self.peeked.is_some() {
+            return;
+        }
+        if let Ok(Ok(Some(r))) = tokio::time::timeout(timeout, self.reader.next_wait()).await {
+            self.peeked = Some(r);
+        }
+    }
+}
+
+async fn copy_end(tgt: &mut Conn, service: &str) -> Result<Option<Position>> {
+    let row: Option<(Option<String>, Option<u64>)> = tgt
+        .exec_first("SELECT end_file, end_pos FROM `_dropship`.`copy_state` WHERE service = ?", (service,))
+        .await
+        .map_err(Error::db("reading the copy state"))?;
+    Ok(match row {
+        Some((Some(f), Some(p))) => Some(Position::new(f, p)),
+        _ => None,
+    })
+}
+
+/// The controller loop. Returns when `stop` is set.
+pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) -> Result<()> {
+    let name = ctx.svc.name.clone();
+    let mut backoff = Duration::from_millis(200);
+    let mut failing_since: Option<Instant> = None;
+    let mut skip_ids = Vec::new();
+    let mut start_id = ctx.relay.first_id();
+    loop {
+        if *stop.borrow() {
+            return Ok(());
+        }
+        // Paused by the control endpoint or by a definite error: wait.
+        if ctx.control.is_paused(&name) {
+            ctx.stats.set_state("paused");
+            let mut rx = ctx.control.pause_watch(&name);
+            tokio::select! {
+                _ = rx.wait_for(|p| !*p) => {}
+                _ = stop.wait_for(|s| *s) => return Ok(()),
+            }
+            continue;
+        }
+        match attempt(&ctx, &stop, start_id, &skip_ids).await {
+            Ok((Stop::Requested, _)) => {
+                if *stop.borrow() {
+                    return Ok(());
+                }
+                // Paused through the control endpoint: wait at the loop top.
+            }
+            Ok((Stop::Abandoned { begin_id }, _)) => {
+                skip_ids.push(begin_id);
+                start_id = ctx.relay.first_id();
+            }
+            Err(e) if e.is_transient() => {
+                ctx.stats.errors.fetch_add(1, Relaxed);
+                let since = *failing_since.get_or_insert_with(Instant::now);
+                let msg = scrub(&ctx, &e.to_string());
+                ctx.stats.set_error(&msg);
+                if since.elapsed() >= ctx.cfg.tuning.give_up_after {
+                    error!(service = %name, error = %msg, "service keeps failing; stopped retrying. Fix the target, then resume it with POST /services/{name}/resume or restart replicate");
+                    ctx.stats.set_state("error");
+                    ctx.control.set_paused(&name, true);
+                    continue;
+                }
+                ctx.stats.set_state("error");
+                warn!(service = %name, error = %msg, retry_in_ms = backoff.as_millis() as u64, "target not reachable; retrying (nothing is lost: changes wait in the relay log)");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.wait_for(|s| *s) => return Ok(()),
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+                start_id = ctx.relay.first_id();
+            }
+            Err(e) => {
+                ctx.stats.errors.fetch_add(1, Relaxed);
+                let msg = scrub(&ctx, &e.to_string());
+                let hint = e.hint().unwrap_or_default();
+                error!(service = %name, error = %msg, hint = %hint, "service paused: a human must act; other services continue");
+                ctx.stats.set_error(&format!("{msg} (hint: {hint})"));
+                ctx.stats.set_state("paused");
+                if let Ok(mut c) = Conn::new(ctx.svc.target.opts_with_db(meta::DB)).await {
+                    let _ = meta::set_state(&mut c, &name, "paused", &format!("{msg}\nhint: {hint}")).await;
+                    let _ = c.disconnect().await;
+                }
+                ctx.control.set_paused(&name, true);
+                start_id = ctx.relay.first_id();
+            }
+        }
+        if failing_since.is_some() && ctx.stats.state() == "replicating" {
+            failing_since = None;
+            backoff = Duration::from_millis(200);
+        }
+    }
+}
+
+fn scrub(ctx: &Ctx, msg: &str) -> String {
+    let mut m = msg.to_string();
+    for s in [ctx.svc.target.secret(), ctx.cfg.source.secret()].into_iter().flatten() {
+        m = crate::config::scrub(&m, s);
+    }
+    m
+}
+
+async fn attempt(ctx: &Ctx, stop: &watch::Receiver<bool>, start_id: u64, skip_ids: &[u64]) -> Result<(Stop, u64)> {
+    let name = &ctx.svc.name;
+    let mut tgt = Conn::new(ctx.svc.target.opts_with_db(meta::DB)).await.map_err(Error::db(format!("connecting to target {}", ctx.svc.target)))?;
+    let state = meta::load_state(&mut tgt, name).await?.map(|s| s.0).unwrap_or_default();
+    if state == "copying" {
+        ctx.stats.set_state("copying");
+        let end = copy::run(&ctx.cfg, &ctx.svc, &ctx.tables, ctx.stats.clone()).await?;
+        tgt.exec_drop("UPDATE `_dropship`.`copy_state` SET end_file = ?, end_pos = ? WHERE service = ?", (&end.file, end.pos, name))
+            .await
+            .map_err(Error::db("recording the copy end"))?;
+        meta::set_state(&mut tgt, name, "replicating", "").await?;
+        info!(service = %name, rows = ctx.stats.rows_copied.load(Relaxed), until = %end, "copy finished; replaying changes made during the copy");
+    } else if state != "cut-over" {
+        meta::set_state(&mut tgt, name, "replicating", "").await?;
+    } else {
+        ctx.stats.set_state("cut-over");
+        let mut s = stop.clone();
+        let _ = s.wait_for(|s| *s).await;
+        return Ok((Stop::Requested, 0));
+    }
+    let catch_up = copy_end(&mut tgt, name).await?;
+    let mut applier = Applier::new(ctx.svc.clone(), tgt, ctx.stats.clone()).await?;
+    applier.catch_up_until = catch_up.filter(|end| applier.committed().is_none_or(|p| p < end));
+    applier.batch_rows = ctx.cfg.tuning.batch_rows;
+    applier.batch_delay = ctx.cfg.tuning.batch_delay;
+    applier.skip_begin_ids = skip_ids.to_vec();
+    let relay = ctx.relay.clone();
+    let consumer = name.clone();
+    applier.on_commit = Some(Box::new(move |id| {
+        if id > 0 {
+            let _ = relay.ack(&consumer, id);
+        }
+    }));
+    ctx.stats.set_state("replicating");
+    ctx.stats.set_error("");
+    let reader = ctx.relay.reader(start_id)?;
+    let mut src = RelaySource { reader, peeked: None };
+    // Stop also when paused through the control endpoint.
+    let (tx, rx) = watch::channel(false);
+    let mut outer = stop.clone();
+    let mut pause = ctx.control.pause_watch(name);
+    let fwd = tokio::spawn(async move {
+        tokio::select! {
+            _ = outer.wait_for(|s| *s) => {}
+            _ = pause.wait_for(|p| *p) => {}
+        }
+        let _ = tx.send(true);
+    });
+    let r = applier.run(&mut src, &rx).await;
+    fwd.abort();
+    let last = applier.committed_relay_id;
+    Ok((r?, last))
+}
