@@ -1,1 +1,22 @@
-//! placeholder
+//! Throwaway MariaDB servers for tests, `dropship demo` and the benchmarks, plus the workloads run against them.
+//!
+//! - [`MariaDb`] starts `mariadbd` from the local Debian binaries in a short temporary directory, on a free port,
+//!   from a cached template datadir; dropping it kills the server and removes the directory.
+//! - [`workload`] creates the `all_types` schema and runs random multi-statement transactions over it.
+//! - [`monolith`] is the demo's `shop` schema with [`monolith::LiveWriters`] writing into it concurrently.
+//! - [`compare`] checks that a table is byte-for-byte identical on two servers and names the first difference.
+//!
+//! Nothing here touches the system MariaDB service or port 3306.
+
+pub mod compare;
+mod error;
+pub mod monolith;
+mod server;
+pub mod sql;
+pub mod template;
+pub mod workload;
+
+pub use compare::assert_tables_identical;
+pub use error::{Error, Result};
+pub use server::{MariaDb, ServerOptions};
+pub use workload::Workload;

@@ -1,0 +1,126 @@
+//! Integration tests against real MariaDB servers started from the local binaries.
+
+use std::time::Instant;
+
+use dropship_sandbox::workload::{self, Workload};
+use dropship_sandbox::{assert_tables_identical, MariaDb, ServerOptions};
+use mysql_async::prelude::Queryable;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_and_two_targets_start_concurrently_on_distinct_ports() {
+    let began = Instant::now();
+    let (src, t1, t2) = tokio::try_join!(
+        MariaDb::start(ServerOptions::source()),
+        MariaDb::start(ServerOptions::target()),
+        MariaDb::start(ServerOptions::target().with_server_id(3)),
+    )
+    .expect("three servers start");
+    eprintln!(
+        "three servers ready in {:?} (each: {:?}, {:?}, {:?})",
+        began.elapsed(),
+        src.startup_time(),
+        t1.startup_time(),
+        t2.startup_time()
+    );
+    let ports = [src.port(), t1.port(), t2.port()];
+    assert!(ports[0] != ports[1] && ports[1] != ports[2] && ports[0] != ports[2], "ports {ports:?}");
+    assert!(!ports.contains(&3306));
+    let mut c = src.conn().await.expect("source connection");
+    let (log_bin, fmt, meta, strict): (String, String, String, String) = c
+        .query_first("SELECT @@log_bin, @@binlog_format, @@binlog_row_metadata, @@gtid_strict_mode")
+        .await
+        .expect("query")
+        .expect("a row");
+    assert_eq!((log_bin.as_str(), fmt.as_str(), meta.as_str(), strict.as_str()), ("1", "ROW", "FULL", "1"));
+    let mut c = t2.conn().await.expect("target connection");
+    let (log_bin, id): (String, u32) = c.query_first("SELECT @@log_bin, @@server_id").await.expect("query").expect("a row");
+    assert_eq!((log_bin.as_str(), id), ("0", 3));
+}
+
+#[tokio::test]
+async fn killed_server_restarts_with_its_committed_data() {
+    let mut db = MariaDb::start(ServerOptions::source()).await.expect("start");
+    let port = db.port();
+    db.exec("CREATE DATABASE d; CREATE TABLE d.t (id INT PRIMARY KEY, v VARCHAR(10)); INSERT INTO d.t VALUES (1,'a'),(2,'b')")
+        .await
+        .expect("write");
+    db.kill9().await.expect("kill -9");
+    assert!(!db.is_running());
+    let began = Instant::now();
+    db.restart().await.expect("restart");
+    eprintln!("restart after kill -9 (crash recovery) took {:?}", began.elapsed());
+    assert_eq!(db.port(), port);
+    let mut c = db.conn().await.expect("connect after restart");
+    let n: Option<u64> = c.query_first("SELECT COUNT(*) FROM d.t").await.expect("count");
+    assert_eq!(n, Some(2));
+    db.stop().await.expect("graceful stop");
+    assert!(!db.is_running());
+}
+
+#[tokio::test]
+async fn users_are_created_without_writing_to_the_binlog() {
+    let db = MariaDb::start(ServerOptions::source()).await.expect("start");
+    let mut c = db.conn().await.expect("connect");
+    let before: Option<String> = c.query_first("SELECT @@gtid_binlog_pos").await.expect("pos");
+    db.create_user("repl", "s3cr'et", &["REPLICATION SLAVE, REPLICATION CLIENT ON *.*", "SELECT ON *.*"])
+        .await
+        .expect("create user");
+    let after: Option<String> = c.query_first("SELECT @@gtid_binlog_pos").await.expect("pos");
+    assert_eq!(before, after, "user creation must not reach the binlog");
+    let mut repl = mysql_async::Conn::from_url(db.url("repl", "s3cr'et")).await.expect("log in as the new user");
+    let one: Option<u8> = repl.query_first("SELECT 1").await.expect("select");
+    assert_eq!(one, Some(1));
+}
+
+#[tokio::test]
+async fn workload_runs_on_a_source_and_produces_binlog() {
+    let db = MariaDb::start(ServerOptions::source()).await.expect("start");
+    let mut c = db.conn().await.expect("connect");
+    c.query_drop(workload::schema_sql("w")).await.expect("schema");
+    let stats = Workload::new("w").run(&mut c, 300, 42).await.expect("workload");
+    eprintln!(
+        "workload: {} transactions, {} statements, {} rows in {:?} = {:.0} tx/s, {:.0} statements/s",
+        stats.transactions,
+        stats.statements,
+        stats.rows_affected,
+        stats.elapsed,
+        stats.transactions_per_sec(),
+        stats.statements as f64 / stats.elapsed.as_secs_f64()
+    );
+    assert_eq!(stats.transactions, 300);
+    // A second run continues from the keys now in the tables.
+    Workload::new("w").run(&mut c, 50, 43).await.expect("second run");
+    let rows: Vec<(String, u64)> = c.query("SHOW BINARY LOGS").await.expect("binlogs");
+    let total: u64 = rows.iter().map(|(_, size)| size).sum();
+    assert!(total > 100_000, "binlog is only {total} bytes");
+    let pos: Option<String> = c.query_first("SELECT @@gtid_binlog_pos").await.expect("gtid");
+    assert!(pos.is_some_and(|p| !p.is_empty()));
+}
+
+#[tokio::test]
+async fn compare_finds_a_one_byte_difference_and_names_key_and_column() {
+    let (a, b) = tokio::try_join!(MariaDb::start(ServerOptions::source()), MariaDb::start(ServerOptions::target()))
+        .expect("start");
+    let (mut ca, mut cb) = (a.conn().await.expect("a"), b.conn().await.expect("b"));
+    for c in [&mut ca, &mut cb] {
+        c.query_drop(workload::schema_sql("w")).await.expect("schema");
+    }
+    Workload::new("w").run(&mut ca, 100, 7).await.expect("workload on a");
+    Workload::new("w").run(&mut cb, 100, 7).await.expect("same workload on b");
+    for t in workload::TABLES {
+        assert_tables_identical(&mut ca, "w", &mut cb, "w", t).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let id: Option<u64> = cb.query_first("SELECT MIN(id) FROM w.all_types WHERE c_varbinary IS NOT NULL AND LENGTH(c_varbinary) > 0").await.expect("pick a row");
+    let id = id.expect("a row with a varbinary value");
+    cb.query_drop(format!(
+        "UPDATE w.all_types SET c_varbinary = CONCAT(LEFT(c_varbinary, LENGTH(c_varbinary) - 1), CHAR(ASCII(RIGHT(c_varbinary, 1)) ^ 1)) WHERE id = {id}"
+    ))
+    .await
+    .expect("flip one bit");
+    let err = assert_tables_identical(&mut ca, "w", &mut cb, "w", "all_types").await.expect_err("a difference");
+    eprintln!("{err}");
+    assert!(err.contains(&format!("id='{id}'")) && err.contains("c_varbinary"), "{err}");
+    cb.query_drop("DELETE FROM w.binary_pk ORDER BY k DESC LIMIT 1").await.expect("delete");
+    let err = assert_tables_identical(&mut ca, "w", &mut cb, "w", "binary_pk").await.expect_err("a missing row");
+    assert!(err.contains("missing on the target"), "{err}");
+}
