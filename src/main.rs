@@ -1,1 +1,283 @@
-fn main() {}
+//! `dropship`: parse the command line, then dispatch. Each command is one call
+//! into `dropship-core`; this file only wires and turns errors into exit codes.
+
+mod demo;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use dropship_core::config::Config;
+use dropship_core::control::{self, Control};
+use dropship_core::{check, replicate, status};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "dropship", version, about = "Move a monolith's MySQL tables into per-service databases, one service at a time")]
+struct Cli {
+    /// Config file.
+    #[arg(short, long, global = true, env = "DROPSHIP_CONFIG", default_value = "dropship.toml")]
+    config: PathBuf,
+    /// Log format (default: text on a terminal, JSON otherwise).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+    /// More logging (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Less logging (warnings and errors only).
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Preflight of source, targets and mapping.
+    Check,
+    /// Copy, then stream changes to every service's target (long-running).
+    Replicate {
+        #[arg(long = "service")]
+        services: Vec<String>,
+        /// Empty existing non-empty target tables of services that have no position yet.
+        #[arg(long)]
+        truncate_existing: bool,
+    },
+    /// State, lag and positions of each service.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare source and target rows while replication runs.
+    Verify {
+        #[arg(long)]
+        service: String,
+        #[arg(long = "table")]
+        tables: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write-freeze cutover of one service.
+    Cutover {
+        #[arg(long)]
+        service: String,
+        #[arg(long)]
+        max_lag: Option<String>,
+        #[arg(long)]
+        max_freeze: Option<String>,
+        #[arg(long)]
+        switch_cmd: Option<String>,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, conflicts_with = "abort")]
+        resume: bool,
+        #[arg(long)]
+        abort: bool,
+    },
+    /// Send a cut-over service back to the source.
+    Rollback {
+        #[arg(long)]
+        service: String,
+        #[arg(long)]
+        switch_cmd: Option<String>,
+    },
+    /// Drive AWS DMS tasks from the same service map.
+    Dms {
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// Run the whole job on throwaway local MariaDB servers.
+    Demo,
+    /// Binlog tools.
+    Binlog {
+        #[command(subcommand)]
+        command: BinlogCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BinlogCommand {
+    /// Decode binlog files offline and print their events as JSON lines.
+    Inspect { files: Vec<PathBuf> },
+}
+
+fn init_logging(cli: &Cli) {
+    use tracing_subscriber::EnvFilter;
+    let level = if cli.quiet {
+        "warn"
+    } else {
+        match cli.verbose {
+            0 => "info",
+            1 => "debug",
+            _ => "trace",
+        }
+    };
+    let filter = EnvFilter::try_from_env("DROPSHIP_LOG").unwrap_or_else(|_| EnvFilter::new(format!("{level},mysql_async=warn")));
+    let json = match cli.log_format {
+        Some(LogFormat::Json) => true,
+        Some(LogFormat::Text) => false,
+        None => !std::io::stderr().is_terminal(),
+    };
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    if json {
+        b.json().flatten_event(true).init();
+    } else {
+        b.init();
+    }
+}
+
+fn main() -> ExitCode {
+    // One rustls CryptoProvider for the whole process (see README: mixing
+    // ring and aws-lc-rs panics at the first TLS connection otherwise).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    rt.block_on(dispatch(cli))
+}
+
+fn load_config(path: &PathBuf) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn report(e: &dropship_core::Error) {
+    eprintln!("error: {e}");
+    if let Some(h) = e.hint() {
+        eprintln!("  hint: {h}");
+    }
+}
+
+async fn dispatch(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Check => {
+            let cfg = match load_config(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let lines = check::run(&cfg).await;
+            let mut failed = false;
+            for l in &lines {
+                println!("{l}");
+                failed |= l.status == check::Status::Fail;
+            }
+            if failed {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Command::Replicate { services, truncate_existing } => {
+            let cfg = match load_config(&cli.config) {
+                Ok(c) => Arc::new(c),
+                Err(code) => return code,
+            };
+            match run_replicate(cfg, replicate::Options { services, truncate_existing }).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    report(&e);
+                    if matches!(e, dropship_core::Error::Config(_)) || is_preflight(&e) {
+                        ExitCode::from(2)
+                    } else {
+                        ExitCode::from(3)
+                    }
+                }
+            }
+        }
+        Command::Status { json } => {
+            let cfg = match load_config(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let r = status::gather(&cfg).await;
+            if json {
+                let v = serde_json::json!({ "replicate_running": r.running, "services": r.services });
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                if !r.running {
+                    println!("replicate is not running (control endpoint {} unreachable); showing what the targets recorded", cfg.control.listen);
+                }
+                println!("{:<16} {:<34} {:>8} {:>12} {:>12}  applied position", "service", "state", "lag", "rows copied", "rows applied");
+                for s in &r.services {
+                    let lag = s.lag_seconds.map(|l| format!("{l}s")).unwrap_or_else(|| "-".into());
+                    println!("{:<16} {:<34} {:>8} {:>12} {:>12}  {}", s.service, s.state, lag, s.rows_copied, s.rows_applied, s.applied_position);
+                    if !s.last_error.is_empty() {
+                        println!("  last error: {}", s.last_error);
+                    }
+                }
+            }
+            if r.unreachable.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            }
+        }
+        Command::Verify { .. } | Command::Cutover { .. } | Command::Rollback { .. } | Command::Dms { .. } => {
+            eprintln!("error: this command is not available in this build yet; see the README's \"Status of the commands\"");
+            ExitCode::from(2)
+        }
+        Command::Demo => match demo::run().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("demo failed: {e:#}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Binlog { command: BinlogCommand::Inspect { files } } => inspect(files),
+    }
+}
+
+fn is_preflight(e: &dropship_core::Error) -> bool {
+    matches!(e, dropship_core::Error::Definite { message, .. } if message.starts_with("source ") || message.contains("services."))
+        || e.server_code() == Some(1045)
+}
+
+/// Runs replicate with the control endpoint and signal handling.
+pub async fn run_replicate(cfg: Arc<Config>, opts: replicate::Options) -> Result<(), dropship_core::Error> {
+    let control = Arc::new(Control::new(cfg.control.token.clone(), cfg.control.health_max_lag));
+    control::start(control.clone(), &cfg.control.listen)
+        .await
+        .map_err(|e| dropship_core::Error::Config(format!("{}: control.listen: cannot listen on {}: {e}", cfg.file, cfg.control.listen)))?;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+        }
+        tracing::info!("stop requested: finishing the batch in flight and recording positions");
+        let _ = tx.send(true);
+    });
+    replicate::run(cfg, opts, control, rx).await
+}
+
+fn inspect(files: Vec<PathBuf>) -> ExitCode {
+    if files.is_empty() {
+        eprintln!("error: name at least one binlog file: dropship binlog inspect FILE...");
+        return ExitCode::from(2);
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match dropship_mysql::binlog::inspect::inspect(&files, &mut out).context("inspecting binlog files") {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -20,3 +20,4 @@ pub mod control;
 pub mod relay_state;
 pub mod replicate;
 pub mod service;
+pub mod status;

@@ -10,3 +10,6 @@ impl Decoder {
     pub fn new() -> Self { Decoder }
     pub fn decode(&mut self, _raw: &[u8], _out: &mut Sink<'_>) -> Result<(), DecodeError> { Err(DecodeError("decoder not built".into())) }
 }
+pub mod inspect {
+    pub fn inspect(_p: &[std::path::PathBuf], _o: &mut dyn std::io::Write) -> Result<(), super::DecodeError> { Err(super::DecodeError("decoder not built".into())) }
+}
