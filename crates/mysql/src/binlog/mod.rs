@@ -1,15 +1,30 @@
-//! Binlog decoding (temporary stub until the decoder branch lands).
-use crate::{Event, EventHeader};
-#[derive(Debug)]
-pub struct DecodeError(pub String);
-impl std::fmt::Display for DecodeError { fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str(&self.0) } }
-pub type Sink<'a> = dyn FnMut(EventHeader, Event) -> Result<(), DecodeError> + 'a;
-#[derive(Default)]
-pub struct Decoder;
-impl Decoder {
-    pub fn new() -> Self { Decoder }
-    pub fn decode(&mut self, _raw: &[u8], _out: &mut Sink<'_>) -> Result<(), DecodeError> { Err(DecodeError("decoder not built".into())) }
-}
-pub mod inspect {
-    pub fn inspect(_p: &[std::path::PathBuf], _o: &mut dyn std::io::Write) -> Result<(), super::DecodeError> { Err(super::DecodeError("decoder not built".into())) }
-}
+//! The one binlog decoder, shared by the live reader and `dropship binlog inspect`.
+//!
+//! - [`Decoder`] turns one raw event (19-byte header, body, CRC32 trailer when
+//!   checksums are on) into [`crate::Event`]s, keeping the FORMAT_DESCRIPTION
+//!   and table maps it needs. See [`decoder`] for the rules.
+//! - [`file`] frames events out of a binlog or relay-log file and feeds them
+//!   to a decoder, with their file offsets.
+//! - [`inspect`] prints files as JSON lines for humans and scripts.
+//!
+//! Byte formats live next to the code that reads them: [`format`] (header,
+//! FDE), [`table_map`], [`rows`], [`column`] (values), [`json`] (binary JSON
+//! and partial-update diffs), [`payload`] (TRANSACTION_PAYLOAD). Nothing here
+//! panics on input, and nothing is skipped silently: every failure is a
+//! [`DecodeError`] naming the offset and event type.
+
+pub mod column;
+pub mod cursor;
+pub mod decoder;
+pub mod error;
+pub mod file;
+pub mod format;
+pub mod inspect;
+pub mod json;
+pub mod payload;
+pub mod rows;
+pub mod table_map;
+pub mod types;
+
+pub use decoder::{Decoder, Sink};
+pub use error::DecodeError;

@@ -1,0 +1,169 @@
+//! Rows events (WRITE/UPDATE/DELETE v1 and v2, and MySQL's PARTIAL_UPDATE_ROWS)
+//! into [`RowChange`]s with a value for every column.
+//!
+//! ```text
+//! post-header: table_id u48 (u32 if post-header len is 6) | flags u16 (0x1 = STMT_END)
+//!              [v2 only: extra_len u16 (counts itself) | extra data]
+//! body:        ncols lenenc | present bitmap (ncols+7)/8 | [UPDATE: present-after bitmap]
+//! row image:   null bitmap over the present columns | value of each present non-NULL column
+//! UPDATE rows: before image, after image, repeated; WRITE: after only; DELETE: before only.
+//! PARTIAL_UPDATE_ROWS after image is prefixed by:
+//!              value_options lenenc | [if bit 0 (PARTIAL_JSON): partial bitmap over JSON columns]
+//!              a JSON column whose partial bit is set holds: length u32 | JSON diffs
+//! ```
+//!
+//! Invariants: a column absent from the image is `Value::Null` and listed in
+//! [`RowImage::missing`]; a partial JSON column is rebuilt from the before
+//! image by applying its diffs, and if that is impossible the event fails —
+//! the decoder never emits a guessed after image.
+
+use super::column::{self, ColumnError};
+use super::cursor::{bit, Cursor, Short};
+use super::json::{self, Json};
+use super::table_map::col;
+use crate::event::{RowChange, RowImage, RowKind, TableMap};
+use crate::value::Value;
+
+/// Rows-event errors before the decoder adds the event's offset and type.
+#[derive(Debug)]
+pub enum RowsError {
+    Short(Short),
+    Column { column: usize, err: ColumnError },
+    Malformed(String),
+}
+
+impl From<Short> for RowsError {
+    fn from(s: Short) -> Self {
+        RowsError::Short(s)
+    }
+}
+
+/// The fixed part of a rows event, read before the table map is known.
+pub struct RowsHead<'a> {
+    pub table_id: u64,
+    pub flags: u16,
+    pub rest: Cursor<'a>,
+}
+
+pub const STMT_END_F: u16 = 1;
+
+pub fn read_head(body: &[u8], post_header_len: u8, v2: bool) -> Result<RowsHead<'_>, Short> {
+    let mut c = Cursor::new(body);
+    let table_id = super::table_map::read_table_id(&mut c, post_header_len)?;
+    let flags = c.u16("rows flags")?;
+    if v2 {
+        let extra = c.u16("extra data length")?;
+        c.skip(usize::from(extra).saturating_sub(2), "extra data")?;
+    }
+    Ok(RowsHead { table_id, flags, rest: c })
+}
+
+/// Decodes every row of the event body after its head.
+pub fn decode(mut c: Cursor<'_>, tm: &TableMap, kind: RowKind, partial: bool) -> Result<Vec<RowChange>, RowsError> {
+    let ncols = c.lenenc_len("column count")?;
+    if ncols > tm.columns.len() {
+        return Err(RowsError::Malformed(format!(
+            "rows event has {ncols} columns but the table map of `{}`.`{}` has {}",
+            tm.database,
+            tm.table,
+            tm.columns.len()
+        )));
+    }
+    let present = c.bytes(ncols.div_ceil(8), "columns-present bitmap")?;
+    let present_after = if kind == RowKind::Update { c.bytes(ncols.div_ceil(8), "columns-after bitmap")? } else { present };
+    let mut changes = Vec::new();
+    while !c.is_empty() {
+        let change = match kind {
+            RowKind::Insert => RowChange { kind, before: None, after: Some(image(&mut c, tm, ncols, present, None)?.0) },
+            RowKind::Delete => RowChange { kind, before: Some(image(&mut c, tm, ncols, present, None)?.0), after: None },
+            RowKind::Update => {
+                let (before, trees) = image(&mut c, tm, ncols, present, None)?;
+                let after = if partial {
+                    image(&mut c, tm, ncols, present_after, Some(&trees))?.0
+                } else {
+                    image(&mut c, tm, ncols, present_after, None)?.0
+                };
+                RowChange { kind, before: Some(before), after: Some(after) }
+            }
+        };
+        changes.push(change);
+    }
+    Ok(changes)
+}
+
+/// JSON documents of the before image, by column, for partial updates.
+type Trees = Vec<Option<Json>>;
+
+fn image(
+    c: &mut Cursor<'_>,
+    tm: &TableMap,
+    ncols: usize,
+    present: &[u8],
+    before: Option<&Trees>,
+) -> Result<(RowImage, Trees), RowsError> {
+    // Partial-update after image: value options and the partial-JSON bitmap.
+    let mut partial_bits: &[u8] = &[];
+    if before.is_some() {
+        let options = c.lenenc("value options")?;
+        if options & 1 != 0 {
+            let njson = tm.columns.iter().filter(|m| m.type_code == col::JSON).count();
+            partial_bits = c.bytes(njson.div_ceil(8), "partial JSON bitmap")?;
+        }
+    }
+    let npresent = (0..ncols).filter(|&i| bit(present, i)).count();
+    let nulls = c.bytes(npresent.div_ceil(8), "null bitmap")?;
+    let mut values = Vec::with_capacity(tm.columns.len());
+    let mut missing = Vec::new();
+    let mut trees: Trees = Vec::new();
+    let mut json_index = 0usize;
+    let mut null_index = 0usize;
+    for (i, m) in tm.columns.iter().enumerate() {
+        let is_json = m.type_code == col::JSON;
+        let this_json = json_index;
+        if is_json {
+            json_index += 1;
+        }
+        if i >= ncols || !bit(present, i) {
+            missing.push(i);
+            values.push(Value::Null);
+            continue;
+        }
+        let is_null = bit(nulls, null_index);
+        null_index += 1;
+        if is_null {
+            values.push(Value::Null);
+            continue;
+        }
+        if is_json {
+            let raw = column::blob(c, m.meta, "JSON").map_err(|err| RowsError::Column { column: i, err })?;
+            let partial = bit(partial_bits, this_json);
+            let doc = if partial {
+                let diffs = json::parse_diffs(raw).map_err(|e| RowsError::Column { column: i, err: ColumnError::Malformed(e) })?;
+                let mut doc = before
+                    .and_then(|t| t.get(i).cloned().flatten())
+                    .ok_or_else(|| RowsError::Malformed(format!(
+                        "partial JSON update of column {i} of `{}`.`{}` but the before image has no value for it; \
+                         hint: use binlog_row_image=FULL with binlog_row_value_options=PARTIAL_JSON",
+                        tm.database, tm.table
+                    )))?;
+                json::apply(&mut doc, &diffs).map_err(|e| RowsError::Column { column: i, err: ColumnError::Malformed(e) })?;
+                doc
+            } else {
+                json::parse(raw).map_err(|e| RowsError::Column { column: i, err: ColumnError::Malformed(e) })?
+            };
+            let mut text = String::new();
+            json::write(&doc, &mut text);
+            if trees.len() <= i {
+                trees.resize(i + 1, None);
+            }
+            if let Some(slot) = trees.get_mut(i) {
+                *slot = Some(doc);
+            }
+            values.push(Value::Json(text));
+            continue;
+        }
+        let v = column::decode(c, m).map_err(|err| RowsError::Column { column: i, err })?;
+        values.push(v);
+    }
+    Ok((RowImage { values, missing }, trees))
+}
