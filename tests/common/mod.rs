@@ -1,0 +1,171 @@
+//! Shared helpers for the end-to-end tests: throwaway servers, a config for
+//! them, running `replicate` in-process or as the real binary, and waiting
+//! until every service has applied everything the source wrote.
+#![allow(dead_code)]
+
+use dropship_core::config::Config;
+use dropship_core::control::Control;
+use dropship_core::replicate;
+use dropship_mysql::position::Position;
+use dropship_sandbox::{MariaDb, ServerOptions};
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+pub const SOURCE_PASSWORD: &str = "src-pass-Zq9";
+pub const TARGET_PASSWORD: &str = "tgt-pass-Xw7";
+
+pub struct Env {
+    pub source: MariaDb,
+    pub targets: Vec<MariaDb>,
+    pub dir: tempfile::TempDir,
+}
+
+pub async fn start_env(n_targets: usize, source_opts: ServerOptions) -> Env {
+    let src = MariaDb::start(source_opts.with_extra("max_allowed_packet=256M"));
+    let mut tgts = Vec::new();
+    for i in 0..n_targets {
+        tgts.push(MariaDb::start(ServerOptions::target().with_server_id(10 + i as u32).with_extra("max_allowed_packet=256M")));
+    }
+    let source = src.await.expect("start source");
+    let mut targets = Vec::new();
+    for t in tgts {
+        targets.push(t.await.expect("start target"));
+    }
+    source
+        .create_user("repl", SOURCE_PASSWORD, &["REPLICATION SLAVE, BINLOG MONITOR, SELECT ON *.*"])
+        .await
+        .expect("source user");
+    for t in &targets {
+        t.create_user("dropship", TARGET_PASSWORD, &["ALL PRIVILEGES ON *.*"]).await.expect("target user");
+    }
+    let dir = tempfile::Builder::new().prefix("ds-e2e").tempdir_in("/tmp").expect("tempdir");
+    Env { source, targets, dir }
+}
+
+/// One service: (name, target index, tables, renames).
+pub struct Svc<'a> {
+    pub name: &'a str,
+    pub target: usize,
+    pub tables: &'a [&'a str],
+    pub rename: &'a [(&'a str, &'a str)],
+}
+
+impl Env {
+    pub fn config_text(&self, services: &[Svc<'_>], extra: &str) -> String {
+        let mut s = format!(
+            "[source]\nurl = \"mysql://repl:${{DS_TEST_SOURCE_PW}}@127.0.0.1:{}\"\nserver_id = 4242\n[state]\ndir = \"{}\"\n[control]\nlisten = \"127.0.0.1:0\"\n{extra}\n",
+            self.source.port(),
+            self.dir.path().join("state").display()
+        );
+        for svc in services {
+            let tables: Vec<String> = svc.tables.iter().map(|t| format!("\"{t}\"")).collect();
+            s.push_str(&format!(
+                "[services.{}]\ntarget = \"mysql://dropship:${{DS_TEST_TARGET_PW}}@127.0.0.1:{}\"\ntables = [{}]\n",
+                svc.name,
+                self.targets[svc.target].port(),
+                tables.join(", ")
+            ));
+            if !svc.rename.is_empty() {
+                let r: Vec<String> = svc.rename.iter().map(|(a, b)| format!("{a} = \"{b}\"")).collect();
+                s.push_str(&format!("rename_databases = {{ {} }}\n", r.join(", ")));
+            }
+        }
+        s
+    }
+
+    pub fn config(&self, services: &[Svc<'_>], extra: &str) -> Config {
+        let text = self.config_text(services, extra);
+        Config::parse("test.toml", &text, &|k| match k {
+            "DS_TEST_SOURCE_PW" => Some(SOURCE_PASSWORD.into()),
+            "DS_TEST_TARGET_PW" => Some(TARGET_PASSWORD.into()),
+            _ => None,
+        })
+        .expect("test config")
+    }
+
+    /// Writes the config to a file for the real binary.
+    pub fn config_file(&self, services: &[Svc<'_>], extra: &str, listen_port: u16) -> PathBuf {
+        let text = self.config_text(services, extra).replace("127.0.0.1:0", &format!("127.0.0.1:{listen_port}"));
+        let p = self.dir.path().join("dropship.toml");
+        std::fs::write(&p, text).expect("write config");
+        p
+    }
+}
+
+/// `replicate` running in-process.
+pub struct Running {
+    pub control: Arc<Control>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<dropship_core::Result<()>>,
+}
+
+pub fn spawn_replicate(cfg: Config, services: Vec<String>) -> Running {
+    let control = Arc::new(Control::new(None, Duration::from_secs(30)));
+    let (stop, rx) = watch::channel(false);
+    let c = control.clone();
+    let task = tokio::spawn(async move { replicate::run(Arc::new(cfg), replicate::Options { services, truncate_existing: false }, c, rx).await });
+    Running { control, stop, task }
+}
+
+impl Running {
+    pub async fn stop(self) -> dropship_core::Result<()> {
+        let _ = self.stop.send(true);
+        tokio::time::timeout(Duration::from_secs(60), self.task).await.expect("replicate stops within 60 s").expect("replicate task")
+    }
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+pub async fn source_position(src: &MariaDb) -> Position {
+    let mut c = src.conn().await.expect("source conn");
+    let p = dropship_core::copy::source_position(&mut c).await.expect("source position");
+    let _ = c.disconnect().await;
+    p
+}
+
+pub async fn target_position(t: &MariaDb, service: &str) -> Option<Position> {
+    let mut c = t.conn().await.ok()?;
+    let row: Option<(String, u64)> = c
+        .exec_first("SELECT binlog_file, binlog_pos FROM `_dropship`.`positions` WHERE service = ?", (service,))
+        .await
+        .ok()
+        .flatten();
+    let _ = c.disconnect().await;
+    row.map(|(f, p)| Position::new(f, p))
+}
+
+/// Waits until `service` on target `t` has applied up to the source's current position.
+pub async fn wait_caught_up(env: &Env, t: usize, service: &str, timeout: Duration) {
+    let want = source_position(&env.source).await;
+    let start = Instant::now();
+    loop {
+        if let Some(p) = target_position(&env.targets[t], service).await {
+            if p >= want {
+                return;
+            }
+        }
+        if start.elapsed() > timeout {
+            panic!("service {service} did not reach {want} within {timeout:?} (at {:?})", target_position(&env.targets[t], service).await);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn assert_identical(env: &Env, src_db: &str, t: usize, dst_db: &str, tables: &[&str]) {
+    let mut s = env.source.conn().await.expect("source conn");
+    let mut d = env.targets[t].conn().await.expect("target conn");
+    for table in tables {
+        if let Err(e) = dropship_sandbox::assert_tables_identical(&mut s, src_db, &mut d, dst_db, table).await {
+            panic!("{e}");
+        }
+    }
+}
+
+pub async fn exec(c: &mut Conn, sql: &str) {
+    c.query_drop(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
