@@ -124,3 +124,38 @@ async fn compare_finds_a_one_byte_difference_and_names_key_and_column() {
     let err = assert_tables_identical(&mut ca, "w", &mut cb, "w", "binary_pk").await.expect_err("a missing row");
     assert!(err.contains("missing on the target"), "{err}");
 }
+
+#[tokio::test]
+async fn workload_writes_a_row_over_16_mib() {
+    let db = MariaDb::start(ServerOptions::source()).await.expect("start");
+    let mut c = db.conn().await.expect("connect");
+    c.query_drop(workload::schema_sql("w")).await.expect("schema");
+    Workload::new("w").with_huge_row(true).run(&mut c, 2, 1).await.expect("workload with a huge row");
+    let max: Option<u64> = c.query_first("SELECT MAX(LENGTH(c_longblob)) FROM w.all_types").await.expect("len");
+    assert!(max.is_some_and(|m| m > 16 * 1024 * 1024), "{max:?}");
+}
+
+#[tokio::test]
+async fn live_writers_write_to_the_shop_until_stopped_and_count_acknowledged_writes() {
+    use dropship_sandbox::monolith::{self, LiveWriters, LiveWritersConfig};
+    let db = MariaDb::start(ServerOptions::source()).await.expect("start");
+    let mut c = db.conn().await.expect("connect");
+    c.query_drop(monolith::schema_sql()).await.expect("schema");
+    monolith::seed(&mut c, 200, 60, 1).await.expect("seed");
+    let writers = LiveWriters::start(db.pool(), LiveWritersConfig { writers: 4, rate_per_sec: 0.0, seed: 3 });
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let report = writers.stop().await;
+    eprintln!("live writers, unthrottled, 1 s: {report:?}");
+    assert!(report.acknowledged > 50, "{report:?}");
+    assert_eq!(report.failed, 0, "{report:?}");
+    let writers = LiveWriters::start(db.pool(), LiveWritersConfig { writers: 2, rate_per_sec: 100.0, seed: 4 });
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let report = writers.stop().await;
+    eprintln!("live writers at 100/s, 1 s: {report:?}");
+    assert!((60..=140).contains(&report.acknowledged), "{report:?}");
+    let orphans: Option<u64> = c
+        .query_first("SELECT COUNT(*) FROM shop.order_items i LEFT JOIN shop.orders o ON o.id = i.order_id WHERE o.id IS NULL")
+        .await
+        .expect("orphans");
+    assert_eq!(orphans, Some(0));
+}
