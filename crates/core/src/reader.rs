@@ -200,7 +200,7 @@ impl<S: RecordSink> Reader<S> {
                     events.push((h, e));
                     Ok(())
                 })
-                .map_err(|e| Error::definite(format!("decoding the binlog at {}:{}: {e}", self.file, header.log_pos()), "run `dropship binlog inspect` on that binlog file to see the event; report it if dropship should support it"))?;
+                .map_err(|e| Error::definite(format!("decoding the binlog at {}:{}: {e} (event bytes: {})", self.file, header.log_pos(), hex_prefix(&raw)), "run `dropship binlog inspect` on that binlog file to see the event; report it if dropship should support it"))?;
             if header.event_type_raw() == 40 {
                 skip_inner = events.len();
             }
@@ -387,6 +387,24 @@ impl<S: RecordSink> Reader<S> {
                 return Err(Error::definite(format!("{}.{}: table no longer exists on the source and the binlog carries no column names", table.database, table.table), "set binlog_row_metadata=FULL on the source"))
             }
         };
+        // BINARY(n): row images may omit trailing 0x00 bytes (MariaDB strips
+        // them); the stored value is always n bytes, and keys must match it.
+        if let Some(s) = &schema {
+            for (i, name) in columns.iter().enumerate() {
+                let Some(sc) = s.columns.iter().find(|x| &x.name == name) else { continue };
+                if let Some(width) = sc.binary_width() {
+                    for ch in changes.iter_mut() {
+                        for img in [ch.before.as_mut(), ch.after.as_mut()].into_iter().flatten() {
+                            if let Some(Value::Bytes(b)) = img.values.get_mut(i) {
+                                if b.len() < width {
+                                    b.resize(width, 0);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
         // Signedness: when the table map does not say, use the source schema.
         if let Some(s) = &schema {
             for (i, c) in table.columns.iter().enumerate() {
@@ -436,4 +454,13 @@ fn truncate(s: &str, n: usize) -> String {
         }
         format!("{}...", &s[..end])
     }
+}
+
+fn hex_prefix(b: &[u8]) -> String {
+    let n = b.len().min(48);
+    let mut s: String = b[..n].iter().map(|x| format!("{x:02x}")).collect();
+    if b.len() > n {
+        s.push_str(&format!("... ({} bytes)", b.len()));
+    }
+    s
 }

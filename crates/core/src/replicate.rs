@@ -16,7 +16,6 @@ use crate::control::Control;
 use crate::error::{Error, Result};
 use crate::reader::{Reader, RecordSink};
 use crate::record::Record;
-use crate::stats::ReaderStats;
 use crate::{check, copy, meta, relay_state, service};
 use dropship_mysql::position::Position;
 use dropship_relay::{RelayLog, RelayOptions};

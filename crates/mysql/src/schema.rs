@@ -25,6 +25,16 @@ pub struct Column {
 }
 
 impl Column {
+    /// Declared width of a `BINARY(n)` column: its values are always n bytes.
+    pub fn binary_width(&self) -> Option<usize> {
+        if self.data_type != "binary" {
+            return None;
+        }
+        let t = self.column_type.to_ascii_lowercase();
+        let inner = t.strip_prefix("binary(")?.split(')').next()?;
+        inner.trim().parse().ok()
+    }
+
     /// Storage width in bytes of an integer column, for reinterpreting signed
     /// binlog values as unsigned.
     pub fn int_width(&self) -> Option<u8> {

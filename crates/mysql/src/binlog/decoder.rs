@@ -42,6 +42,8 @@ pub type Sink<'a> = dyn FnMut(EventHeader, Event) -> Result<(), DecodeError> + '
 pub struct Decoder {
     format: Option<Format>,
     tables: HashMap<u64, Arc<TableMap>>,
+    /// The FDE parsed from its full body while working out its checksum.
+    pending_fde: Option<Result<Format, super::format::FdeError>>,
 }
 
 struct Ctx {
@@ -119,8 +121,11 @@ impl Decoder {
         let checksum = if embedded {
             false
         } else if h.type_code == t::FORMAT_DESCRIPTION {
+            // Parse the FDE from its whole body: the checksum-algorithm byte
+            // sits 5 bytes before the end *including* the CRC slot.
             let body = raw.get(HEADER_LEN..).unwrap_or(&[]);
-            Format::parse(body).map(|f| f.checksum).unwrap_or(false)
+            self.pending_fde = Some(Format::parse(body));
+            self.pending_fde.as_ref().and_then(|r| r.as_ref().ok()).map(|f| f.checksum).unwrap_or(false)
         } else if let Some(f) = &self.format {
             f.checksum
         } else {
@@ -172,7 +177,8 @@ impl Decoder {
         let s = |e: Short| cx.short(e);
         Ok(match h.type_code {
             t::FORMAT_DESCRIPTION => {
-                let f = Format::parse(body).map_err(|e| match e {
+                let parsed = self.pending_fde.take().unwrap_or_else(|| Format::parse(body));
+                let f = parsed.map_err(|e| match e {
                     super::format::FdeError::Short(sh) => cx.short(sh),
                     super::format::FdeError::BadAlgorithm(a) => {
                         cx.bad(format!("checksum algorithm {a} is neither OFF (0) nor CRC32 (1)"))
