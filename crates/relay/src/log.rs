@@ -137,7 +137,7 @@ impl RelayHandle {
 
     /// Bytes of all segment files (including the writer's unflushed buffer). For `dropship_relay_size_bytes`.
     pub fn size_bytes(&self) -> u64 {
-        let segs = lock(&self.segments());
+        let segs = lock(self.segments());
         let closed: u64 = segs.iter().rev().skip(1).map(|s| s.bytes).sum();
         closed + self.shared.active_bytes.load(Ordering::Relaxed)
     }

@@ -33,7 +33,7 @@ fn read_from(log: &RelayLog, from: u64) -> Vec<(u64, Vec<u8>)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn reads_return_exactly_what_was_appended_in_order(

@@ -401,7 +401,10 @@ fn invalid_options_are_rejected_with_the_field_name() {
 fn files_that_are_not_segments_are_ignored_and_a_bad_ledger_is_an_error() {
     let dir = TempDir::new().unwrap();
     fs::write(dir.path().join("README"), "hi").unwrap();
+    fs::write(dir.path().join("ledger.json.tmp"), "half-written").unwrap();
     drop(RelayLog::open(dir.path(), opts(100)).unwrap());
+    assert!(!dir.path().join("ledger.json.tmp").exists(), "a leftover ledger temp file is removed");
+    assert!(dir.path().join("README").exists());
     fs::write(dir.path().join("ledger.json"), "{not json").unwrap();
     let err = RelayLog::open(dir.path(), opts(100)).unwrap_err();
     assert!(matches!(err, Error::Ledger { .. }), "{err:?}");
@@ -484,4 +487,40 @@ async fn a_writer_task_and_two_readers_at_different_speeds_all_see_every_record_
     // Retention kept up with the slower consumer's acks.
     assert_eq!(handle.acked("slow").unwrap(), N - N % 50);
     assert!(handle.first_id() > 1);
+}
+
+#[test]
+fn size_and_backlog_metrics_follow_appends_and_acks() {
+    let dir = TempDir::new().unwrap();
+    let mut log = RelayLog::open(dir.path(), opts(1 << 20)).unwrap();
+    assert_eq!(log.size_bytes(), SEGMENT_HEADER_LEN);
+    assert_eq!((log.first_id(), log.last_id()), (1, 0));
+    log.register("orders").unwrap();
+    for i in 1..=10 {
+        log.append(&payload(i)).unwrap();
+    }
+    log.flush().unwrap();
+    assert_eq!(log.size_bytes(), SEGMENT_HEADER_LEN + 10 * (RECORD_HEADER_LEN + payload(1).len() as u64));
+    log.ack("orders", 4).unwrap();
+    let h = log.handle();
+    let backlog: Vec<(String, u64)> = h.consumers().into_iter().map(|(c, ack)| (c, h.last_id() - ack)).collect();
+    assert_eq!(backlog, vec![("orders".to_string(), 6)]);
+}
+
+#[test]
+fn a_consumer_registered_after_retention_starts_at_the_oldest_stored_record() {
+    let dir = TempDir::new().unwrap();
+    let mut log = RelayLog::open(dir.path(), opts(100)).unwrap();
+    log.register("first").unwrap();
+    for i in 1..=20 {
+        log.append(&payload(i)).unwrap();
+    }
+    log.flush().unwrap();
+    log.ack("first", 15).unwrap();
+    let oldest = log.first_id();
+    assert!(oldest > 1);
+    let ack = log.register("late").unwrap();
+    assert_eq!(ack, oldest - 1);
+    let ids: Vec<u64> = read_all(&log, ack + 1).into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids, (oldest..=20).collect::<Vec<_>>());
 }
