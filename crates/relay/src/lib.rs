@@ -26,6 +26,7 @@
 //!   relay-00000000000000052113.log    in id order. Only the last segment is written to.
 //!   ledger.json                       {"version":1,"consumers":{"<name>":<acked id>,...}}
 //!   ledger.json.tmp                   transient, during an atomic ledger replace
+//!   lock                              empty; flock'ed by the one open RelayLog (single writer)
 //!
 //! segment file
 //! +----------------+-------------+--------------+---------------+----------+----------+-----

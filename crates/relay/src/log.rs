@@ -260,9 +260,12 @@ struct ActiveSegment {
 
 /// The single writer of a relay log directory. Also offers everything [`RelayHandle`] does.
 ///
-/// Only one `RelayLog` may be open on a directory at a time (not enforced by a lock file).
+/// Only one `RelayLog` may be open on a directory at a time: `open` takes an exclusive `flock` on `<dir>/lock`
+/// (released when the process dies, so a crash leaves no stale lock) and fails with [`Error::Locked`].
 pub struct RelayLog {
     handle: RelayHandle,
+    /// Held for the writer's lifetime; the lock goes with the file descriptor.
+    _lock: File,
     tx: watch::Sender<u64>,
     options: RelayOptions,
     active: ActiveSegment,
@@ -283,6 +286,7 @@ impl RelayLog {
         options.validate()?;
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
+        let lock_file = lock_dir(&dir)?;
         let ledger = Ledger::load(&dir)?;
         let recovered = recover(&dir)?;
         let next_id = recovered.next_id;
@@ -314,7 +318,7 @@ impl RelayLog {
             active_bytes: AtomicU64::new(active.bytes),
             flushed: rx,
         });
-        let log = RelayLog { handle: RelayHandle { shared }, tx, options, active, next_id, failed: None };
+        let log = RelayLog { handle: RelayHandle { shared }, _lock: lock_file, tx, options, active, next_id, failed: None };
         // A crash between saving an ack and deleting the segments it freed leaves them behind: finish the job.
         let deletable = log.handle.collect_deletable(&lock(&log.handle.shared.ledger));
         log.handle.delete_segments(deletable)?;
@@ -447,6 +451,18 @@ impl RelayLog {
         Ok(())
     }
 
+    /// Test support: closes the log the way a killed process would. Buffered records are discarded unwritten
+    /// (bytes the buffer had already spilled to the file stay, as a torn tail), nothing is flushed or synced,
+    /// and the directory lock is released.
+    #[doc(hidden)]
+    pub fn simulate_crash(mut self) {
+        self.failed = Some("simulated crash".to_string());
+        if let Ok(file) = self.active.out.get_ref().try_clone() {
+            let old = std::mem::replace(&mut self.active.out, BufWriter::new(file));
+            drop(old.into_parts()); // buffered bytes dropped, never written
+        }
+    }
+
     fn fail(&mut self, e: Error) -> Error {
         self.failed.get_or_insert_with(|| e.to_string());
         e
@@ -507,4 +523,26 @@ fn create_segment(dir: &Path, first_id: u64, options: &RelayOptions) -> Result<A
         bytes: SEGMENT_HEADER_LEN,
         records: 0,
     })
+}
+
+const LOCK_FILE: &str = "lock";
+
+/// Takes the single-writer lock on `dir`.
+fn lock_dir(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| Error::io("open", &path, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a file descriptor we own and keep open; no memory is passed.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                return Err(Error::Locked { path });
+            }
+            return Err(Error::io("lock", &path, e));
+        }
+    }
+    Ok(file)
 }

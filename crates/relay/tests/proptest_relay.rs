@@ -64,7 +64,7 @@ proptest! {
                     flushed = model.len();
                 }
                 Op::Crash => {
-                    std::mem::forget(log);
+                    log.simulate_crash();
                     log = RelayLog::open(dir.path(), options.clone()).unwrap();
                     // Flushed records survive; of the unflushed ones, a prefix may have reached the file.
                     let survived = read_from(&log, 1);

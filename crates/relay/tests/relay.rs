@@ -35,9 +35,9 @@ fn read_all(log: &RelayLog, from: u64) -> Vec<(u64, Vec<u8>)> {
     out
 }
 
-/// Simulates a crash: the writer's buffer is never written and no drop code runs.
+/// Simulates a crash: the writer's buffer is never written, nothing is flushed, the lock is released.
 fn crash(log: RelayLog) {
-    std::mem::forget(log);
+    log.simulate_crash();
 }
 
 #[test]
@@ -523,4 +523,58 @@ fn a_consumer_registered_after_retention_starts_at_the_oldest_stored_record() {
     assert_eq!(ack, oldest - 1);
     let ids: Vec<u64> = read_all(&log, ack + 1).into_iter().map(|(id, _)| id).collect();
     assert_eq!(ids, (oldest..=20).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_second_writer_on_the_same_directory_is_refused_until_the_first_is_closed() {
+    let dir = TempDir::new().unwrap();
+    let log = RelayLog::open(dir.path(), opts(100)).unwrap();
+    let err = RelayLog::open(dir.path(), opts(100)).unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err:?}");
+    drop(log);
+    RelayLog::open(dir.path(), opts(100)).unwrap();
+}
+
+#[test]
+fn last_segment_shorter_than_its_header_gets_the_header_rewritten() {
+    let dir = TempDir::new().unwrap();
+    let mut log = RelayLog::open(dir.path(), opts(100)).unwrap();
+    for i in 1..=10 {
+        log.append(&payload(i)).unwrap();
+    }
+    drop(log);
+    // Crash right after a roll created the next segment but before its header reached the disk.
+    let next = dir.path().join(segment_file_name(11));
+    fs::write(&next, b"DSR").unwrap();
+    let mut log = RelayLog::open(dir.path(), opts(100)).unwrap();
+    assert_eq!(fs::metadata(&next).unwrap().len(), SEGMENT_HEADER_LEN);
+    assert_eq!(log.append(b"x").unwrap(), 11);
+    log.flush().unwrap();
+    assert_eq!(read_all(&log, 1).len(), 11);
+}
+
+#[test]
+fn a_reader_keeps_reading_a_segment_that_retention_deleted_under_it() {
+    let dir = TempDir::new().unwrap();
+    let mut log = RelayLog::open(dir.path(), opts(100)).unwrap();
+    log.register("c").unwrap();
+    for i in 1..=20 {
+        log.append(&payload(i)).unwrap();
+    }
+    log.flush().unwrap();
+    let mut r = log.reader(1).unwrap();
+    assert_eq!(r.next().unwrap().unwrap().0, 1);
+    log.ack("c", 20).unwrap();
+    assert_eq!(segments(dir.path()).len(), 1);
+    // The open file stays readable; the segments after it are gone, which the reader reports.
+    let mut ids = vec![1];
+    let err = loop {
+        match r.next() {
+            Ok(Some((id, _))) => ids.push(id),
+            Ok(None) => panic!("reader must not report a clean end across deleted segments"),
+            Err(e) => break e,
+        }
+    };
+    assert!(err.is_not_covered(), "{err:?}");
+    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>());
 }
