@@ -186,6 +186,9 @@ impl RelayHandle {
 
     /// Records that `consumer` no longer needs any record with id <= `id`, persists it, and deletes segments
     /// every registered consumer has acked past. An ack lower than the stored one is ignored.
+    ///
+    /// Each ack that moves a position rewrites and fsyncs the ledger (milliseconds on a real disk): ack per batch
+    /// of applied transactions, not per record.
     pub fn ack(&self, consumer: &str, id: u64) -> Result<()> {
         let last_id = self.last_id();
         if id > last_id {
@@ -271,6 +274,10 @@ pub struct RelayLog {
     active: ActiveSegment,
     next_id: u64,
     failed: Option<String>,
+    /// Under [`SyncPolicy::Manual`]: segments finished since the last `sync`, still to be fsynced, and whether
+    /// the directory (new segment files) needs an fsync too.
+    unsynced: Vec<(PathBuf, File)>,
+    dir_unsynced: bool,
 }
 
 impl std::fmt::Debug for RelayLog {
@@ -318,7 +325,7 @@ impl RelayLog {
             active_bytes: AtomicU64::new(active.bytes),
             flushed: rx,
         });
-        let log = RelayLog { handle: RelayHandle { shared }, _lock: lock_file, tx, options, active, next_id, failed: None };
+        let log = RelayLog { handle: RelayHandle { shared }, _lock: lock_file, tx, options, active, next_id, failed: None, unsynced: Vec::new(), dir_unsynced: true };
         // A crash between saving an ack and deleting the segments it freed leaves them behind: finish the job.
         let deletable = log.handle.collect_deletable(&lock(&log.handle.shared.ledger));
         log.handle.delete_segments(deletable)?;
@@ -374,8 +381,8 @@ impl RelayLog {
             return Err(self.fail(Error::io("write", &self.active.path, e)));
         }
         if fsync {
-            if let Err(e) = self.active.out.get_ref().sync_data() {
-                return Err(self.fail(Error::io("fsync", &self.active.path, e)));
+            if let Err(e) = self.sync_all_written() {
+                return Err(self.fail(e));
             }
         }
         let last = self.next_id - 1;
@@ -407,6 +414,7 @@ impl RelayLog {
             let old_active = std::mem::replace(&mut self.active, active);
             drop(old_active.out.into_parts().0); // the old file is discarded: do not write its buffer out
         }
+        self.unsynced.clear();
         let new_meta = SegmentMeta { first_id: first, path: self.active.path.clone(), bytes: self.active.bytes };
         self.failed = None;
         let old = {
@@ -441,13 +449,33 @@ impl RelayLog {
         let finished_bytes = self.active.bytes;
         let active = create_segment(&self.handle.shared.dir, self.next_id, &self.options)?;
         let meta = SegmentMeta { first_id: self.next_id, path: active.path.clone(), bytes: active.bytes };
-        self.active = active;
+        let finished = std::mem::replace(&mut self.active, active);
+        if self.options.sync == SyncPolicy::Manual {
+            // Keep the finished file so that the next `sync` makes it durable too.
+            let (file, _empty_buffer) = finished.out.into_parts();
+            self.unsynced.push((finished.path, file));
+            self.dir_unsynced = true;
+        }
         let mut segs = lock(&self.handle.shared.segments);
         if let Some(last) = segs.last_mut() {
             last.bytes = finished_bytes;
         }
         segs.push(meta);
         self.handle.shared.active_bytes.store(self.active.bytes, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// fsyncs the active segment, segments finished since the last sync, and the directory if it changed.
+    fn sync_all_written(&mut self) -> Result<()> {
+        for (path, file) in &self.unsynced {
+            file.sync_data().map_err(|e| Error::io("fsync", path, e))?;
+        }
+        self.unsynced.clear();
+        self.active.out.get_ref().sync_data().map_err(|e| Error::io("fsync", &self.active.path, e))?;
+        if self.dir_unsynced {
+            sync_dir(&self.handle.shared.dir)?;
+            self.dir_unsynced = false;
+        }
         Ok(())
     }
 
