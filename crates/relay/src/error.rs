@@ -107,6 +107,13 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// Another process (or another `RelayLog` in this one) has the directory open for writing.
+    #[error("relay log: {path:?} is already open for writing by another RelayLog. Hint: only one dropship process may use a relay directory; stop the other one or give this one its own directory")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+
     /// An earlier write failed half-way; the writer refuses further appends.
     #[error("relay log: the writer failed earlier ({first_error}) and stopped accepting records. Hint: drop and reopen the relay log; recovery truncates the partial record")]
     WriterFailed {

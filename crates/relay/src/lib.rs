@@ -18,6 +18,30 @@
 //!   need. Acks are persisted in `ledger.json`; a segment is deleted once all its ids are <= the minimum ack.
 //!   With no consumer registered nothing is deleted. Backlog of a consumer = `last_id() - ack`.
 //!
+//! # Example
+//!
+//! ```
+//! # fn main() -> Result<(), dropship_relay::Error> {
+//! use dropship_relay::{RelayLog, RelayOptions};
+//! # let tmp = tempfile::TempDir::new().unwrap();
+//! # let dir = tmp.path();
+//! let mut log = RelayLog::open(dir, RelayOptions::default())?;
+//! let relay = log.handle(); // clone into applier tasks
+//! let from = relay.register("orders")? + 1;
+//!
+//! log.append(b"txn 1")?; // postcard-encoded transaction
+//! log.append(b"txn 2")?;
+//! log.flush()?; // now visible to readers
+//!
+//! let mut reader = relay.reader(from)?;
+//! while let Some((id, payload)) = reader.next()? {
+//!     // apply `payload` to the target, commit, then:
+//!     relay.ack("orders", id)?;
+//! }
+//! assert_eq!(relay.last_id() - relay.acked("orders")?, 0); // backlog
+//! # Ok(()) }
+//! ```
+//!
 //! # On-disk format (version 1)
 //!
 //! ```text
@@ -26,6 +50,7 @@
 //!   relay-00000000000000052113.log    in id order. Only the last segment is written to.
 //!   ledger.json                       {"version":1,"consumers":{"<name>":<acked id>,...}}
 //!   ledger.json.tmp                   transient, during an atomic ledger replace
+//!   lock                              empty; flock'ed by the one open RelayLog (single writer)
 //!
 //! segment file
 //! +----------------+-------------+--------------+---------------+----------+----------+-----

@@ -32,6 +32,8 @@ struct Cursor {
 pub struct RelayReader {
     shared: Arc<Shared>,
     flushed: watch::Receiver<u64>,
+    /// Last flushed id as of the last look at `flushed`; ids up to it are readable without asking again.
+    known_flushed: u64,
     /// First id the caller wants; records below it are skipped.
     want: u64,
     /// Id of the next frame in the stream under the cursor.
@@ -51,7 +53,7 @@ impl RelayReader {
         let seg = shared.segment_for(from_id)?;
         let cursor = open_segment(&shared, &seg, from_id)?;
         let flushed = shared.flushed.clone();
-        Ok(RelayReader { shared, flushed, want: from_id, expect: seg.first_id, cursor: Some(cursor) })
+        Ok(RelayReader { shared, flushed, known_flushed: 0, want: from_id, expect: seg.first_id, cursor: Some(cursor) })
     }
 
     /// Id of the next record this reader will return.
@@ -60,6 +62,8 @@ impl RelayReader {
     }
 
     /// The next record, or `None` at the current flushed end.
+    // Not `Iterator`: `None` here means "nothing flushed yet", not "finished", and every step can fail.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<(u64, Vec<u8>)>> {
         let mut payload = Vec::new();
         Ok(self.next_into(&mut payload)?.map(|id| (id, payload)))
@@ -68,9 +72,13 @@ impl RelayReader {
     /// Like [`next`](Self::next) but reads the payload into `buf` (cleared first), reusing its allocation.
     pub fn next_into(&mut self, buf: &mut Vec<u8>) -> Result<Option<u64>> {
         loop {
-            let flushed = *self.flushed.borrow_and_update();
-            if self.expect > flushed {
-                return Ok(None);
+            if self.expect > self.known_flushed {
+                // Only touch the watch channel (a lock) when the cached end is reached. Marking the value as
+                // seen here, right before deciding "nothing more", is what makes `next_wait` miss no wake-up.
+                self.known_flushed = *self.flushed.borrow_and_update();
+                if self.expect > self.known_flushed {
+                    return Ok(None);
+                }
             }
             let cursor = match &mut self.cursor {
                 Some(c) => c,

@@ -33,7 +33,7 @@ fn read_from(log: &RelayLog, from: u64) -> Vec<(u64, Vec<u8>)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn reads_return_exactly_what_was_appended_in_order(
@@ -64,7 +64,7 @@ proptest! {
                     flushed = model.len();
                 }
                 Op::Crash => {
-                    std::mem::forget(log);
+                    log.simulate_crash();
                     log = RelayLog::open(dir.path(), options.clone()).unwrap();
                     // Flushed records survive; of the unflushed ones, a prefix may have reached the file.
                     let survived = read_from(&log, 1);

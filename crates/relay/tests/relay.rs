@@ -35,9 +35,9 @@ fn read_all(log: &RelayLog, from: u64) -> Vec<(u64, Vec<u8>)> {
     out
 }
 
-/// Simulates a crash: the writer's buffer is never written and no drop code runs.
+/// Simulates a crash: the writer's buffer is never written, nothing is flushed, the lock is released.
 fn crash(log: RelayLog) {
-    std::mem::forget(log);
+    log.simulate_crash();
 }
 
 #[test]
@@ -401,7 +401,10 @@ fn invalid_options_are_rejected_with_the_field_name() {
 fn files_that_are_not_segments_are_ignored_and_a_bad_ledger_is_an_error() {
     let dir = TempDir::new().unwrap();
     fs::write(dir.path().join("README"), "hi").unwrap();
+    fs::write(dir.path().join("ledger.json.tmp"), "half-written").unwrap();
     drop(RelayLog::open(dir.path(), opts(100)).unwrap());
+    assert!(!dir.path().join("ledger.json.tmp").exists(), "a leftover ledger temp file is removed");
+    assert!(dir.path().join("README").exists());
     fs::write(dir.path().join("ledger.json"), "{not json").unwrap();
     let err = RelayLog::open(dir.path(), opts(100)).unwrap_err();
     assert!(matches!(err, Error::Ledger { .. }), "{err:?}");
@@ -484,4 +487,94 @@ async fn a_writer_task_and_two_readers_at_different_speeds_all_see_every_record_
     // Retention kept up with the slower consumer's acks.
     assert_eq!(handle.acked("slow").unwrap(), N - N % 50);
     assert!(handle.first_id() > 1);
+}
+
+#[test]
+fn size_and_backlog_metrics_follow_appends_and_acks() {
+    let dir = TempDir::new().unwrap();
+    let mut log = RelayLog::open(dir.path(), opts(1 << 20)).unwrap();
+    assert_eq!(log.size_bytes(), SEGMENT_HEADER_LEN);
+    assert_eq!((log.first_id(), log.last_id()), (1, 0));
+    log.register("orders").unwrap();
+    for i in 1..=10 {
+        log.append(&payload(i)).unwrap();
+    }
+    log.flush().unwrap();
+    assert_eq!(log.size_bytes(), SEGMENT_HEADER_LEN + 10 * (RECORD_HEADER_LEN + payload(1).len() as u64));
+    log.ack("orders", 4).unwrap();
+    let h = log.handle();
+    let backlog: Vec<(String, u64)> = h.consumers().into_iter().map(|(c, ack)| (c, h.last_id() - ack)).collect();
+    assert_eq!(backlog, vec![("orders".to_string(), 6)]);
+}
+
+#[test]
+fn a_consumer_registered_after_retention_starts_at_the_oldest_stored_record() {
+    let dir = TempDir::new().unwrap();
+    let mut log = RelayLog::open(dir.path(), opts(100)).unwrap();
+    log.register("first").unwrap();
+    for i in 1..=20 {
+        log.append(&payload(i)).unwrap();
+    }
+    log.flush().unwrap();
+    log.ack("first", 15).unwrap();
+    let oldest = log.first_id();
+    assert!(oldest > 1);
+    let ack = log.register("late").unwrap();
+    assert_eq!(ack, oldest - 1);
+    let ids: Vec<u64> = read_all(&log, ack + 1).into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids, (oldest..=20).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_second_writer_on_the_same_directory_is_refused_until_the_first_is_closed() {
+    let dir = TempDir::new().unwrap();
+    let log = RelayLog::open(dir.path(), opts(100)).unwrap();
+    let err = RelayLog::open(dir.path(), opts(100)).unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err:?}");
+    drop(log);
+    RelayLog::open(dir.path(), opts(100)).unwrap();
+}
+
+#[test]
+fn last_segment_shorter_than_its_header_gets_the_header_rewritten() {
+    let dir = TempDir::new().unwrap();
+    let mut log = RelayLog::open(dir.path(), opts(100)).unwrap();
+    for i in 1..=10 {
+        log.append(&payload(i)).unwrap();
+    }
+    drop(log);
+    // Crash right after a roll created the next segment but before its header reached the disk.
+    let next = dir.path().join(segment_file_name(11));
+    fs::write(&next, b"DSR").unwrap();
+    let mut log = RelayLog::open(dir.path(), opts(100)).unwrap();
+    assert_eq!(fs::metadata(&next).unwrap().len(), SEGMENT_HEADER_LEN);
+    assert_eq!(log.append(b"x").unwrap(), 11);
+    log.flush().unwrap();
+    assert_eq!(read_all(&log, 1).len(), 11);
+}
+
+#[test]
+fn a_reader_keeps_reading_a_segment_that_retention_deleted_under_it() {
+    let dir = TempDir::new().unwrap();
+    let mut log = RelayLog::open(dir.path(), opts(100)).unwrap();
+    log.register("c").unwrap();
+    for i in 1..=20 {
+        log.append(&payload(i)).unwrap();
+    }
+    log.flush().unwrap();
+    let mut r = log.reader(1).unwrap();
+    assert_eq!(r.next().unwrap().unwrap().0, 1);
+    log.ack("c", 20).unwrap();
+    assert_eq!(segments(dir.path()).len(), 1);
+    // The open file stays readable; the segments after it are gone, which the reader reports.
+    let mut ids = vec![1];
+    let err = loop {
+        match r.next() {
+            Ok(Some((id, _))) => ids.push(id),
+            Ok(None) => panic!("reader must not report a clean end across deleted segments"),
+            Err(e) => break e,
+        }
+    };
+    assert!(err.is_not_covered(), "{err:?}");
+    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>());
 }
