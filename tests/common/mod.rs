@@ -24,7 +24,13 @@ pub struct Env {
     pub dir: tempfile::TempDir,
 }
 
+/// Logs go to the test's captured output (shown when a test fails).
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("info,mysql_async=warn,refinery_core=warn").try_init();
+}
+
 pub async fn start_env(n_targets: usize, source_opts: ServerOptions) -> Env {
+    init_logs();
     let src = MariaDb::start(source_opts.with_extra("max_allowed_packet=256M"));
     let mut tgts = Vec::new();
     for i in 0..n_targets {
