@@ -111,12 +111,20 @@ fn walk(
                 format!("inner event {index} at byte {total} says {size} bytes, beyond the payload's {limit} uncompressed bytes"),
             ));
         }
-        let mut ev = vec![0u8; size as usize];
-        ev[..HEADER_LEN].copy_from_slice(&head);
-        if let Some(rest) = ev.get_mut(HEADER_LEN..) {
-            fill(&mut r, rest)
-                .and_then(|ok| if ok || rest.is_empty() { Ok(()) } else { Err(std::io::ErrorKind::UnexpectedEof.into()) })
-                .map_err(|e| perr(offset, format!("inner event {index} at byte {total} ({size} bytes): {e}")))?;
+        // Grow the buffer only as bytes actually arrive, so a forged size
+        // cannot make us allocate before the data is there.
+        let mut ev = Vec::with_capacity(HEADER_LEN.max((size as usize).min(1 << 20)));
+        ev.extend_from_slice(&head);
+        let want = size - HEADER_LEN as u64;
+        let got = (&mut r)
+            .take(want)
+            .read_to_end(&mut ev)
+            .map_err(|e| perr(offset, format!("inner event {index} at byte {total} ({size} bytes): {e}")))?;
+        if got as u64 != want {
+            return Err(perr(
+                offset,
+                format!("inner event {index} at byte {total} says {size} bytes, the payload ends after {}", HEADER_LEN + got),
+            ));
         }
         f(&ev)?;
         total += size;

@@ -73,6 +73,7 @@ pub fn decode(mut c: Cursor<'_>, tm: &TableMap, kind: RowKind, partial: bool) ->
     let present_after = if kind == RowKind::Update { c.bytes(ncols.div_ceil(8), "columns-after bitmap")? } else { present };
     let mut changes = Vec::new();
     while !c.is_empty() {
+        let before_row = c.left();
         let change = match kind {
             RowKind::Insert => RowChange { kind, before: None, after: Some(image(&mut c, tm, ncols, present, None)?.0) },
             RowKind::Delete => RowChange { kind, before: Some(image(&mut c, tm, ncols, present, None)?.0), after: None },
@@ -86,6 +87,11 @@ pub fn decode(mut c: Cursor<'_>, tm: &TableMap, kind: RowKind, partial: bool) ->
                 RowChange { kind, before: Some(before), after: Some(after) }
             }
         };
+        if c.left() == before_row {
+            // An image with no present columns consumes no bytes; without this
+            // check a forged event would make the loop produce rows forever.
+            return Err(RowsError::Malformed("row image with no columns present cannot advance".into()));
+        }
         changes.push(change);
     }
     Ok(changes)
