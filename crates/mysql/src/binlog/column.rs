@@ -155,7 +155,7 @@ pub fn decode(c: &mut Cursor<'_>, m: &ColumnMeta) -> Result<Value, ColumnError> 
             }
             Value::Bit(c.uint_be(bytes, "BIT")?)
         }
-        VARCHAR | VAR_STRING if m.type_code == VARCHAR => {
+        VARCHAR => {
             let prefix = if meta < 256 { 1 } else { 2 };
             let len = c.uint_le(prefix, "VARCHAR length")? as usize;
             Value::Bytes(c.bytes(len, "VARCHAR bytes")?.to_vec())
@@ -209,7 +209,7 @@ fn time2(c: &mut Cursor<'_>, fsp: u16) -> Result<Value, ColumnError> {
     let packed: i64 = match fsp {
         1 | 2 => {
             let mut intpart = c.uint_be(3, "TIME2")? as i64 - INT_OFS;
-            let mut frac = i64::from(c.u8("TIME2 fraction")? as i8 as u8);
+            let mut frac = i64::from(c.u8("TIME2 fraction")?);
             if intpart < 0 && frac != 0 {
                 intpart += 1;
                 frac -= 0x100;
@@ -321,8 +321,12 @@ mod tests {
         assert_eq!(dec(&[0x81, 0x0D, 0xFB, 0x38, 0xD2, 0x04, 0xD2], 14, 4), "1234567890.1234");
         // -1234567890.1234
         assert_eq!(dec(&[0x7E, 0xF2, 0x04, 0xC7, 0x2D, 0xFB, 0x2D], 14, 4), "-1234567890.1234");
-        // 0.1 as DECIMAL(10,1): 5 bytes int + 1 byte frac
-        assert_eq!(dec(&[0x80, 0, 0, 0, 0, 1], 10, 1), "0.1");
+        // 0.1 as DECIMAL(10,1): 9 integer digits in 4 bytes, 1 fraction digit in 1 byte.
+        assert_eq!(dec(&[0x80, 0, 0, 0, 1], 10, 1), "0.1");
+        // -0.5 as DECIMAL(2,1): all bytes inverted.
+        assert_eq!(dec(&[0x7f, 0xfa], 2, 1), "-0.5");
+        // Too few bytes is an error, not a panic.
+        assert!(decimal(&mut Cursor::new(&[0x80]), 10, 1).is_err());
     }
 
     #[test]
