@@ -163,7 +163,10 @@ fn event_counts_by_type_match_sources_md_for_every_fully_decoded_file() {
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
 
-fn rows_of(rel: &str) -> Option<Vec<(String, RowKind, Option<Vec<Value>>, Option<Vec<Value>>)>> {
+/// (db.table, kind, before values, after values) for every row change of a file.
+type Rows = Vec<(String, RowKind, Option<Vec<Value>>, Option<Vec<Value>>)>;
+
+fn rows_of(rel: &str) -> Option<Rows> {
     let dir = fixtures()?;
     let d = decode_file(&dir.join(rel));
     assert!(d.error.is_none(), "{rel}: {:?}", d.error.map(|e| e.to_string()));
@@ -540,4 +543,50 @@ fn relay_logs_with_two_format_descriptions_decode_with_right_offsets() {
         let o = h.offset as usize;
         assert_eq!(bytes[o + 4], h.type_code);
     }
+}
+
+#[test]
+fn the_all_types_mysql_5_7_sample_decodes_every_column_type_exactly() {
+    if fixtures().is_none() {
+        return;
+    }
+    // Columns per the CREATE TABLE inside the file: tinyint .. timestamp(3).
+    let rows = after_values("MySqlCdc/mysql-bin.000001");
+    assert_eq!(rows.len(), 3);
+    let r = &rows[1];
+    assert_eq!(r[1..7], [
+        Value::Int(122),
+        Value::Int(12342),
+        Value::Int(1234562),
+        Value::Int(123456789),
+        Value::Int(1234567890987654321),
+        Value::Float(12345.679),
+    ][..]);
+    assert_eq!(r[7], Value::Double(123456789.09876543));
+    // DECIMAL(65,10): 55 integer digits and exactly 10 fraction digits.
+    assert_eq!(r[8], Value::Decimal("1234567890112233445566778899001112223334445556667778889.9900011112".into()));
+    assert_eq!(r[10], Value::Bytes(b"Hello world!".to_vec()));
+    assert_eq!(r[12], Value::Json(r#"{"id": 1, "name": "John"}"#.into()));
+    assert_eq!(r[14], Value::Bit(129324935));
+    assert_eq!((r[15].clone(), r[16].clone(), r[17].clone()), (Value::Enum(2), Value::Set(4), Value::Year(1989)));
+    assert_eq!(r[18], Value::Date { year: 1985, month: 10, day: 23 });
+    assert_eq!(
+        r[19],
+        Value::DateTime { year: 1988, month: 11, day: 27, hour: 14, minute: 12, second: 13, micros: 345_000 }
+    );
+    assert_eq!(r[20], Value::Time { negative: false, hours: 15, minutes: 22, seconds: 33, micros: 670_000 });
+    assert_eq!(r[21], Value::Timestamp { secs: 498_046_943, micros: 567_000 });
+}
+
+#[test]
+fn the_large_sakila_binlog_yields_all_1374_row_events() {
+    let Some(dir) = fixtures() else { return };
+    let p = dir.join("mysql-binlog-connector-java/mysql-bin.sakila");
+    if !p.exists() {
+        return;
+    }
+    let d = decode_file(&p);
+    assert!(d.error.is_none());
+    let n = |code| d.events.iter().filter(|(h, _)| h.type_code == code).count();
+    assert_eq!((n(types::WRITE_ROWS_V1), n(types::XID), n(types::TABLE_MAP)), (1374, 15, 18));
 }

@@ -12,8 +12,10 @@ use std::sync::OnceLock;
 
 /// Corpus files small enough to decode thousands of times, with the
 /// (offset, size) of every event whose CRC32 trailer is valid.
-fn corpus() -> &'static Vec<(Vec<u8>, Vec<(usize, usize)>)> {
-    static C: OnceLock<Vec<(Vec<u8>, Vec<(usize, usize)>)>> = OnceLock::new();
+type Corpus = Vec<(Vec<u8>, Vec<(usize, usize)>)>;
+
+fn corpus() -> &'static Corpus {
+    static C: OnceLock<Corpus> = OnceLock::new();
     C.get_or_init(|| {
         let Some(dir) = common::fixtures() else { return Vec::new() };
         common::corpus_files(&dir)

@@ -1,10 +1,13 @@
+//! Diagnostics, ignored by default: `cargo test -p dropship-mysql --test survey -- --ignored --nocapture`
+//! prints every corpus file's event counts and error; with `DUMP=<relative path>` it dumps one file.
+
 mod common;
 use dropship_mysql::binlog::types;
 use std::collections::BTreeMap;
 
 #[test]
 #[ignore]
-fn survey_prints_every_corpus_file_outcome() {
+fn surveying_the_corpus_prints_each_files_event_counts_and_error() {
     let Some(dir) = common::fixtures() else { return };
     for p in common::corpus_files(&dir) {
         let d = common::decode_file(&p);
@@ -18,7 +21,7 @@ fn survey_prints_every_corpus_file_outcome() {
 
 #[test]
 #[ignore]
-fn survey_dump_one_file() {
+fn dumping_the_file_named_by_env_dump_prints_each_event() {
     let Some(dir) = common::fixtures() else { return };
     let f = std::env::var("DUMP").unwrap();
     let d = common::decode_file(&dir.join(f));

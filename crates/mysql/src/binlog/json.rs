@@ -158,7 +158,7 @@ fn container(data: &[u8], large: bool, object: bool, depth: usize, budget: &mut 
     let mut values = Vec::with_capacity(count);
     for _ in 0..count {
         let t = c.u8("").map_err(|_| short("value entry"))?;
-        let inline = matches!(t, 0x04 | 0x05 | 0x06) || (large && matches!(t, 0x07 | 0x08));
+        let inline = matches!(t, 0x04..=0x06) || (large && matches!(t, 0x07 | 0x08));
         if inline {
             let raw = c.bytes(w, "").map_err(|_| short("value entry"))?;
             values.push(parse_value(t, raw, depth + 1, budget)?);
