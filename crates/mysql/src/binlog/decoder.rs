@@ -107,7 +107,11 @@ impl Decoder {
         let cx = Ctx { offset, type_code: h.type_code };
         let size = h.event_size as usize;
         if size > raw.len() {
-            return Err(cx.short(Short { what: "event (header's event_size)", wanted: size, left: raw.len() }));
+            return Err(DecodeError::Truncated {
+                offset,
+                type_code: h.type_code,
+                what: format!("header says {size} bytes, {} present", raw.len()),
+            });
         }
         if size < raw.len() {
             return Err(cx.bad(format!("header says {size} bytes but {} were given", raw.len())));
