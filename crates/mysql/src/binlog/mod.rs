@@ -28,3 +28,5 @@ pub mod types;
 
 pub use decoder::{Decoder, Sink};
 pub use error::DecodeError;
+pub use file::{read_bytes, read_file, FileSummary};
+pub use inspect::{inspect, InspectSummary};
