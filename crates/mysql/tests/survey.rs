@@ -30,3 +30,13 @@ fn dumping_the_file_named_by_env_dump_prints_each_event() {
     }
     println!("ERR {:?}", d.error.map(|e| e.to_string()));
 }
+
+#[test]
+#[ignore]
+fn inspecting_the_file_named_by_env_dump_prints_json_lines() {
+    let Some(dir) = common::fixtures() else { return };
+    let f = std::env::var("DUMP").unwrap_or_default();
+    let mut out = std::io::stdout();
+    let r = dropship_mysql::binlog::inspect(&[dir.join(f)], &mut out);
+    println!("{r:?}");
+}
