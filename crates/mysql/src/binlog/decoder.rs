@@ -475,9 +475,9 @@ fn tagged_gtid(c: &mut Cursor<'_>) -> Result<Event, TagErr> {
                 let s = String::from_utf8_lossy(b).into_owned();
                 tag = if s.is_empty() { None } else { Some(s) };
             }
-            // Remaining known fields (flags, timestamps, versions, lengths) are
-            // all one varlen integer; unknown ones would be too ignorable to matter
-            // only if they were ints, so anything else is refused below.
+            // The other known fields (flags, commit timestamps, server versions,
+            // transaction length, ticket) are each one varlen integer. An unknown
+            // field's size is unknowable, so it is refused rather than guessed.
             0 | 4..=11 => {
                 varlen_u(&mut f)?;
             }
