@@ -189,3 +189,28 @@ fn the_fuzz_corpus_is_loaded_when_fixtures_exist() {
     let ok = c.iter().filter(|(b, _)| run_file(b).is_ok()).count();
     assert!(ok > 60, "{ok}");
 }
+
+#[test]
+fn a_corrupt_compressed_payload_is_an_error_naming_the_payload_offset_not_lost_rows() {
+    let Some(dir) = common::fixtures() else { return };
+    let mut b = std::fs::read(dir.join("rust_mysql_common/transaction_compression.000001")).unwrap();
+    let events = checksummed_events(&b);
+    let &(off, size) = events.iter().find(|(o, _)| b[o + 4] == 40).unwrap();
+    // Damage the zstd frame (past the payload header) and re-seal the CRC, so
+    // only the decompressor can notice.
+    for i in (off + size - 30)..(off + size - 10) {
+        b[i] ^= 0x5a;
+    }
+    fix_crcs(&mut b, &events);
+    let mut kinds = Vec::new();
+    let mut sink = |h: EventHeader, _e: Event| -> Result<(), DecodeError> {
+        kinds.push(h.type_code);
+        Ok(())
+    };
+    let err = file::read_bytes("zstd.bin", &b, &mut sink).unwrap_err();
+    let msg = err.to_string();
+    assert_eq!(err.offset(), Some(off as u64), "{msg}");
+    assert!(msg.contains(&format!("transaction payload at offset {off}")), "{msg}");
+    // No inner XID was delivered: the transaction is not mistaken for complete.
+    assert!(!kinds.contains(&16), "{kinds:?}");
+}

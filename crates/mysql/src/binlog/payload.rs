@@ -13,7 +13,9 @@
 //! is held at a time, never the whole decompressed transaction. An inner event
 //! larger than the declared uncompressed size (or 1 GiB, MySQL's largest
 //! packet) is refused before it is allocated. Every failure is an error; no
-//! inner event is skipped.
+//! inner event is skipped. Because inner events are streamed, those before a
+//! decompression error have already reached the sink: the caller must treat
+//! the transaction as failed (its XID was never delivered).
 
 use super::cursor::Cursor;
 use super::error::DecodeError;
