@@ -81,9 +81,12 @@ impl fmt::Display for Gtid {
 }
 
 /// A MySQL GTID set: per (server UUID, tag), sorted closed intervals.
+/// (server UUID, tag) -> sorted, disjoint, non-adjacent closed intervals.
+type Intervals = BTreeMap<([u8; 16], Option<String>), Vec<(u64, u64)>>;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GtidSet {
-    sets: BTreeMap<([u8; 16], Option<String>), Vec<(u64, u64)>>,
+    sets: Intervals,
 }
 
 impl GtidSet {
@@ -330,7 +333,7 @@ mod tests {
 
     #[test]
     fn bad_mysql_sets_are_rejected_with_the_offending_text() {
-        for bad in ["nope:1", &format!("{U1}"), &format!("{U1}:0-3"), &format!("{U1}:5-3"), &format!("{U1}:1-x")] {
+        for bad in ["nope:1", U1, &format!("{U1}:0-3"), &format!("{U1}:5-3"), &format!("{U1}:1-x")] {
             let e = GtidSet::parse(bad).unwrap_err();
             assert!(!e.text.is_empty(), "{bad}");
         }

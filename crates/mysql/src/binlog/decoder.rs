@@ -42,8 +42,6 @@ pub type Sink<'a> = dyn FnMut(EventHeader, Event) -> Result<(), DecodeError> + '
 pub struct Decoder {
     format: Option<Format>,
     tables: HashMap<u64, Arc<TableMap>>,
-    /// The FDE parsed from its full body while working out its checksum.
-    pending_fde: Option<Result<Format, super::format::FdeError>>,
 }
 
 struct Ctx {
@@ -109,7 +107,11 @@ impl Decoder {
         let cx = Ctx { offset, type_code: h.type_code };
         let size = h.event_size as usize;
         if size > raw.len() {
-            return Err(cx.short(Short { what: "event (header's event_size)", wanted: size, left: raw.len() }));
+            return Err(DecodeError::Truncated {
+                offset,
+                type_code: h.type_code,
+                what: format!("header says {size} bytes, {} present", raw.len()),
+            });
         }
         if size < raw.len() {
             return Err(cx.bad(format!("header says {size} bytes but {} were given", raw.len())));
@@ -117,15 +119,22 @@ impl Decoder {
         if size < HEADER_LEN {
             return Err(cx.bad(format!("header says {size} bytes, less than the {HEADER_LEN}-byte header")));
         }
+        // An FDE is parsed whole (its checksum_alg byte sits before the CRC slot).
+        let new_format = if h.type_code == t::FORMAT_DESCRIPTION && !embedded {
+            Some(Format::parse(raw.get(HEADER_LEN..).unwrap_or(&[])).map_err(|e| match e {
+                super::format::FdeError::Short(sh) => cx.short(sh),
+                super::format::FdeError::BadAlgorithm(a) => {
+                    cx.bad(format!("checksum algorithm {a} is neither OFF (0) nor CRC32 (1)"))
+                }
+            })?)
+        } else {
+            None
+        };
         // Which checksum applies to this very event.
         let checksum = if embedded {
             false
-        } else if h.type_code == t::FORMAT_DESCRIPTION {
-            // Parse the FDE from its whole body: the checksum-algorithm byte
-            // sits 5 bytes before the end *including* the CRC slot.
-            let body = raw.get(HEADER_LEN..).unwrap_or(&[]);
-            self.pending_fde = Some(Format::parse(body));
-            self.pending_fde.as_ref().and_then(|r| r.as_ref().ok()).map(|f| f.checksum).unwrap_or(false)
+        } else if let Some(f) = &new_format {
+            f.checksum
         } else if let Some(f) = &self.format {
             f.checksum
         } else {
@@ -161,6 +170,18 @@ impl Decoder {
             let mut f = |inner: &[u8]| self.decode_inner(inner, offset, true, out);
             return payload::for_each_inner(body, offset, &mut f);
         }
+        if let Some(f) = new_format {
+            if f.binlog_version != 4 {
+                return Err(cx.unsupported("binlog format versions before 4 (MySQL < 5.0) are not supported"));
+            }
+            let ev = Event::FormatDescription {
+                binlog_version: f.binlog_version,
+                server_version: f.server_version.clone(),
+                checksum: f.checksum,
+            };
+            self.format = Some(f);
+            return out(header, ev);
+        }
         let ev = self.event(&cx, &h, body)?;
         out(header, ev)
     }
@@ -176,25 +197,7 @@ impl Decoder {
         let mut c = Cursor::new(body);
         let s = |e: Short| cx.short(e);
         Ok(match h.type_code {
-            t::FORMAT_DESCRIPTION => {
-                let parsed = self.pending_fde.take().unwrap_or_else(|| Format::parse(body));
-                let f = parsed.map_err(|e| match e {
-                    super::format::FdeError::Short(sh) => cx.short(sh),
-                    super::format::FdeError::BadAlgorithm(a) => {
-                        cx.bad(format!("checksum algorithm {a} is neither OFF (0) nor CRC32 (1)"))
-                    }
-                })?;
-                if f.binlog_version != 4 {
-                    return Err(cx.unsupported("binlog format versions before 4 (MySQL < 5.0) are not supported"));
-                }
-                let ev = Event::FormatDescription {
-                    binlog_version: f.binlog_version,
-                    server_version: f.server_version.clone(),
-                    checksum: f.checksum,
-                };
-                self.format = Some(f);
-                ev
-            }
+            t::FORMAT_DESCRIPTION => return Err(cx.bad("FORMAT_DESCRIPTION inside a TRANSACTION_PAYLOAD")),
             t::QUERY => {
                 let phl = self.phl(cx, 13)?;
                 c.skip(8, "thread_id and exec_time").map_err(s)?;
@@ -332,7 +335,30 @@ impl Decoder {
             t::DELETE_ROWS_V1 | t::DELETE_ROWS_V2 => RowKind::Delete,
             _ => RowKind::Update,
         };
+        let mariadb = self.format.as_ref().is_some_and(|f| f.mariadb);
+        let old_temporal = tm
+            .columns
+            .iter()
+            .enumerate()
+            .find(|(_, c)| matches!(c.type_code, 7 | 11 | 12))
+            .map(|(i, c)| (i, c.type_code, c.meta));
         let changes = rows::decode(head.rest, &tm, kind, code == t::PARTIAL_UPDATE_ROWS).map_err(|e| match e {
+            // MariaDB 5.3-10.0 "hires" TIMESTAMP/TIME/DATETIME(n) use the old type
+            // codes with no metadata, so their width is not in the binlog.
+            _ if mariadb && old_temporal.is_some() => {
+                let (column, column_type, meta) = old_temporal.unwrap_or((0, 0, 0));
+                DecodeError::UnsupportedColumn {
+                    offset: cx.offset,
+                    type_code: code,
+                    table: format!("{}.{}", tm.database, tm.table),
+                    column,
+                    column_type,
+                    meta,
+                    hint: "MariaDB 5.3-10.0 fractional TIMESTAMP/TIME/DATETIME (old format) does not record its width \
+                           in the binlog; hint: set mysql56_temporal_format=ON on the source and rebuild the table \
+                           (ALTER TABLE ... FORCE)",
+                }
+            }
             RowsError::Short(sh) => cx.short(sh),
             RowsError::Malformed(m) => cx.bad(m),
             RowsError::Column { column, err } => {
@@ -449,9 +475,9 @@ fn tagged_gtid(c: &mut Cursor<'_>) -> Result<Event, TagErr> {
                 let s = String::from_utf8_lossy(b).into_owned();
                 tag = if s.is_empty() { None } else { Some(s) };
             }
-            // Remaining known fields (flags, timestamps, versions, lengths) are
-            // all one varlen integer; unknown ones would be too ignorable to matter
-            // only if they were ints, so anything else is refused below.
+            // The other known fields (flags, commit timestamps, server versions,
+            // transaction length, ticket) are each one varlen integer. An unknown
+            // field's size is unknowable, so it is refused rather than guessed.
             0 | 4..=11 => {
                 varlen_u(&mut f)?;
             }

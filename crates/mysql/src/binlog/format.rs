@@ -78,8 +78,8 @@ pub enum FdeError {
 }
 
 impl Format {
-    /// Post-header length for `type_code`, falling back to the MySQL 5.x
-    /// default layout when the FDE's array is shorter.
+    /// Post-header length for `type_code`; `None` when the FDE's array is
+    /// shorter (older server), and the caller uses the type's v4 default.
     pub fn post_header_len(&self, type_code: u8) -> Option<u8> {
         let idx = usize::from(type_code).checked_sub(1)?;
         self.post_header.get(idx).copied()

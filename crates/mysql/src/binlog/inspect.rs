@@ -18,9 +18,55 @@ use super::error::DecodeError;
 use super::{file, types};
 use crate::event::{Event, EventHeader, RowImage, RowKind, TableMap};
 use crate::value::{civil_from_epoch, Value};
-use serde_json::{json, Map, Value as J};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{json, Value as J};
 use std::io::Write;
 use std::path::PathBuf;
+
+/// A JSON object that keeps its keys in insertion order (position first,
+/// columns in table order), whatever serde_json's map flavor is.
+#[derive(Debug, Default)]
+struct Obj(Vec<(String, Node)>);
+
+/// A JSON value whose objects keep key order.
+#[derive(Debug)]
+enum Node {
+    V(J),
+    O(Obj),
+    A(Vec<Node>),
+}
+
+impl From<J> for Node {
+    fn from(v: J) -> Self {
+        Node::V(v)
+    }
+}
+
+impl Obj {
+    fn insert(&mut self, k: impl Into<String>, v: impl Into<Node>) {
+        self.0.push((k.into(), v.into()));
+    }
+}
+
+impl Serialize for Obj {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+impl Serialize for Node {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Node::V(v) => v.serialize(s),
+            Node::O(o) => o.serialize(s),
+            Node::A(a) => a.serialize(s),
+        }
+    }
+}
 
 /// Totals of one inspect run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -40,7 +86,8 @@ pub fn inspect(paths: &[PathBuf], out: &mut dyn Write) -> Result<InspectSummary,
         let mut sink = |h: EventHeader, e: Event| -> Result<(), DecodeError> {
             summary.events += 1;
             let line = render(&name, &h, &e, &mut gtid, &mut summary);
-            writeln!(out, "{line}").map_err(|err| DecodeError::Sink(format!("writing output: {err}")))
+            let text = serde_json::to_string(&line).map_err(|err| DecodeError::Sink(format!("rendering JSON: {err}")))?;
+            writeln!(out, "{text}").map_err(|err| DecodeError::Sink(format!("writing output: {err}")))
         };
         let s: &mut Sink<'_> = &mut sink;
         file::read_file(path, s)?;
@@ -49,17 +96,17 @@ pub fn inspect(paths: &[PathBuf], out: &mut dyn Write) -> Result<InspectSummary,
     Ok(summary)
 }
 
-fn render(file: &str, h: &EventHeader, e: &Event, gtid: &mut Option<String>, sum: &mut InspectSummary) -> J {
-    let mut o = Map::new();
-    o.insert("file".into(), json!(file));
-    o.insert("offset".into(), json!(h.offset));
-    o.insert("type".into(), json!(types::name(h.type_code)));
+fn render(file: &str, h: &EventHeader, e: &Event, gtid: &mut Option<String>, sum: &mut InspectSummary) -> Obj {
+    let mut o = Obj::default();
+    o.insert("file", json!(file));
+    o.insert("offset", json!(h.offset));
+    o.insert("type", json!(types::name(h.type_code)));
     match e {
         Event::Gtid { gtid: g, standalone } => {
             *gtid = Some(g.to_string());
             sum.transactions += 1;
             if *standalone {
-                o.insert("standalone".into(), json!(true));
+                o.insert("standalone", json!(true));
             }
         }
         Event::AnonymousGtid => {
@@ -69,87 +116,87 @@ fn render(file: &str, h: &EventHeader, e: &Event, gtid: &mut Option<String>, sum
         _ => {}
     }
     if let Some(g) = gtid.as_ref() {
-        o.insert("gtid".into(), json!(g));
+        o.insert("gtid", json!(g));
     }
     match e {
         Event::FormatDescription { binlog_version, server_version, checksum } => {
-            o.insert("binlog_version".into(), json!(binlog_version));
-            o.insert("server_version".into(), json!(server_version));
-            o.insert("checksum".into(), json!(checksum));
+            o.insert("binlog_version", json!(binlog_version));
+            o.insert("server_version", json!(server_version));
+            o.insert("checksum", json!(checksum));
         }
         Event::Rotate { file, position } => {
-            o.insert("next_file".into(), json!(file));
-            o.insert("position".into(), json!(position));
+            o.insert("next_file", json!(file));
+            o.insert("position", json!(position));
         }
         Event::GtidSet(s) => {
-            o.insert("gtid_set".into(), json!(s));
+            o.insert("gtid_set", json!(s));
         }
         Event::Query { database, sql } => {
-            o.insert("database".into(), json!(database));
-            o.insert("sql".into(), bytes(sql));
+            o.insert("database", json!(database));
+            o.insert("sql", bytes(sql));
         }
         Event::TableMap(tm) => {
-            o.insert("table".into(), json!(format!("{}.{}", tm.database, tm.table)));
-            o.insert("table_id".into(), json!(tm.table_id));
-            o.insert("columns".into(), json!(tm.columns.len()));
+            o.insert("table", json!(format!("{}.{}", tm.database, tm.table)));
+            o.insert("table_id", json!(tm.table_id));
+            o.insert("columns", json!(tm.columns.len()));
         }
         Event::Rows { table, changes } => {
-            o.insert("table".into(), json!(format!("{}.{}", table.database, table.table)));
+            o.insert("table", json!(format!("{}.{}", table.database, table.table)));
             let op = match changes.first().map(|c| c.kind) {
                 Some(RowKind::Insert) => "insert",
                 Some(RowKind::Update) => "update",
                 Some(RowKind::Delete) => "delete",
                 None => "none",
             };
-            o.insert("op".into(), json!(op));
+            o.insert("op", json!(op));
             sum.row_changes += changes.len() as u64;
-            let rows: Vec<J> = changes
+            let rows: Vec<Node> = changes
                 .iter()
                 .map(|c| {
-                    let mut r = Map::new();
+                    let mut r = Obj::default();
                     if let Some(b) = &c.before {
-                        r.insert("before".into(), image(table, b));
+                        r.insert("before", Node::O(image(table, b)));
                     }
                     if let Some(a) = &c.after {
-                        r.insert("after".into(), image(table, a));
+                        r.insert("after", Node::O(image(table, a)));
                     }
-                    J::Object(r)
+                    Node::O(r)
                 })
                 .collect();
-            o.insert("rows".into(), J::Array(rows));
+            o.insert("rows", Node::A(rows));
         }
         Event::Xid(x) => {
-            o.insert("xid".into(), json!(x));
+            o.insert("xid", json!(x));
         }
         Event::RowsQuery(q) => {
-            o.insert("sql".into(), bytes(q));
+            o.insert("sql", bytes(q));
         }
         Event::BinlogCheckpoint(f) => {
-            o.insert("checkpoint_file".into(), json!(f));
+            o.insert("checkpoint_file", json!(f));
         }
         Event::Ignored { what } => {
-            o.insert("ignored".into(), json!(what));
+            o.insert("ignored", json!(what));
         }
         Event::Incident { code, message } => {
-            o.insert("incident_code".into(), json!(code));
-            o.insert("message".into(), json!(message));
+            o.insert("incident_code", json!(code));
+            o.insert("message", json!(message));
         }
         Event::Gtid { .. } | Event::AnonymousGtid | Event::Heartbeat | Event::Stop => {}
     }
     if matches!(e, Event::Xid(_)) {
         *gtid = None;
     }
-    J::Object(o)
+    o
 }
 
-fn image(tm: &TableMap, img: &RowImage) -> J {
-    let mut m = Map::new();
+fn image(tm: &TableMap, img: &RowImage) -> Obj {
+    let mut m = Obj::default();
     for (i, v) in img.values.iter().enumerate() {
         let name = tm.columns.get(i).and_then(|c| c.name.clone()).unwrap_or_else(|| format!("@{}", i + 1));
         let jv = if img.missing.contains(&i) { json!({"missing": true}) } else { value(v) };
         m.insert(name, jv);
     }
-    J::Object(m)
+    m
 }
 
 fn bytes(b: &[u8]) -> J {

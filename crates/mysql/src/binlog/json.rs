@@ -61,23 +61,28 @@ pub fn parse(bytes: &[u8]) -> Result<Json, String> {
         return Ok(Json::Null);
     }
     let t = bytes[0];
-    parse_value(t, bytes.get(1..).unwrap_or(&[]), 0)
+    // Every node of a well-formed document has its own entry of at least one
+    // byte, so more nodes than bytes means shared offsets (a DAG that would
+    // blow up exponentially when expanded).
+    let mut budget = bytes.len() + 1;
+    parse_value(t, bytes.get(1..).unwrap_or(&[]), 0, &mut budget)
 }
 
 fn short(what: &str) -> String {
     format!("binary JSON truncated in {what}")
 }
 
-fn parse_value(t: u8, data: &[u8], depth: usize) -> Result<Json, String> {
+fn parse_value(t: u8, data: &[u8], depth: usize, budget: &mut usize) -> Result<Json, String> {
     if depth > MAX_DEPTH {
         return Err("binary JSON nested deeper than 150 levels".into());
     }
+    *budget = budget.checked_sub(1).ok_or_else(|| "binary JSON has more values than bytes (shared offsets)".to_string())?;
     let mut c = Cursor::new(data);
     Ok(match t {
-        0x00 => container(data, false, true, depth)?,
-        0x01 => container(data, true, true, depth)?,
-        0x02 => container(data, false, false, depth)?,
-        0x03 => container(data, true, false, depth)?,
+        0x00 => container(data, false, true, depth, budget)?,
+        0x01 => container(data, true, true, depth, budget)?,
+        0x02 => container(data, false, false, depth, budget)?,
+        0x03 => container(data, true, false, depth, budget)?,
         0x04 => literal(c.u8("literal").map_err(|_| short("literal"))?)?,
         0x05 => Json::Int(i64::from(c.u16("").map_err(|_| short("int16"))? as i16)),
         0x06 => Json::UInt(u64::from(c.u16("").map_err(|_| short("uint16"))?)),
@@ -122,7 +127,7 @@ fn varlen(c: &mut Cursor<'_>) -> Result<usize, String> {
     Err("binary JSON length longer than 5 bytes".into())
 }
 
-fn container(data: &[u8], large: bool, object: bool, depth: usize) -> Result<Json, String> {
+fn container(data: &[u8], large: bool, object: bool, depth: usize, budget: &mut usize) -> Result<Json, String> {
     let w = if large { 4 } else { 2 };
     let mut c = Cursor::new(data);
     let count = c.uint_le(w, "").map_err(|_| short("element count"))? as usize;
@@ -153,14 +158,14 @@ fn container(data: &[u8], large: bool, object: bool, depth: usize) -> Result<Jso
     let mut values = Vec::with_capacity(count);
     for _ in 0..count {
         let t = c.u8("").map_err(|_| short("value entry"))?;
-        let inline = matches!(t, 0x04 | 0x05 | 0x06) || (large && matches!(t, 0x07 | 0x08));
+        let inline = matches!(t, 0x04..=0x06) || (large && matches!(t, 0x07 | 0x08));
         if inline {
             let raw = c.bytes(w, "").map_err(|_| short("value entry"))?;
-            values.push(parse_value(t, raw, depth + 1)?);
+            values.push(parse_value(t, raw, depth + 1, budget)?);
         } else {
             let off = c.uint_le(w, "").map_err(|_| short("value entry"))? as usize;
             let v = data.get(off..).ok_or_else(|| short("value offset"))?;
-            values.push(parse_value(t, v, depth + 1)?);
+            values.push(parse_value(t, v, depth + 1, budget)?);
         }
     }
     Ok(if object { Json::Object(keys.into_iter().zip(values).collect()) } else { Json::Array(values) })

@@ -3,12 +3,12 @@
 //! - [`Decoder`] turns one raw event (19-byte header, body, CRC32 trailer when
 //!   checksums are on) into [`crate::Event`]s, keeping the FORMAT_DESCRIPTION
 //!   and table maps it needs. See [`decoder`] for the rules.
-//! - [`file`] frames events out of a binlog or relay-log file and feeds them
+//! - [`file`](mod@file) frames events out of a binlog or relay-log file and feeds them
 //!   to a decoder, with their file offsets.
-//! - [`inspect`] prints files as JSON lines for humans and scripts.
+//! - [`inspect`](mod@inspect) prints files as JSON lines for humans and scripts.
 //!
-//! Byte formats live next to the code that reads them: [`format`] (header,
-//! FDE), [`table_map`], [`rows`], [`column`] (values), [`json`] (binary JSON
+//! Byte formats live next to the code that reads them: [`format`](mod@format) (header,
+//! FDE), [`table_map`], [`rows`], [`column`](mod@column) (values), [`json`] (binary JSON
 //! and partial-update diffs), [`payload`] (TRANSACTION_PAYLOAD). Nothing here
 //! panics on input, and nothing is skipped silently: every failure is a
 //! [`DecodeError`] naming the offset and event type.
@@ -28,3 +28,5 @@ pub mod types;
 
 pub use decoder::{Decoder, Sink};
 pub use error::DecodeError;
+pub use file::{read_bytes, read_file, FileSummary};
+pub use inspect::{inspect, InspectSummary};

@@ -13,7 +13,9 @@
 //! is held at a time, never the whole decompressed transaction. An inner event
 //! larger than the declared uncompressed size (or 1 GiB, MySQL's largest
 //! packet) is refused before it is allocated. Every failure is an error; no
-//! inner event is skipped.
+//! inner event is skipped. Because inner events are streamed, those before a
+//! decompression error have already reached the sink: the caller must treat
+//! the transaction as failed (its XID was never delivered).
 
 use super::cursor::Cursor;
 use super::error::DecodeError;
@@ -111,12 +113,20 @@ fn walk(
                 format!("inner event {index} at byte {total} says {size} bytes, beyond the payload's {limit} uncompressed bytes"),
             ));
         }
-        let mut ev = vec![0u8; size as usize];
-        ev[..HEADER_LEN].copy_from_slice(&head);
-        if let Some(rest) = ev.get_mut(HEADER_LEN..) {
-            fill(&mut r, rest)
-                .and_then(|ok| if ok || rest.is_empty() { Ok(()) } else { Err(std::io::ErrorKind::UnexpectedEof.into()) })
-                .map_err(|e| perr(offset, format!("inner event {index} at byte {total} ({size} bytes): {e}")))?;
+        // Grow the buffer only as bytes actually arrive, so a forged size
+        // cannot make us allocate before the data is there.
+        let mut ev = Vec::with_capacity(HEADER_LEN.max((size as usize).min(1 << 20)));
+        ev.extend_from_slice(&head);
+        let want = size - HEADER_LEN as u64;
+        let got = (&mut r)
+            .take(want)
+            .read_to_end(&mut ev)
+            .map_err(|e| perr(offset, format!("inner event {index} at byte {total} ({size} bytes): {e}")))?;
+        if got as u64 != want {
+            return Err(perr(
+                offset,
+                format!("inner event {index} at byte {total} says {size} bytes, the payload ends after {}", HEADER_LEN + got),
+            ));
         }
         f(&ev)?;
         total += size;

@@ -73,6 +73,7 @@ pub fn decode(mut c: Cursor<'_>, tm: &TableMap, kind: RowKind, partial: bool) ->
     let present_after = if kind == RowKind::Update { c.bytes(ncols.div_ceil(8), "columns-after bitmap")? } else { present };
     let mut changes = Vec::new();
     while !c.is_empty() {
+        let before_row = c.left();
         let change = match kind {
             RowKind::Insert => RowChange { kind, before: None, after: Some(image(&mut c, tm, ncols, present, None)?.0) },
             RowKind::Delete => RowChange { kind, before: Some(image(&mut c, tm, ncols, present, None)?.0), after: None },
@@ -86,6 +87,11 @@ pub fn decode(mut c: Cursor<'_>, tm: &TableMap, kind: RowKind, partial: bool) ->
                 RowChange { kind, before: Some(before), after: Some(after) }
             }
         };
+        if c.left() == before_row {
+            // An image with no present columns consumes no bytes; without this
+            // check a forged event would make the loop produce rows forever.
+            return Err(RowsError::Malformed("row image with no columns present cannot advance".into()));
+        }
         changes.push(change);
     }
     Ok(changes)
@@ -166,4 +172,92 @@ fn image(
         values.push(v);
     }
     Ok((RowImage { values, missing }, trees))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::ColumnMeta;
+
+    fn col(type_code: u8, meta: u16) -> ColumnMeta {
+        ColumnMeta {
+            type_code,
+            meta,
+            nullable: true,
+            name: None,
+            unsigned: None,
+            charset: None,
+            enum_values: None,
+            set_values: None,
+            visible: None,
+            real_type: type_code,
+        }
+    }
+
+    fn table() -> TableMap {
+        TableMap {
+            table_id: 1,
+            database: "d".into(),
+            table: "t".into(),
+            columns: vec![col(col::LONG, 0), col(col::JSON, 4)],
+            primary_key: None,
+        }
+    }
+
+    // {"age": 26} in binary JSON.
+    const AGE_26: [u8; 15] = [0x00, 1, 0, 14, 0, 11, 0, 3, 0, 0x05, 26, 0, b'a', b'g', b'e'];
+
+    fn partial_body(before_present: u8) -> Vec<u8> {
+        let mut b = vec![2, before_present, 0b11];
+        // before image
+        b.push(0);
+        b.extend_from_slice(&1u32.to_le_bytes());
+        if before_present & 0b10 != 0 {
+            b.extend_from_slice(&(AGE_26.len() as u32).to_le_bytes());
+            b.extend_from_slice(&AGE_26);
+        }
+        // after image: value options PARTIAL_JSON, partial bitmap, null bitmap
+        b.extend_from_slice(&[1, 1, 0]);
+        b.extend_from_slice(&1u32.to_le_bytes());
+        let diff = [&[0u8, 5][..], b"$.age", &[3, 0x05, 27, 0]].concat();
+        b.extend_from_slice(&(diff.len() as u32).to_le_bytes());
+        b.extend_from_slice(&diff);
+        b
+    }
+
+    #[test]
+    fn partial_json_update_applies_the_diff_to_the_before_image() {
+        let body = partial_body(0b11);
+        let changes = decode(Cursor::new(&body), &table(), RowKind::Update, true).unwrap();
+        assert_eq!(changes.len(), 1);
+        let before = changes[0].before.as_ref().unwrap();
+        let after = changes[0].after.as_ref().unwrap();
+        assert_eq!(before.values, vec![Value::Int(1), Value::Json(r#"{"age": 26}"#.into())]);
+        assert_eq!(after.values, vec![Value::Int(1), Value::Json(r#"{"age": 27}"#.into())]);
+        assert!(after.missing.is_empty());
+    }
+
+    #[test]
+    fn partial_json_update_without_the_document_in_the_before_image_is_an_error() {
+        let body = partial_body(0b01);
+        let err = decode(Cursor::new(&body), &table(), RowKind::Update, true).unwrap_err();
+        assert!(matches!(err, RowsError::Malformed(m) if m.contains("before image has no value")));
+    }
+
+    #[test]
+    fn columns_absent_from_the_image_are_null_and_listed_as_missing() {
+        // WRITE with only column 0 present.
+        let mut b = vec![2, 0b01, 0];
+        b.extend_from_slice(&7i32.to_le_bytes());
+        let changes = decode(Cursor::new(&b), &table(), RowKind::Insert, false).unwrap();
+        let after = changes[0].after.as_ref().unwrap();
+        assert_eq!(after.values, vec![Value::Int(7), Value::Null]);
+        assert_eq!(after.missing, vec![1]);
+    }
+
+    #[test]
+    fn an_image_with_no_columns_is_refused_instead_of_looping() {
+        let b = vec![2, 0, 0, 0];
+        assert!(decode(Cursor::new(&b), &table(), RowKind::Insert, false).is_err());
+    }
 }

@@ -186,10 +186,8 @@ fn parse_optional(
         match kind {
             // SIGNEDNESS: MSB-first bitmap over numeric columns.
             1 => {
-                let mut n = 0;
-                for col in columns.iter_mut().filter(|c| is_numeric(c.type_code)) {
+                for (n, col) in columns.iter_mut().filter(|c| is_numeric(c.type_code)).enumerate() {
                     col.unsigned = Some(bit_msb(value, n));
-                    n += 1;
                 }
             }
             // DEFAULT_CHARSET: default, then (character-column index, charset) pairs.
