@@ -131,13 +131,13 @@ fn write_float(out: &mut String, v: f64, as_f32: Option<f32>) {
         out.push_str("NULL");
         return;
     }
-    // Rust's Display gives the shortest text that parses back to the same
-    // value; for FLOAT use the f32's own shortest form.
-    let text = match as_f32 {
-        Some(f) => format!("{f:e}"),
-        None => format!("{v:e}"),
-    };
-    out.push_str(&text);
+    // The server parses a literal as a double, then (for FLOAT) rounds it to
+    // single precision. Writing the f32's shortest text would be wrong at the
+    // edges (`3.4028235e38` is above FLT_MAX as a double, so strict mode
+    // rejects it); writing the f32's exact value as the shortest f64 text
+    // parses to that double exactly, and it converts to the same f32.
+    let _ = as_f32;
+    let _ = write!(out, "{v:e}");
 }
 
 /// Appends bytes as a quoted, escaped string literal. With `SET NAMES binary`
@@ -217,7 +217,11 @@ mod tests {
             let s = sql(Value::Double(v));
             assert_eq!(s.parse::<f64>().unwrap(), v);
         }
-        let f = 0.1f32;
-        assert_eq!(sql(Value::Float(f)).parse::<f32>().unwrap(), f);
+        for f in [0.1f32, f32::MAX, f32::MIN_POSITIVE, -3.4028235e38, 1.0e-45] {
+            let text = sql(Value::Float(f));
+            let as_double: f64 = text.parse().unwrap();
+            assert_eq!(as_double as f32, f, "{text}");
+            assert!(as_double.abs() <= f32::MAX as f64, "{text} must not exceed FLT_MAX");
+        }
     }
 }

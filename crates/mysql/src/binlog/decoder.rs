@@ -242,7 +242,7 @@ impl Decoder {
             }
             t::TABLE_MAP => {
                 let phl = self.phl(cx, 8)?;
-                let tm = table_map::parse(body, phl).map_err(|e| match e {
+                let tm = table_map::parse(body, phl, self.format.as_ref().is_some_and(|f| f.mariadb)).map_err(|e| match e {
                     TableMapError::Short(sh) => cx.short(sh),
                     TableMapError::Malformed(m) => cx.bad(m),
                 })?;

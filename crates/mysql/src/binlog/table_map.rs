@@ -79,9 +79,13 @@ pub fn read_table_id(c: &mut Cursor<'_>, post_header_len: u8) -> Result<u64, Sho
     }
 }
 
-fn is_numeric(t: u8) -> bool {
+/// Columns the SIGNEDNESS bitmap covers. MariaDB also counts YEAR (always
+/// unsigned) there; MySQL does not. Getting this wrong shifts every later
+/// column's signedness (seen on MariaDB 10.11: `TINYINT UNSIGNED` after a
+/// YEAR decoded as signed).
+fn is_numeric(t: u8, mariadb: bool) -> bool {
     use col::*;
-    matches!(t, TINY | SHORT | INT24 | LONG | LONGLONG | FLOAT | DOUBLE | NEWDECIMAL | DECIMAL)
+    matches!(t, TINY | SHORT | INT24 | LONG | LONGLONG | FLOAT | DOUBLE | NEWDECIMAL | DECIMAL) || (mariadb && t == YEAR)
 }
 
 fn is_character(c: &ColumnMeta) -> bool {
@@ -94,7 +98,7 @@ fn is_enum_or_set(c: &ColumnMeta) -> bool {
 }
 
 /// Parses a TABLE_MAP body (after the 19-byte header, without CRC).
-pub fn parse(body: &[u8], post_header_len: u8) -> Result<TableMap, TableMapError> {
+pub fn parse(body: &[u8], post_header_len: u8, mariadb: bool) -> Result<TableMap, TableMapError> {
     let mut c = Cursor::new(body);
     let table_id = read_table_id(&mut c, post_header_len)?;
     c.skip(2, "table map flags")?;
@@ -170,7 +174,7 @@ pub fn parse(body: &[u8], post_header_len: u8) -> Result<TableMap, TableMapError
         )));
     }
     let mut primary_key = None;
-    parse_optional(&mut c, &mut columns, &mut primary_key)?;
+    parse_optional(&mut c, &mut columns, &mut primary_key, mariadb)?;
     Ok(TableMap { table_id, database, table, columns, primary_key })
 }
 
@@ -178,6 +182,7 @@ fn parse_optional(
     c: &mut Cursor<'_>,
     columns: &mut [ColumnMeta],
     primary_key: &mut Option<Vec<usize>>,
+    mariadb: bool,
 ) -> Result<(), TableMapError> {
     while !c.is_empty() {
         let kind = c.u8("optional metadata type")?;
@@ -186,7 +191,7 @@ fn parse_optional(
         match kind {
             // SIGNEDNESS: MSB-first bitmap over numeric columns.
             1 => {
-                for (n, col) in columns.iter_mut().filter(|c| is_numeric(c.type_code)).enumerate() {
+                for (n, col) in columns.iter_mut().filter(|c| is_numeric(c.type_code, mariadb)).enumerate() {
                     col.unsigned = Some(bit_msb(value, n));
                 }
             }
