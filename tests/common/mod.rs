@@ -175,3 +175,71 @@ pub async fn assert_identical(env: &Env, src_db: &str, t: usize, dst_db: &str, t
 pub async fn exec(c: &mut Conn, sql: &str) {
     c.query_drop(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// The real `dropship` binary as a child process.
+pub struct Child {
+    pub child: std::process::Child,
+    pub log: PathBuf,
+}
+
+pub fn spawn_binary(config: &std::path::Path, args: &[&str], log_name: &str) -> Child {
+    let log = config.parent().expect("config dir").join(log_name);
+    let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_dropship"))
+        .arg("-c")
+        .arg(config)
+        .args(["--log-format", "json"])
+        .args(args)
+        .env("DS_TEST_SOURCE_PW", SOURCE_PASSWORD)
+        .env("DS_TEST_TARGET_PW", TARGET_PASSWORD)
+        .stdout(out.try_clone().expect("log"))
+        .stderr(out)
+        .spawn()
+        .expect("spawn dropship");
+    Child { child, log }
+}
+
+impl Child {
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+    /// SIGTERM, then the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st.code();
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                self.kill9();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Runs the binary to completion: (exit code, stdout+stderr).
+pub fn run_binary(config: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dropship"))
+        .arg("-c")
+        .arg(config)
+        .args(["--log-format", "json"])
+        .args(args)
+        .env("DS_TEST_SOURCE_PW", SOURCE_PASSWORD)
+        .env("DS_TEST_TARGET_PW", TARGET_PASSWORD)
+        .output()
+        .expect("run dropship");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}

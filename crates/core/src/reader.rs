@@ -303,6 +303,7 @@ impl<S: RecordSink> Reader<S> {
                 if self.gtid.is_empty() {
                     self.gtid = GtidState::parse(self.flavor.is_mariadb(), &s);
                 }
+                self.advance_outside_tx(&h);
             }
             Event::Query { database, sql } => self.query(h, database, sql, outer_next).await?,
             Event::Rows { table, changes } => self.rows(&table, changes).await?,
@@ -310,15 +311,23 @@ impl<S: RecordSink> Reader<S> {
             Event::Incident { code, message } => {
                 return Err(Error::definite(format!("the source wrote an INCIDENT event ({code}: {message}) at {}:{}: events may be missing from its binlog", self.file, h.offset), "verify the affected services with `dropship verify` and recopy them if they differ"));
             }
-            Event::FormatDescription { .. }
-            | Event::TableMap(_)
-            | Event::RowsQuery(_)
-            | Event::BinlogCheckpoint(_)
-            | Event::Heartbeat
-            | Event::Stop
-            | Event::Ignored { .. } => {}
+            Event::TableMap(_) | Event::RowsQuery(_) | Event::Ignored { .. } => {}
+            Event::FormatDescription { .. } | Event::BinlogCheckpoint(_) | Event::Stop => self.advance_outside_tx(&h),
+            Event::Heartbeat => {}
         }
         Ok(())
+    }
+
+    /// Events between transactions (format description, GTID list,
+    /// checkpoint) move the resumable position past them, so an idle source's
+    /// end position is reachable.
+    fn advance_outside_tx(&mut self, h: &EventHeader) {
+        if self.tx.is_none() && h.next_pos > 0 && !h.artificial && h.next_pos > self.boundary.pos && self.file == self.boundary.file {
+            self.boundary.pos = h.next_pos;
+            if let Ok(mut p) = self.stats.position.lock() {
+                *p = self.boundary.to_string();
+            }
+        }
     }
 
     async fn query(&mut self, h: EventHeader, database: String, sql: Vec<u8>, outer_next: u64) -> Result<()> {

@@ -18,7 +18,7 @@ use crate::reader::{Reader, RecordSink};
 use crate::record::Record;
 use crate::{check, copy, meta, relay_state, service};
 use dropship_mysql::position::Position;
-use dropship_relay::{RelayLog, RelayOptions};
+use dropship_relay::{RelayLog, RelayOptions, SyncPolicy};
 use mysql_async::Conn;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -32,14 +32,22 @@ pub struct Options {
     pub truncate_existing: bool,
 }
 
-struct RelaySink(RelayLog);
+struct RelaySink {
+    log: RelayLog,
+    last_sync: std::time::Instant,
+}
 
 impl RecordSink for RelaySink {
     fn append(&mut self, rec: &Record) -> Result<u64> {
-        Ok(self.0.append(&rec.encode())?)
+        Ok(self.log.append(&rec.encode())?)
     }
     fn flush(&mut self) -> Result<()> {
-        Ok(self.0.flush()?)
+        self.log.flush()?;
+        if self.last_sync.elapsed() >= std::time::Duration::from_secs(1) {
+            self.log.sync()?;
+            self.last_sync = std::time::Instant::now();
+        }
+        Ok(())
     }
 }
 
@@ -77,7 +85,11 @@ pub async fn run(cfg: Arc<Config>, opts: Options, control: Arc<Control>, stop: w
 
     // Relay log: reuse if it covers every service, else start over at `oldest`.
     std::fs::create_dir_all(&cfg.state_dir).map_err(Error::io(format!("creating the state dir {}", cfg.state_dir.display())))?;
-    let mut relay = RelayLog::open(cfg.state_dir.join("relay"), RelayOptions::default())?;
+    // Flushes reach the OS at once (readers see them, a kill -9 keeps them);
+    // fsync happens once a second in the reader: a machine crash can lose
+    // the last second of relay log, which the source still has.
+    let relay_opts = RelayOptions { sync: SyncPolicy::Manual, ..RelayOptions::default() };
+    let mut relay = RelayLog::open(cfg.state_dir.join("relay"), relay_opts)?;
     let reader_start = match relay_state::covered(&relay, &oldest)? {
         Some(end) => {
             info!(relay_first = relay.first_id(), resume = %end, "relay log covers every service; reading on from its end");
@@ -90,12 +102,15 @@ pub async fn run(cfg: Arc<Config>, opts: Options, control: Arc<Control>, stop: w
         }
     };
     let handle = relay.handle();
+    if let Ok(mut g) = control.relay_bytes.lock() {
+        *g = Some(handle.clone());
+    }
     for (svc, _, _) in &starts {
         handle.register(&svc.name)?;
     }
 
     let reader_stats = control.reader.clone();
-    let mut reader = Reader::new(cfg.clone(), RelaySink(relay), reader_stats, src, reader_start).await?;
+    let mut reader = Reader::new(cfg.clone(), RelaySink { log: relay, last_sync: std::time::Instant::now() }, reader_stats, src, reader_start).await?;
     let reader_stop = stop.clone();
     let mut reader_task = tokio::spawn(async move {
         let r = reader.run(reader_stop).await;

@@ -203,9 +203,15 @@ async fn attempt(ctx: &Ctx, stop: &watch::Receiver<bool>, start_id: u64, skip_id
     applier.skip_begin_ids = skip_ids.to_vec();
     let relay = ctx.relay.clone();
     let consumer = name.clone();
+    // Acks persist (fsync) the relay ledger: at most a few per second. A lost
+    // ack only keeps relay segments a little longer.
+    let mut last_ack = Instant::now() - Duration::from_secs(1);
     applier.on_commit = Some(Box::new(move |id| {
-        if id > 0 {
-            let _ = relay.ack(&consumer, id);
+        if id > 0 && last_ack.elapsed() >= Duration::from_millis(250) {
+            last_ack = Instant::now();
+            if let Err(e) = relay.ack(&consumer, id) {
+                warn!(service = %consumer, error = %e, "could not record the relay log position; segments are kept longer");
+            }
         }
     }));
     ctx.stats.set_state("replicating");
