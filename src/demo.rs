@@ -29,7 +29,7 @@ pub async fn run() -> Result<()> {
     println!("  source  127.0.0.1:{}  ({})", source.port(), source.version());
     println!("  target  127.0.0.1:{}  service accounts (database shop -> accounts)", accounts_db.port());
     println!("  target  127.0.0.1:{}  service orders", orders_db.port());
-    source.create_user("repl", "demo-repl", &["REPLICATION SLAVE, BINLOG MONITOR, SELECT ON *.*"]).await?;
+    source.create_user("repl", "demo-repl", &["REPLICATION SLAVE, BINLOG MONITOR, SELECT, LOCK TABLES ON *.*"]).await?;
     for t in [&accounts_db, &orders_db] {
         t.create_user("dropship", "demo-target", &["ALL PRIVILEGES ON *.*"]).await?;
     }

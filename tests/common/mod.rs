@@ -42,7 +42,7 @@ pub async fn start_env(n_targets: usize, source_opts: ServerOptions) -> Env {
         targets.push(t.await.expect("start target"));
     }
     source
-        .create_user("repl", SOURCE_PASSWORD, &["REPLICATION SLAVE, BINLOG MONITOR, SELECT ON *.*"])
+        .create_user("repl", SOURCE_PASSWORD, &["REPLICATION SLAVE, BINLOG MONITOR, SELECT, LOCK TABLES ON *.*"])
         .await
         .expect("source user");
     for t in &targets {
@@ -156,7 +156,19 @@ pub async fn wait_caught_up(env: &Env, t: usize, service: &str, timeout: Duratio
             }
         }
         if start.elapsed() > timeout {
-            panic!("service {service} did not reach {want} within {timeout:?} (at {:?})", target_position(&env.targets[t], service).await);
+            let mut lists = String::new();
+            for (name, srv) in std::iter::once(("source", &env.source)).chain(env.targets.iter().map(|x| ("target", x))) {
+                if let Ok(mut c) = srv.conn().await {
+                    let rows: Vec<mysql_async::Row> = c.query("SHOW FULL PROCESSLIST").await.unwrap_or_default();
+                    for r in rows {
+                        let cmd: Option<String> = r.get::<Option<String>, _>(4).flatten();
+                        let state: Option<String> = r.get::<Option<String>, _>(6).flatten();
+                        let info: Option<String> = r.get::<Option<String>, _>(7).flatten();
+                        lists.push_str(&format!("  {name} port {}: {:?} {:?} {:?}\n", srv.port(), cmd, state, info));
+                    }
+                }
+            }
+            panic!("service {service} did not reach {want} within {timeout:?} (at {:?})\nprocesslists:\n{lists}", target_position(&env.targets[t], service).await);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -453,9 +453,15 @@ impl Applier {
         let sql = dropship_mysql::ddl::rewrite_databases(&d.sql, &self.svc.rename_databases);
         let recovering = self.ddl_pending.as_deref() == Some(sql.as_str());
         meta::set_ddl_pending(&mut self.conn, &self.svc.name, &sql).await?;
-        let use_db = if d.database.is_empty() { String::new() } else { format!("USE {};", dropship_mysql::sql::ident(&tdb)) };
-        let res = self.conn.query_drop(format!("{use_db}{sql}")).await;
-        let _ = self.conn.query_drop("USE `_dropship`").await;
+        let use_db = if d.database.is_empty() {
+            String::new()
+        } else {
+            let q = dropship_mysql::sql::ident(&tdb);
+            format!("CREATE DATABASE IF NOT EXISTS {q}; USE {q};")
+        };
+        // DDL text is UTF-8 (names, ENUM members, comments): not binary.
+        let res = self.conn.query_drop(format!("SET NAMES utf8mb4;{use_db}{sql}")).await;
+        let _ = self.conn.query_drop("SET NAMES binary; USE `_dropship`").await;
         // Any cached table definitions may be stale now.
         self.tables.clear();
         match res {

@@ -149,10 +149,13 @@ pub async fn run(cfg: &Config) -> Vec<Line> {
     if !has("SELECT") {
         missing.push("SELECT");
     }
+    if !has("LOCK TABLES") {
+        missing.push("LOCK TABLES");
+    }
     out.push(if missing.is_empty() {
-        line(if all { Status::Warn } else { Status::Ok }, "source privileges", if all { "ALL PRIVILEGES: more than dropship needs".to_string() } else { "REPLICATION SLAVE, REPLICATION CLIENT/BINLOG MONITOR, SELECT".to_string() }, "grant only what the README's Privileges section lists")
+        line(if all { Status::Warn } else { Status::Ok }, "source privileges", if all { "ALL PRIVILEGES: more than dropship needs".to_string() } else { "REPLICATION SLAVE, REPLICATION CLIENT/BINLOG MONITOR, SELECT, LOCK TABLES".to_string() }, "grant only what the README's Privileges section lists")
     } else {
-        line(Status::Fail, "source privileges", format!("missing {}", missing.join(", ")), format!("GRANT {} ON *.* TO the dropship user (SELECT may be limited to the mapped databases)", missing.join(", ")))
+        line(Status::Fail, "source privileges", format!("missing {}", missing.join(", ")), format!("GRANT {} ON *.* TO the dropship user (SELECT and LOCK TABLES may be limited to the mapped databases)", missing.join(", ")))
     });
     // Server id.
     let own: Option<u32> = src.query_first("SELECT @@server_id").await.ok().flatten();

@@ -94,16 +94,69 @@ pub async fn resolve_tables(cfg: &Config, svc: &ServiceConfig, conn: &mut Conn) 
     Ok(out)
 }
 
-/// Creates the target database and missing tables from the source
-/// definitions. Refuses a non-empty existing table unless `truncate`.
-pub async fn prepare_target(svc: &ServiceConfig, tables: &[Arc<TableSchema>], source: &mut Conn, target: &mut Conn, truncate: bool) -> Result<()> {
+/// Starts a service's copy: reads the definitions of its tables and the
+/// start position `P0` as one snapshot, then creates the target tables.
+///
+/// Atomicity with DDL: the tables are locked (`LOCK TABLES ... READ`, a
+/// moment: writers to those tables wait, nothing else does) while `P0` and
+/// the definitions are read, so every DDL on them is either reflected in the
+/// definitions (before `P0`) or replayed from the binlog (after `P0`). A table
+/// created between listing and locking is caught by listing again under the
+/// lock; a table created after `P0` comes through the binlog.
+pub async fn start(cfg: &Config, svc: &ServiceConfig, source: &mut Conn, target: &mut Conn, truncate: bool) -> Result<(Vec<Arc<TableSchema>>, Position)> {
+    for _attempt in 0..5 {
+        let listed = resolve_tables(cfg, svc, source).await?;
+        if !listed.is_empty() {
+            let locks: Vec<String> = listed.iter().map(|t| format!("{} READ", sql::qualified(&t.database, &t.table))).collect();
+            source
+                .query_drop(format!("SET SESSION lock_wait_timeout = 10; LOCK TABLES {}", locks.join(", ")))
+                .await
+                .map_err(Error::db("locking the service's tables for a moment to read their definitions (needs LOCK TABLES)"))?;
+        }
+        let snapshot = async {
+            let p0 = source_position(source).await?;
+            let again = resolve_tables(cfg, svc, source).await?;
+            let mut creates = Vec::new();
+            for t in &again {
+                let create = schema::show_create_table(source, &t.database, &t.table)
+                    .await
+                    .map_err(Error::db(format!("SHOW CREATE TABLE {}.{}", t.database, t.table)))?
+                    .ok_or_else(|| Error::definite(format!("{}.{} disappeared from the source", t.database, t.table), ""))?;
+                creates.push(create);
+            }
+            Ok::<_, Error>((p0, again, creates))
+        }
+        .await;
+        if !listed.is_empty() {
+            source.query_drop("UNLOCK TABLES").await.map_err(Error::db("unlocking the service's tables"))?;
+        }
+        let (p0, again, creates) = snapshot?;
+        let same = again.len() == listed.len() && again.iter().zip(&listed).all(|(a, b)| a == b);
+        if !same {
+            continue;
+        }
+        prepare_target(svc, &again, &creates, target, truncate).await?;
+        return Ok((again, p0));
+    }
+    Err(Error::Transient(format!("service {}: its tables kept changing while their definitions were read; retrying", svc.name)))
+}
+
+/// Creates the target databases and missing tables from the source
+/// definitions (`creates`, in the order of `tables`). Refuses a non-empty
+/// existing table unless `truncate`.
+pub async fn prepare_target(svc: &ServiceConfig, tables: &[Arc<TableSchema>], creates: &[String], target: &mut Conn, truncate: bool) -> Result<()> {
     target.query_drop("SET foreign_key_checks = 0").await.map_err(Error::db("preparing the target session"))?;
-    for t in tables {
-        let tdb = svc.target_database(&t.database);
+    // Every target database, even one whose pattern matches no table yet: a
+    // table created later on the source is created there by replication.
+    for db in svc.source_databases() {
+        let tdb = svc.target_database(&db);
         target
             .query_drop(format!("CREATE DATABASE IF NOT EXISTS {}", sql::ident(tdb)))
             .await
             .map_err(Error::db(format!("creating database {tdb} on the target")))?;
+    }
+    for (t, create) in tables.iter().zip(creates) {
+        let tdb = svc.target_database(&t.database);
         let existing = schema::load_table(target, tdb, &t.table).await.map_err(Error::db("reading the target table"))?;
         if existing.is_some() {
             let non_empty: Option<u8> = target
@@ -122,13 +175,9 @@ pub async fn prepare_target(svc: &ServiceConfig, tables: &[Arc<TableSchema>], so
             }
             continue;
         }
-        let create = schema::show_create_table(source, &t.database, &t.table)
-            .await
-            .map_err(Error::db(format!("SHOW CREATE TABLE {}.{}", t.database, t.table)))?
-            .ok_or_else(|| Error::definite(format!("{}.{} disappeared from the source", t.database, t.table), ""))?;
-        let create = dropship_mysql::ddl::rewrite_databases(&create, &svc.rename_databases);
+        let create = dropship_mysql::ddl::rewrite_databases(create, &svc.rename_databases);
         target
-            .query_drop(format!("USE {}; {}", sql::ident(tdb), create))
+            .query_drop(format!("SET NAMES utf8mb4; USE {}; {}", sql::ident(tdb), create))
             .await
             .map_err(Error::db(format!("creating {tdb}.{} on the target", t.table)))?;
     }
@@ -196,6 +245,7 @@ async fn copy_table(svc: &ServiceConfig, t: &TableSchema, source: &mut Conn, tar
     source.query_drop("SET time_zone = '+00:00', NAMES binary").await.map_err(Error::db("preparing the copy session"))?;
     let started = std::time::Instant::now();
     loop {
+        same_columns(svc, t, source, target).await?;
         let mut q = format!("SELECT {select_list} FROM {}", sql::qualified(&t.database, &t.table));
         if let Some(k) = &last_key {
             q.push_str(" WHERE ");
@@ -206,6 +256,9 @@ async fn copy_table(svc: &ServiceConfig, t: &TableSchema, source: &mut Conn, tar
         if rows.is_empty() {
             break;
         }
+        // A DDL that finished between the check above and this read changed
+        // what was read: check again before writing.
+        same_columns(svc, t, source, target).await?;
         let n = rows.len();
         let mut text = String::from("START TRANSACTION;");
         text.push_str(&insert_head);
@@ -253,6 +306,38 @@ async fn copy_table(svc: &ServiceConfig, t: &TableSchema, source: &mut Conn, tar
         .map_err(Error::db("recording a finished table copy"))?;
     info!(service = %svc.name, table = %tname, rows = copied, "table copied");
     Ok(copied)
+}
+
+/// Checks that the source table and its target copy still have the columns
+/// the copy started with (names and types). A DDL during the copy makes the
+/// copied rows and the target table disagree: the copy must start over.
+async fn same_columns(svc: &ServiceConfig, t: &TableSchema, source: &mut Conn, target: &mut Conn) -> Result<()> {
+    let tdb = svc.target_database(&t.database);
+    let now_src = schema::load_table(source, &t.database, &t.table).await.map_err(Error::db("re-reading the source table definition"))?;
+    let now_tgt = schema::load_table(target, tdb, &t.table).await.map_err(Error::db("re-reading the target table definition"))?;
+    // Same server: compare full column types. Target (maybe another
+    // version, which renders types differently): names and base types.
+    let full = |s: &TableSchema| s.columns.iter().map(|c| (c.name.clone(), c.column_type.to_ascii_lowercase())).collect::<Vec<_>>();
+    let base = |s: &TableSchema| s.columns.iter().map(|c| (c.name.clone(), c.data_type.clone())).collect::<Vec<_>>();
+    match (now_src, now_tgt) {
+        (Some(s), Some(g)) if full(&s) == full(t) && base(&g) == base(t) => Ok(()),
+        _ => Err(Error::SchemaChangedDuringCopy(format!(
+            "service {}: the definition of {}.{} changed while it was being copied; the service's copy starts over",
+            svc.name, t.database, t.table
+        ))),
+    }
+}
+
+/// Drops the service's target tables (before a copy starts over).
+pub async fn drop_target_tables(svc: &ServiceConfig, tables: &[Arc<TableSchema>], target: &mut Conn) -> Result<()> {
+    for t in tables {
+        let tdb = svc.target_database(&t.database);
+        target
+            .query_drop(format!("SET foreign_key_checks = 0; DROP TABLE IF EXISTS {}", sql::qualified(tdb, &t.table)))
+            .await
+            .map_err(Error::db(format!("dropping {tdb}.{} on the target to restart its copy", t.table)))?;
+    }
+    Ok(())
 }
 
 /// `(k1 > v1) OR (k1 = v1 AND k2 > v2) ...` for keyset pagination.

@@ -17,6 +17,9 @@ pub enum Error {
     Transient(String),
     Relay(dropship_relay::Error),
     Io { what: String, source: std::io::Error },
+    /// A mapped table's columns changed while its initial copy ran: the copy
+    /// of the service restarts from a fresh position.
+    SchemaChangedDuringCopy(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -58,7 +61,7 @@ impl Error {
                 _ => false,
             },
             Error::Relay(_) | Error::Io { .. } => false,
-            Error::Config(_) | Error::Definite { .. } => false,
+            Error::Config(_) | Error::Definite { .. } | Error::SchemaChangedDuringCopy(_) => false,
         }
     }
 
@@ -86,6 +89,7 @@ impl fmt::Display for Error {
             Error::Transient(m) => write!(f, "{m}"),
             Error::Relay(e) => write!(f, "relay log: {e}"),
             Error::Io { what, source } => write!(f, "{what}: {source}"),
+            Error::SchemaChangedDuringCopy(m) => write!(f, "{m}"),
         }
     }
 }

@@ -66,16 +66,14 @@ pub async fn run(cfg: Arc<Config>, opts: Options, control: Arc<Control>, stop: w
     let mut starts = Vec::new();
     for svc in &selected {
         meta::migrate(&svc.target).await?;
-        let tables = copy::resolve_tables(&cfg, svc, &mut src).await?;
         let mut tgt = Conn::new(svc.target.opts_with_db(meta::DB)).await.map_err(Error::db(format!("connecting to target {}", svc.target)))?;
-        let pos = match meta::load_position(&mut tgt, &svc.name).await? {
-            Some((p, _, _)) => p,
+        let (tables, pos) = match meta::load_position(&mut tgt, &svc.name).await? {
+            Some((p, _, _)) => (copy::resolve_tables(&cfg, svc, &mut src).await?, p),
             None => {
-                copy::prepare_target(svc, &tables, &mut src, &mut tgt, opts.truncate_existing).await?;
-                let p0 = copy::source_position(&mut src).await?;
+                let (tables, p0) = copy::start(&cfg, svc, &mut src, &mut tgt, opts.truncate_existing).await?;
                 service::record_copy_start(&mut tgt, &svc.name, &p0).await?;
                 info!(service = %svc.name, position = %p0, tables = tables.len(), "new service: copy starts; changes from this position are kept");
-                p0
+                (tables, p0)
             }
         };
         let _ = tgt.disconnect().await;

@@ -181,7 +181,25 @@ async fn attempt(ctx: &Ctx, stop: &watch::Receiver<bool>, start_id: u64, skip_id
     let state = meta::load_state(&mut tgt, name).await?.map(|s| s.0).unwrap_or_default();
     if state == "copying" {
         ctx.stats.set_state("copying");
-        let end = copy::run(&ctx.cfg, &ctx.svc, &ctx.tables, ctx.stats.clone()).await?;
+        let mut tables = ctx.tables.clone();
+        let end = loop {
+            match copy::run(&ctx.cfg, &ctx.svc, &tables, ctx.stats.clone()).await {
+                Ok(end) => break end,
+                Err(Error::SchemaChangedDuringCopy(msg)) => {
+                    warn!(service = %name, reason = %msg, "copy restarts from a fresh position; nothing is lost");
+                    let mut src = Conn::new(ctx.cfg.source.opts()).await.map_err(Error::db("connecting to the source"))?;
+                    copy::drop_target_tables(&ctx.svc, &tables, &mut tgt).await?;
+                    let current = copy::resolve_tables(&ctx.cfg, &ctx.svc, &mut src).await?;
+                    copy::drop_target_tables(&ctx.svc, &current, &mut tgt).await?;
+                    let (fresh, p0) = copy::start(&ctx.cfg, &ctx.svc, &mut src, &mut tgt, false).await?;
+                    tables = fresh;
+                    record_copy_start(&mut tgt, name, &p0).await?;
+                    ctx.stats.rows_copied.store(0, Relaxed);
+                    let _ = src.disconnect().await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         tgt.exec_drop("UPDATE `_dropship`.`copy_state` SET end_file = ?, end_pos = ? WHERE service = ?", (&end.file, end.pos, name))
             .await
             .map_err(Error::db("recording the copy end"))?;
