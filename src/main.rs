@@ -191,7 +191,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     report(&e);
-                    if matches!(e, dropship_core::Error::Config(_)) || is_preflight(&e) {
+                    if matches!(e, dropship_core::Error::Config(_) | dropship_core::Error::Preflight(_)) {
                         ExitCode::from(2)
                     } else {
                         ExitCode::from(3)
@@ -240,11 +240,6 @@ async fn dispatch(cli: Cli) -> ExitCode {
         },
         Command::Binlog { command: BinlogCommand::Inspect { files } } => inspect(files),
     }
-}
-
-fn is_preflight(e: &dropship_core::Error) -> bool {
-    matches!(e, dropship_core::Error::Definite { message, .. } if message.starts_with("source ") || message.contains("services."))
-        || e.server_code() == Some(1045)
 }
 
 /// Runs replicate with the control endpoint and signal handling.

@@ -20,6 +20,9 @@ pub enum Error {
     /// A mapped table's columns changed while its initial copy ran: the copy
     /// of the service restarts from a fresh position.
     SchemaChangedDuringCopy(String),
+    /// Anything that failed before replication started (unreachable source,
+    /// wrong password, binlog settings, a table without a key): exit code 2.
+    Preflight(Box<Error>),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -42,6 +45,7 @@ impl Error {
     /// MySQL error code of a failed database call, if any.
     pub fn server_code(&self) -> Option<u16> {
         match self {
+            Error::Preflight(e) => e.server_code(),
             Error::Db { source: mysql_async::Error::Server(e), .. } => Some(e.code),
             _ => None,
         }
@@ -61,13 +65,22 @@ impl Error {
                 _ => false,
             },
             Error::Relay(_) | Error::Io { .. } => false,
-            Error::Config(_) | Error::Definite { .. } | Error::SchemaChangedDuringCopy(_) => false,
+            Error::Config(_) | Error::Definite { .. } | Error::SchemaChangedDuringCopy(_) | Error::Preflight(_) => false,
+        }
+    }
+
+    /// Marks an error as a preflight failure (see [`Error::Preflight`]).
+    pub fn preflight(e: Error) -> Error {
+        match e {
+            Error::Preflight(_) => e,
+            e => Error::Preflight(Box::new(e)),
         }
     }
 
     /// What a human can do about it, if we know.
     pub fn hint(&self) -> Option<String> {
         match self {
+            Error::Preflight(e) => e.hint(),
             Error::Definite { hint, .. } if !hint.is_empty() => Some(hint.clone()),
             Error::Db { source: mysql_async::Error::Server(e), .. } => match e.code {
                 1045 => Some("check the user name and password (password_file or ${VAR} in the url)".into()),
@@ -90,6 +103,7 @@ impl fmt::Display for Error {
             Error::Relay(e) => write!(f, "relay log: {e}"),
             Error::Io { what, source } => write!(f, "{what}: {source}"),
             Error::SchemaChangedDuringCopy(m) => write!(f, "{m}"),
+            Error::Preflight(e) => write!(f, "{e}"),
         }
     }
 }

@@ -59,27 +59,7 @@ pub async fn run(cfg: Arc<Config>, opts: Options, control: Arc<Control>, stop: w
     }
     let selected: Vec<_> = cfg.services.iter().filter(|s| opts.services.is_empty() || opts.services.contains(&s.name)).cloned().collect();
 
-    let mut src = Conn::new(cfg.source.opts()).await.map_err(Error::db(format!("connecting to the source {}", cfg.source)))?;
-    check::require_source_ready(&mut src).await?;
-
-    // Per service: schema, tables, and a start position.
-    let mut starts = Vec::new();
-    for svc in &selected {
-        meta::migrate(&svc.target).await?;
-        let mut tgt = Conn::new(svc.target.opts_with_db(meta::DB)).await.map_err(Error::db(format!("connecting to target {}", svc.target)))?;
-        let (tables, pos) = match meta::load_position(&mut tgt, &svc.name).await? {
-            Some((p, _, _)) => (copy::resolve_tables(&cfg, svc, &mut src).await?, p),
-            None => {
-                let (tables, p0) = copy::start(&cfg, svc, &mut src, &mut tgt, opts.truncate_existing).await?;
-                service::record_copy_start(&mut tgt, &svc.name, &p0).await?;
-                info!(service = %svc.name, position = %p0, tables = tables.len(), "new service: copy starts; changes from this position are kept");
-                (tables, p0)
-            }
-        };
-        let _ = tgt.disconnect().await;
-        starts.push((svc.clone(), tables, pos));
-    }
-    let oldest: Position = starts.iter().map(|(_, _, p)| p.clone()).min().ok_or_else(|| Error::Config("no service selected".into()))?;
+    let (src, starts, oldest) = setup(&cfg, &selected, &opts).await.map_err(Error::preflight)?;
 
     // Relay log: reuse if it covers every service, else start over at `oldest`.
     std::fs::create_dir_all(&cfg.state_dir).map_err(Error::io(format!("creating the state dir {}", cfg.state_dir.display())))?;
@@ -147,4 +127,37 @@ pub async fn run(cfg: Arc<Config>, opts: Options, control: Arc<Control>, stop: w
         Ok(r) => r,
         Err(e) => Err(Error::definite(format!("binlog reader task failed: {e}"), "")),
     }
+}
+
+/// Everything before streaming: source checks, table validation, target
+/// metadata and start positions. Any failure here is a preflight failure.
+async fn setup(cfg: &Arc<Config>, selected: &[crate::config::ServiceConfig], opts: &Options) -> Result<(Conn, Vec<(crate::config::ServiceConfig, Vec<Arc<dropship_mysql::schema::TableSchema>>, Position)>, Position)> {
+    let mut src = Conn::new(cfg.source.opts()).await.map_err(Error::db(format!("connecting to the source {}", cfg.source)))?;
+    check::require_source_ready(&mut src).await?;
+
+    // Validate every service's tables on the source before writing anything
+    // to any target (a table without a key is a config error, exit 2).
+    for svc in selected {
+        copy::resolve_tables(cfg, svc, &mut src).await?;
+    }
+    // Per service: schema, tables, and a start position.
+    let mut starts = Vec::new();
+    for svc in selected {
+        meta::migrate(&svc.target).await?;
+        let mut tgt = Conn::new(svc.target.opts_with_db(meta::DB)).await.map_err(Error::db(format!("connecting to target {}", svc.target)))?;
+        let (tables, pos) = match meta::load_position(&mut tgt, &svc.name).await? {
+            Some((p, _, _)) => (copy::resolve_tables(cfg, svc, &mut src).await?, p),
+            None => {
+                let (tables, p0) = copy::start(cfg, svc, &mut src, &mut tgt, opts.truncate_existing).await?;
+                service::record_copy_start(&mut tgt, &svc.name, &p0).await?;
+                info!(service = %svc.name, position = %p0, tables = tables.len(), "new service: copy starts; changes from this position are kept");
+                (tables, p0)
+            }
+        };
+        let _ = tgt.disconnect().await;
+        starts.push((svc.clone(), tables, pos));
+    }
+    let oldest: Position = starts.iter().map(|(_, _, p)| p.clone()).min().ok_or_else(|| Error::Config("no service selected".into()))?;
+
+    Ok((src, starts, oldest))
 }

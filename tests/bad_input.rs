@@ -1,0 +1,120 @@
+//! Bad input gets a clear error naming the offending value, a non-zero exit
+//! and nothing written to the targets. Runs the real binary.
+
+mod common;
+
+use common::*;
+use dropship_sandbox::{MariaDb, ServerOptions};
+use mysql_async::prelude::Queryable;
+use std::time::Duration;
+
+const SVC: [Svc<'static>; 1] = [Svc { name: "users", target: 0, tables: &["app.users"], rename: &[] }];
+
+async fn target_untouched(t: &MariaDb) {
+    let mut c = t.conn().await.unwrap();
+    let dbs: Vec<String> = c.query("SHOW DATABASES").await.unwrap();
+    assert!(!dbs.iter().any(|d| d == "_dropship" || d == "app"), "nothing may be written to the target: {dbs:?}");
+}
+
+async fn with_app_table(src: &MariaDb, pk: bool) {
+    let mut c = src.conn().await.unwrap();
+    exec(&mut c, "CREATE DATABASE IF NOT EXISTS app").await;
+    let key = if pk { "PRIMARY KEY" } else { "" };
+    exec(&mut c, &format!("CREATE TABLE IF NOT EXISTS app.users (id INT NOT NULL {key}, name VARCHAR(10))")).await;
+}
+
+fn write_config(env: &Env, text: &str) -> std::path::PathBuf {
+    let p = env.dir.path().join("bad.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_mistakes_are_named_with_file_key_and_hint_and_exit_2() {
+    let env = start_env(1, ServerOptions::source()).await;
+    with_app_table(&env.source, true).await;
+    let good = env.config_text(&SVC, "");
+
+    let p = write_config(&env, &good.replace("[services.users]", "[services.users"));
+    let (code, out) = run_binary(&p, &["check"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("bad.toml") && out.contains("line"), "{out}");
+
+    let p = write_config(&env, &good.replace("tables = [", "tabels = [\"x.y\"]\ntables = ["));
+    let (code, out) = run_binary(&p, &["replicate"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("tabels") && out.contains("hint"), "{out}");
+
+    let two = format!("{good}[services.copycat]\ntarget = \"mysql://dropship:x@127.0.0.1:{}\"\ntables = [\"app.*\"]\n", env.targets[0].port());
+    let (code, out) = run_binary(&write_config(&env, &two), &["replicate"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("users") && out.contains("copycat") && out.contains("two services"), "{out}");
+    target_untouched(&env.targets[0]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_without_a_key_and_a_wrong_password_are_refused_without_touching_targets() {
+    let env = start_env(1, ServerOptions::source()).await;
+    with_app_table(&env.source, false).await;
+    let p = env.config_file(&SVC, "", free_port());
+    let (code, out) = run_binary(&p, &["replicate"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("app.users") && out.contains("primary key"), "{out}");
+    target_untouched(&env.targets[0]).await;
+
+    let text = std::fs::read_to_string(&p).unwrap().replace("${DS_TEST_SOURCE_PW}", "not-the-password-8812");
+    let (code, out) = run_binary(&write_config(&env, &text), &["replicate"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("Access denied") || out.contains("1045"), "{out}");
+    assert!(!out.contains("not-the-password-8812") && !out.contains(SOURCE_PASSWORD), "no password may be printed: {out}");
+    target_untouched(&env.targets[0]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_binlog_settings_each_fail_check_and_replicate_with_a_hint() {
+    let cases: [(&str, ServerOptions, &str); 4] = [
+        ("binlog off", ServerOptions::source().with_binlog(false), "log_bin"),
+        ("STATEMENT format", { let mut o = ServerOptions::source(); o.binlog_format = Some("STATEMENT".into()); o }, "binlog_format"),
+        ("MINIMAL row image", ServerOptions::source().with_binlog_row_image("MINIMAL"), "binlog_row_image"),
+        ("compressed binlog", ServerOptions::source().with_log_bin_compress(true), "log_bin_compress"),
+    ];
+    let target = MariaDb::start(ServerOptions::target().with_extra("max_allowed_packet=64M")).await.unwrap();
+    target.create_user("dropship", TARGET_PASSWORD, &["ALL PRIVILEGES ON *.*"]).await.unwrap();
+    for (what, opts, setting) in cases {
+        let mut env = start_env(0, opts).await;
+        with_app_table(&env.source, true).await;
+        env.targets = vec![];
+        let text = env.config_text(&[], "").to_string()
+            + &format!("[services.users]\ntarget = \"mysql://dropship:${{DS_TEST_TARGET_PW}}@127.0.0.1:{}\"\ntables = [\"app.users\"]\n", target.port());
+        let p = write_config(&env, &text);
+        let (code, out) = run_binary(&p, &["check"]);
+        assert_eq!(code, 2, "{what}: check must fail: {out}");
+        assert!(out.contains("FAIL") && out.contains(setting) && out.contains("hint"), "{what}: {out}");
+        let (code, out) = run_binary(&p, &["replicate"]);
+        assert_eq!(code, 2, "{what}: replicate must refuse: {out}");
+        assert!(out.contains(setting), "{what}: {out}");
+        target_untouched(&target).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_position_the_source_purged_is_a_clear_error_exit_3() {
+    let env = start_env(1, ServerOptions::source()).await;
+    with_app_table(&env.source, true).await;
+    let mut src = env.source.conn().await.unwrap();
+    exec(&mut src, "INSERT INTO app.users VALUES (1, 'a')").await;
+    let p = env.config_file(&SVC, "", free_port());
+    let mut child = spawn_binary(&p, &["replicate"], "replicate.log");
+    wait_caught_up(&env, 0, "users", Duration::from_secs(60)).await;
+    assert_eq!(child.terminate(), Some(0));
+    // While dropship is stopped the source moves on and purges everything,
+    // and the local relay log is gone too: the position cannot be served.
+    exec(&mut src, "INSERT INTO app.users VALUES (2, 'b')").await;
+    exec(&mut src, "FLUSH BINARY LOGS").await;
+    let logs: Vec<(String, u64)> = src.query("SHOW BINARY LOGS").await.unwrap();
+    exec(&mut src, &format!("PURGE BINARY LOGS TO '{}'", logs.last().unwrap().0)).await;
+    std::fs::remove_dir_all(env.dir.path().join("state")).unwrap();
+    let (code, out) = run_binary(&p, &["replicate"]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("purged") && out.contains("hint"), "{out}");
+}
