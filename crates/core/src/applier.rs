@@ -167,6 +167,17 @@ impl Applier {
                 self.flush(true).await?;
                 return Ok(Stop::Requested);
             }
+            // Throttled (see `throttle.rs`): read nothing more. Only between
+            // target transactions, so no target locks are held meanwhile.
+            if self.stats.is_throttled() && !self.in_target_tx {
+                if *stop.borrow() {
+                    // Nothing of the open transaction was written; it is re-read after restart.
+                    return Ok(Stop::Requested);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                self.stats.throttled_ms.fetch_add(100, Relaxed);
+                continue;
+            }
             match src.try_next()? {
                 Some((id, rec)) => {
                     if let Some(stop) = self.handle(id, rec).await? {
@@ -406,8 +417,7 @@ impl Applier {
             self.send(&text).await?;
         }
         if has_rows {
-            self.stats.batches.fetch_add(1, Relaxed);
-            self.stats.batch_rows_total.fetch_add(self.batch.rows as u64, Relaxed);
+            self.stats.observe_batch(self.batch.rows as u64);
         }
         self.batch.clear();
         self.batch_started = None;
