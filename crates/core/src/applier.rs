@@ -265,10 +265,13 @@ impl Applier {
                 if open.skip {
                     return Ok(None);
                 }
+                // Count only transactions that carried this service's changes.
+                if !open.staged.is_empty() || open.streamed || open.had_ddl {
+                    self.stats.transactions.fetch_add(1, Relaxed);
+                }
                 for r in open.staged {
                     self.stage(r).await?;
                 }
-                self.stats.transactions.fetch_add(1, Relaxed);
                 self.applied = Some((pos, ts));
                 self.batch_relay_id = id;
                 if self.batch_started.is_none() {

@@ -207,6 +207,11 @@ async fn attempt(ctx: &Ctx, stop: &watch::Receiver<bool>, start_id: u64, skip_id
     let name = &ctx.svc.name;
     let mut tgt = Conn::new(ctx.svc.target.opts_with_db(meta::DB)).await.map_err(Error::db(format!("connecting to target {}", ctx.svc.target)))?;
     let state = meta::load_state(&mut tgt, name).await?.map(|s| s.0).unwrap_or_default();
+    if state != "copying" {
+        // Rows copied by earlier runs, so status shows the service's total.
+        let copied: Option<Option<u64>> = tgt.exec_first("SELECT CAST(SUM(rows_copied) AS UNSIGNED) FROM `_dropship`.`copy_chunks` WHERE service = ?", (name,)).await.ok();
+        ctx.stats.rows_copied.store(copied.flatten().unwrap_or(0), Relaxed);
+    }
     if state == "copying" {
         ctx.stats.set_state("copying");
         let end = copy::run(&ctx.cfg, &ctx.svc, &ctx.tables, ctx.stats.clone()).await?;
