@@ -362,3 +362,25 @@ async fn status_and_logs_of_the_real_binary_say_what_runs_and_never_show_passwor
         }
     }
 }
+
+#[test]
+fn the_grafana_dashboard_is_valid_json_and_uses_only_exported_metrics() {
+    let text = include_str!("../grafana/dropship.json");
+    let d: serde_json::Value = serde_json::from_str(text).expect("grafana/dropship.json is JSON");
+    let panels = d["panels"].as_array().expect("panels");
+    let titles: Vec<&str> = panels.iter().filter_map(|p| p["title"].as_str()).collect();
+    for want in ["Lag", "Apply rate", "Relay backlog", "Errors"] {
+        assert!(titles.iter().any(|t| t.starts_with(want)), "no {want} panel in {titles:?}");
+    }
+    let source = include_str!("../crates/core/src/control.rs");
+    for p in panels {
+        for t in p["targets"].as_array().expect("targets") {
+            let expr = t["expr"].as_str().expect("expr");
+            for (i, _) in expr.match_indices("dropship_") {
+                let name: String = expr[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                let base = ["_bucket", "_sum", "_count"].iter().fold(name.clone(), |n, s| n.strip_suffix(s).map(str::to_string).unwrap_or(n));
+                assert!(source.contains(&format!("\"{base}\"")), "dashboard uses {name}, which control.rs does not export");
+            }
+        }
+    }
+}
