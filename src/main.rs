@@ -108,6 +108,12 @@ enum BinlogCommand {
     Inspect { files: Vec<PathBuf> },
 }
 
+/// Logging: text on a terminal, JSON lines otherwise (`--log-format`
+/// overrides). In both, structured fields come before the message: text
+/// lines read `TIME LEVEL key=value ... message`, JSON objects carry the
+/// fields flattened at the top level. Levels: WARN means nothing was lost
+/// (a retry, a reconnect); ERROR means a human must act. Secrets never reach
+/// a log line: endpoints display redacted and error texts are scrubbed.
 fn init_logging(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
     let level = if cli.quiet {
@@ -119,7 +125,7 @@ fn init_logging(cli: &Cli) {
             _ => "trace",
         }
     };
-    let filter = EnvFilter::try_from_env("DROPSHIP_LOG").unwrap_or_else(|_| EnvFilter::new(format!("{level},mysql_async=warn")));
+    let filter = EnvFilter::try_from_env("DROPSHIP_LOG").unwrap_or_else(|_| EnvFilter::new(format!("{level},mysql_async=warn,refinery_core=warn")));
     let json = match cli.log_format {
         Some(LogFormat::Json) => true,
         Some(LogFormat::Text) => false,
@@ -127,9 +133,59 @@ fn init_logging(cli: &Cli) {
     };
     let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
     if json {
-        b.json().flatten_event(true).init();
+        b.json().flatten_event(true).with_current_span(false).with_span_list(false).init();
     } else {
-        b.init();
+        b.event_format(FieldsFirst).init();
+    }
+}
+
+/// Text log lines with the fields before the message:
+/// `2026-01-02T03:04:05.678Z  WARN service=users retry_in_ms=400 transient error; retrying`.
+struct FieldsFirst;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for FieldsFirst
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(&self, _ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>, mut w: tracing_subscriber::fmt::format::Writer<'_>, event: &tracing::Event<'_>) -> std::fmt::Result {
+        use tracing_subscriber::fmt::time::FormatTime;
+        tracing_subscriber::fmt::time::SystemTime.format_time(&mut w)?;
+        write!(w, " {:>5} ", event.metadata().level())?;
+        let mut v = FieldsFirstVisitor::default();
+        event.record(&mut v);
+        w.write_str(&v.fields)?;
+        writeln!(w, "{}", v.message)
+    }
+}
+
+#[derive(Default)]
+struct FieldsFirstVisitor {
+    fields: String,
+    message: String,
+}
+
+impl FieldsFirstVisitor {
+    fn push(&mut self, name: &str, value: String) {
+        if name == "message" {
+            self.message = value;
+            return;
+        }
+        let quote = value.is_empty() || value.contains(|c: char| c.is_whitespace() || c == '"' || c == '=');
+        if quote {
+            self.fields.push_str(&format!("{name}={value:?} "));
+        } else {
+            self.fields.push_str(&format!("{name}={value} "));
+        }
+    }
+}
+
+impl tracing::field::Visit for FieldsFirstVisitor {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.push(field.name(), value.to_string());
+    }
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.push(field.name(), format!("{value:?}"));
     }
 }
 
@@ -206,19 +262,35 @@ async fn dispatch(cli: Cli) -> ExitCode {
             };
             let r = status::gather(&cfg).await;
             if json {
-                let v = serde_json::json!({ "replicate_running": r.running, "services": r.services });
+                let v = serde_json::json!({
+                    "replicate_running": r.running,
+                    "control_endpoint": cfg.control.listen,
+                    "unreachable": r.unreachable,
+                    "services": r.services,
+                });
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {
-                if !r.running {
-                    println!("replicate is not running (control endpoint {} unreachable); showing what the targets recorded", cfg.control.listen);
+                if r.running {
+                    println!("replicate is running (control endpoint {})", cfg.control.listen);
+                } else {
+                    println!("replicate is NOT running (control endpoint {} does not answer); showing what the targets recorded", cfg.control.listen);
                 }
-                println!("{:<16} {:<34} {:>8} {:>12} {:>12}  applied position", "service", "state", "lag", "rows copied", "rows applied");
+                println!("{:<16} {:<12} {:>8} {:>12} {:>12}  applied position", "service", "state", "lag", "rows copied", "rows applied");
                 for s in &r.services {
                     let lag = s.lag_seconds.map(|l| format!("{l}s")).unwrap_or_else(|| "-".into());
-                    println!("{:<16} {:<34} {:>8} {:>12} {:>12}  {}", s.service, s.state, lag, s.rows_copied, s.rows_applied, s.applied_position);
+                    println!("{:<16} {:<12} {:>8} {:>12} {:>12}  {}", s.service, s.state, lag, s.rows_copied, s.rows_applied, s.applied_position);
+                    if !s.throttled.is_empty() {
+                        println!("  throttled: {}", s.throttled);
+                    }
                     if !s.last_error.is_empty() {
                         println!("  last error: {}", s.last_error);
                     }
+                }
+                if let Some(p) = r.services.iter().map(|s| s.source_position.as_str()).find(|p| !p.is_empty()) {
+                    println!("source position: {p}");
+                }
+                for u in &r.unreachable {
+                    eprintln!("error: cannot reach {}", if u == "source" { "the source".to_string() } else { format!("the target of service {u}") });
                 }
             }
             if r.unreachable.is_empty() {

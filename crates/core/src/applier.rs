@@ -167,6 +167,17 @@ impl Applier {
                 self.flush(true).await?;
                 return Ok(Stop::Requested);
             }
+            // Throttled (see `throttle.rs`): read nothing more. Only between
+            // target transactions, so no target locks are held meanwhile.
+            if self.stats.is_throttled() && !self.in_target_tx {
+                if *stop.borrow() {
+                    // Nothing of the open transaction was written; it is re-read after restart.
+                    return Ok(Stop::Requested);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                self.stats.throttled_ms.fetch_add(100, Relaxed);
+                continue;
+            }
             match src.try_next()? {
                 Some((id, rec)) => {
                     if let Some(stop) = self.handle(id, rec).await? {
@@ -254,10 +265,13 @@ impl Applier {
                 if open.skip {
                     return Ok(None);
                 }
+                // Count only transactions that carried this service's changes.
+                if !open.staged.is_empty() || open.streamed || open.had_ddl {
+                    self.stats.transactions.fetch_add(1, Relaxed);
+                }
                 for r in open.staged {
                     self.stage(r).await?;
                 }
-                self.stats.transactions.fetch_add(1, Relaxed);
                 self.applied = Some((pos, ts));
                 self.batch_relay_id = id;
                 if self.batch_started.is_none() {
@@ -406,8 +420,7 @@ impl Applier {
             self.send(&text).await?;
         }
         if has_rows {
-            self.stats.batches.fetch_add(1, Relaxed);
-            self.stats.batch_rows_total.fetch_add(self.batch.rows as u64, Relaxed);
+            self.stats.observe_batch(self.batch.rows as u64);
         }
         self.batch.clear();
         self.batch_started = None;

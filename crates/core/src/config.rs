@@ -9,13 +9,26 @@
 //! Every key, with whether it is required:
 //! - `[source]` `url` (required), `password_file`, `tls` (`verify-full` |
 //!   `required` | `disabled`; default `verify-full`, `disabled` for loopback
-//!   hosts), `ca`, `server_id` (default derived from the state dir).
+//!   hosts), `ca`, `server_id` (default derived from the state dir),
+//!   `heartbeat` (default `false`: when `true` dropship writes a heartbeat row
+//!   to `_dropship_heartbeat.heartbeat` on the source every second so lag is
+//!   exact while the application is idle; needs
+//!   `GRANT CREATE, INSERT, UPDATE ON _dropship_heartbeat.* TO <source user>`,
+//!   see `heartbeat.rs`).
 //! - `[state]` `dir` (default `./dropship-state`).
 //! - `[control]` `listen` (default `127.0.0.1:9187`), `token` (required for a
-//!   non-loopback `listen`), `health_max_lag` (default `30s`).
+//!   non-loopback `listen`; when the key is absent the environment variable
+//!   `DROPSHIP_CONTROL_TOKEN` is used, so the token need not be in the file),
+//!   `health_max_lag` (default `30s`).
 //! - `[replicate]` `batch_rows` (default 5000), `batch_delay` (default `50ms`),
 //!   `max_rows_per_second` (copy throttle, default unlimited), `copy_chunk_rows`
-//!   (default 10000), `copy_threads` (default 2), `give_up_after` (default `30m`).
+//!   (default 10000), `copy_threads` (default 2), `give_up_after` (default `30m`:
+//!   a service failing with transient errors for that long stops retrying and
+//!   needs a resume), `throttle_query` (optional: SQL run on the source every
+//!   second; a non-zero first column throttles copy and apply, gh-ost style),
+//!   `max_target_replica_lag` (optional: throttles a service while its target's
+//!   `SHOW SLAVE STATUS` reports `Seconds_Behind_Master` above it). See
+//!   `throttle.rs`.
 //! - `[services.NAME]` `target` (required), `tables` (required, `db.table`, `*`
 //!   allowed in the table part), `rename_databases`, `password_file`, `tls`, `ca`.
 
@@ -74,6 +87,7 @@ struct RawEndpoint {
     tls: Option<String>,
     ca: Option<PathBuf>,
     server_id: Option<u32>,
+    heartbeat: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -99,6 +113,8 @@ struct RawReplicate {
     copy_chunk_rows: Option<usize>,
     copy_threads: Option<usize>,
     give_up_after: Option<String>,
+    throttle_query: Option<String>,
+    max_target_replica_lag: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -240,6 +256,10 @@ pub struct Tuning {
     pub copy_chunk_rows: usize,
     pub copy_threads: usize,
     pub give_up_after: Duration,
+    /// SQL run on the source every second; non-zero first column = throttled.
+    pub throttle_query: Option<String>,
+    /// Throttle a service while its target reports more replica lag than this.
+    pub max_target_replica_lag: Option<Duration>,
 }
 
 impl Default for Tuning {
@@ -251,6 +271,8 @@ impl Default for Tuning {
             copy_chunk_rows: 10_000,
             copy_threads: 2,
             give_up_after: Duration::from_secs(30 * 60),
+            throttle_query: None,
+            max_target_replica_lag: None,
         }
     }
 }
@@ -261,6 +283,8 @@ pub struct Config {
     pub file: String,
     pub source: Endpoint,
     pub server_id: u32,
+    /// Write a heartbeat row on the source every second (`[source] heartbeat`).
+    pub heartbeat: bool,
     pub state_dir: PathBuf,
     pub control: ControlConfig,
     pub tuning: Tuning,
@@ -321,7 +345,7 @@ impl Config {
         };
 
         let listen = raw.control.listen.unwrap_or_else(|| "127.0.0.1:9187".to_string());
-        let token = raw.control.token.filter(|t| !t.is_empty());
+        let token = raw.control.token.or_else(|| env("DROPSHIP_CONTROL_TOKEN")).filter(|t| !t.is_empty());
         if !listen_is_loopback(&listen) && token.is_none() {
             return Err(err(
                 "control.listen",
@@ -338,6 +362,14 @@ impl Config {
             copy_chunk_rows: positive(file, "replicate.copy_chunk_rows", raw.replicate.copy_chunk_rows, defaults.copy_chunk_rows)?,
             copy_threads: positive(file, "replicate.copy_threads", raw.replicate.copy_threads, defaults.copy_threads)?,
             give_up_after: parse_duration_key(file, "replicate.give_up_after", raw.replicate.give_up_after.as_deref(), defaults.give_up_after)?,
+            throttle_query: match raw.replicate.throttle_query {
+                Some(q) if q.trim().is_empty() => return Err(err("replicate.throttle_query", "the query is empty".into(), "write a query whose first column is 0 when dropship may run, e.g. \"SELECT COUNT(*) > 50 FROM information_schema.PROCESSLIST WHERE COMMAND <> 'Sleep'\", or remove the key")),
+                q => q,
+            },
+            max_target_replica_lag: match raw.replicate.max_target_replica_lag.as_deref() {
+                None => None,
+                Some(v) => Some(parse_duration_key(file, "replicate.max_target_replica_lag", Some(v), Duration::ZERO)?),
+            },
         };
 
         if raw.services.is_empty() {
@@ -376,7 +408,7 @@ impl Config {
             services.push(ServiceConfig { name, target, tables, rename_databases: s.rename_databases });
         }
         check_static_overlaps(file, &services)?;
-        Ok(Config { file: file.to_string(), source, server_id, state_dir, control: ControlConfig { listen, token, health_max_lag }, tuning, services })
+        Ok(Config { file: file.to_string(), source, server_id, heartbeat: raw.source.heartbeat.unwrap_or(false), state_dir, control: ControlConfig { listen, token, health_max_lag }, tuning, services })
     }
 
     pub fn service(&self, name: &str) -> Option<&ServiceConfig> {
@@ -701,6 +733,52 @@ tables = ["shop.orders", "shop.order_*"]
     fn non_loopback_control_needs_a_token() {
         let e = parse(&format!("{GOOD}\n[control]\nlisten = \"0.0.0.0:9187\"\n")).unwrap_err();
         assert_eq!(e.key, "control.listen");
+    }
+
+    #[test]
+    fn the_control_token_comes_from_the_environment_when_the_file_has_none() {
+        let text = format!("{GOOD}\n[control]\nlisten = \"0.0.0.0:9187\"\n");
+        let c = Config::parse("dropship.toml", &text, &|k| match k {
+            "PW" => Some("pw".into()),
+            "DROPSHIP_CONTROL_TOKEN" => Some("tok-from-env".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.control.token.as_deref(), Some("tok-from-env"));
+        // An explicit key wins over the environment.
+        let c = Config::parse("dropship.toml", &format!("{text}token = \"in-file\"\n"), &|k| match k {
+            "PW" => Some("pw".into()),
+            "DROPSHIP_CONTROL_TOKEN" => Some("tok-from-env".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.control.token.as_deref(), Some("in-file"));
+        // Loopback without a token is fine; an empty env token is no token.
+        let e = Config::parse("dropship.toml", &text, &|k| match k {
+            "PW" => Some("pw".into()),
+            "DROPSHIP_CONTROL_TOKEN" => Some(String::new()),
+            _ => None,
+        })
+        .unwrap_err();
+        assert_eq!(e.key, "control.listen");
+    }
+
+    #[test]
+    fn heartbeat_and_throttle_keys_parse_and_default_off() {
+        let c = parse(GOOD).unwrap();
+        assert!(!c.heartbeat);
+        assert!(c.tuning.throttle_query.is_none() && c.tuning.max_target_replica_lag.is_none());
+        let text = GOOD.replace("url = \"mysql://repl:${PW}@127.0.0.1:3307\"", "url = \"mysql://repl:${PW}@127.0.0.1:3307\"\nheartbeat = true")
+            + "[replicate]\nthrottle_query = \"SELECT 0\"\nmax_target_replica_lag = \"30s\"\ngive_up_after = \"3s\"\n";
+        let c = parse(&text).unwrap();
+        assert!(c.heartbeat);
+        assert_eq!(c.tuning.throttle_query.as_deref(), Some("SELECT 0"));
+        assert_eq!(c.tuning.max_target_replica_lag, Some(Duration::from_secs(30)));
+        assert_eq!(c.tuning.give_up_after, Duration::from_secs(3));
+        let e = parse(&text.replace("\"30s\"", "\"soon\"")).unwrap_err();
+        assert_eq!(e.key, "replicate.max_target_replica_lag");
+        let e = parse(&text.replace("\"SELECT 0\"", "\" \"")).unwrap_err();
+        assert_eq!(e.key, "replicate.throttle_query");
     }
 
     #[test]

@@ -9,6 +9,33 @@
 //!
 //! A deliberately small HTTP/1.1 server: one request per connection, bodies
 //! ignored, 8 KiB header limit, 5 s read timeout.
+//!
+//! # Metrics
+//! Every name is `dropship_<thing>_<unit>`; counters end in `_total`; labels
+//! are at most `service` plus a small fixed set (`op`, `kind`, `state`, `le`).
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `dropship_lag_seconds` | gauge | service |
+//! | `dropship_reader_lag_seconds` | gauge | |
+//! | `dropship_binlog_events_total` | counter | |
+//! | `dropship_binlog_read_bytes_total` | counter | |
+//! | `dropship_binlog_reconnects_total` | counter | |
+//! | `dropship_reader_errors_total` | counter | kind |
+//! | `dropship_heartbeats_written_total`, `dropship_heartbeats_read_total` | counter | |
+//! | `dropship_relay_log_bytes` | gauge | |
+//! | `dropship_relay_backlog_records` | gauge | service |
+//! | `dropship_rows_applied_total` | counter | service, op |
+//! | `dropship_transactions_applied_total` | counter | service |
+//! | `dropship_batch_rows` | histogram | service |
+//! | `dropship_copy_rows_total` | counter | service |
+//! | `dropship_verify_rows_total`, `dropship_verify_differences_total` | counter | service |
+//! | `dropship_errors_total` | counter | service, kind |
+//! | `dropship_service_state` | gauge (1 for the current state) | service, state |
+//! | `dropship_service_up` | gauge | service |
+//! | `dropship_throttled` | gauge | service |
+//! | `dropship_throttled_seconds_total` | counter | service |
+//! | `dropship_target_replica_lag_seconds` | gauge (when known) | service |
 
 use crate::stats::{now_epoch, ReaderStats, ServiceStats};
 use serde::Serialize;
@@ -28,8 +55,11 @@ pub struct Control {
     paused: Mutex<BTreeMap<String, watch::Sender<bool>>>,
     pub token: Option<String>,
     pub health_max_lag: Duration,
-    pub relay_bytes: Mutex<Option<dropship_relay::RelayHandle>>,
+    relay: Mutex<Option<dropship_relay::RelayHandle>>,
 }
+
+/// The states a service reports (PRODUCT.md `status`).
+pub const STATES: [&str; 6] = ["copying", "replicating", "paused", "frozen", "cut-over", "error"];
 
 #[derive(Serialize)]
 pub struct ServiceStatus {
@@ -41,12 +71,21 @@ pub struct ServiceStatus {
     pub rows_copied: u64,
     pub rows_applied: u64,
     pub transactions_applied: u64,
+    /// Why the service is throttled; empty when it is not.
+    pub throttled: String,
     pub last_error: String,
 }
 
 impl Control {
     pub fn new(token: Option<String>, health_max_lag: Duration) -> Control {
         Control { token, health_max_lag, ..Default::default() }
+    }
+
+    /// Lets `/metrics` report relay log size and per-service backlog.
+    pub fn set_relay(&self, h: dropship_relay::RelayHandle) {
+        if let Ok(mut g) = self.relay.lock() {
+            *g = Some(h);
+        }
     }
 
     pub fn service(&self, name: &str) -> Arc<ServiceStats> {
@@ -92,6 +131,7 @@ impl Control {
                 rows_copied: s.rows_copied.load(Relaxed),
                 rows_applied: s.rows_applied(),
                 transactions_applied: s.transactions.load(Relaxed),
+                throttled: if s.is_throttled() { s.throttle_reason() } else { String::new() },
                 last_error: s.last_error(),
             })
             .collect()
@@ -106,17 +146,25 @@ impl Control {
                 o.push_str(&format!("{name}{labels} {v}\n"));
             }
         };
-        metric("dropship_binlog_events_total", "counter", "Binlog events read from the source.", vec![(String::new(), r.events.load(Relaxed).to_string())]);
-        metric("dropship_binlog_bytes_total", "counter", "Binlog bytes read from the source.", vec![(String::new(), r.bytes.load(Relaxed).to_string())]);
-        metric("dropship_reconnects_total", "counter", "Binlog connection reconnects.", vec![(String::new(), r.reconnects.load(Relaxed).to_string())]);
-        if let Some(h) = self.relay_bytes.lock().ok().and_then(|g| g.clone()) {
-            metric("dropship_relay_log_bytes", "gauge", "Size of the relay log on disk.", vec![(String::new(), h.size_bytes().to_string())]);
+        let one = |v: u64| vec![(String::new(), v.to_string())];
+        metric("dropship_binlog_events_total", "counter", "Binlog events read from the source.", one(r.events.load(Relaxed)));
+        metric("dropship_binlog_read_bytes_total", "counter", "Binlog bytes read from the source.", one(r.bytes.load(Relaxed)));
+        metric("dropship_binlog_reconnects_total", "counter", "Reconnects of the binlog connection.", one(r.reconnects.load(Relaxed)));
+        let rk: Vec<(String, String)> = r.errors_by_kind().into_iter().map(|(k, v)| (format!("{{kind=\"{k}\"}}"), v.to_string())).collect();
+        metric("dropship_reader_errors_total", "counter", "Errors of the binlog reader, by kind.", rk);
+        let rts = r.last_source_ts.load(Relaxed);
+        metric("dropship_reader_lag_seconds", "gauge", "Now minus the source commit time of the newest transaction read.", vec![(String::new(), if rts > 0 { (now_epoch() - rts).max(0).to_string() } else { "NaN".into() })]);
+        metric("dropship_heartbeats_written_total", "counter", "Heartbeat rows written to the source.", one(r.heartbeats_written.load(Relaxed)));
+        metric("dropship_heartbeats_read_total", "counter", "Heartbeat transactions read from the binlog.", one(r.heartbeats_read.load(Relaxed)));
+        if let Some(h) = self.relay.lock().ok().and_then(|g| g.clone()) {
+            metric("dropship_relay_log_bytes", "gauge", "Size of the relay log on disk.", one(h.size_bytes()));
             let last = h.last_id();
             let backlog: Vec<(String, String)> = h.consumers().into_iter().map(|(c, ack)| (format!("{{service=\"{}\"}}", esc(&c)), last.saturating_sub(ack).to_string())).collect();
             metric("dropship_relay_backlog_records", "gauge", "Relay records not yet applied, per service.", backlog);
         }
         let g = self.services.lock().unwrap_or_else(|p| p.into_inner());
-        let per = |f: &dyn Fn(&ServiceStats) -> String| -> Vec<(String, String)> { g.iter().map(|(n, s)| (format!("{{service=\"{}\"}}", esc(n)), f(s))).collect() };
+        let lbl = |n: &str| format!("{{service=\"{}\"}}", esc(n));
+        let per = |f: &dyn Fn(&ServiceStats) -> String| -> Vec<(String, String)> { g.iter().map(|(n, s)| (lbl(n), f(s))).collect() };
         metric("dropship_lag_seconds", "gauge", "Now minus the source commit time of the last applied transaction.", per(&|s| self.lag(s).map(|l| l.to_string()).unwrap_or_else(|| "NaN".into())));
         let mut rows = Vec::new();
         for (n, s) in g.iter() {
@@ -124,13 +172,44 @@ impl Control {
                 rows.push((format!("{{service=\"{}\",op=\"{op}\"}}", esc(n)), v.load(Relaxed).to_string()));
             }
         }
-        metric("dropship_rows_applied_total", "counter", "Row changes applied to the target.", rows);
-        metric("dropship_transactions_applied_total", "counter", "Source transactions applied.", per(&|s| s.transactions.load(Relaxed).to_string()));
-        metric("dropship_batches_total", "counter", "Target transactions (batches) committed.", per(&|s| s.batches.load(Relaxed).to_string()));
-        metric("dropship_batch_rows_total", "counter", "Rows in committed batches (divide by batches for the mean batch size).", per(&|s| s.batch_rows_total.load(Relaxed).to_string()));
+        metric("dropship_rows_applied_total", "counter", "Row changes applied to the target, by operation.", rows);
+        metric("dropship_transactions_applied_total", "counter", "Source transactions applied to the target.", per(&|s| s.transactions.load(Relaxed).to_string()));
+        let mut hist = Vec::new();
+        for (n, s) in g.iter() {
+            let mut cum = 0u64;
+            for (i, b) in crate::stats::BATCH_BUCKETS.iter().enumerate() {
+                cum += s.batch_buckets[i].load(Relaxed);
+                hist.push((format!("_bucket{{service=\"{}\",le=\"{b}\"}}", esc(n)), cum.to_string()));
+            }
+            cum += s.batch_buckets[crate::stats::BATCH_BUCKETS.len()].load(Relaxed);
+            hist.push((format!("_bucket{{service=\"{}\",le=\"+Inf\"}}", esc(n)), cum.to_string()));
+            hist.push((format!("_sum{}", lbl(n)), s.batch_rows_total.load(Relaxed).to_string()));
+            hist.push((format!("_count{}", lbl(n)), s.batches.load(Relaxed).to_string()));
+        }
+        metric("dropship_batch_rows", "histogram", "Rows per committed target transaction (batch).", hist);
         metric("dropship_copy_rows_total", "counter", "Rows copied by the initial copy.", per(&|s| s.rows_copied.load(Relaxed).to_string()));
-        metric("dropship_errors_total", "counter", "Errors seen by the service.", per(&|s| s.errors.load(Relaxed).to_string()));
+        metric("dropship_verify_rows_total", "counter", "Rows compared by verify.", per(&|s| s.verify_rows.load(Relaxed).to_string()));
+        metric("dropship_verify_differences_total", "counter", "Differing rows found by verify.", per(&|s| s.verify_differences.load(Relaxed).to_string()));
+        let mut errs = Vec::new();
+        for (n, s) in g.iter() {
+            for (k, v) in s.errors_by_kind() {
+                errs.push((format!("{{service=\"{}\",kind=\"{k}\"}}", esc(n)), v.to_string()));
+            }
+        }
+        metric("dropship_errors_total", "counter", "Errors seen by the service, by kind (transient ones are retried).", errs);
+        let mut states = Vec::new();
+        for (n, s) in g.iter() {
+            let cur = s.state();
+            for st in STATES {
+                states.push((format!("{{service=\"{}\",state=\"{st}\"}}", esc(n)), u8::from(cur == st).to_string()));
+            }
+        }
+        metric("dropship_service_state", "gauge", "1 for the state the service is in.", states);
         metric("dropship_service_up", "gauge", "1 when the service is replicating.", per(&|s| if s.state() == "replicating" { "1".into() } else { "0".into() }));
+        metric("dropship_throttled", "gauge", "1 while copy and apply of the service are throttled.", per(&|s| u8::from(s.is_throttled()).to_string()));
+        metric("dropship_throttled_seconds_total", "counter", "Time the service waited because it was throttled.", per(&|s| format!("{:.1}", s.throttled_ms.load(Relaxed) as f64 / 1000.0)));
+        let rl: Vec<(String, String)> = g.iter().filter(|(_, s)| s.target_replica_lag_known.load(Relaxed)).map(|(n, s)| (lbl(n), s.target_replica_lag.load(Relaxed).to_string())).collect();
+        metric("dropship_target_replica_lag_seconds", "gauge", "Seconds_Behind_Master of the target (when max_target_replica_lag is set and the target is a replica).", rl);
         o
     }
 
@@ -255,3 +334,41 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_changes_need_the_right_bearer_token() {
+        let c = Control::new(Some("s3cret".into()), Duration::from_secs(30));
+        c.service("users");
+        assert_eq!(c.handle("POST", "/services/users/pause", None).0, 401);
+        assert_eq!(c.handle("POST", "/services/users/pause", Some("Bearer nope")).0, 401);
+        assert!(!c.is_paused("users"));
+        assert_eq!(c.handle("POST", "/services/users/pause", Some("Bearer s3cret")).0, 200);
+        assert!(c.is_paused("users"));
+        assert_eq!(c.handle("POST", "/services/nobody/pause", Some("Bearer s3cret")).0, 404);
+        let none = Control::new(None, Duration::from_secs(30));
+        none.service("users");
+        assert_eq!(none.handle("POST", "/services/users/pause", Some("Bearer x")).0, 403);
+    }
+
+    #[test]
+    fn metrics_follow_prometheus_naming() {
+        let c = Control::new(None, Duration::from_secs(30));
+        let s = c.service("users");
+        s.observe_batch(3);
+        s.set_state("replicating");
+        let m = c.metrics();
+        assert!(m.contains("dropship_batch_rows_bucket{service=\"users\",le=\"10\"} 1"), "{m}");
+        assert!(m.contains("dropship_batch_rows_count{service=\"users\"} 1"), "{m}");
+        assert!(m.contains("dropship_service_state{service=\"users\",state=\"replicating\"} 1"), "{m}");
+        for line in m.lines().filter(|l| l.starts_with("# TYPE")) {
+            let mut p = line.split(' ').skip(2);
+            let (name, kind) = (p.next().unwrap(), p.next().unwrap());
+            assert!(name.starts_with("dropship_"), "{line}");
+            assert_eq!(kind == "counter", name.ends_with("_total"), "{line}");
+        }
+    }
+}

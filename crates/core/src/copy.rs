@@ -245,6 +245,7 @@ async fn copy_table(svc: &ServiceConfig, t: &TableSchema, source: &mut Conn, tar
     source.query_drop("SET time_zone = '+00:00', NAMES binary").await.map_err(Error::db("preparing the copy session"))?;
     let started = std::time::Instant::now();
     loop {
+        stats.wait_unthrottled().await;
         same_columns(svc, t, source, target).await?;
         let mut q = format!("SELECT {select_list} FROM {}", sql::qualified(&t.database, &t.table));
         if let Some(k) = &last_key {

@@ -21,3 +21,5 @@ pub mod relay_state;
 pub mod replicate;
 pub mod service;
 pub mod status;
+pub mod heartbeat;
+pub mod throttle;

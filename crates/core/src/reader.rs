@@ -47,6 +47,8 @@ struct Tx {
     begun: bool,
     explicit: bool,
     start: Position,
+    /// The transaction wrote the heartbeat row (see `heartbeat.rs`).
+    heartbeat: bool,
 }
 
 pub struct Reader<S: RecordSink> {
@@ -123,6 +125,7 @@ impl<S: RecordSink> Reader<S> {
                     return Ok(());
                 }
                 Err(e) if e.is_transient() => {
+                    self.stats.count_error(&e);
                     self.sink.flush()?;
                     warn!(error = %e, position = %self.boundary, backoff_ms = backoff.as_millis() as u64, "binlog connection lost; reconnecting from the last transaction boundary");
                     tokio::time::sleep(backoff).await;
@@ -229,7 +232,10 @@ impl<S: RecordSink> Reader<S> {
             self.dirty = false;
             self.last_flush = Instant::now();
         }
-        if self.tx.is_none() && self.last_progress.elapsed() >= Duration::from_secs(1) {
+        // With a heartbeat, progress comes from heartbeat transactions stamped
+        // with their source commit time; the reader's clock is not evidence.
+        if !self.cfg.heartbeat && self.tx.is_none() && self.last_progress.elapsed() >= Duration::from_secs(1) {
+            self.stats.last_source_ts.store(now_epoch(), Relaxed);
             self.sink.append(&Record::Progress { pos: self.boundary.clone(), ts: now_epoch() as u32 })?;
             self.sink.flush()?;
             self.last_progress = Instant::now();
@@ -248,7 +254,7 @@ impl<S: RecordSink> Reader<S> {
     }
 
     fn open_tx(&mut self, gtid: String, ts: u32, explicit: bool) {
-        self.tx = Some(Tx { gtid, ts, begun: false, explicit, start: self.boundary.clone() });
+        self.tx = Some(Tx { gtid, ts, begun: false, explicit, start: self.boundary.clone(), heartbeat: false });
     }
 
     fn commit(&mut self, h: &EventHeader, outer_next: u64) -> Result<()> {
@@ -272,7 +278,10 @@ impl<S: RecordSink> Reader<S> {
         if let Ok(mut p) = self.stats.position.lock() {
             *p = self.boundary.to_string();
         }
-        if self.last_progress.elapsed() >= Duration::from_secs(1) {
+        if tx.heartbeat {
+            self.stats.heartbeats_read.fetch_add(1, Relaxed);
+        }
+        if (tx.heartbeat && !tx.begun) || self.last_progress.elapsed() >= Duration::from_secs(1) {
             self.sink.append(&Record::Progress { pos: self.boundary.clone(), ts: h.timestamp })?;
             self.dirty = true;
             self.last_progress = Instant::now();
@@ -375,6 +384,13 @@ impl<S: RecordSink> Reader<S> {
     }
 
     async fn rows(&mut self, table: &Arc<TableMap>, mut changes: Vec<RowChange>) -> Result<()> {
+        if crate::heartbeat::is_heartbeat_table(&table.database, &table.table) {
+            // Never mapped: its commit becomes a Progress record (see commit).
+            if let Some(tx) = self.tx.as_mut() {
+                tx.heartbeat = true;
+            }
+            return Ok(());
+        }
         if !self.mapped(&table.database, &table.table) {
             return Ok(());
         }

@@ -80,9 +80,7 @@ pub async fn run(cfg: Arc<Config>, opts: Options, control: Arc<Control>, stop: w
         }
     };
     let handle = relay.handle();
-    if let Ok(mut g) = control.relay_bytes.lock() {
-        *g = Some(handle.clone());
-    }
+    control.set_relay(handle.clone());
     for (svc, _, _) in &starts {
         handle.register(&svc.name)?;
     }
@@ -97,6 +95,12 @@ pub async fn run(cfg: Arc<Config>, opts: Options, control: Arc<Control>, stop: w
         }
         r
     });
+
+    // Operations helpers: the heartbeat row and the throttle checks.
+    if cfg.heartbeat {
+        tokio::spawn(crate::heartbeat::run(cfg.clone(), control.reader.clone(), stop.clone()));
+    }
+    tokio::spawn(crate::throttle::run(cfg.clone(), control.clone(), starts.iter().map(|(s, _, _)| s.name.clone()).collect(), stop.clone()));
 
     // One controller per service; they stop on `stop` or when the reader dies.
     let (svc_stop_tx, svc_stop_rx) = watch::channel(false);

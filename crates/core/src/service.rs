@@ -100,21 +100,35 @@ pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) -> Result<()> {
     let mut failing_since: Option<Instant> = None;
     let mut skip_ids = Vec::new();
     let mut start_id = ctx.relay.first_id();
+    // Set when retrying was given up: the state stays `error` until resumed.
+    let mut gave_up = false;
     loop {
         if *stop.borrow() {
             return Ok(());
         }
         // Paused by the control endpoint or by a definite error: wait.
         if ctx.control.is_paused(&name) {
-            ctx.stats.set_state("paused");
+            ctx.stats.set_state(if gave_up { "error" } else { "paused" });
             let mut rx = ctx.control.pause_watch(&name);
             tokio::select! {
                 _ = rx.wait_for(|p| !*p) => {}
                 _ = stop.wait_for(|s| *s) => return Ok(()),
             }
+            // Resumed: a fresh retry budget.
+            gave_up = false;
+            failing_since = None;
+            backoff = Duration::from_millis(200);
             continue;
         }
-        match attempt(&ctx, &stop, start_id, &skip_ids).await {
+        let progress_before = progress_mark(&ctx.stats);
+        let result = attempt(&ctx, &stop, start_id, &skip_ids).await;
+        if result.is_err() && progress_mark(&ctx.stats) != progress_before {
+            // The attempt got work done before failing: a new failure, not
+            // the same one going on; restart the clock and the backoff.
+            failing_since = None;
+            backoff = Duration::from_millis(200);
+        }
+        match result {
             Ok((Stop::Requested, _)) => {
                 if *stop.borrow() {
                     return Ok(());
@@ -126,18 +140,27 @@ pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) -> Result<()> {
                 start_id = ctx.relay.first_id();
             }
             Err(e) if e.is_transient() => {
-                ctx.stats.errors.fetch_add(1, Relaxed);
+                ctx.stats.count_error(&e);
                 let since = *failing_since.get_or_insert_with(Instant::now);
                 let msg = scrub(&ctx, &e.to_string());
-                ctx.stats.set_error(&msg);
                 if since.elapsed() >= ctx.cfg.tuning.give_up_after {
-                    error!(service = %name, error = %msg, "service keeps failing; stopped retrying. Fix the target, then resume it with POST /services/{name}/resume or restart replicate");
+                    let failing_for = format!("{}s", since.elapsed().as_secs());
+                    error!(
+                        service = %name,
+                        error = %msg,
+                        failing_for = %failing_for,
+                        give_up_after = %format!("{}s", ctx.cfg.tuning.give_up_after.as_secs()),
+                        "service keeps failing the same way; stopped retrying (nothing is lost: changes wait in the relay log). A human must fix the cause (is the target up and reachable with these credentials?), then resume with POST /services/{name}/resume or restart replicate"
+                    );
+                    ctx.stats.set_error(&format!("stopped retrying after {failing_for}: {msg} (fix the cause, then POST /services/{name}/resume or restart replicate)"));
                     ctx.stats.set_state("error");
+                    gave_up = true;
                     ctx.control.set_paused(&name, true);
                     continue;
                 }
+                ctx.stats.set_error(&msg);
                 ctx.stats.set_state("error");
-                warn!(service = %name, error = %msg, retry_in_ms = backoff.as_millis() as u64, "target not reachable; retrying (nothing is lost: changes wait in the relay log)");
+                warn!(service = %name, error = %msg, retry_in_ms = backoff.as_millis() as u64, "transient error; retrying (nothing is lost: changes wait in the relay log)");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = stop.wait_for(|s| *s) => return Ok(()),
@@ -146,7 +169,7 @@ pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) -> Result<()> {
                 start_id = ctx.relay.first_id();
             }
             Err(e) => {
-                ctx.stats.errors.fetch_add(1, Relaxed);
+                ctx.stats.count_error(&e);
                 let msg = scrub(&ctx, &e.to_string());
                 let hint = e.hint().unwrap_or_default();
                 error!(service = %name, error = %msg, hint = %hint, "service paused: a human must act; other services continue");
@@ -167,6 +190,11 @@ pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) -> Result<()> {
     }
 }
 
+/// Changes whenever the service gets work done (a batch or a copy chunk).
+fn progress_mark(stats: &ServiceStats) -> (u64, u64, String) {
+    (stats.batches.load(Relaxed), stats.rows_copied.load(Relaxed), stats.position())
+}
+
 fn scrub(ctx: &Ctx, msg: &str) -> String {
     let mut m = msg.to_string();
     for s in [ctx.svc.target.secret(), ctx.cfg.source.secret()].into_iter().flatten() {
@@ -179,6 +207,11 @@ async fn attempt(ctx: &Ctx, stop: &watch::Receiver<bool>, start_id: u64, skip_id
     let name = &ctx.svc.name;
     let mut tgt = Conn::new(ctx.svc.target.opts_with_db(meta::DB)).await.map_err(Error::db(format!("connecting to target {}", ctx.svc.target)))?;
     let state = meta::load_state(&mut tgt, name).await?.map(|s| s.0).unwrap_or_default();
+    if state != "copying" {
+        // Rows copied by earlier runs, so status shows the service's total.
+        let copied: Option<Option<u64>> = tgt.exec_first("SELECT CAST(SUM(rows_copied) AS UNSIGNED) FROM `_dropship`.`copy_chunks` WHERE service = ?", (name,)).await.ok();
+        ctx.stats.rows_copied.store(copied.flatten().unwrap_or(0), Relaxed);
+    }
     if state == "copying" {
         ctx.stats.set_state("copying");
         let mut tables = ctx.tables.clone();

@@ -1,7 +1,17 @@
 //! `dropship status`: asks the running `replicate` through its control
 //! endpoint; when that is down, says so and reads what each target recorded
-//! (`_dropship.positions` and `service_state`), so the answer never depends on
-//! the process being up.
+//! (`_dropship.positions` and `service_state`) and the source's current
+//! position, so the answer never depends on the process being up.
+//!
+//! States are the contract's: copying, replicating, paused, frozen, cut-over,
+//! error; offline, a service with nothing recorded is `not started`, and one
+//! whose target cannot be reached is `unknown`. Offline lag is now minus the
+//! source time of the last applied transaction, so it over-states lag when
+//! the source was idle (without the process, nothing proves it is current).
+//!
+//! Failure: whatever cannot be reached (a target, the source) is named in
+//! `unreachable`; the command then exits 2. Secrets are scrubbed from every
+//! error text shown.
 
 use crate::config::Config;
 use crate::control::ServiceStatus;
@@ -25,8 +35,10 @@ pub async fn http_get(listen: &str, path: &str) -> std::io::Result<(u16, String)
 }
 
 pub struct Report {
+    /// Whether `replicate` answered on the control endpoint.
     pub running: bool,
     pub services: Vec<ServiceStatus>,
+    /// What could not be reached (`source`, or service names whose target failed).
     pub unreachable: Vec<String>,
 }
 
@@ -44,6 +56,7 @@ pub async fn gather(cfg: &Config) -> Report {
                     rows_copied: s["rows_copied"].as_u64().unwrap_or(0),
                     rows_applied: s["rows_applied"].as_u64().unwrap_or(0),
                     transactions_applied: s["transactions_applied"].as_u64().unwrap_or(0),
+                    throttled: s["throttled"].as_str().unwrap_or_default().into(),
                     last_error: s["last_error"].as_str().unwrap_or_default().into(),
                 })
                 .collect();
@@ -52,16 +65,28 @@ pub async fn gather(cfg: &Config) -> Report {
     }
     let mut services = Vec::new();
     let mut unreachable = Vec::new();
+    let source_position = match Conn::new(cfg.source.opts()).await {
+        Ok(mut c) => {
+            let p = crate::copy::source_position(&mut c).await.map(|p| p.to_string()).unwrap_or_default();
+            let _ = c.disconnect().await;
+            p
+        }
+        Err(_) => {
+            unreachable.push("source".to_string());
+            String::new()
+        }
+    };
     for svc in &cfg.services {
         let mut st = ServiceStatus {
             service: svc.name.clone(),
             state: "stopped".into(),
             lag_seconds: None,
             applied_position: String::new(),
-            source_position: String::new(),
+            source_position: source_position.clone(),
             rows_copied: 0,
             rows_applied: 0,
             transactions_applied: 0,
+            throttled: String::new(),
             last_error: String::new(),
         };
         match Conn::new(svc.target.opts()).await {
@@ -70,9 +95,15 @@ pub async fn gather(cfg: &Config) -> Report {
                     st.applied_position = p.to_string();
                     st.lag_seconds = Some(now_epoch() - ts);
                 }
+                let copied: Option<Option<u64>> = c
+                    .exec_first("SELECT CAST(SUM(rows_copied) AS UNSIGNED) FROM `_dropship`.`copy_chunks` WHERE service = ?", (&svc.name,))
+                    .await
+                    .ok()
+                    .flatten();
+                st.rows_copied = copied.flatten().unwrap_or(0);
                 if let Ok(Some((state, msg))) = meta::load_state(&mut c, &svc.name).await {
-                    st.state = format!("{state} (replicate not running)");
-                    st.last_error = msg;
+                    st.state = state;
+                    st.last_error = crate::config::scrub(&msg, svc.target.secret().unwrap_or(""));
                 } else {
                     st.state = "not started".into();
                 }
