@@ -241,17 +241,33 @@ impl Child {
     }
 }
 
-/// Runs the binary to completion: (exit code, stdout+stderr).
+/// Runs the binary to completion (killed after 120 s): (exit code, stdout+stderr).
 pub fn run_binary(config: &std::path::Path, args: &[&str]) -> (i32, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dropship"))
+    let dir = config.parent().expect("config dir");
+    let out_path = dir.join(format!("run-{}.out", std::process::id()));
+    let out = std::fs::File::create(&out_path).expect("output file");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dropship"))
         .arg("-c")
         .arg(config)
         .args(["--log-format", "json"])
         .args(args)
         .env("DS_TEST_SOURCE_PW", SOURCE_PASSWORD)
         .env("DS_TEST_TARGET_PW", TARGET_PASSWORD)
-        .output()
+        .stdout(out.try_clone().expect("output file"))
+        .stderr(out)
+        .spawn()
         .expect("run dropship");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.code().unwrap_or(-1), text)
+    let start = Instant::now();
+    let code = loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            break st.code().unwrap_or(-1);
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("dropship {args:?} did not finish within 120 s; output:\n{}", std::fs::read_to_string(&out_path).unwrap_or_default());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (code, std::fs::read_to_string(&out_path).unwrap_or_default())
 }

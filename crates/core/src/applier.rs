@@ -163,7 +163,19 @@ impl Applier {
 
     async fn run_inner<S: RecordSource>(&mut self, src: &mut S, stop: &tokio::sync::watch::Receiver<bool>) -> Result<Stop> {
         loop {
-            if *stop.borrow() && self.open.is_none() {
+            if *stop.borrow() {
+                // Commit every complete transaction; an open one is dropped
+                // (rolled back if partly written) and read again on restart:
+                // the committed position makes that exact.
+                if let Some(open) = self.open.take() {
+                    if open.streamed {
+                        let _ = self.conn.query_drop("ROLLBACK").await;
+                        self.in_target_tx = false;
+                        self.batch.clear();
+                        self.batch_started = None;
+                        return Ok(Stop::Requested);
+                    }
+                }
                 self.flush(true).await?;
                 return Ok(Stop::Requested);
             }

@@ -154,20 +154,23 @@ impl<S: RecordSink> Reader<S> {
         let mut skip_inner = 0usize;
         let mut raw = Vec::with_capacity(1 << 16);
         let mut events: Vec<(EventHeader, Event)> = Vec::new();
+        // On stop, finish the transaction being read (so its records are
+        // whole), but never wait more than this for its end.
+        let mut stop_since: Option<Instant> = None;
         loop {
+            if *stop.borrow() {
+                let since = *stop_since.get_or_insert_with(Instant::now);
+                if self.tx.is_none() || since.elapsed() > Duration::from_secs(5) {
+                    return Ok(());
+                }
+            }
             let next = tokio::select! {
                 n = tokio::time::timeout(Duration::from_millis(5), stream.next()) => n,
-                _ = stop.changed() => {
-                    if self.tx.is_none() { return Ok(()); }
-                    continue;
-                }
+                _ = stop.changed() => continue,
             };
             let item = match next {
                 Err(_) => {
                     self.idle_flush()?;
-                    if *stop.borrow() && self.tx.is_none() {
-                        return Ok(());
-                    }
                     continue;
                 }
                 Ok(None) => return Err(Error::Transient("the source closed the binlog stream".into())),

@@ -118,15 +118,18 @@ pub async fn run(cfg: Arc<Config>, opts: Options, control: Arc<Control>, stop: w
     };
     // Appliers drain what the reader wrote, commit, and stop.
     let _ = svc_stop_tx.send(true);
+    tracing::debug!("stopping: waiting for the services");
     for t in tasks {
         if let Ok(Err(e)) = t.await {
             error!(error = %e, "service stopped with an error");
         }
     }
+    tracing::debug!("stopping: services stopped; waiting for the reader");
     let reader_result = match reader_done {
         Some(r) => r,
         None => reader_task.await,
     };
+    tracing::debug!("stopping: reader stopped");
     match reader_result {
         Ok(r) => r,
         Err(e) => Err(Error::definite(format!("binlog reader task failed: {e}"), "")),

@@ -167,6 +167,8 @@ pub fn error_kind(e: &Error) -> &'static str {
         Error::Transient(_) => "transient",
         Error::Relay(_) => "relay",
         Error::Io { .. } => "io",
+        Error::SchemaChangedDuringCopy(_) => "schema_change",
+        Error::Preflight(e) => error_kind(e),
     }
 }
 
