@@ -36,6 +36,13 @@
 //!   a row rewritten between the reads every single time; such a row is
 //!   re-read whole and dropped if both sides now agree.
 //!
+//! # Initial copy
+//! While a service is still `copying` (its `service_state`), its position
+//! is the copy's start and the target is incomplete by design: verify
+//! refuses (exit 2). After the copy, the applied position only passes the
+//! current source position once the copy's catch-up has ended, so waiting
+//! for it is enough.
+//!
 //! # Replication not running
 //! verify still works: the first comparison of each chunk never waits, so a
 //! quiet source verifies at full speed. If the service has no applied
@@ -69,8 +76,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Mutex};
 
 /// Session settings on every verify connection: values compared as stored
-/// UTC, literals in utf8mb4 with backslash escapes (see `plan::literal`).
-pub const SESSION_SQL: &str = "SET NAMES utf8mb4, time_zone = '+00:00', SESSION sql_mode = ''";
+/// UTC, literals in utf8mb4 with backslash escapes (see `plan::literal`),
+/// and the checksum's derived table materialized so each row's MD5 is
+/// computed once, not once per aggregate (measured: 0.56 s vs 0.99 s for
+/// 100k rows).
+pub const SESSION_SQL: &str = "SET NAMES utf8mb4, time_zone = '+00:00', SESSION sql_mode = '', SESSION optimizer_switch = 'derived_merge=off'";
 
 pub const MIN_CHUNK: usize = 100;
 pub const MAX_CHUNK: usize = 100_000;
@@ -149,9 +159,17 @@ pub async fn run(cfg: &Config, opts: &Options) -> Result<Report> {
         let names: Vec<&str> = cfg.services.iter().map(|s| s.name.as_str()).collect();
         Error::Config(format!("{}: there is no service named {:?}; the services are: {}", cfg.file, opts.service, names.join(", ")))
     })?;
-    meta::migrate(&svc.target).await?;
     let mut src = connect(cfg.source.opts(), "source").await?;
     let mut tgt = connect(svc.target.opts(), "target").await?;
+    // Migrate only when needed: two processes running refinery at once can
+    // fail each other (seen: verify started next to a starting replicate).
+    let have: Option<u8> = tgt
+        .query_first("SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = '_dropship' AND TABLE_NAME = 'verify_progress'")
+        .await
+        .map_err(Error::db("looking for dropship's metadata on the target"))?;
+    if have.is_none() {
+        meta::migrate(&svc.target).await?;
+    }
     let mut tables = crate::copy::resolve_tables(cfg, svc, &mut src).await?;
     for t in &opts.tables {
         if !tables.iter().any(|s| format!("{}.{}", s.database, s.table) == *t) {
@@ -162,6 +180,14 @@ pub async fn run(cfg: &Config, opts: &Options) -> Result<Report> {
         tables.retain(|s| opts.tables.contains(&format!("{}.{}", s.database, s.table)));
     }
 
+    if let Some((state, _)) = meta::load_state(&mut tgt, &svc.name).await? {
+        if state == "copying" {
+            return Err(Error::definite(
+                format!("service {} is still copying its initial rows to the target, so the target is incomplete by design", svc.name),
+                "run verify once `dropship status` shows the service replicating",
+            ));
+        }
+    }
     let mut notes = Vec::new();
     let has_position = meta::load_position(&mut tgt, &svc.name).await?.is_some();
     if !has_position {
@@ -193,6 +219,7 @@ pub async fn run(cfg: &Config, opts: &Options) -> Result<Report> {
         if let (Some(sv), true) = (saved.get(&name), run.plan.is_some()) {
             run.report.rows_compared = sv.report.rows_compared;
             run.report.chunks = sv.report.chunks;
+            run.report.rechecked_chunks = sv.report.rechecked_chunks;
             run.report.differing_rows = sv.report.differing_rows;
             run.report.rows = sv.report.rows.clone();
             run.report.resumed = true;
@@ -314,6 +341,7 @@ async fn advance(tgt: &mut Conn, service: &str, run: &mut TableRun) -> Result<()
         run.next_seq += 1;
         run.report.rows_compared += o.rows;
         run.report.chunks += 1;
+        run.report.rechecked_chunks += u64::from(o.rechecked);
         run.report.differing_rows += o.differing;
         let room = MAX_ROWS_LISTED.saturating_sub(run.report.rows.len());
         run.report.rows.extend(o.diffs.into_iter().take(room));

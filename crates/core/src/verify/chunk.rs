@@ -45,6 +45,9 @@ pub struct Outcome {
     /// Rows that differ (at most `max_rows` described).
     pub diffs: Vec<RowDiff>,
     pub differing: u64,
+    /// The first comparison differed (changes in flight or lag) and the
+    /// chunk was compared again.
+    pub rechecked: bool,
 }
 
 /// Waits for the target to apply what the source has written so far.
@@ -137,7 +140,7 @@ pub async fn compare(ctx: &Ctx, src: &mut Conn, tgt: &mut Conn, c: &Chunk) -> Re
         let t = checksum(tgt, &qt, "target", &plan.name).await?;
         rows = s.0;
         if s == t {
-            return Ok(Outcome { rows, elapsed: started.elapsed(), ..Outcome::default() });
+            return Ok(Outcome { rows, elapsed: started.elapsed(), rechecked: attempt > 0, ..Outcome::default() });
         }
     }
     // Still different: find the rows that differ every time.
@@ -166,7 +169,7 @@ pub async fn compare(ctx: &Ctx, src: &mut Conn, tgt: &mut Conn, c: &Chunk) -> Re
             Some(prev) => prev.intersection(&diff).cloned().collect(),
         };
         if next.is_empty() {
-            return Ok(Outcome { rows, elapsed: started.elapsed(), ..Outcome::default() });
+            return Ok(Outcome { rows, elapsed: started.elapsed(), rechecked: true, ..Outcome::default() });
         }
         suspects = Some(next);
     }
@@ -203,7 +206,7 @@ pub async fn compare(ctx: &Ctx, src: &mut Conn, tgt: &mut Conn, c: &Chunk) -> Re
         }
     }
     let differing = diffs.len() as u64 + (suspects.len() - described.len()) as u64;
-    Ok(Outcome { rows, elapsed: started.elapsed(), diffs, differing })
+    Ok(Outcome { rows, elapsed: started.elapsed(), diffs, differing, rechecked: true })
 }
 
 fn is_text(c: &dropship_mysql::schema::Column) -> bool {

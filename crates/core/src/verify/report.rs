@@ -40,6 +40,10 @@ pub struct TableReport {
     pub compared: bool,
     pub rows_compared: u64,
     pub chunks: u64,
+    /// Chunks whose first comparison differed (rows changing meanwhile, or
+    /// lag) and that were compared again.
+    #[serde(default)]
+    pub rechecked_chunks: u64,
     /// Number of differing rows (may exceed `rows.len()`).
     pub differing_rows: u64,
     /// Differing rows (at most a few hundred per table are listed).
@@ -146,11 +150,12 @@ impl Report {
             };
             let _ = writeln!(
                 s,
-                "{} -> {}: {verdict} ({} rows, {} chunks{}{})",
+                "{} -> {}: {verdict} ({} rows, {} chunks{}{}{})",
                 t.table,
                 t.target,
                 t.rows_compared,
                 t.chunks,
+                if t.rechecked_chunks > 0 { format!(", {} rechecked", t.rechecked_chunks) } else { String::new() },
                 if t.differing_rows > 0 { format!(", {} differing rows", t.differing_rows) } else { String::new() },
                 if t.resumed { ", resumed" } else { "" }
             );
