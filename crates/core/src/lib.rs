@@ -23,3 +23,4 @@ pub mod service;
 pub mod status;
 pub mod heartbeat;
 pub mod throttle;
+pub mod verify;
