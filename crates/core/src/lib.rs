@@ -21,3 +21,4 @@ pub mod relay_state;
 pub mod replicate;
 pub mod service;
 pub mod status;
+pub mod cutover;
