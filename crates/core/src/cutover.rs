@@ -145,11 +145,12 @@ pub struct CutoverReport {
     pub checks: Vec<String>,
     pub estimated_freeze: Option<Duration>,
     freeze_started: Option<Instant>,
+    rollback: bool,
 }
 
 impl CutoverReport {
     fn new(service: &str) -> CutoverReport {
-        CutoverReport { service: service.into(), outcome: Outcome::CutOver, steps: Vec::new(), freeze: None, switch_output: None, checks: Vec::new(), estimated_freeze: None, freeze_started: None }
+        CutoverReport { service: service.into(), outcome: Outcome::CutOver, steps: Vec::new(), freeze: None, switch_output: None, checks: Vec::new(), estimated_freeze: None, freeze_started: None, rollback: false }
     }
 
     fn step(&mut self, step: &str, started: Instant, note: impl Into<String>) {
@@ -196,6 +197,7 @@ impl CutoverReport {
             Outcome::DryRunPassed => writeln!(o, "dry run: every check passed; nothing was changed"),
             Outcome::DryRunFailed => writeln!(o, "dry run: a check failed; nothing was changed"),
             Outcome::Refused(r) => writeln!(o, "refused: {r}\nnothing was changed"),
+            Outcome::Aborted(r) if self.rollback => writeln!(o, "rollback aborted: {r}\nthe target tables are writable again and the service stays cut over; nothing was lost"),
             Outcome::Aborted(r) => writeln!(o, "aborted: {r}\nthe source tables are writable again; nothing was lost"),
         };
         o

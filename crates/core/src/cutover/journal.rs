@@ -113,6 +113,14 @@ pub async fn open_run(conn: &mut Conn, service: &str) -> Result<Option<Run>> {
     }))
 }
 
+/// Token of the service's last finished cutover: the source freeze triggers
+/// it left carry it, so the rollback's copy-back uses it to write through them.
+pub async fn last_cutover_token(conn: &mut Conn, service: &str) -> Result<Option<String>> {
+    conn.exec_first("SELECT token FROM `_dropship`.`cutover_runs` WHERE service = ? AND kind = 'cutover' AND status = 'done' ORDER BY id DESC LIMIT 1", (service,))
+        .await
+        .map_err(Error::db("reading the cutover journal"))
+}
+
 /// Creates an open run. The caller has checked that none is open.
 pub async fn create_run(conn: &mut Conn, service: &str, kind: Kind, token: &str) -> Result<Run> {
     conn.exec_drop(

@@ -66,6 +66,7 @@ pub async fn rollback(cfg: &Config, opts: RollbackOptions) -> Result<CutoverRepo
     let mut src = connect_source(cfg).await?;
     let tables = copy::resolve_tables(cfg, svc, &mut src).await?;
     let mut report = CutoverReport::new(&svc.name);
+    report.rollback = true;
     let run = match journal::open_run(&mut tgt, &svc.name).await? {
         Some(r) if r.kind == Kind::Cutover => {
             return Err(Error::definite(
@@ -87,7 +88,9 @@ pub async fn rollback(cfg: &Config, opts: RollbackOptions) -> Result<CutoverRepo
                 report.outcome = Outcome::Refused(r);
                 return Ok(report);
             }
-            journal::create_run(&mut tgt, &svc.name, Kind::Rollback, &new_token()).await?
+            // Same token as the cutover's source triggers (see `freeze`).
+            let token = journal::last_cutover_token(&mut tgt, &svc.name).await?.unwrap_or_else(new_token);
+            journal::create_run(&mut tgt, &svc.name, Kind::Rollback, &token).await?
         }
     };
     let target_tables: Vec<(String, String)> = tables.iter().map(|t| (svc.target_database(&t.database).to_string(), t.table.clone())).collect();
