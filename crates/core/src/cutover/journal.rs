@@ -65,9 +65,12 @@ impl Run {
     }
 }
 
+/// id, kind, token, freeze_file, freeze_pos, freeze_gtid.
+type RunRow = (u64, String, String, Option<String>, Option<u64>, Option<String>);
+
 /// The open run of `service`, if any.
 pub async fn open_run(conn: &mut Conn, service: &str) -> Result<Option<Run>> {
-    let row: Option<(u64, String, String, Option<String>, Option<u64>, Option<String>)> = conn
+    let row: Option<RunRow> = conn
         .exec_first(
             "SELECT id, kind, token, freeze_file, freeze_pos, freeze_gtid FROM `_dropship`.`cutover_runs` \
              WHERE service = ? AND status = 'open' ORDER BY id DESC LIMIT 1",
