@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use dropship_core::config::Config;
 use dropship_core::control::{self, Control};
-use dropship_core::{check, replicate, status};
+use dropship_core::{check, cutover, replicate, status};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -322,7 +322,44 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 }
             }
         }
-        Command::Cutover { .. } | Command::Rollback { .. } | Command::Dms { .. } => {
+        Command::Cutover { service, max_lag, max_freeze, switch_cmd, dry_run, resume, abort } => {
+            let cfg = match load_config(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let mut opts = cutover::CutoverOptions::new(&service);
+            for (flag, value, slot) in [("--max-lag", &max_lag, &mut opts.max_lag), ("--max-freeze", &max_freeze, &mut opts.max_freeze)] {
+                if let Some(v) = value {
+                    match dropship_core::config::parse_duration(v) {
+                        Ok(d) => *slot = d,
+                        Err(e) => {
+                            eprintln!("error: {flag} {v:?}: {e}");
+                            return ExitCode::from(2);
+                        }
+                    }
+                }
+            }
+            opts.switch_cmd = switch_cmd;
+            opts.dry_run = dry_run;
+            opts.mode = if resume {
+                cutover::Mode::Resume
+            } else if abort {
+                cutover::Mode::Abort
+            } else {
+                cutover::Mode::Start
+            };
+            cutover_exit(cutover::run(&cfg, opts).await)
+        }
+        Command::Rollback { service, switch_cmd } => {
+            let cfg = match load_config(&cli.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let mut opts = cutover::RollbackOptions::new(&service);
+            opts.switch_cmd = switch_cmd;
+            cutover_exit(cutover::rollback(&cfg, opts).await)
+        }
+        Command::Dms { .. } => {
             eprintln!("error: this command is not available in this build yet; see the README's \"Status of the commands\"");
             ExitCode::from(2)
         }
@@ -334,6 +371,20 @@ async fn dispatch(cli: Cli) -> ExitCode {
             }
         },
         Command::Binlog { command: BinlogCommand::Inspect { files } } => inspect(files),
+    }
+}
+
+/// Prints a cutover/rollback report; exit 0 done, 1 refused or aborted, 2 error.
+fn cutover_exit(r: Result<cutover::CutoverReport, dropship_core::Error>) -> ExitCode {
+    match r {
+        Ok(rep) => {
+            print!("{}", rep.render());
+            ExitCode::from(rep.exit_code())
+        }
+        Err(e) => {
+            report(&e);
+            ExitCode::from(2)
+        }
     }
 }
 

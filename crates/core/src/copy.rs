@@ -186,7 +186,7 @@ pub async fn prepare_target(svc: &ServiceConfig, tables: &[Arc<TableSchema>], cr
 }
 
 /// Converts a value read with the binary protocol to a [`Value`].
-fn from_driver(v: mysql_async::Value, data_type: &str) -> Value {
+pub fn from_driver(v: mysql_async::Value, data_type: &str) -> Value {
     use mysql_async::Value as V;
     match v {
         V::NULL => Value::Null,

@@ -24,3 +24,4 @@ pub mod status;
 pub mod heartbeat;
 pub mod throttle;
 pub mod verify;
+pub mod cutover;

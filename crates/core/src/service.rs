@@ -133,7 +133,10 @@ pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) -> Result<()> {
                 if *stop.borrow() {
                     return Ok(());
                 }
-                // Paused through the control endpoint: wait at the loop top.
+                // Paused through the control endpoint, or cut over / rolled
+                // back (see `cutover`): wait at the loop top, then restart
+                // from the committed position.
+                start_id = ctx.relay.first_id();
             }
             Ok((Stop::Abandoned { begin_id }, _)) => {
                 skip_ids.push(begin_id);
@@ -241,10 +244,27 @@ async fn attempt(ctx: &Ctx, stop: &watch::Receiver<bool>, start_id: u64, skip_id
     } else if state != "cut-over" {
         meta::set_state(&mut tgt, name, "replicating", "").await?;
     } else {
+        // Cut over: park until stopped or rolled back (state changes). Ack
+        // the relay log while parked so it does not grow: records read before
+        // the state was last seen `cut-over` predate the rollback's unfreeze,
+        // and the rollback sets the position past them anyway.
         ctx.stats.set_state("cut-over");
         let mut s = stop.clone();
-        let _ = s.wait_for(|s| *s).await;
-        return Ok((Stop::Requested, 0));
+        loop {
+            tokio::select! {
+                _ = s.wait_for(|s| *s) => return Ok((Stop::Requested, 0)),
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            let last = ctx.relay.last_id();
+            let state = meta::load_state(&mut tgt, name).await?.map(|s| s.0).unwrap_or_default();
+            if state != "cut-over" {
+                info!(service = %name, state = %state, "service is no longer cut over; replication resumes from its position");
+                return Ok((Stop::Requested, 0));
+            }
+            if last > 0 {
+                let _ = ctx.relay.ack(name, last);
+            }
+        }
     }
     let catch_up = copy_end(&mut tgt, name).await?;
     let mut applier = Applier::new(ctx.svc.clone(), tgt, ctx.stats.clone()).await?;
@@ -273,10 +293,13 @@ async fn attempt(ctx: &Ctx, stop: &watch::Receiver<bool>, start_id: u64, skip_id
     let (tx, rx) = watch::channel(false);
     let mut outer = stop.clone();
     let mut pause = ctx.control.pause_watch(name);
+    // Stop too when `dropship cutover` marks the service cut over.
+    let cut_over = watch_cut_over(ctx.svc.target.opts_with_db(meta::DB), name.clone());
     let fwd = tokio::spawn(async move {
         tokio::select! {
             _ = outer.wait_for(|s| *s) => {}
             _ = pause.wait_for(|p| *p) => {}
+            _ = cut_over => {}
         }
         let _ = tx.send(true);
     });
@@ -284,4 +307,25 @@ async fn attempt(ctx: &Ctx, stop: &watch::Receiver<bool>, start_id: u64, skip_id
     fwd.abort();
     let last = applier.committed_relay_id;
     Ok((r?, last))
+}
+
+/// Returns once the service's state on its target reads `cut-over` (polled
+/// every second; connection problems are retried).
+async fn watch_cut_over(opts: mysql_async::Opts, service: String) {
+    let mut conn: Option<Conn> = None;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if conn.is_none() {
+            conn = Conn::new(opts.clone()).await.ok();
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        match meta::load_state(c, &service).await {
+            Ok(Some((state, _))) if state == "cut-over" => {
+                info!(service = %service, "service cut over: its applier stops");
+                return;
+            }
+            Ok(_) => {}
+            Err(_) => conn = None,
+        }
+    }
 }

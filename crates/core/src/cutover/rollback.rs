@@ -1,0 +1,237 @@
+//! `dropship rollback --service S`: sends a cut-over service back to the
+//! source, losing nothing written on the target meanwhile.
+//!
+//! Steps (each journaled before it runs, like the cutover's):
+//! 1. `freeze-target`: freeze triggers on the service's target tables (the
+//!    application now writes there), draining in-flight transactions within
+//!    the max freeze.
+//! 2. `copy-back`: make every source table equal to its target table
+//!    ([`super::copy_back`], a full resync, not a change stream), through the
+//!    source freeze with the run's bypass token; then record the source
+//!    position `B` and write it as the service's position on the target.
+//! 3. `switch`: `--switch-cmd` with `DROPSHIP_DIRECTION=back`. It runs while
+//!    both sides are frozen, so a failing command aborts cleanly: the target
+//!    is unfrozen, the service stays cut over, nothing changed for the app.
+//! 4. `unfreeze-source`, 5. `unfreeze-target`.
+//! 6. `mark-replicating`: service state `replicating`; a running `replicate`
+//!    notices within a second and its applier resumes from `B`, so it skips
+//!    the copy-back's own writes (before `B`) and applies every later source
+//!    change exactly once. The tables are equal at `B`, so this is exact.
+//!
+//! Between 5 and 6 a write that still reaches the target (a stale connection
+//! the switch command did not drain) would be overwritten or collide with
+//! forward replication: the switch command must stop target writes.
+//!
+//! Before step 1 it waits (up to 15 s) until a running `replicate` has parked
+//! the service's applier (no position write for 3 s, or the control endpoint
+//! says `cut-over`): otherwise the applier could apply the copy-back to the
+//! frozen target.
+//!
+//! A crash leaves an open journal run; running `rollback` again finishes it
+//! (every step is idempotent; the copy-back is redone if it had not finished).
+
+use super::{connect_source, connect_target, copy_back, freeze, journal, new_token, service, switch, CutoverReport, Outcome};
+use crate::config::{Config, ServiceConfig};
+use crate::error::{Error, Result};
+use crate::stats::now_epoch;
+use crate::{copy, meta};
+use dropship_mysql::schema::TableSchema;
+use journal::{Kind, Run};
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+/// Options of `dropship rollback`.
+#[derive(Debug, Clone)]
+pub struct RollbackOptions {
+    pub service: String,
+    pub switch_cmd: Option<String>,
+    /// How long the target freeze may wait for in-flight transactions. Default 5 s.
+    pub max_freeze: Duration,
+}
+
+impl RollbackOptions {
+    pub fn new(service: &str) -> RollbackOptions {
+        RollbackOptions { service: service.into(), switch_cmd: None, max_freeze: Duration::from_secs(5) }
+    }
+}
+
+/// Runs (or finishes) a rollback. Refusals and aborts are `Ok` with that outcome.
+pub async fn rollback(cfg: &Config, opts: RollbackOptions) -> Result<CutoverReport> {
+    let svc = service(cfg, &opts.service)?;
+    meta::migrate(&svc.target).await?;
+    let mut tgt = connect_target(svc).await?;
+    let mut src = connect_source(cfg).await?;
+    let tables = copy::resolve_tables(cfg, svc, &mut src).await?;
+    let mut report = CutoverReport::new(&svc.name);
+    report.rollback = true;
+    let run = match journal::open_run(&mut tgt, &svc.name).await? {
+        Some(r) if r.kind == Kind::Cutover => {
+            return Err(Error::definite(
+                format!("service {} has an unfinished cutover (journal run {})", svc.name, r.id),
+                format!("finish or undo it first: dropship cutover --service {} --resume|--abort", svc.name),
+            ))
+        }
+        Some(r) => {
+            info!(service = %svc.name, run = r.id, "finishing the unfinished rollback from its journal");
+            r
+        }
+        None => {
+            let state = meta::load_state(&mut tgt, &svc.name).await?.map(|s| s.0).unwrap_or_default();
+            if state != "cut-over" {
+                report.outcome = Outcome::Refused(format!("service {} is not cut over (state: {}); nothing to roll back", svc.name, if state.is_empty() { "none" } else { &state }));
+                return Ok(report);
+            }
+            if let Some(r) = wait_parked(cfg, svc, &mut tgt).await? {
+                report.outcome = Outcome::Refused(r);
+                return Ok(report);
+            }
+            // Same token as the cutover's source triggers (see `freeze`).
+            let token = journal::last_cutover_token(&mut tgt, &svc.name).await?.unwrap_or_else(new_token);
+            journal::create_run(&mut tgt, &svc.name, Kind::Rollback, &token).await?
+        }
+    };
+    let target_tables: Vec<(String, String)> = tables.iter().map(|t| (svc.target_database(&t.database).to_string(), t.table.clone())).collect();
+    let mut state = RunState { run, freeze_started: None };
+    let before_switch = steps_before_switch(cfg, svc, &tables, &target_tables, &opts, &mut state, &mut tgt, &mut report).await;
+    let abort_reason = match before_switch {
+        Ok(()) => None,
+        Err(e) => Some(e.to_string()),
+    };
+    let abort_reason = match abort_reason {
+        Some(r) => Some(r),
+        None => switch_back(svc, &opts, &mut state, &mut tgt, &mut report).await?,
+    };
+    if let Some(reason) = abort_reason {
+        warn!(service = %svc.name, reason = %reason, "rollback aborting: unfreezing the target; the service stays cut over");
+        let t = Instant::now();
+        let mut tgt = connect_target(svc).await?;
+        let dropped = freeze::unfreeze(&mut tgt, &target_tables).await?;
+        journal::close_run(&mut tgt, &state.run, "aborted", &reason).await?;
+        report.step("abort", t, format!("target unfrozen ({dropped} triggers dropped); service stays cut over"));
+        report.outcome = Outcome::Aborted(reason);
+        return Ok(report);
+    }
+    let names: Vec<(String, String)> = tables.iter().map(|t| (t.database.clone(), t.table.clone())).collect();
+    if !state.run.finished("unfreeze-source") {
+        let t = Instant::now();
+        let seq = journal::begin_step(&mut tgt, &mut state.run, "unfreeze-source", "").await?;
+        let n = freeze::unfreeze(&mut src, &names).await?;
+        journal::finish_step(&mut tgt, &mut state.run, seq, "").await?;
+        report.step("unfreeze-source", t, format!("{n} triggers dropped"));
+    }
+    if !state.run.finished("unfreeze-target") {
+        let t = Instant::now();
+        let seq = journal::begin_step(&mut tgt, &mut state.run, "unfreeze-target", "").await?;
+        let n = freeze::unfreeze(&mut tgt, &target_tables).await?;
+        journal::finish_step(&mut tgt, &mut state.run, seq, "").await?;
+        report.step("unfreeze-target", t, format!("{n} triggers dropped"));
+        report.freeze = state.freeze_started.map(|s| s.elapsed());
+    }
+    let t = Instant::now();
+    let seq = journal::begin_step(&mut tgt, &mut state.run, "mark-replicating", "").await?;
+    meta::set_state(&mut tgt, &svc.name, "replicating", "rolled back by dropship rollback").await?;
+    journal::finish_step(&mut tgt, &mut state.run, seq, "").await?;
+    journal::close_run(&mut tgt, &state.run, "done", "rolled back").await?;
+    report.step("mark-replicating", t, "forward replication resumes from the copy-back position");
+    report.outcome = Outcome::RolledBack;
+    Ok(report)
+}
+
+struct RunState {
+    run: Run,
+    freeze_started: Option<Instant>,
+}
+
+/// Waits until no applier writes the service's position. Returns a refusal
+/// reason if one still does after 15 s.
+async fn wait_parked(cfg: &Config, svc: &ServiceConfig, tgt: &mut Conn) -> Result<Option<String>> {
+    let start = Instant::now();
+    loop {
+        let r = super::readiness::assess(cfg, svc, tgt).await?;
+        if r.control_state.as_deref() == Some("cut-over") || r.position_age.is_none_or(|a| a >= 3.0) {
+            return Ok(None);
+        }
+        if start.elapsed() > Duration::from_secs(15) {
+            return Ok(Some(format!("replicate is still applying service {} although it is cut over; wait a few seconds and retry", svc.name)));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn steps_before_switch(
+    cfg: &Config,
+    svc: &ServiceConfig,
+    tables: &[Arc<TableSchema>],
+    target_tables: &[(String, String)],
+    opts: &RollbackOptions,
+    st: &mut RunState,
+    tgt: &mut Conn,
+    report: &mut CutoverReport,
+) -> Result<()> {
+    if !st.run.finished("freeze-target") {
+        let t = Instant::now();
+        st.freeze_started = Some(t);
+        let seq = journal::begin_step(tgt, &mut st.run, "freeze-target", "").await?;
+        freeze::freeze(tgt, target_tables, &svc.name, &st.run.token, opts.max_freeze).await?;
+        journal::finish_step(tgt, &mut st.run, seq, "").await?;
+        report.step("freeze-target", t, format!("{} target tables frozen", target_tables.len()));
+    } else {
+        st.freeze_started = st.run.frozen_for.and_then(|s| Instant::now().checked_sub(Duration::from_secs_f64(s.max(0.0))));
+        freeze::freeze(tgt, target_tables, &svc.name, &st.run.token, opts.max_freeze).await?;
+    }
+    if !st.run.finished("copy-back") {
+        let t = Instant::now();
+        let seq = journal::begin_step(tgt, &mut st.run, "copy-back", "").await?;
+        let mut src = connect_source(cfg).await?;
+        src.query_drop(crate::applier::SESSION_SQL).await.map_err(Error::db("preparing the copy-back session on the source"))?;
+        src.exec_drop("SET @dropship_freeze_bypass = ?", (&st.run.token,)).await.map_err(Error::db("preparing the copy-back session on the source"))?;
+        let (mut checked, mut written, mut deleted) = (0, 0, 0);
+        for table in tables {
+            let c = copy_back::sync_table(svc, table, &mut src, tgt).await?;
+            checked += c.rows_checked;
+            written += c.written;
+            deleted += c.deleted;
+        }
+        let b = copy::source_position(&mut src).await?;
+        let _ = src.disconnect().await;
+        journal::set_position(tgt, &mut st.run, &b).await?;
+        tgt.query_drop(format!("START TRANSACTION;{};COMMIT", meta::position_sql(&svc.name, &b, now_epoch() as u32)))
+            .await
+            .map_err(Error::db("recording the service position after the copy-back"))?;
+        journal::finish_step(tgt, &mut st.run, seq, &b.to_string()).await?;
+        report.step("copy-back", t, format!("{checked} rows checked, {written} written, {deleted} deleted on the source; forward position {b}"));
+    }
+    Ok(())
+}
+
+/// Runs the switch back. `Ok(Some(reason))` means abort.
+async fn switch_back(svc: &ServiceConfig, opts: &RollbackOptions, st: &mut RunState, tgt: &mut Conn, report: &mut CutoverReport) -> Result<Option<String>> {
+    if st.run.finished("switch") {
+        return Ok(None);
+    }
+    let t = Instant::now();
+    let seq = journal::begin_step(tgt, &mut st.run, "switch", opts.switch_cmd.as_deref().unwrap_or("")).await?;
+    match opts.switch_cmd.as_deref() {
+        Some(cmd) => {
+            let out = match switch::run(cmd, svc, switch::Direction::Back).await {
+                Ok(o) => o,
+                Err(e) => return Ok(Some(format!("the switch command could not run: {e}"))),
+            };
+            report.switch_output = Some(out.output.clone());
+            if !out.success {
+                return Ok(Some(format!("the switch command failed (exit {}): {}", out.code.map(|c| c.to_string()).unwrap_or_else(|| "killed".into()), out.output.trim())));
+            }
+            journal::finish_step(tgt, &mut st.run, seq, "").await?;
+            report.step("switch", t, format!("`{cmd}` exited 0"));
+        }
+        None => {
+            journal::finish_step(tgt, &mut st.run, seq, "no switch command").await?;
+            report.step("switch", t, "no --switch-cmd: repoint the application to the source yourself now");
+        }
+    }
+    Ok(None)
+}
