@@ -1,8 +1,9 @@
 //! `dropship demo`: the main job on an embedded default. Starts a throwaway
 //! MariaDB source and two targets from the local server binaries, loads the
-//! `shop` monolith with live writers, replicates two services (one with a
-//! database rename), stops the writers, waits until both targets caught up,
-//! compares every table row by row and prints a summary.
+//! `shop` monolith with 8 live writers, replicates two services (one with a
+//! database rename), verifies both while the writers run, cuts `accounts`
+//! over with a write freeze, stops the writers, waits until `orders` caught
+//! up, compares every table row by row and prints a summary.
 
 use anyhow::{bail, Context, Result};
 use dropship_core::config::Config;
@@ -29,7 +30,10 @@ pub async fn run() -> Result<()> {
     println!("  source  127.0.0.1:{}  ({})", source.port(), source.version());
     println!("  target  127.0.0.1:{}  service accounts (database shop -> accounts)", accounts_db.port());
     println!("  target  127.0.0.1:{}  service orders", orders_db.port());
-    source.create_user("repl", "demo-repl", &["REPLICATION SLAVE, BINLOG MONITOR, SELECT, LOCK TABLES ON *.*"]).await?;
+    // The source user of README "Privileges"; without SUPER, creating the
+    // cutover's freeze triggers needs log_bin_trust_function_creators=1.
+    source.create_user("repl", "demo-repl", &["REPLICATION SLAVE, BINLOG MONITOR, SELECT, LOCK TABLES, TRIGGER ON *.*"]).await?;
+    source.exec("SET GLOBAL log_bin_trust_function_creators = 1").await?;
     for t in [&accounts_db, &orders_db] {
         t.create_user("dropship", "demo-target", &["ALL PRIVILEGES ON *.*"]).await?;
     }
@@ -38,8 +42,8 @@ pub async fn run() -> Result<()> {
         src.query_drop(stmt).await.with_context(|| format!("loading the shop schema: {stmt}"))?;
     }
     monolith::seed(&mut src, 2_000, 200, 7).await?;
-    println!("loaded the shop monolith: 2000 users, 200 products; starting 4 live writers at 200 tx/s");
-    let writers = LiveWriters::start(source.pool(), LiveWritersConfig { writers: 4, rate_per_sec: 200.0, seed: 11 });
+    println!("loaded the shop monolith: 2000 users, 200 products; starting 8 live writers at 200 tx/s");
+    let writers = LiveWriters::start(source.pool(), LiveWritersConfig { writers: 8, rate_per_sec: 200.0, seed: 11 });
 
     let state = tempfile::Builder::new().prefix("ds-demo").tempdir_in("/tmp")?;
     let text = format!(
@@ -68,7 +72,7 @@ tables = ["shop.order*", "shop.products"]
     let task = tokio::spawn(replicate::run(cfg.clone(), replicate::Options::default(), control.clone(), stop_rx));
 
     // Stream for a while, showing progress.
-    for _ in 0..8 {
+    for _ in 0..6 {
         tokio::time::sleep(Duration::from_secs(1)).await;
         if task.is_finished() {
             break;
@@ -84,13 +88,39 @@ tables = ["shop.order*", "shop.products"]
         let r = task.await?;
         bail!("replicate stopped early: {:?}", r.err());
     }
+    // Verify both services while the writers keep writing.
+    println!("\ndropship verify, while the writers run:");
+    for svc in ["accounts", "orders"] {
+        let opts = dropship_core::verify::Options::new(&cfg, svc);
+        let r = dropship_core::verify::run(&cfg, &opts).await.map_err(|e| anyhow::anyhow!("verify {svc}: {e}"))?;
+        for line in r.to_text().lines() {
+            println!("  [{svc}] {line}");
+        }
+        if dropship_core::verify::exit_code(&r) != 0 {
+            bail!("verify found differences in service {svc}");
+        }
+    }
+
+    // Cut `accounts` over while the writers keep writing.
+    println!("\ndropship cutover --service accounts, with the writers still running:");
+    let mut co = dropship_core::cutover::CutoverOptions::new("accounts");
+    co.switch_cmd = Some("echo \"  switch: route /accounts -> $DROPSHIP_TARGET_HOST:$DROPSHIP_TARGET_PORT (databases $DROPSHIP_TARGET_DATABASES, $DROPSHIP_DIRECTION)\"".into());
+    let cut = dropship_core::cutover::run(&cfg, co).await.map_err(|e| anyhow::anyhow!("cutover: {e}"))?;
+    for line in cut.render().lines() {
+        println!("  {line}");
+    }
+    if cut.exit_code() != 0 {
+        bail!("cutover did not complete");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let report = writers.stop().await;
-    println!("writers stopped: {} transactions acknowledged, {} failed", report.acknowledged, report.failed);
+    println!("\nwriters stopped: {} transactions acknowledged, {} refused (writes to the frozen accounts tables fail fast, as they should)", report.acknowledged, report.failed);
 
     // Wait for both services to apply everything the source wrote.
     let want = dropship_core::copy::source_position(&mut src).await?;
     let deadline = Instant::now() + Duration::from_secs(60);
-    for (svc, t) in [("accounts", &accounts_db), ("orders", &orders_db)] {
+    // accounts is cut over (its source tables are frozen); orders must catch up.
+    for (svc, t) in [("orders", &orders_db)] {
         loop {
             let mut c = t.conn().await?;
             let row: Option<(String, u64)> = c.exec_first("SELECT binlog_file, binlog_pos FROM _dropship.positions WHERE service = ?", (svc,)).await?;
@@ -133,6 +163,9 @@ tables = ["shop.order*", "shop.products"]
     if !ok {
         bail!("the copies differ from the source");
     }
-    println!("demo finished: both services' targets are identical to the source.");
+    if let Some(f) = cut.freeze {
+        println!("  accounts cut over with a write freeze of {} ms", f.as_millis());
+    }
+    println!("demo finished: both services' targets are identical to the source; accounts now lives on its own database.");
     Ok(())
 }
