@@ -10,8 +10,9 @@
 //! committed position and the rows always agree.
 //!
 //! Memory is bounded: one source transaction is staged until its commit, up
-//! to `HUGE_ROWS` rows; beyond that its rows are written into an open target
-//! transaction as they arrive and only the commit record commits it.
+//! to `HUGE_ROWS` rows or `HUGE_BYTES` of values; beyond that its rows are
+//! written into an open target transaction as they arrive (whenever the batch
+//! holds `BATCH_BYTES`) and only the commit record commits it.
 //!
 //! Failure: every error leaves the target transaction rolled back; the
 //! controller (`replicate`) decides to retry (transient) or pause (definite).
@@ -34,6 +35,10 @@ use std::time::{Duration, Instant};
 
 /// Rows of one source transaction kept in memory before streaming it.
 pub const HUGE_ROWS: usize = 20_000;
+/// Bytes of values of one source transaction kept in memory before streaming it.
+pub const HUGE_BYTES: usize = 16 << 20;
+/// Bytes of values a batch holds before it is written (committed or not).
+pub const BATCH_BYTES: usize = 16 << 20;
 /// Largest statement text we build.
 const MAX_STATEMENT: usize = 4 << 20;
 
@@ -66,6 +71,7 @@ struct OpenTx {
     skip: bool,
     staged: Vec<RowsRecord>,
     staged_rows: usize,
+    staged_bytes: usize,
     streamed: bool,
     had_ddl: bool,
 }
@@ -195,7 +201,7 @@ impl Applier {
                     if let Some(stop) = self.handle(id, rec).await? {
                         return Ok(stop);
                     }
-                    if self.batch.rows >= self.batch_rows && self.open.is_none() {
+                    if (self.batch.rows >= self.batch_rows || self.batch.bytes >= BATCH_BYTES) && self.open.is_none() {
                         self.flush(true).await?;
                     }
                 }
@@ -243,7 +249,7 @@ impl Applier {
             Record::Begin { start, .. } => {
                 let already = self.applied.as_ref().is_some_and(|(p, _)| start < *p);
                 let skip = already || self.skip_begin_ids.contains(&id);
-                self.open = Some(OpenTx { begin_id: id, skip, staged: Vec::new(), staged_rows: 0, streamed: false, had_ddl: false });
+                self.open = Some(OpenTx { begin_id: id, skip, staged: Vec::new(), staged_rows: 0, staged_bytes: 0, streamed: false, had_ddl: false });
             }
             Record::Rows(r) => {
                 let Some(open) = self.open.as_mut() else {
@@ -252,14 +258,27 @@ impl Applier {
                 if open.skip || !self.svc.claims(&r.database, &r.table) {
                     return Ok(None);
                 }
+                if open.streamed {
+                    // Already streaming this transaction: no staging.
+                    self.stage(r).await?;
+                    if self.batch.bytes >= BATCH_BYTES {
+                        self.flush(false).await?;
+                    }
+                    return Ok(None);
+                }
                 open.staged_rows += r.changes.len();
+                open.staged_bytes += rows_bytes(&r);
                 open.staged.push(r);
-                if open.staged_rows >= HUGE_ROWS {
+                if open.staged_rows >= HUGE_ROWS || open.staged_bytes >= HUGE_BYTES {
                     let staged = std::mem::take(&mut open.staged);
                     open.staged_rows = 0;
+                    open.staged_bytes = 0;
                     open.streamed = true;
                     for r in staged {
                         self.stage(r).await?;
+                        if self.batch.bytes >= BATCH_BYTES {
+                            self.flush(false).await?;
+                        }
                     }
                     self.flush(false).await?;
                 }
@@ -362,11 +381,14 @@ impl Applier {
         };
         let tb = self.batch.table(&t.db, &t.name, &t.shape);
         let mut n = 0;
+        let mut bytes = 0usize;
         for ch in &r.changes {
             match ch.kind {
                 RowKind::Insert => {
                     let a = ch.after.as_ref().ok_or_else(|| Error::definite("insert without an after image", ""))?;
-                    tb.set(pick(a, &t.schema.key)?, Some(pick(a, &t.insert_idx)?));
+                    let row = pick(a, &t.insert_idx)?;
+                    bytes += values_bytes(&row);
+                    tb.set(pick(a, &t.schema.key)?, Some(row), true);
                     self.stats.rows_inserted.fetch_add(1, Relaxed);
                 }
                 RowKind::Update => {
@@ -375,20 +397,23 @@ impl Applier {
                     let kb = pick(b, &t.schema.key)?;
                     let ka = pick(a, &t.schema.key)?;
                     if kb != ka {
-                        tb.set(kb, None);
+                        tb.set(kb, None, false);
                     }
-                    tb.set(ka, Some(pick(a, &t.insert_idx)?));
+                    let row = pick(a, &t.insert_idx)?;
+                    bytes += values_bytes(&row);
+                    tb.set(ka, Some(row), false);
                     self.stats.rows_updated.fetch_add(1, Relaxed);
                 }
                 RowKind::Delete => {
                     let b = ch.before.as_ref().ok_or_else(|| Error::definite("delete without a before image", ""))?;
-                    tb.set(pick(b, &t.schema.key)?, None);
+                    tb.set(pick(b, &t.schema.key)?, None, false);
                     self.stats.rows_deleted.fetch_add(1, Relaxed);
                 }
             }
             n += 1;
         }
         self.batch.rows += n;
+        self.batch.bytes += bytes;
         if self.batch_started.is_none() {
             self.batch_started = Some(Instant::now());
         }
@@ -403,12 +428,14 @@ impl Applier {
             self.batch_started = None;
             return Ok(());
         }
-        let replace = match (&self.catch_up_until, &self.applied) {
-            (Some(until), Some((p, _))) => p < until,
+        // Catch-up after a copy: decided by where the batch *starts* (the last
+        // committed position): from there on the target may be ahead.
+        let catching_up = match (&self.catch_up_until, &self.committed) {
+            (Some(until), Some(p)) => p < until,
             (Some(_), None) => true,
             _ => false,
         };
-        let mut stmts = self.batch.statements(replace, MAX_STATEMENT);
+        let mut stmts = self.batch.statements(catching_up, MAX_STATEMENT);
         if !self.in_target_tx {
             stmts.insert(0, "START TRANSACTION".to_string());
             self.in_target_tx = true;
@@ -505,4 +532,19 @@ impl Applier {
     pub fn into_conn(self) -> Conn {
         self.conn
     }
+}
+
+/// Approximate size of a row's values (what dominates memory and SQL text).
+fn values_bytes(v: &[Value]) -> usize {
+    v.iter()
+        .map(|x| match x {
+            Value::Bytes(b) => b.len(),
+            Value::Json(s) | Value::Decimal(s) => s.len(),
+            _ => 8,
+        })
+        .sum()
+}
+
+fn rows_bytes(r: &RowsRecord) -> usize {
+    r.changes.iter().map(|c| c.before.as_ref().map_or(0, |i| values_bytes(&i.values)) + c.after.as_ref().map_or(0, |i| values_bytes(&i.values))).sum()
 }

@@ -2,8 +2,10 @@
 //!
 //! Each changed row is kept once, in its final state (`None` = deleted),
 //! keyed by the target table's row key. Flushing writes, per table, one
-//! multi-row `DELETE` of every touched key, then one multi-row `INSERT` of
-//! every row whose final state exists.
+//! multi-row `DELETE` of every touched key that may exist on the target, then
+//! one multi-row `INSERT` of every row whose final state exists. A key whose
+//! first change in the batch is an INSERT did not exist at the batch's start
+//! (the source just inserted it), so it needs no DELETE.
 //!
 //! Why this is exact, even for two rows swapping a unique value: before the
 //! batch the target equals the source at the batch's start position (for the
@@ -26,18 +28,22 @@ use std::collections::HashMap;
 #[derive(Default)]
 pub struct TableBatch {
     index: HashMap<Vec<u8>, usize>,
-    /// (key values, final row in insert-column order or None for deleted)
-    entries: Vec<(Vec<Value>, Option<Vec<Value>>)>,
+    /// (key values, final row in insert-column order or None for deleted,
+    /// whether the row may exist on the target at the batch's start)
+    entries: Vec<(Vec<Value>, Option<Vec<Value>>, bool)>,
 }
 
 impl TableBatch {
-    pub fn set(&mut self, key: Vec<Value>, row: Option<Vec<Value>>) {
+    /// Records the final state of a row. `inserted` says the change is an
+    /// INSERT: when it is the key's first change in the batch, the row did
+    /// not exist at the batch's start.
+    pub fn set(&mut self, key: Vec<Value>, row: Option<Vec<Value>>, inserted: bool) {
         let k = encode_key(&key);
         match self.index.get(&k) {
             Some(&i) => self.entries[i].1 = row,
             None => {
                 self.index.insert(k, self.entries.len());
-                self.entries.push((key, row));
+                self.entries.push((key, row, !inserted));
             }
         }
     }
@@ -62,6 +68,8 @@ pub struct Batch {
     /// Target (database, table) -> changes, in first-touched order.
     tables: Vec<((String, String), TableShape, TableBatch)>,
     pub rows: usize,
+    /// Approximate bytes of values held (see `applier`).
+    pub bytes: usize,
 }
 
 /// Column names needed to write a table.
@@ -91,11 +99,15 @@ impl Batch {
     pub fn clear(&mut self) {
         self.tables.clear();
         self.rows = 0;
+        self.bytes = 0;
     }
 
     /// SQL statements for this batch (without transaction control), each at
-    /// most about `max_len` bytes unless a single row is larger.
-    pub fn statements(&self, replace: bool, max_len: usize) -> Vec<String> {
+    /// most about `max_len` bytes unless a single row is larger. `catch_up`
+    /// (the target may be ahead of the batch's start): every touched key is
+    /// deleted first and rows are written with `REPLACE`.
+    pub fn statements(&self, catch_up: bool, max_len: usize) -> Vec<String> {
+        let replace = catch_up;
         let mut out = Vec::new();
         for ((db, table), shape, tb) in &self.tables {
             if tb.is_empty() {
@@ -105,7 +117,7 @@ impl Batch {
             // Deletes of every touched key.
             let mut stmt = String::new();
             let single = shape.key_columns.len() == 1;
-            for (key, _) in &tb.entries {
+            for (key, _, _) in tb.entries.iter().filter(|e| e.2 || catch_up) {
                 if stmt.is_empty() {
                     stmt.push_str("DELETE FROM ");
                     stmt.push_str(&name);
@@ -134,7 +146,7 @@ impl Batch {
                 out.push(std::mem::take(&mut stmt));
             }
             // Inserts of final states.
-            for (_, row) in &tb.entries {
+            for (_, row, _) in &tb.entries {
                 let Some(row) = row else { continue };
                 if stmt.is_empty() {
                     stmt.push_str(if replace { "REPLACE INTO " } else { "INSERT INTO " });
@@ -170,12 +182,25 @@ mod tests {
     fn repeated_changes_to_one_row_collapse_to_its_final_state() {
         let mut b = Batch::default();
         let t = b.table("db", "t", &shape());
-        t.set(vec![Value::Int(1)], Some(vec![Value::Int(1), Value::Int(10)]));
-        t.set(vec![Value::Int(1)], Some(vec![Value::Int(1), Value::Int(11)]));
-        t.set(vec![Value::Int(2)], Some(vec![Value::Int(2), Value::Int(20)]));
-        t.set(vec![Value::Int(2)], None);
+        t.set(vec![Value::Int(1)], Some(vec![Value::Int(1), Value::Int(10)]), false);
+        t.set(vec![Value::Int(1)], Some(vec![Value::Int(1), Value::Int(11)]), false);
+        t.set(vec![Value::Int(2)], Some(vec![Value::Int(2), Value::Int(20)]), false);
+        t.set(vec![Value::Int(2)], None, false);
         let s = b.statements(false, 1 << 20);
         assert_eq!(s, vec!["DELETE FROM `db`.`t` WHERE `id` IN (1,2)".to_string(), "INSERT INTO `db`.`t` (`id`,`u`) VALUES (1,11)".to_string()]);
+    }
+
+    #[test]
+    fn rows_first_inserted_in_the_batch_need_no_delete() {
+        let mut b = Batch::default();
+        let t = b.table("db", "t", &shape());
+        t.set(vec![Value::Int(1)], Some(vec![Value::Int(1), Value::Int(10)]), true);
+        t.set(vec![Value::Int(1)], Some(vec![Value::Int(1), Value::Int(12)]), false);
+        t.set(vec![Value::Int(3)], Some(vec![Value::Int(3), Value::Int(30)]), true);
+        t.set(vec![Value::Int(3)], None, false);
+        t.set(vec![Value::Int(4)], None, false);
+        let s = b.statements(false, 1 << 20);
+        assert_eq!(s, vec!["DELETE FROM `db`.`t` WHERE `id` IN (4)".to_string(), "INSERT INTO `db`.`t` (`id`,`u`) VALUES (1,12)".to_string()]);
     }
 
     #[test]
@@ -184,7 +209,7 @@ mod tests {
         let sh = TableShape { insert_columns: vec!["a".into(), "b".into()], key_columns: vec!["a".into(), "b".into()] };
         let t = b.table("db", "t", &sh);
         for i in 0..100 {
-            t.set(vec![Value::Int(i), Value::Bytes(b"x".to_vec())], Some(vec![Value::Int(i), Value::Bytes(b"x".to_vec())]));
+            t.set(vec![Value::Int(i), Value::Bytes(b"x".to_vec())], Some(vec![Value::Int(i), Value::Bytes(b"x".to_vec())]), false);
         }
         let s = b.statements(true, 200);
         assert!(s[0].starts_with("DELETE FROM `db`.`t` WHERE (`a`,`b`) IN ((0,X'78')"));
