@@ -40,5 +40,7 @@ if [ "$smoke" = 1 ]; then
 else
   args+=(--out BENCHMARKS.md)
 fi
-cmdline="scripts/bench.sh $([ "$smoke" = 1 ] && echo '--smoke ')--runs $runs${extra[*]:+ -- ${extra[*]}}"
+mode=""
+if [ "$smoke" = 1 ]; then mode="--smoke "; fi
+cmdline="scripts/bench.sh ${mode}--runs $runs${extra[*]:+ -- ${extra[*]}}"
 exec "$target_dir/release/bench" "${args[@]}" --command-line "$cmdline" "${extra[@]}"

@@ -70,6 +70,19 @@ struct Args {
     /// Seconds of each steady-lag window (default 20; smoke 2).
     #[arg(long)]
     lag_secs: Option<u64>,
+    /// Phases to run, comma-separated: decode,apply,lag,copy,verify,cutover,memory (lag needs apply, verify
+    /// needs copy). Default: all.
+    #[arg(long, value_delimiter = ',')]
+    phases: Vec<String>,
+    /// Record a system-wide `perf record -a -g` profile of the first dropship apply run into this file.
+    #[arg(long)]
+    perf: Option<PathBuf>,
+}
+
+impl Args {
+    fn on(&self, phase: &str) -> bool {
+        self.phases.is_empty() || self.phases.iter().any(|p| p == phase)
+    }
 }
 
 struct Sizes {
@@ -168,8 +181,14 @@ async fn source_position(src: &MariaDb) -> Result<Position> {
 }
 
 async fn target_position(c: &mut Conn, service: &str) -> Result<Option<Position>> {
-    let row: Option<(String, u64)> = c.exec_first("SELECT binlog_file, binlog_pos FROM `_dropship`.`positions` WHERE service = ?", (service,)).await?;
-    Ok(row.map(|(f, p)| Position::new(f, p)))
+    let row: Option<(String, u64, String)> = c.exec_first("SELECT binlog_file, binlog_pos, gtid FROM `_dropship`.`positions` WHERE service = ?", (service,)).await?;
+    Ok(row.map(|(file, pos, gtid)| Position { file, pos, gtid }))
+}
+
+/// Whether a committed position covers `want`: at or past it, or (after a binlog rotation on an idle source,
+/// where dropship's position can stay at `file:4` while the source reports `file:379`) the same GTID state.
+fn covers(p: &Position, want: &Position) -> bool {
+    p >= want || (!want.gtid.is_empty() && p.gtid == want.gtid)
 }
 
 /// A `dropship replicate` process.
@@ -277,7 +296,7 @@ impl Ctx {
 async fn wait_position(tc: &mut Conn, rep: &mut Replicate, service: &str, want: &Position, t0: Instant, timeout: Duration) -> Result<f64> {
     loop {
         if let Some(p) = target_position(tc, service).await.unwrap_or(None) {
-            if p >= *want {
+            if covers(&p, want) {
                 return Ok(t0.elapsed().as_secs_f64());
             }
         }
@@ -321,15 +340,34 @@ async fn run(args: Args) -> Result<()> {
     let mut cx = Ctx { args, sizes, dir, source, report: Report::default(), next_id: 0 };
     println!("bench: source on port {}, MariaDB {}, work dir {}", cx.source.port(), cx.source.version(), cx.dir.path().display());
 
-    let wl = phase_workload(&mut cx).await?;
-    phase_decode(&mut cx, &wl).await?;
-    let (apply_rate, last) = phase_apply(&mut cx, &wl).await?;
-    phase_lag(&mut cx, apply_rate, last).await?;
-    let copy_target = phase_copy(&mut cx).await?;
-    phase_verify(&mut cx, &copy_target).await?;
-    drop(copy_target);
-    phase_cutover(&mut cx).await?;
-    phase_memory(&mut cx).await?;
+    let on = |p: &str| cx.args.on(p);
+    let (decode, apply, lag, copy, verify, cutover, memory) = (on("decode"), on("apply"), on("lag"), on("copy"), on("verify"), on("cutover"), on("memory"));
+    if decode || apply {
+        let wl = phase_workload(&mut cx).await?;
+        if decode {
+            phase_decode(&mut cx, &wl).await?;
+        }
+        if apply {
+            let (apply_rate, last) = phase_apply(&mut cx, &wl).await?;
+            if lag {
+                phase_lag(&mut cx, apply_rate, last).await?;
+            } else if let Some((_t, rep)) = last {
+                rep.stop().await?;
+            }
+        }
+    }
+    if copy {
+        let copy_target = phase_copy(&mut cx).await?;
+        if verify {
+            phase_verify(&mut cx, &copy_target).await?;
+        }
+    }
+    if cutover {
+        phase_cutover(&mut cx).await?;
+    }
+    if memory {
+        phase_memory(&mut cx).await?;
+    }
 
     let total = began.elapsed().as_secs_f64();
     let md = render(&cx, total);
@@ -492,9 +530,28 @@ async fn dropship_apply(cx: &mut Ctx, wl: &Workload, run: usize) -> Result<(f64,
     dropship_core::meta::migrate(&svc.target).await?;
     exec(&mut c, &dropship_core::meta::position_sql("bench", &wl.start, 0)).await?;
     exec(&mut c, "INSERT INTO `_dropship`.`service_state` (service, state, message) VALUES ('bench', 'replicating', '')").await?;
+    let perf = match (&cx.args.perf, run) {
+        (Some(out), 0) => Some(
+            Command::new("perf")
+                .args(["record", "-a", "-g", "-F", "499", "-o"])
+                .arg(out)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting perf record")?,
+        ),
+        _ => None,
+    };
+    if perf.is_some() {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let t0 = Instant::now();
     let mut rep = Replicate::spawn(&cx.args.dropship, &cfg_path, cx.dir.path().join(format!("apply{run}/replicate.log")))?;
     let el = wait_position(&mut c, &mut rep, "bench", &wl.end, t0, Duration::from_secs(1200)).await?;
+    if let Some(mut p) = perf {
+        let _ = Command::new("kill").args(["-INT", &p.id().to_string()]).status();
+        let _ = p.wait();
+    }
     let (hwm, _) = rep.memory_kib();
     println!("  dropship: applied {} rows in {el:.2} s ({:.0} rows/s), replicate peak RSS {} MiB", wl.rows, wl.rows as f64 / el, hwm / 1024);
     if run == 0 {
@@ -673,6 +730,7 @@ async fn phase_copy(cx: &mut Ctx) -> Result<MariaDb> {
         .await?;
         from = to + 1;
     }
+    exec(&mut c, &format!("ANALYZE TABLE `{COPY_DB}`.`big`")).await?;
     let mb: f64 = q1(&mut c, &format!("SELECT (DATA_LENGTH + INDEX_LENGTH) / 1e6 FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{COPY_DB}' AND TABLE_NAME = 'big'")).await.unwrap_or(0.0);
     println!("  source table filled in {:.1} s ({mb:.0} MB on disk, not binlogged)", t.elapsed().as_secs_f64());
     let have_mydumper = have("mydumper") && have("myloader");
@@ -862,7 +920,7 @@ async fn phase_memory(cx: &mut Ctx) -> Result<()> {
             break;
         }
         if let Some(p) = target_position(&mut tc, "huge").await.unwrap_or(None) {
-            if p >= want {
+            if covers(&p, &want) {
                 break;
             }
         }
