@@ -413,8 +413,13 @@ fn inspect(files: Vec<PathBuf>) -> ExitCode {
         return ExitCode::from(2);
     }
     let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    match dropship_mysql::binlog::inspect::inspect(&files, &mut out).context("inspecting binlog files") {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let result = dropship_mysql::binlog::inspect::inspect(&files, &mut out).context("inspecting binlog files");
+    if let Err(e) = std::io::Write::flush(&mut out) {
+        eprintln!("error: writing to standard output: {e}");
+        return ExitCode::from(2);
+    }
+    match result {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

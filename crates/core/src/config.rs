@@ -20,7 +20,7 @@
 //!   non-loopback `listen`; when the key is absent the environment variable
 //!   `DROPSHIP_CONTROL_TOKEN` is used, so the token need not be in the file),
 //!   `health_max_lag` (default `30s`).
-//! - `[replicate]` `batch_rows` (default 5000), `batch_delay` (default `50ms`),
+//! - `[replicate]` `batch_rows` (default 20000), `batch_delay` (default `50ms`),
 //!   `max_rows_per_second` (copy throttle, default unlimited), `copy_chunk_rows`
 //!   (default 10000), `copy_threads` (default 2), `give_up_after` (default `30m`:
 //!   a service failing with transient errors for that long stops retrying and
@@ -265,7 +265,7 @@ pub struct Tuning {
 impl Default for Tuning {
     fn default() -> Self {
         Tuning {
-            batch_rows: 5000,
+            batch_rows: 20_000,
             batch_delay: Duration::from_millis(50),
             max_rows_per_second: None,
             copy_chunk_rows: 10_000,
