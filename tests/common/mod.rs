@@ -199,16 +199,18 @@ pub struct Child {
     pub log: PathBuf,
 }
 
+/// `dropship -c CONFIG --log-format json ARGS` with the test passwords in its environment.
+fn dropship_command(config: &std::path::Path, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_dropship"));
+    c.arg("-c").arg(config).args(["--log-format", "json"]).args(args);
+    c.env("DS_TEST_SOURCE_PW", SOURCE_PASSWORD).env("DS_TEST_TARGET_PW", TARGET_PASSWORD);
+    c
+}
+
 pub fn spawn_binary(config: &std::path::Path, args: &[&str], log_name: &str) -> Child {
     let log = config.parent().expect("config dir").join(log_name);
     let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_dropship"))
-        .arg("-c")
-        .arg(config)
-        .args(["--log-format", "json"])
-        .args(args)
-        .env("DS_TEST_SOURCE_PW", SOURCE_PASSWORD)
-        .env("DS_TEST_TARGET_PW", TARGET_PASSWORD)
+    let child = dropship_command(config, args)
         .stdout(out.try_clone().expect("log"))
         .stderr(out)
         .spawn()
@@ -246,13 +248,7 @@ pub fn run_binary(config: &std::path::Path, args: &[&str]) -> (i32, String) {
     let dir = config.parent().expect("config dir");
     let out_path = dir.join(format!("run-{}.out", std::process::id()));
     let out = std::fs::File::create(&out_path).expect("output file");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dropship"))
-        .arg("-c")
-        .arg(config)
-        .args(["--log-format", "json"])
-        .args(args)
-        .env("DS_TEST_SOURCE_PW", SOURCE_PASSWORD)
-        .env("DS_TEST_TARGET_PW", TARGET_PASSWORD)
+    let mut child = dropship_command(config, args)
         .stdout(out.try_clone().expect("output file"))
         .stderr(out)
         .spawn()

@@ -173,14 +173,8 @@ impl Applier {
                 // Commit every complete transaction; an open one is dropped
                 // (rolled back if partly written) and read again on restart:
                 // the committed position makes that exact.
-                if let Some(open) = self.open.take() {
-                    if open.streamed {
-                        let _ = self.conn.query_drop("ROLLBACK").await;
-                        self.in_target_tx = false;
-                        self.batch.clear();
-                        self.batch_started = None;
-                        return Ok(Stop::Requested);
-                    }
+                if self.drop_open_tx().await.is_some() {
+                    return Ok(Stop::Requested);
                 }
                 self.flush(true).await?;
                 return Ok(Stop::Requested);
@@ -236,14 +230,8 @@ impl Applier {
         }
         match rec {
             Record::Restart { .. } => {
-                if let Some(open) = self.open.take() {
-                    if open.streamed {
-                        let _ = self.conn.query_drop("ROLLBACK").await;
-                        self.in_target_tx = false;
-                        self.batch.clear();
-                        self.batch_started = None;
-                        return Ok(Some(Stop::Abandoned { begin_id: open.begin_id }));
-                    }
+                if let Some(begin_id) = self.drop_open_tx().await {
+                    return Ok(Some(Stop::Abandoned { begin_id }));
                 }
             }
             Record::Begin { start, .. } => {
@@ -328,6 +316,21 @@ impl Applier {
             }
         }
         Ok(None)
+    }
+
+    /// Forgets the open source transaction. If part of it was already written
+    /// (streamed), rolls the target transaction back, empties the batch and
+    /// returns its Begin id: the caller must re-read from the committed position.
+    async fn drop_open_tx(&mut self) -> Option<u64> {
+        let open = self.open.take()?;
+        if !open.streamed {
+            return None;
+        }
+        let _ = self.conn.query_drop("ROLLBACK").await;
+        self.in_target_tx = false;
+        self.batch.clear();
+        self.batch_started = None;
+        Some(open.begin_id)
     }
 
     /// Resolves a target table for a source table.
