@@ -5,7 +5,8 @@
 //! compared as bytes, not as a collation sees them: `'a'` and `'A'` differ, `0x00` padding counts, a float differs
 //! if its stored bits differ. NULL is distinct from every byte string.
 //!
-//! The column lists (names and types) must match first. The result names the first difference: a missing or
+//! Both sessions read in UTC, so TIMESTAMPs compare by stored instant. The
+//! column lists (names and types) must match first. The result names the first difference: a missing or
 //! extra row, or the primary key and column of the first differing value. Tables without a primary key are
 //! ordered by all columns. Used by every replication test; it reads whole tables, so it is meant for test-sized
 //! data.
@@ -25,6 +26,11 @@ pub async fn assert_tables_identical(
     table: &str,
 ) -> Result<(), String> {
     let name = format!("{src_db}.{table} vs {dst_db}.{table}");
+    // TIMESTAMP renders in the session time zone: read both sides in UTC so a
+    // source running at +05:30 compares by stored instant, not by text.
+    for (side, conn) in [("source", &mut *src), ("target", &mut *dst)] {
+        conn.query_drop("SET time_zone = '+00:00'").await.map_err(|e| format!("{name}: setting the {side} session time zone: {e}"))?;
+    }
     let src_cols = columns(src, src_db, table).await.map_err(|e| format!("{name}: reading source columns: {e}"))?;
     let dst_cols = columns(dst, dst_db, table).await.map_err(|e| format!("{name}: reading target columns: {e}"))?;
     if src_cols.is_empty() {
