@@ -108,7 +108,21 @@ pub async fn run(cfg: Arc<Config>, opts: Options, control: Arc<Control>, stop: w
     for (svc, tables, _) in starts {
         let ctx = service::Ctx { cfg: cfg.clone(), svc: Arc::new(svc.clone()), tables, relay: handle.clone(), stats: control.service(&svc.name), control: control.clone() };
         let stop = svc_stop_rx.clone();
-        tasks.push(tokio::spawn(async move { service::run(ctx, stop).await }));
+        let stats = ctx.stats.clone();
+        let name = svc.name.clone();
+        tasks.push(tokio::spawn(async move {
+            // A crashed controller must not go unnoticed: the service shows
+            // `error` in status, metrics and /health, and the others go on.
+            match tokio::spawn(service::run(ctx, stop)).await {
+                Ok(r) => r,
+                Err(e) => {
+                    error!(service = %name, error = %e, "service controller crashed; the service stopped replicating. Restart replicate; please report this bug");
+                    stats.set_state("error");
+                    stats.set_error(&format!("internal error: {e}"));
+                    Err(Error::definite(format!("service {name}: controller crashed: {e}"), "restart replicate"))
+                }
+            }
+        }));
     }
 
     let mut stop_watch = stop.clone();

@@ -212,7 +212,7 @@ async fn attempt(ctx: &Ctx, stop: &watch::Receiver<bool>, start_id: u64, skip_id
     let state = meta::load_state(&mut tgt, name).await?.map(|s| s.0).unwrap_or_default();
     if state != "copying" {
         // Rows copied by earlier runs, so status shows the service's total.
-        let copied: Option<Option<u64>> = tgt.exec_first("SELECT CAST(SUM(rows_copied) AS UNSIGNED) FROM `_dropship`.`copy_chunks` WHERE service = ?", (name,)).await.ok();
+        let copied: Option<Option<u64>> = tgt.exec_first("SELECT CAST(IFNULL(SUM(rows_copied), 0) AS UNSIGNED) FROM `_dropship`.`copy_chunks` WHERE service = ?", (name,)).await.ok();
         ctx.stats.rows_copied.store(copied.flatten().unwrap_or(0), Relaxed);
     }
     if state == "copying" {

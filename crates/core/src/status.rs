@@ -96,7 +96,7 @@ pub async fn gather(cfg: &Config) -> Report {
                     st.lag_seconds = Some(now_epoch() - ts);
                 }
                 let copied: Option<Option<u64>> = c
-                    .exec_first("SELECT CAST(SUM(rows_copied) AS UNSIGNED) FROM `_dropship`.`copy_chunks` WHERE service = ?", (&svc.name,))
+                    .exec_first("SELECT CAST(IFNULL(SUM(rows_copied), 0) AS UNSIGNED) FROM `_dropship`.`copy_chunks` WHERE service = ?", (&svc.name,))
                     .await
                     .ok()
                     .flatten();

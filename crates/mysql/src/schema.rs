@@ -115,7 +115,9 @@ pub async fn load_table<C: Queryable>(
         sql::string_literal(database),
         sql::string_literal(table)
     );
-    let keys: Vec<(String, String, String)> = conn.query(q).await?;
+    // COLUMN_NAME is NULL for MySQL 8 functional index parts: such an index
+    // cannot be a row key.
+    let keys: Vec<(String, Option<String>, Option<String>)> = conn.query(q).await?;
     let mut key = Vec::new();
     let mut key_is_primary = false;
     let mut current: Option<String> = None;
@@ -139,8 +141,8 @@ pub async fn load_table<C: Queryable>(
             current = Some(index);
             candidate_ok = true;
         }
-        match columns.iter().position(|c| c.name == col) {
-            Some(i) if nullable != "YES" && !columns[i].nullable => candidate.push(i),
+        match col.and_then(|col| columns.iter().position(|c| c.name == col)) {
+            Some(i) if nullable.as_deref() != Some("YES") && !columns[i].nullable => candidate.push(i),
             _ => candidate_ok = false,
         }
     }
