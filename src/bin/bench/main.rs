@@ -340,7 +340,7 @@ async fn run(args: Args) -> Result<()> {
     let args = Args { dropship, runs: args.runs.max(1), ..args };
     let began = Instant::now();
     let source = MariaDb::start(ServerOptions::source().with_extra("max_allowed_packet=1G").with_extra("innodb_buffer_pool_size=1G")).await?;
-    source.create_user("repl", REPL_PW, &["REPLICATION SLAVE, BINLOG MONITOR, SELECT, RELOAD ON *.*"]).await?;
+    source.create_user("repl", REPL_PW, &["REPLICATION SLAVE, BINLOG MONITOR, SELECT, RELOAD, LOCK TABLES, TRIGGER ON *.*"]).await?;
     let dir = tempfile::Builder::new().prefix("ds-bench").tempdir_in("/tmp")?;
     let mut cx = Ctx { args, sizes, dir, source, report: Report::default(), next_id: 0 };
     println!("bench: source on port {}, MariaDB {}, work dir {}", cx.source.port(), cx.source.version(), cx.dir.path().display());
