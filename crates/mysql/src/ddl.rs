@@ -256,6 +256,58 @@ pub fn parse(sql: &str) -> Option<Ddl> {
     None
 }
 
+/// The table a single-table DML statement writes (INSERT/REPLACE [INTO] t,
+/// UPDATE t, DELETE FROM t, LOAD DATA ... INTO TABLE t), or `None` when the
+/// statement is not one of those or names several tables.
+pub fn dml_table(sql: &str) -> Option<(Option<String>, String)> {
+    let toks = tokenize(sql, 64);
+    let w = |i: usize, k: &str| kw(toks.get(i), k);
+    let mut i;
+    if w(0, "INSERT") || w(0, "REPLACE") {
+        i = 1;
+        while w(i, "LOW_PRIORITY") || w(i, "DELAYED") || w(i, "HIGH_PRIORITY") || w(i, "IGNORE") {
+            i += 1;
+        }
+        if w(i, "INTO") {
+            i += 1;
+        }
+        return name_at(&toks, &mut i);
+    }
+    if w(0, "UPDATE") {
+        i = 1;
+        while w(i, "LOW_PRIORITY") || w(i, "IGNORE") {
+            i += 1;
+        }
+        let t = name_at(&toks, &mut i)?;
+        // `UPDATE a, b SET ...` or a join: several tables.
+        if toks.get(i) == Some(&Tok::Comma) || w(i, "JOIN") || w(i + 1, "JOIN") {
+            return None;
+        }
+        return Some(t);
+    }
+    if w(0, "DELETE") {
+        i = 1;
+        while w(i, "LOW_PRIORITY") || w(i, "QUICK") || w(i, "IGNORE") {
+            i += 1;
+        }
+        if !w(i, "FROM") {
+            return None;
+        }
+        i += 1;
+        let t = name_at(&toks, &mut i)?;
+        if toks.get(i) == Some(&Tok::Comma) || w(i, "USING") || w(i, "JOIN") {
+            return None;
+        }
+        return Some(t);
+    }
+    if w(0, "LOAD") {
+        let into = (0..toks.len()).find(|&j| w(j, "INTO") && w(j + 1, "TABLE"))?;
+        let mut i = into + 2;
+        return name_at(&toks, &mut i);
+    }
+    None
+}
+
 /// Rewrites qualified references `` `from`. `` / `from.` to the renamed
 /// databases. Unqualified names are left alone (the statement runs with the
 /// renamed default database).
@@ -317,6 +369,16 @@ mod tests {
         assert!(parse("INSERT INTO t VALUES (1)").is_none());
         assert!(parse("CREATE TEMPORARY TABLE t (a int)").is_none());
         assert_eq!(tables("ALTER TABLE `my``t` ADD x INT"), vec![(None, "my`t".into())]);
+    }
+
+    #[test]
+    fn dml_targets_are_found_for_single_table_statements() {
+        assert_eq!(dml_table("REPLACE INTO `percona`.`checksums` (db) SELECT 1"), Some((Some("percona".into()), "checksums".into())));
+        assert_eq!(dml_table("insert ignore into t values (1)"), Some((None, "t".into())));
+        assert_eq!(dml_table("UPDATE shop.users SET a=1"), Some((Some("shop".into()), "users".into())));
+        assert_eq!(dml_table("DELETE FROM u WHERE id=1"), Some((None, "u".into())));
+        assert_eq!(dml_table("UPDATE a, b SET a.x=b.x"), None);
+        assert_eq!(dml_table("DELETE a FROM a JOIN b"), None);
     }
 
     #[test]
