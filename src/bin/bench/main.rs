@@ -892,7 +892,7 @@ async fn phase_verify(cx: &mut Ctx, target: &MariaDb) -> Result<()> {
         rep.stop().await?;
         let ok = st.code() == Some(0);
         let ratio = pt.map(|p| format!("{:.2}x", p / el)).unwrap_or_else(|| "n/a".into());
-        cx.report.line("verify (1M-row table)", format!("{el:.2} s (exit {:?}{})", st.code(), if ok { ", identical" } else { ", NOT identical or error" }), base, ratio, ">= 2x");
+        cx.report.line("verify (1M-row table)", format!("{el:.2} s (exit {}{})", st.code().map_or("by signal".to_string(), |c| c.to_string()), if ok { ", identical" } else { ", NOT identical or error" }), base, ratio, ">= 2x");
     } else {
         cx.report.line("verify", "not available in this build".into(), base, "n/a".into(), ">= 2x");
     }
