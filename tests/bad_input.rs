@@ -130,3 +130,17 @@ async fn a_start_position_the_source_purged_is_a_clear_error_exit_3() {
     assert_eq!(code, 3, "{out}");
     assert!(out.contains("purged") && out.contains("hint"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_on_a_well_configured_setup_prints_one_ok_line_per_check_and_exits_0() {
+    let env = start_env(1, ServerOptions::source()).await;
+    with_app_table(&env.source, true).await;
+    let p = env.config_file(&SVC, "", free_port());
+    let (code, out) = run_binary(&p, &["check"]);
+    assert_eq!(code, 0, "{out}");
+    for what in ["source", "binlog_format", "binlog_row_image", "binlog_row_metadata", "gtid", "binlog retention", "source privileges", "server_id", "service users", "target users"] {
+        assert!(out.lines().any(|l| l.starts_with("ok") && l.contains(&format!("  {what}"))), "no ok line for {what}:\n{out}");
+    }
+    assert!(!out.contains("FAIL"), "{out}");
+    target_untouched(&env.targets[0]).await;
+}

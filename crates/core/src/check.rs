@@ -198,6 +198,8 @@ async fn target_check(svc: &crate::config::ServiceConfig) -> Line {
     if !missing.is_empty() {
         return line(Status::Fail, &what, format!("missing {}", missing.join(", ")), format!("GRANT {} ON the service's databases and `_dropship`.* TO the dropship user", need.join(", ")));
     }
-    let rev = if log_bin == "ON" { "binlog ON (reverse replication for rollback possible)" } else { "binlog OFF: rollback after cutover cannot bring target writes back" };
-    line(if log_bin == "ON" { Status::Ok } else { Status::Warn }, &what, format!("{} reachable, privileges ok, {rev}", svc.target), if log_bin == "ON" { "" } else { "enable the binlog on the target (RDS: backup retention > 0, binlog_format=ROW) before cutover" })
+    // Rollback resyncs the service's tables from the target inside a freeze
+    // (cutover::rollback), so it does not need the target's binlog.
+    let binlog = if log_bin == "ON" { "binlog ON" } else { "binlog OFF (fine: rollback resyncs from the target's tables)" };
+    line(Status::Ok, &what, format!("{} reachable, privileges ok, {binlog}", svc.target), "")
 }
