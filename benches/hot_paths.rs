@@ -30,7 +30,9 @@ fn binlog_file() -> Option<PathBuf> {
     }
     let fixtures = std::env::var_os("DROPSHIP_FIXTURES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/binlogs"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/binlogs")
+        });
     let p = fixtures.join("mysql-binlog-connector-java/mysql-bin.sakila");
     p.exists().then_some(p)
 }
@@ -51,18 +53,23 @@ fn bench_decode(c: &mut Criterion) {
     let mut g = c.benchmark_group("decode");
     g.sample_size(10);
     g.throughput(Throughput::Bytes(bytes.len() as u64));
-    g.bench_function(path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(), |b| {
-        b.iter(|| {
-            let mut n = 0u64;
-            let mut sink = |_h, e| {
-                black_box(&e);
-                n += 1;
-                Ok(())
-            };
-            dropship_mysql::binlog::read_bytes(&name, &bytes, &mut sink).expect("decodes");
-            n
-        })
-    });
+    g.bench_function(
+        path.file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        |b| {
+            b.iter(|| {
+                let mut n = 0u64;
+                let mut sink = |_h, e| {
+                    black_box(&e);
+                    n += 1;
+                    Ok(())
+                };
+                dropship_mysql::binlog::read_bytes(&name, &bytes, &mut sink).expect("decodes");
+                n
+            })
+        },
+    );
     g.finish();
 }
 
@@ -73,13 +80,24 @@ fn row(i: i64) -> Vec<Value> {
         Value::Int(i * 7919 % 1_000_003),
         Value::Bytes(format!("user-{i}-{:016x}", i.wrapping_mul(0x9E37_79B9)).into_bytes()),
         Value::Decimal(format!("{}.{:02}", i % 100_000, i % 100)),
-        Value::DateTime { year: 2024, month: 6, day: 11, hour: (i % 24) as u8, minute: (i % 60) as u8, second: 7, micros: (i % 1_000_000) as u32 },
+        Value::DateTime {
+            year: 2024,
+            month: 6,
+            day: 11,
+            hour: (i % 24) as u8,
+            minute: (i % 60) as u8,
+            second: 7,
+            micros: (i % 1_000_000) as u32,
+        },
         Value::Double(i as f64 / 3.0),
     ]
 }
 
 fn columns() -> Vec<String> {
-    ["id", "a", "b", "c", "d", "e"].iter().map(|s| s.to_string()).collect()
+    ["id", "a", "b", "c", "d", "e"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 fn bench_relay_record(c: &mut Criterion) {
@@ -90,8 +108,14 @@ fn bench_relay_record(c: &mut Criterion) {
         changes: (0..10)
             .map(|i| RowChange {
                 kind: RowKind::Update,
-                before: Some(RowImage { values: row(i), missing: vec![] }),
-                after: Some(RowImage { values: row(i + 1), missing: vec![] }),
+                before: Some(RowImage {
+                    values: row(i),
+                    missing: vec![],
+                }),
+                after: Some(RowImage {
+                    values: row(i + 1),
+                    missing: vec![],
+                }),
             })
             .collect(),
     });
@@ -99,12 +123,17 @@ fn bench_relay_record(c: &mut Criterion) {
     let mut g = c.benchmark_group("relay_record_10_updates");
     g.throughput(Throughput::Elements(10));
     g.bench_function("encode", |b| b.iter(|| black_box(&rec).encode()));
-    g.bench_function("decode", |b| b.iter(|| Record::decode(black_box(&bytes)).expect("decodes")));
+    g.bench_function("decode", |b| {
+        b.iter(|| Record::decode(black_box(&bytes)).expect("decodes"))
+    });
     g.finish();
 }
 
 fn shape() -> TableShape {
-    TableShape { insert_columns: columns(), key_columns: vec!["id".into()] }
+    TableShape {
+        insert_columns: columns(),
+        key_columns: vec!["id".into()],
+    }
 }
 
 fn filled_batch(n: i64) -> Batch {
@@ -115,7 +144,7 @@ fn filled_batch(n: i64) -> Batch {
         // 50% distinct inserts, the rest update or delete earlier rows.
         let k = if i % 2 == 0 { i } else { i / 3 };
         let v = if i % 7 == 0 { None } else { Some(row(k)) };
-        t.set(vec![Value::Int(k)], v);
+        t.set(vec![Value::Int(k)], v, false);
     }
     b.rows = n as usize;
     b
@@ -127,12 +156,24 @@ fn bench_batch(c: &mut Criterion) {
     g.throughput(Throughput::Elements(N as u64));
     g.bench_function("collapse", |b| b.iter(|| filled_batch(black_box(N))));
     let batch = filled_batch(N);
-    g.bench_function("statements_insert", |b| b.iter(|| batch.statements(false, 4 << 20)));
-    g.bench_function("statements_replace", |b| b.iter(|| batch.statements(true, 4 << 20)));
+    g.bench_function("statements_insert", |b| {
+        b.iter(|| batch.statements(false, 4 << 20))
+    });
+    g.bench_function("statements_replace", |b| {
+        b.iter(|| batch.statements(true, 4 << 20))
+    });
     g.finish();
     let mut g = c.benchmark_group("batch_key");
-    g.bench_function("encode_key_int", |b| b.iter(|| dropship_core::batch::encode_key(black_box(&[Value::Int(123_456_789)]))));
-    g.bench_function("encode_key_binary16", |b| b.iter_batched(|| vec![Value::Bytes(vec![7u8; 16])], |k| dropship_core::batch::encode_key(&k), BatchSize::SmallInput));
+    g.bench_function("encode_key_int", |b| {
+        b.iter(|| dropship_core::batch::encode_key(black_box(&[Value::Int(123_456_789)])))
+    });
+    g.bench_function("encode_key_binary16", |b| {
+        b.iter_batched(
+            || vec![Value::Bytes(vec![7u8; 16])],
+            |k| dropship_core::batch::encode_key(&k),
+            BatchSize::SmallInput,
+        )
+    });
     g.finish();
 }
 
@@ -142,10 +183,33 @@ fn bench_write_sql(c: &mut Criterion) {
         ("double", Value::Double(1234.5678e-3)),
         ("decimal", Value::Decimal("-12345678.9012".into())),
         ("bytes_64", Value::Bytes((0..64u8).collect())),
-        ("text_64", Value::Bytes(b"The quick brown fox jumps over the lazy dog, 'quoted' \\ back".to_vec())),
-        ("datetime6", Value::DateTime { year: 2024, month: 6, day: 11, hour: 13, minute: 14, second: 15, micros: 123_456 }),
-        ("timestamp3", Value::Timestamp { secs: 1_718_111_655, micros: 123_000 }),
-        ("json", Value::Json("{\"a\": [1, 2, 3], \"b\": \"text\"}".into())),
+        (
+            "text_64",
+            Value::Bytes(b"The quick brown fox jumps over the lazy dog, 'quoted' \\ back".to_vec()),
+        ),
+        (
+            "datetime6",
+            Value::DateTime {
+                year: 2024,
+                month: 6,
+                day: 11,
+                hour: 13,
+                minute: 14,
+                second: 15,
+                micros: 123_456,
+            },
+        ),
+        (
+            "timestamp3",
+            Value::Timestamp {
+                secs: 1_718_111_655,
+                micros: 123_000,
+            },
+        ),
+        (
+            "json",
+            Value::Json("{\"a\": [1, 2, 3], \"b\": \"text\"}".into()),
+        ),
     ];
     let mut g = c.benchmark_group("write_sql");
     for (name, v) in values {
@@ -165,9 +229,18 @@ fn bench_crc32(c: &mut Criterion) {
     let buf = vec![0x5au8; 1 << 20];
     let mut g = c.benchmark_group("crc32");
     g.throughput(Throughput::Bytes(buf.len() as u64));
-    g.bench_function("crc32fast_1MiB", |b| b.iter(|| crc32fast::hash(black_box(&buf))));
+    g.bench_function("crc32fast_1MiB", |b| {
+        b.iter(|| crc32fast::hash(black_box(&buf)))
+    });
     g.finish();
 }
 
-criterion_group!(benches, bench_decode, bench_relay_record, bench_batch, bench_write_sql, bench_crc32);
+criterion_group!(
+    benches,
+    bench_decode,
+    bench_relay_record,
+    bench_batch,
+    bench_write_sql,
+    bench_crc32
+);
 criterion_main!(benches);

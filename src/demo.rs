@@ -20,32 +20,68 @@ const ORDERS: &[&str] = &["orders", "order_items", "products"];
 
 pub async fn run() -> Result<()> {
     let t0 = Instant::now();
-    println!("dropship demo: starting a MariaDB source and two targets in temporary directories...");
+    println!(
+        "dropship demo: starting a MariaDB source and two targets in temporary directories..."
+    );
     let (source, accounts_db, orders_db) = tokio::try_join!(
         MariaDb::start(ServerOptions::source()),
         MariaDb::start(ServerOptions::target().with_server_id(2)),
         MariaDb::start(ServerOptions::target().with_server_id(3)),
     )
-    .context("starting throwaway MariaDB servers (scripts/install-deps.sh installs mariadb-server)")?;
-    println!("  source  127.0.0.1:{}  ({})", source.port(), source.version());
-    println!("  target  127.0.0.1:{}  service accounts (database shop -> accounts)", accounts_db.port());
+    .context(
+        "starting throwaway MariaDB servers (scripts/install-deps.sh installs mariadb-server)",
+    )?;
+    println!(
+        "  source  127.0.0.1:{}  ({})",
+        source.port(),
+        source.version()
+    );
+    println!(
+        "  target  127.0.0.1:{}  service accounts (database shop -> accounts)",
+        accounts_db.port()
+    );
     println!("  target  127.0.0.1:{}  service orders", orders_db.port());
     // The source user of README "Privileges"; without SUPER, creating the
     // cutover's freeze triggers needs log_bin_trust_function_creators=1.
-    source.create_user("repl", "demo-repl", &["REPLICATION SLAVE, BINLOG MONITOR, SELECT, LOCK TABLES, TRIGGER ON *.*"]).await?;
-    source.exec("SET GLOBAL log_bin_trust_function_creators = 1").await?;
+    source
+        .create_user(
+            "repl",
+            "demo-repl",
+            &["REPLICATION SLAVE, BINLOG MONITOR, SELECT, LOCK TABLES, TRIGGER ON *.*"],
+        )
+        .await?;
+    source
+        .exec("SET GLOBAL log_bin_trust_function_creators = 1")
+        .await?;
     for t in [&accounts_db, &orders_db] {
-        t.create_user("dropship", "demo-target", &["ALL PRIVILEGES ON *.*"]).await?;
+        t.create_user("dropship", "demo-target", &["ALL PRIVILEGES ON *.*"])
+            .await?;
     }
     let mut src = source.conn().await?;
-    for stmt in monolith::schema_sql().split(";\n").filter(|s| !s.trim().is_empty()) {
-        src.query_drop(stmt).await.with_context(|| format!("loading the shop schema: {stmt}"))?;
+    for stmt in monolith::schema_sql()
+        .split(";\n")
+        .filter(|s| !s.trim().is_empty())
+    {
+        src.query_drop(stmt)
+            .await
+            .with_context(|| format!("loading the shop schema: {stmt}"))?;
     }
     monolith::seed(&mut src, 2_000, 200, 7).await?;
-    println!("loaded the shop monolith: 2000 users, 200 products; starting 8 live writers at 200 tx/s");
-    let writers = LiveWriters::start(source.pool(), LiveWritersConfig { writers: 8, rate_per_sec: 200.0, seed: 11 });
+    println!(
+        "loaded the shop monolith: 2000 users, 200 products; starting 8 live writers at 200 tx/s"
+    );
+    let writers = LiveWriters::start(
+        source.pool(),
+        LiveWritersConfig {
+            writers: 8,
+            rate_per_sec: 200.0,
+            seed: 11,
+        },
+    );
 
-    let state = tempfile::Builder::new().prefix("ds-demo").tempdir_in("/tmp")?;
+    let state = tempfile::Builder::new()
+        .prefix("ds-demo")
+        .tempdir_in("/tmp")?;
     let text = format!(
         r#"[source]
 url = "mysql://repl:demo-repl@127.0.0.1:{src}"
@@ -66,10 +102,16 @@ tables = ["shop.order*", "shop.products"]
         a = accounts_db.port(),
         o = orders_db.port()
     );
-    let cfg = Arc::new(Config::parse("(demo)", &text, &|_| None).map_err(|e| anyhow::anyhow!("{e}"))?);
+    let cfg =
+        Arc::new(Config::parse("(demo)", &text, &|_| None).map_err(|e| anyhow::anyhow!("{e}"))?);
     let control = Arc::new(Control::new(None, Duration::from_secs(30)));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(replicate::run(cfg.clone(), replicate::Options::default(), control.clone(), stop_rx));
+    let task = tokio::spawn(replicate::run(
+        cfg.clone(),
+        replicate::Options::default(),
+        control.clone(),
+        stop_rx,
+    ));
 
     // Stream for a while, showing progress.
     for _ in 0..6 {
@@ -80,9 +122,23 @@ tables = ["shop.order*", "shop.products"]
         let line: Vec<String> = control
             .status()
             .iter()
-            .map(|s| format!("{} {} copied={} applied={} lag={}", s.service, s.state, s.rows_copied, s.rows_applied, s.lag_seconds.map(|l| format!("{l}s")).unwrap_or("-".into())))
+            .map(|s| {
+                format!(
+                    "{} {} copied={} applied={} lag={}",
+                    s.service,
+                    s.state,
+                    s.rows_copied,
+                    s.rows_applied,
+                    s.lag_seconds.map(|l| format!("{l}s")).unwrap_or("-".into())
+                )
+            })
             .collect();
-        println!("  [{:>4.1}s] {} | writes acknowledged: {}", t0.elapsed().as_secs_f64(), line.join(" | "), writers.acknowledged());
+        println!(
+            "  [{:>4.1}s] {} | writes acknowledged: {}",
+            t0.elapsed().as_secs_f64(),
+            line.join(" | "),
+            writers.acknowledged()
+        );
     }
     if task.is_finished() {
         let r = task.await?;
@@ -92,7 +148,9 @@ tables = ["shop.order*", "shop.products"]
     println!("\ndropship verify, while the writers run:");
     for svc in ["accounts", "orders"] {
         let opts = dropship_core::verify::Options::new(&cfg, svc);
-        let r = dropship_core::verify::run(&cfg, &opts).await.map_err(|e| anyhow::anyhow!("verify {svc}: {e}"))?;
+        let r = dropship_core::verify::run(&cfg, &opts)
+            .await
+            .map_err(|e| anyhow::anyhow!("verify {svc}: {e}"))?;
         for line in r.to_text().lines() {
             println!("  [{svc}] {line}");
         }
@@ -105,7 +163,9 @@ tables = ["shop.order*", "shop.products"]
     println!("\ndropship cutover --service accounts, with the writers still running:");
     let mut co = dropship_core::cutover::CutoverOptions::new("accounts");
     co.switch_cmd = Some("echo \"  switch: route /accounts -> $DROPSHIP_TARGET_HOST:$DROPSHIP_TARGET_PORT (databases $DROPSHIP_TARGET_DATABASES, $DROPSHIP_DIRECTION)\"".into());
-    let cut = dropship_core::cutover::run(&cfg, co).await.map_err(|e| anyhow::anyhow!("cutover: {e}"))?;
+    let cut = dropship_core::cutover::run(&cfg, co)
+        .await
+        .map_err(|e| anyhow::anyhow!("cutover: {e}"))?;
     for line in cut.render().lines() {
         println!("  {line}");
     }
@@ -123,7 +183,12 @@ tables = ["shop.order*", "shop.products"]
     for (svc, t) in [("orders", &orders_db)] {
         loop {
             let mut c = t.conn().await?;
-            let row: Option<(String, u64)> = c.exec_first("SELECT binlog_file, binlog_pos FROM _dropship.positions WHERE service = ?", (svc,)).await?;
+            let row: Option<(String, u64)> = c
+                .exec_first(
+                    "SELECT binlog_file, binlog_pos FROM _dropship.positions WHERE service = ?",
+                    (svc,),
+                )
+                .await?;
             let _ = c.disconnect().await;
             if let Some((f, p)) = row {
                 if dropship_mysql::position::Position::new(f, p) >= want {
@@ -142,12 +207,22 @@ tables = ["shop.order*", "shop.products"]
 
     println!("\ncomparing every table row by row, column by column:");
     let mut ok = true;
-    for (db, t, tables) in [("accounts", &accounts_db, ACCOUNTS), ("shop", &orders_db, ORDERS)] {
+    for (db, t, tables) in [
+        ("accounts", &accounts_db, ACCOUNTS),
+        ("shop", &orders_db, ORDERS),
+    ] {
         let mut d = t.conn().await?;
         for table in tables.iter() {
-            let n: Option<u64> = src.query_first(format!("SELECT COUNT(*) FROM shop.`{table}`")).await?;
-            match dropship_sandbox::assert_tables_identical(&mut src, "shop", &mut d, db, table).await {
-                Ok(()) => println!("  shop.{table:<14} -> {db}.{table:<14} {:>7} rows  identical", n.unwrap_or(0)),
+            let n: Option<u64> = src
+                .query_first(format!("SELECT COUNT(*) FROM shop.`{table}`"))
+                .await?;
+            match dropship_sandbox::assert_tables_identical(&mut src, "shop", &mut d, db, table)
+                .await
+            {
+                Ok(()) => println!(
+                    "  shop.{table:<14} -> {db}.{table:<14} {:>7} rows  identical",
+                    n.unwrap_or(0)
+                ),
                 Err(e) => {
                     ok = false;
                     println!("  shop.{table:<14} -> {db}.{table:<14} DIFFERENT: {e}");
@@ -164,7 +239,10 @@ tables = ["shop.order*", "shop.products"]
         bail!("the copies differ from the source");
     }
     if let Some(f) = cut.freeze {
-        println!("  accounts cut over with a write freeze of {} ms", f.as_millis());
+        println!(
+            "  accounts cut over with a write freeze of {} ms",
+            f.as_millis()
+        );
     }
     println!("demo finished: both services' targets are identical to the source; accounts now lives on its own database.");
     Ok(())

@@ -14,10 +14,20 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "dropship", version, about = "Move a monolith's MySQL tables into per-service databases, one service at a time")]
+#[command(
+    name = "dropship",
+    version,
+    about = "Move a monolith's MySQL tables into per-service databases, one service at a time"
+)]
 struct Cli {
     /// Config file.
-    #[arg(short, long, global = true, env = "DROPSHIP_CONFIG", default_value = "dropship.toml")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "DROPSHIP_CONFIG",
+        default_value = "dropship.toml"
+    )]
     config: PathBuf,
     /// Log format (default: text on a terminal, JSON otherwise).
     #[arg(long, global = true, value_enum)]
@@ -125,15 +135,23 @@ fn init_logging(cli: &Cli) {
             _ => "trace",
         }
     };
-    let filter = EnvFilter::try_from_env("DROPSHIP_LOG").unwrap_or_else(|_| EnvFilter::new(format!("{level},mysql_async=warn,refinery_core=warn")));
+    let filter = EnvFilter::try_from_env("DROPSHIP_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},mysql_async=warn,refinery_core=warn")));
     let json = match cli.log_format {
         Some(LogFormat::Json) => true,
         Some(LogFormat::Text) => false,
         None => !std::io::stderr().is_terminal(),
     };
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
     if json {
-        b.json().flatten_event(true).with_current_span(false).with_span_list(false).init();
+        b.json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init();
     } else {
         b.event_format(FieldsFirst).init();
     }
@@ -148,7 +166,12 @@ where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
 {
-    fn format_event(&self, _ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>, mut w: tracing_subscriber::fmt::format::Writer<'_>, event: &tracing::Event<'_>) -> std::fmt::Result {
+    fn format_event(
+        &self,
+        _ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut w: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
         use tracing_subscriber::fmt::time::FormatTime;
         tracing_subscriber::fmt::time::SystemTime.format_time(&mut w)?;
         write!(w, " {:>5} ", event.metadata().level())?;
@@ -171,7 +194,8 @@ impl FieldsFirstVisitor {
             self.message = value;
             return;
         }
-        let quote = value.is_empty() || value.contains(|c: char| c.is_whitespace() || c == '"' || c == '=');
+        let quote =
+            value.is_empty() || value.contains(|c: char| c.is_whitespace() || c == '"' || c == '=');
         if quote {
             self.fields.push_str(&format!("{name}={value:?} "));
         } else {
@@ -195,7 +219,10 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     init_logging(&cli);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -238,16 +265,30 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
-        Command::Replicate { services, truncate_existing } => {
+        Command::Replicate {
+            services,
+            truncate_existing,
+        } => {
             let cfg = match load_config(&cli.config) {
                 Ok(c) => Arc::new(c),
                 Err(code) => return code,
             };
-            match run_replicate(cfg, replicate::Options { services, truncate_existing }).await {
+            match run_replicate(
+                cfg,
+                replicate::Options {
+                    services,
+                    truncate_existing,
+                },
+            )
+            .await
+            {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     report(&e);
-                    if matches!(e, dropship_core::Error::Config(_) | dropship_core::Error::Preflight(_)) {
+                    if matches!(
+                        e,
+                        dropship_core::Error::Config(_) | dropship_core::Error::Preflight(_)
+                    ) {
                         ExitCode::from(2)
                     } else {
                         ExitCode::from(3)
@@ -271,14 +312,26 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {
                 if r.running {
-                    println!("replicate is running (control endpoint {})", cfg.control.listen);
+                    println!(
+                        "replicate is running (control endpoint {})",
+                        cfg.control.listen
+                    );
                 } else {
                     println!("replicate is NOT running (control endpoint {} does not answer); showing what the targets recorded", cfg.control.listen);
                 }
-                println!("{:<16} {:<12} {:>8} {:>12} {:>12}  applied position", "service", "state", "lag", "rows copied", "rows applied");
+                println!(
+                    "{:<16} {:<12} {:>8} {:>12} {:>12}  applied position",
+                    "service", "state", "lag", "rows copied", "rows applied"
+                );
                 for s in &r.services {
-                    let lag = s.lag_seconds.map(|l| format!("{l}s")).unwrap_or_else(|| "-".into());
-                    println!("{:<16} {:<12} {:>8} {:>12} {:>12}  {}", s.service, s.state, lag, s.rows_copied, s.rows_applied, s.applied_position);
+                    let lag = s
+                        .lag_seconds
+                        .map(|l| format!("{l}s"))
+                        .unwrap_or_else(|| "-".into());
+                    println!(
+                        "{:<16} {:<12} {:>8} {:>12} {:>12}  {}",
+                        s.service, s.state, lag, s.rows_copied, s.rows_applied, s.applied_position
+                    );
                     if !s.throttled.is_empty() {
                         println!("  throttled: {}", s.throttled);
                     }
@@ -286,11 +339,23 @@ async fn dispatch(cli: Cli) -> ExitCode {
                         println!("  last error: {}", s.last_error);
                     }
                 }
-                if let Some(p) = r.services.iter().map(|s| s.source_position.as_str()).find(|p| !p.is_empty()) {
+                if let Some(p) = r
+                    .services
+                    .iter()
+                    .map(|s| s.source_position.as_str())
+                    .find(|p| !p.is_empty())
+                {
                     println!("source position: {p}");
                 }
                 for u in &r.unreachable {
-                    eprintln!("error: cannot reach {}", if u == "source" { "the source".to_string() } else { format!("the target of service {u}") });
+                    eprintln!(
+                        "error: cannot reach {}",
+                        if u == "source" {
+                            "the source".to_string()
+                        } else {
+                            format!("the target of service {u}")
+                        }
+                    );
                 }
             }
             if r.unreachable.is_empty() {
@@ -299,7 +364,11 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 ExitCode::from(2)
             }
         }
-        Command::Verify { service, tables, json } => {
+        Command::Verify {
+            service,
+            tables,
+            json,
+        } => {
             let cfg = match load_config(&cli.config) {
                 Ok(c) => c,
                 Err(code) => return code,
@@ -322,13 +391,24 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 }
             }
         }
-        Command::Cutover { service, max_lag, max_freeze, switch_cmd, dry_run, resume, abort } => {
+        Command::Cutover {
+            service,
+            max_lag,
+            max_freeze,
+            switch_cmd,
+            dry_run,
+            resume,
+            abort,
+        } => {
             let cfg = match load_config(&cli.config) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
             let mut opts = cutover::CutoverOptions::new(&service);
-            for (flag, value, slot) in [("--max-lag", &max_lag, &mut opts.max_lag), ("--max-freeze", &max_freeze, &mut opts.max_freeze)] {
+            for (flag, value, slot) in [
+                ("--max-lag", &max_lag, &mut opts.max_lag),
+                ("--max-freeze", &max_freeze, &mut opts.max_freeze),
+            ] {
                 if let Some(v) = value {
                     match dropship_core::config::parse_duration(v) {
                         Ok(d) => *slot = d,
@@ -350,7 +430,10 @@ async fn dispatch(cli: Cli) -> ExitCode {
             };
             cutover_exit(cutover::run(&cfg, opts).await)
         }
-        Command::Rollback { service, switch_cmd } => {
+        Command::Rollback {
+            service,
+            switch_cmd,
+        } => {
             let cfg = match load_config(&cli.config) {
                 Ok(c) => c,
                 Err(code) => return code,
@@ -370,7 +453,9 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Binlog { command: BinlogCommand::Inspect { files } } => inspect(files),
+        Command::Binlog {
+            command: BinlogCommand::Inspect { files },
+        } => inspect(files),
     }
 }
 
@@ -389,14 +474,26 @@ fn cutover_exit(r: Result<cutover::CutoverReport, dropship_core::Error>) -> Exit
 }
 
 /// Runs replicate with the control endpoint and signal handling.
-pub async fn run_replicate(cfg: Arc<Config>, opts: replicate::Options) -> Result<(), dropship_core::Error> {
-    let control = Arc::new(Control::new(cfg.control.token.clone(), cfg.control.health_max_lag));
+pub async fn run_replicate(
+    cfg: Arc<Config>,
+    opts: replicate::Options,
+) -> Result<(), dropship_core::Error> {
+    let control = Arc::new(Control::new(
+        cfg.control.token.clone(),
+        cfg.control.health_max_lag,
+    ));
     control::start(control.clone(), &cfg.control.listen)
         .await
-        .map_err(|e| dropship_core::Error::Config(format!("{}: control.listen: cannot listen on {}: {e}", cfg.file, cfg.control.listen)))?;
+        .map_err(|e| {
+            dropship_core::Error::Config(format!(
+                "{}: control.listen: cannot listen on {}: {e}",
+                cfg.file, cfg.control.listen
+            ))
+        })?;
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
@@ -414,7 +511,8 @@ fn inspect(files: Vec<PathBuf>) -> ExitCode {
     }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let result = dropship_mysql::binlog::inspect::inspect(&files, &mut out).context("inspecting binlog files");
+    let result = dropship_mysql::binlog::inspect::inspect(&files, &mut out)
+        .context("inspecting binlog files");
     if let Err(e) = std::io::Write::flush(&mut out) {
         eprintln!("error: writing to standard output: {e}");
         return ExitCode::from(2);

@@ -8,19 +8,31 @@ use dropship_sandbox::{MariaDb, ServerOptions};
 use mysql_async::prelude::Queryable;
 use std::time::Duration;
 
-const SVC: [Svc<'static>; 1] = [Svc { name: "users", target: 0, tables: &["app.users"], rename: &[] }];
+const SVC: [Svc<'static>; 1] = [Svc {
+    name: "users",
+    target: 0,
+    tables: &["app.users"],
+    rename: &[],
+}];
 
 async fn target_untouched(t: &MariaDb) {
     let mut c = t.conn().await.unwrap();
     let dbs: Vec<String> = c.query("SHOW DATABASES").await.unwrap();
-    assert!(!dbs.iter().any(|d| d == "_dropship" || d == "app"), "nothing may be written to the target: {dbs:?}");
+    assert!(
+        !dbs.iter().any(|d| d == "_dropship" || d == "app"),
+        "nothing may be written to the target: {dbs:?}"
+    );
 }
 
 async fn with_app_table(src: &MariaDb, pk: bool) {
     let mut c = src.conn().await.unwrap();
     exec(&mut c, "CREATE DATABASE IF NOT EXISTS app").await;
     let key = if pk { "PRIMARY KEY" } else { "" };
-    exec(&mut c, &format!("CREATE TABLE IF NOT EXISTS app.users (id INT NOT NULL {key}, name VARCHAR(10))")).await;
+    exec(
+        &mut c,
+        &format!("CREATE TABLE IF NOT EXISTS app.users (id INT NOT NULL {key}, name VARCHAR(10))"),
+    )
+    .await;
 }
 
 fn write_config(env: &Env, text: &str) -> std::path::PathBuf {
@@ -40,7 +52,10 @@ async fn config_mistakes_are_named_with_file_key_and_hint_and_exit_2() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("bad.toml") && out.contains("line"), "{out}");
 
-    let p = write_config(&env, &good.replace("tables = [", "tabels = [\"x.y\"]\ntables = ["));
+    let p = write_config(
+        &env,
+        &good.replace("tables = [", "tabels = [\"x.y\"]\ntables = ["),
+    );
     let (code, out) = run_binary(&p, &["replicate"]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("tabels") && out.contains("hint"), "{out}");
@@ -48,7 +63,10 @@ async fn config_mistakes_are_named_with_file_key_and_hint_and_exit_2() {
     let two = format!("{good}[services.copycat]\ntarget = \"mysql://dropship:x@127.0.0.1:{}\"\ntables = [\"app.*\"]\n", env.targets[0].port());
     let (code, out) = run_binary(&write_config(&env, &two), &["replicate"]);
     assert_eq!(code, 2, "{out}");
-    assert!(out.contains("users") && out.contains("copycat") && out.contains("two services"), "{out}");
+    assert!(
+        out.contains("users") && out.contains("copycat") && out.contains("two services"),
+        "{out}"
+    );
     target_untouched(&env.targets[0]).await;
 }
 
@@ -59,27 +77,63 @@ async fn a_table_without_a_key_and_a_wrong_password_are_refused_without_touching
     let p = env.config_file(&SVC, "", free_port());
     let (code, out) = run_binary(&p, &["replicate"]);
     assert_eq!(code, 2, "{out}");
-    assert!(out.contains("app.users") && out.contains("primary key"), "{out}");
+    assert!(
+        out.contains("app.users") && out.contains("primary key"),
+        "{out}"
+    );
     target_untouched(&env.targets[0]).await;
 
-    let text = std::fs::read_to_string(&p).unwrap().replace("${DS_TEST_SOURCE_PW}", "not-the-password-8812");
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("${DS_TEST_SOURCE_PW}", "not-the-password-8812");
     let (code, out) = run_binary(&write_config(&env, &text), &["replicate"]);
     assert_eq!(code, 2, "{out}");
-    assert!(out.contains("Access denied") || out.contains("1045"), "{out}");
-    assert!(!out.contains("not-the-password-8812") && !out.contains(SOURCE_PASSWORD), "no password may be printed: {out}");
+    assert!(
+        out.contains("Access denied") || out.contains("1045"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("not-the-password-8812") && !out.contains(SOURCE_PASSWORD),
+        "no password may be printed: {out}"
+    );
     target_untouched(&env.targets[0]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unusable_binlog_settings_each_fail_check_and_replicate_with_a_hint() {
     let cases: [(&str, ServerOptions, &str); 4] = [
-        ("binlog off", ServerOptions::source().with_binlog(false), "log_bin"),
-        ("STATEMENT format", { let mut o = ServerOptions::source(); o.binlog_format = Some("STATEMENT".into()); o }, "binlog_format"),
-        ("MINIMAL row image", ServerOptions::source().with_binlog_row_image("MINIMAL"), "binlog_row_image"),
-        ("compressed binlog", ServerOptions::source().with_log_bin_compress(true), "log_bin_compress"),
+        (
+            "binlog off",
+            ServerOptions::source().with_binlog(false),
+            "log_bin",
+        ),
+        (
+            "STATEMENT format",
+            {
+                let mut o = ServerOptions::source();
+                o.binlog_format = Some("STATEMENT".into());
+                o
+            },
+            "binlog_format",
+        ),
+        (
+            "MINIMAL row image",
+            ServerOptions::source().with_binlog_row_image("MINIMAL"),
+            "binlog_row_image",
+        ),
+        (
+            "compressed binlog",
+            ServerOptions::source().with_log_bin_compress(true),
+            "log_bin_compress",
+        ),
     ];
-    let target = MariaDb::start(ServerOptions::target().with_extra("max_allowed_packet=64M")).await.unwrap();
-    target.create_user("dropship", TARGET_PASSWORD, &["ALL PRIVILEGES ON *.*"]).await.unwrap();
+    let target = MariaDb::start(ServerOptions::target().with_extra("max_allowed_packet=64M"))
+        .await
+        .unwrap();
+    target
+        .create_user("dropship", TARGET_PASSWORD, &["ALL PRIVILEGES ON *.*"])
+        .await
+        .unwrap();
     for (what, opts, setting) in cases {
         let mut env = start_env(0, opts).await;
         with_app_table(&env.source, true).await;
@@ -89,7 +143,10 @@ async fn unusable_binlog_settings_each_fail_check_and_replicate_with_a_hint() {
         let p = write_config(&env, &text);
         let (code, out) = run_binary(&p, &["check"]);
         assert_eq!(code, 2, "{what}: check must fail: {out}");
-        assert!(out.contains("FAIL") && out.contains(setting) && out.contains("hint"), "{what}: {out}");
+        assert!(
+            out.contains("FAIL") && out.contains(setting) && out.contains("hint"),
+            "{what}: {out}"
+        );
         let (code, out) = run_binary(&p, &["replicate"]);
         assert_eq!(code, 2, "{what}: replicate must refuse: {out}");
         assert!(out.contains(setting), "{what}: {out}");
@@ -122,7 +179,10 @@ async fn a_start_position_the_source_purged_is_a_clear_error_exit_3() {
         if left.len() == 1 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "could not purge: {left:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "could not purge: {left:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     std::fs::remove_dir_all(env.dir.path().join("state")).unwrap();
@@ -138,8 +198,23 @@ async fn check_on_a_well_configured_setup_prints_one_ok_line_per_check_and_exits
     let p = env.config_file(&SVC, "", free_port());
     let (code, out) = run_binary(&p, &["check"]);
     assert_eq!(code, 0, "{out}");
-    for what in ["source", "binlog_format", "binlog_row_image", "binlog_row_metadata", "gtid", "binlog retention", "source privileges", "server_id", "service users", "target users"] {
-        assert!(out.lines().any(|l| l.starts_with("ok") && l.contains(&format!("  {what}"))), "no ok line for {what}:\n{out}");
+    for what in [
+        "source",
+        "binlog_format",
+        "binlog_row_image",
+        "binlog_row_metadata",
+        "gtid",
+        "binlog retention",
+        "source privileges",
+        "server_id",
+        "service users",
+        "target users",
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("ok") && l.contains(&format!("  {what}"))),
+            "no ok line for {what}:\n{out}"
+        );
     }
     assert!(!out.contains("FAIL"), "{out}");
     target_untouched(&env.targets[0]).await;

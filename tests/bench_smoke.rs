@@ -6,16 +6,30 @@ use std::process::Command;
 
 #[test]
 fn the_benchmark_runner_in_smoke_mode_completes_and_prints_every_comparison() {
-    let dir = tempfile::Builder::new().prefix("ds-bsmoke").tempdir_in("/tmp").expect("tempdir");
+    let dir = tempfile::Builder::new()
+        .prefix("ds-bsmoke")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
     let out = dir.path().join("bench.md");
     let res = Command::new(env!("CARGO_BIN_EXE_bench"))
-        .args(["--smoke", "--runs", "1", "--dropship", env!("CARGO_BIN_EXE_dropship"), "--out"])
+        .args([
+            "--smoke",
+            "--runs",
+            "1",
+            "--dropship",
+            env!("CARGO_BIN_EXE_dropship"),
+            "--out",
+        ])
         .arg(&out)
         .output()
         .expect("run the bench binary");
     let stdout = String::from_utf8_lossy(&res.stdout);
     let stderr = String::from_utf8_lossy(&res.stderr);
-    assert!(res.status.success(), "bench --smoke failed ({}):\n{stdout}\n{stderr}", res.status);
+    assert!(
+        res.status.success(),
+        "bench --smoke failed ({}):\n{stdout}\n{stderr}",
+        res.status
+    );
     let md = std::fs::read_to_string(&out).expect("the runner writes its report");
     for row in [
         "| binlog decode",
@@ -28,5 +42,8 @@ fn the_benchmark_runner_in_smoke_mode_completes_and_prints_every_comparison() {
     ] {
         assert!(md.contains(row), "report lacks the row {row:?}:\n{md}");
     }
-    assert!(md.contains("## Machine") && md.contains("MariaDB"), "report lacks the machine section:\n{md}");
+    assert!(
+        md.contains("## Machine") && md.contains("MariaDB"),
+        "report lacks the machine section:\n{md}"
+    );
 }

@@ -12,15 +12,28 @@ use rand::{Rng, SeedableRng};
 use std::time::{Duration, Instant};
 
 const SERVICES: [Svc<'static>; 2] = [
-    Svc { name: "alpha", target: 0, tables: &["app.all_types"], rename: &[("app", "alpha_db")] },
-    Svc { name: "beta", target: 1, tables: &["app.composite_pk", "app.binary_pk"], rename: &[] },
+    Svc {
+        name: "alpha",
+        target: 0,
+        tables: &["app.all_types"],
+        rename: &[("app", "alpha_db")],
+    },
+    Svc {
+        name: "beta",
+        target: 1,
+        tables: &["app.composite_pk", "app.binary_pk"],
+        rename: &[],
+    },
 ];
 
 async fn setup() -> (Env, mysql_async::Conn) {
     // Small binlog files: rotations happen all the time during these tests.
     let env = start_env(2, ServerOptions::source().with_max_binlog_size(256 * 1024)).await;
     let mut src = env.source.conn().await.unwrap();
-    for stmt in workload::schema_sql("app").split(";\n").filter(|s| !s.trim().is_empty()) {
+    for stmt in workload::schema_sql("app")
+        .split(";\n")
+        .filter(|s| !s.trim().is_empty())
+    {
         exec(&mut src, stmt).await;
     }
     (env, src)
@@ -51,16 +64,29 @@ async fn kill_9_of_replicate_at_random_points_then_restart_ends_identical() {
     }
     wait_caught_up(&env, 0, "alpha", Duration::from_secs(120)).await;
     wait_caught_up(&env, 1, "beta", Duration::from_secs(120)).await;
-    assert_eq!(child.terminate(), Some(0), "SIGTERM must stop replicate cleanly; log:\n{}", child.log_text());
+    assert_eq!(
+        child.terminate(),
+        Some(0),
+        "SIGTERM must stop replicate cleanly; log:\n{}",
+        child.log_text()
+    );
     assert_all_identical(&env).await;
     let rotations: Vec<(String, u64)> = src.query("SHOW BINARY LOGS").await.unwrap();
-    assert!(rotations.len() > 3, "the test must cross binlog rotations, saw {}", rotations.len());
+    assert!(
+        rotations.len() > 3,
+        "the test must cross binlog rotations, saw {}",
+        rotations.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_target_killed_mid_stream_recovers_and_the_other_service_never_pauses_even_after_a_purge() {
+async fn a_target_killed_mid_stream_recovers_and_the_other_service_never_pauses_even_after_a_purge()
+{
     let (mut env, mut src) = setup().await;
-    let running = spawn_replicate(env.config(&SERVICES, "[replicate]\nbatch_delay = \"20ms\"\n"), vec![]);
+    let running = spawn_replicate(
+        env.config(&SERVICES, "[replicate]\nbatch_delay = \"20ms\"\n"),
+        vec![],
+    );
     Workload::new("app").run(&mut src, 30, 1).await.unwrap();
     wait_caught_up(&env, 1, "beta", Duration::from_secs(60)).await;
 
@@ -71,8 +97,16 @@ async fn a_target_killed_mid_stream_recovers_and_the_other_service_never_pauses_
     wl.run(&mut src, 150, 2).await.unwrap();
     wait_caught_up(&env, 0, "alpha", Duration::from_secs(60)).await;
     let alpha_catchup = start.elapsed();
-    let alpha = running.control.status().into_iter().find(|s| s.service == "alpha").unwrap();
-    assert_eq!(alpha.state, "replicating", "alpha must not pause while beta's target is down");
+    let alpha = running
+        .control
+        .status()
+        .into_iter()
+        .find(|s| s.service == "alpha")
+        .unwrap();
+    assert_eq!(
+        alpha.state, "replicating",
+        "alpha must not pause while beta's target is down"
+    );
 
     // The source purges every binlog the reader has already read; beta has
     // applied none of the recent ones, so it can only catch up from the relay log.

@@ -12,24 +12,43 @@ use mysql_async::prelude::Queryable;
 use std::time::Duration;
 
 const TABLES: &[&str] = &["users", "user_sessions"];
-const SVC: Svc<'static> = Svc { name: "accounts", target: 0, tables: &["shop.users", "shop.user_sessions"], rename: &[("shop", "accounts_db")] };
+const SVC: Svc<'static> = Svc {
+    name: "accounts",
+    target: 0,
+    tables: &["shop.users", "shop.user_sessions"],
+    rename: &[("shop", "accounts_db")],
+};
 
 /// Source and one target with the shop schema, seeded; the dropship source
 /// user may create triggers and write back (rollback).
 async fn setup() -> Env {
     let env = start_env(1, ServerOptions::source()).await;
     let mut src = env.source.conn().await.unwrap();
-    for stmt in monolith::schema_sql().split(";\n").filter(|s| !s.trim().is_empty()) {
+    for stmt in monolith::schema_sql()
+        .split(";\n")
+        .filter(|s| !s.trim().is_empty())
+    {
         exec(&mut src, stmt).await;
     }
     monolith::seed(&mut src, 300, 100, 7).await.expect("seed");
-    exec(&mut src, "GRANT TRIGGER, INSERT, UPDATE, DELETE ON `shop`.* TO 'repl'@'%'").await;
+    exec(
+        &mut src,
+        "GRANT TRIGGER, INSERT, UPDATE, DELETE ON `shop`.* TO 'repl'@'%'",
+    )
+    .await;
     exec(&mut src, "SET GLOBAL log_bin_trust_function_creators = 1").await;
     env
 }
 
 fn writers(env: &Env, seed: u64) -> LiveWriters {
-    LiveWriters::start(env.source.pool(), LiveWritersConfig { writers: 8, rate_per_sec: 400.0, seed })
+    LiveWriters::start(
+        env.source.pool(),
+        LiveWritersConfig {
+            writers: 8,
+            rate_per_sec: 400.0,
+            seed,
+        },
+    )
 }
 
 async fn frozen_triggers(env: &Env) -> usize {
@@ -44,7 +63,12 @@ async fn frozen_triggers(env: &Env) -> usize {
 /// A write to a frozen table: `Ok` if it succeeded, else the server error.
 async fn try_write(env: &Env) -> Result<(), (u16, String)> {
     let mut c = env.source.conn().await.unwrap();
-    let r = tokio::time::timeout(Duration::from_secs(30), c.query_drop("UPDATE `shop`.`users` SET `balance` = `balance` + 1 WHERE `id` = 1")).await.expect("a write to a frozen table must not hang");
+    let r = tokio::time::timeout(
+        Duration::from_secs(30),
+        c.query_drop("UPDATE `shop`.`users` SET `balance` = `balance` + 1 WHERE `id` = 1"),
+    )
+    .await
+    .expect("a write to a frozen table must not hang");
     match r {
         Ok(()) => Ok(()),
         Err(mysql_async::Error::Server(e)) => Err((e.code, e.message)),
@@ -54,7 +78,10 @@ async fn try_write(env: &Env) -> Result<(), (u16, String)> {
 
 async fn state(env: &Env) -> String {
     let mut c = env.targets[0].conn().await.unwrap();
-    c.query_first("SELECT state FROM `_dropship`.`service_state` WHERE service = 'accounts'").await.unwrap().unwrap_or_default()
+    c.query_first("SELECT state FROM `_dropship`.`service_state` WHERE service = 'accounts'")
+        .await
+        .unwrap()
+        .unwrap_or_default()
 }
 
 fn opts(max_lag_s: u64, switch_cmd: Option<&str>) -> CutoverOptions {
@@ -65,7 +92,8 @@ fn opts(max_lag_s: u64, switch_cmd: Option<&str>) -> CutoverOptions {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn with_eight_live_writers_cutover_refuses_on_lag_aborts_on_a_failing_switch_cuts_over_and_rolls_back_losing_nothing() {
+async fn with_eight_live_writers_cutover_refuses_on_lag_aborts_on_a_failing_switch_cuts_over_and_rolls_back_losing_nothing(
+) {
     let env = setup().await;
     let cfg: Config = env.config(&[SVC], "");
     let running = spawn_replicate(cfg.clone(), vec![]);
@@ -76,13 +104,21 @@ async fn with_eight_live_writers_cutover_refuses_on_lag_aborts_on_a_failing_swit
     // 1. Lag above --max-lag: refused, nothing frozen.
     running.control.set_paused("accounts", true);
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let rep = cutover::run(&cfg, opts(2, None)).await.expect("cutover runs");
+    let rep = cutover::run(&cfg, opts(2, None))
+        .await
+        .expect("cutover runs");
     match &rep.outcome {
         Outcome::Refused(r) => assert!(r.contains("lags") || r.contains("not applying"), "{r}"),
         o => panic!("expected a refusal, got {o:?}"),
     }
-    assert_eq!(frozen_triggers(&env).await, 0, "a refused cutover creates no trigger");
-    try_write(&env).await.expect("the source stays writable after a refusal");
+    assert_eq!(
+        frozen_triggers(&env).await,
+        0,
+        "a refused cutover creates no trigger"
+    );
+    try_write(&env)
+        .await
+        .expect("the source stays writable after a refusal");
     running.control.set_paused("accounts", false);
     wait_caught_up(&env, 0, "accounts", Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -96,12 +132,28 @@ async fn with_eight_live_writers_cutover_refuses_on_lag_aborts_on_a_failing_swit
 
     // 3. A failing switch command aborts: source writable, replication goes on.
     let acked = w.acknowledged();
-    let rep = cutover::run(&cfg, opts(5, Some("echo switching; false"))).await.expect("cutover runs");
-    assert!(matches!(rep.outcome, Outcome::Aborted(_)), "{}", rep.render());
+    let rep = cutover::run(&cfg, opts(5, Some("echo switching; false")))
+        .await
+        .expect("cutover runs");
+    assert!(
+        matches!(rep.outcome, Outcome::Aborted(_)),
+        "{}",
+        rep.render()
+    );
     assert_eq!(rep.exit_code(), 1);
-    assert!(rep.switch_output.as_deref().unwrap_or("").contains("switching"));
-    assert_eq!(frozen_triggers(&env).await, 0, "abort drops the freeze triggers");
-    try_write(&env).await.expect("the source is writable after the abort");
+    assert!(rep
+        .switch_output
+        .as_deref()
+        .unwrap_or("")
+        .contains("switching"));
+    assert_eq!(
+        frozen_triggers(&env).await,
+        0,
+        "abort drops the freeze triggers"
+    );
+    try_write(&env)
+        .await
+        .expect("the source is writable after the abort");
     assert_eq!(state(&env).await, "replicating");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(w.acknowledged() > acked, "writers go on after the abort");
@@ -110,22 +162,47 @@ async fn with_eight_live_writers_cutover_refuses_on_lag_aborts_on_a_failing_swit
 
     // 4. The cutover: writes fail fast naming the service; nothing acknowledged is missing.
     let env_file = env.dir.path().join("switch.env");
-    let cmd = format!("env | grep ^DROPSHIP_ | sort > '{}'; echo routed", env_file.display());
-    let rep = cutover::run(&cfg, opts(5, Some(&cmd))).await.expect("cutover runs");
+    let cmd = format!(
+        "env | grep ^DROPSHIP_ | sort > '{}'; echo routed",
+        env_file.display()
+    );
+    let rep = cutover::run(&cfg, opts(5, Some(&cmd)))
+        .await
+        .expect("cutover runs");
     println!("{}", rep.render());
     assert_eq!(rep.outcome, Outcome::CutOver, "{}", rep.render());
     assert!(rep.freeze.is_some());
-    for step in ["freeze", "catch-up", "final-check", "switch", "mark-cut-over"] {
-        assert!(rep.steps.iter().any(|s| s.step == step), "step {step} reported");
+    for step in [
+        "freeze",
+        "catch-up",
+        "final-check",
+        "switch",
+        "mark-cut-over",
+    ] {
+        assert!(
+            rep.steps.iter().any(|s| s.step == step),
+            "step {step} reported"
+        );
     }
-    let (code, msg) = try_write(&env).await.expect_err("writes to the frozen source fail");
+    let (code, msg) = try_write(&env)
+        .await
+        .expect_err("writes to the frozen source fail");
     assert_eq!(code, 1644, "{msg}");
-    assert!(msg.contains("frozen for the cutover of service accounts"), "{msg}");
+    assert!(
+        msg.contains("frozen for the cutover of service accounts"),
+        "{msg}"
+    );
     let seen = std::fs::read_to_string(&env_file).unwrap();
     assert!(seen.contains("DROPSHIP_DIRECTION=forward"), "{seen}");
     assert!(seen.contains("DROPSHIP_SERVICE=accounts"), "{seen}");
-    assert!(seen.contains("DROPSHIP_TARGET_DATABASES=accounts_db"), "{seen}");
-    assert!(seen.contains(&format!("DROPSHIP_TARGET_PORT={}", env.targets[0].port())), "{seen}");
+    assert!(
+        seen.contains("DROPSHIP_TARGET_DATABASES=accounts_db"),
+        "{seen}"
+    );
+    assert!(
+        seen.contains(&format!("DROPSHIP_TARGET_PORT={}", env.targets[0].port())),
+        "{seen}"
+    );
     let report = w.stop().await;
     assert!(report.failed > 0, "writers saw the freeze");
     assert!(report.acknowledged > 0);
@@ -133,35 +210,62 @@ async fn with_eight_live_writers_cutover_refuses_on_lag_aborts_on_a_failing_swit
     assert_eq!(state(&env).await, "cut-over");
     // The freeze triggers never reach the target.
     let mut t0 = env.targets[0].conn().await.unwrap();
-    let n: Option<u64> = t0.query_first("SELECT COUNT(*) FROM information_schema.TRIGGERS").await.unwrap();
+    let n: Option<u64> = t0
+        .query_first("SELECT COUNT(*) FROM information_schema.TRIGGERS")
+        .await
+        .unwrap();
     assert_eq!(n, Some(0), "no trigger on the target");
     // A second cutover is refused.
-    let rep = cutover::run(&cfg, opts(5, None)).await.expect("cutover runs");
+    let rep = cutover::run(&cfg, opts(5, None))
+        .await
+        .expect("cutover runs");
     assert!(matches!(rep.outcome, Outcome::Refused(_)));
 
     // 5. Writes on the target, then rollback: they reach the source, forward replication runs again.
     exec(&mut t0, "INSERT INTO `accounts_db`.`users` (`email`, `name`, `country`, `status`, `balance`, `created_at`) VALUES ('after-cutover@example.com', 'New', 'DE', 'active', 1.50, NOW(6))").await;
-    exec(&mut t0, "UPDATE `accounts_db`.`users` SET `name` = 'changed on the target' WHERE `id` = 2").await;
-    exec(&mut t0, "DELETE FROM `accounts_db`.`user_sessions` ORDER BY `token` LIMIT 3").await;
+    exec(
+        &mut t0,
+        "UPDATE `accounts_db`.`users` SET `name` = 'changed on the target' WHERE `id` = 2",
+    )
+    .await;
+    exec(
+        &mut t0,
+        "DELETE FROM `accounts_db`.`user_sessions` ORDER BY `token` LIMIT 3",
+    )
+    .await;
     let back_file = env.dir.path().join("back.env");
     let mut ro = RollbackOptions::new("accounts");
-    ro.switch_cmd = Some(format!("env | grep ^DROPSHIP_DIRECTION > '{}'", back_file.display()));
+    ro.switch_cmd = Some(format!(
+        "env | grep ^DROPSHIP_DIRECTION > '{}'",
+        back_file.display()
+    ));
     let rep = cutover::rollback(&cfg, ro).await.expect("rollback runs");
     println!("{}", rep.render());
     assert_eq!(rep.outcome, Outcome::RolledBack, "{}", rep.render());
-    assert!(std::fs::read_to_string(&back_file).unwrap().contains("DROPSHIP_DIRECTION=back"));
+    assert!(std::fs::read_to_string(&back_file)
+        .unwrap()
+        .contains("DROPSHIP_DIRECTION=back"));
     assert_eq!(frozen_triggers(&env).await, 0, "the source is unfrozen");
-    let n: Option<u64> = t0.query_first("SELECT COUNT(*) FROM information_schema.TRIGGERS").await.unwrap();
+    let n: Option<u64> = t0
+        .query_first("SELECT COUNT(*) FROM information_schema.TRIGGERS")
+        .await
+        .unwrap();
     assert_eq!(n, Some(0), "the target is unfrozen");
     assert_identical(&env, "shop", 0, "accounts_db", TABLES).await;
     let mut s = env.source.conn().await.unwrap();
-    let name: Option<String> = s.query_first("SELECT `name` FROM `shop`.`users` WHERE `id` = 2").await.unwrap();
+    let name: Option<String> = s
+        .query_first("SELECT `name` FROM `shop`.`users` WHERE `id` = 2")
+        .await
+        .unwrap();
     assert_eq!(name.as_deref(), Some("changed on the target"));
     // Forward replication resumes from the copy-back position.
     let w = writers(&env, 200);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let report = w.stop().await;
-    assert!(report.acknowledged > 0, "the source takes writes again: {report:?}");
+    assert!(
+        report.acknowledged > 0,
+        "the source takes writes again: {report:?}"
+    );
     wait_caught_up(&env, 0, "accounts", Duration::from_secs(60)).await;
     assert_identical(&env, "shop", 0, "accounts_db", TABLES).await;
     assert_eq!(state(&env).await, "replicating");
@@ -170,13 +274,22 @@ async fn with_eight_live_writers_cutover_refuses_on_lag_aborts_on_a_failing_swit
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn binary(config: &std::path::Path, args: &[&str]) -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_dropship"));
-    c.arg("-c").arg(config).arg("--log-format").arg("text").args(args);
-    c.env("DS_TEST_SOURCE_PW", SOURCE_PASSWORD).env("DS_TEST_TARGET_PW", TARGET_PASSWORD);
+    c.arg("-c")
+        .arg(config)
+        .arg("--log-format")
+        .arg("text")
+        .args(args);
+    c.env("DS_TEST_SOURCE_PW", SOURCE_PASSWORD)
+        .env("DS_TEST_TARGET_PW", TARGET_PASSWORD);
     c
 }
 
@@ -186,10 +299,21 @@ async fn cutover_killed_during_the_switch(env: &Env, config: &std::path::Path) {
     let pid_file = env.dir.path().join("switch.pid");
     let _ = std::fs::remove_file(&pid_file);
     let cmd = format!("echo $$ > '{}'; exec sleep 60", pid_file.display());
-    let mut child = binary(config, &["cutover", "--service", "accounts", "--switch-cmd", &cmd]).spawn().expect("start dropship");
+    let mut child = binary(
+        config,
+        &["cutover", "--service", "accounts", "--switch-cmd", &cmd],
+    )
+    .spawn()
+    .expect("start dropship");
     let start = std::time::Instant::now();
-    while std::fs::read_to_string(&pid_file).map(|s| s.trim().is_empty()).unwrap_or(true) {
-        assert!(start.elapsed() < Duration::from_secs(60), "the switch command never started");
+    while std::fs::read_to_string(&pid_file)
+        .map(|s| s.trim().is_empty())
+        .unwrap_or(true)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the switch command never started"
+        );
         if let Ok(Some(st)) = child.try_wait() {
             panic!("dropship cutover exited before the switch: {st}");
         }
@@ -198,7 +322,10 @@ async fn cutover_killed_during_the_switch(env: &Env, config: &std::path::Path) {
     child.kill().expect("kill -9 dropship");
     let _ = child.wait();
     let pid = std::fs::read_to_string(&pid_file).unwrap();
-    let _ = std::process::Command::new("kill").arg("-9").arg(pid.trim()).status();
+    let _ = std::process::Command::new("kill")
+        .arg("-9")
+        .arg(pid.trim())
+        .status();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -213,14 +340,34 @@ async fn kill_9_during_the_switch_then_abort_or_resume_loses_no_acknowledged_wri
 
     // Crash 1, then --abort.
     cutover_killed_during_the_switch(&env, &config).await;
-    assert_eq!(frozen_triggers(&env).await, 6, "the source is still frozen after the crash");
-    let out = binary(&config, &["cutover", "--service", "accounts"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "an unfinished journal is an error");
+    assert_eq!(
+        frozen_triggers(&env).await,
+        6,
+        "the source is still frozen after the crash"
+    );
+    let out = binary(&config, &["cutover", "--service", "accounts"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unfinished journal is an error"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("--resume") && stderr.contains("--abort"), "{stderr}");
-    let out = binary(&config, &["cutover", "--service", "accounts", "--abort"]).output().unwrap();
+    assert!(
+        stderr.contains("--resume") && stderr.contains("--abort"),
+        "{stderr}"
+    );
+    let out = binary(&config, &["cutover", "--service", "accounts", "--abort"])
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "abort exits 1: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "abort exits 1: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("aborted"), "{stdout}");
     assert_eq!(frozen_triggers(&env).await, 0);
     try_write(&env).await.expect("writable after --abort");
@@ -230,9 +377,26 @@ async fn kill_9_during_the_switch_then_abort_or_resume_loses_no_acknowledged_wri
 
     // Crash 2, then --resume.
     cutover_killed_during_the_switch(&env, &config).await;
-    let out = binary(&config, &["cutover", "--service", "accounts", "--resume", "--switch-cmd", "true"]).output().unwrap();
+    let out = binary(
+        &config,
+        &[
+            "cutover",
+            "--service",
+            "accounts",
+            "--resume",
+            "--switch-cmd",
+            "true",
+        ],
+    )
+    .output()
+    .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "resume cuts over: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "resume cuts over: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("freeze:"), "{stdout}");
     assert_eq!(state(&env).await, "cut-over");
     let report = w.stop().await;

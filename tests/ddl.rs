@@ -25,8 +25,18 @@ async fn every_supported_ddl_is_applied_in_order_and_an_unappliable_one_pauses_o
         exec(&mut src, s).await;
     }
     let services = [
-        Svc { name: "items", target: 0, tables: &["shop2.items"], rename: &[("shop2", "items_db")] },
-        Svc { name: "orders", target: 1, tables: &["shop2.order_*"], rename: &[] },
+        Svc {
+            name: "items",
+            target: 0,
+            tables: &["shop2.items"],
+            rename: &[("shop2", "items_db")],
+        },
+        Svc {
+            name: "orders",
+            target: 1,
+            tables: &["shop2.order_*"],
+            rename: &[],
+        },
     ];
     let running = spawn_replicate(env.config(&services, ""), vec![]);
     for s in [
@@ -59,31 +69,56 @@ async fn every_supported_ddl_is_applied_in_order_and_an_unappliable_one_pauses_o
     assert_identical(&env, "shop2", 1, "shop2", &["order_b", "order_new"]).await;
     let mut t1 = env.targets[1].conn().await.unwrap();
     let gone: Vec<String> = t1.query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA='shop2' AND TABLE_NAME IN ('order_a','order_gone','unmapped')").await.unwrap();
-    assert!(gone.is_empty(), "renamed, dropped and unmapped tables must not exist on the target: {gone:?}");
+    assert!(
+        gone.is_empty(),
+        "renamed, dropped and unmapped tables must not exist on the target: {gone:?}"
+    );
     let mut t0 = env.targets[0].conn().await.unwrap();
     let idx: Vec<String> = t0.query("SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA='items_db' AND TABLE_NAME='items' ORDER BY 1").await.unwrap();
     assert_eq!(idx, vec!["PRIMARY".to_string(), "ux_uid".to_string()]);
 
     // A table swap with a table the target does not have cannot be applied:
     // the items service pauses; orders keeps replicating.
-    exec(&mut src, "RENAME TABLE shop2.items TO shop2.items_swap, shop2.unmapped TO shop2.items").await;
+    exec(
+        &mut src,
+        "RENAME TABLE shop2.items TO shop2.items_swap, shop2.unmapped TO shop2.items",
+    )
+    .await;
     exec(&mut src, "INSERT INTO shop2.order_new VALUES (2, 'after')").await;
     wait_caught_up(&env, 1, "orders", Duration::from_secs(60)).await;
     assert_identical(&env, "shop2", 1, "shop2", &["order_new"]).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let items = loop {
-        let st = running.control.status().into_iter().find(|s| s.service == "items").unwrap();
+        let st = running
+            .control
+            .status()
+            .into_iter()
+            .find(|s| s.service == "items")
+            .unwrap();
         if st.state == "paused" || std::time::Instant::now() > deadline {
             break st;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(items.state, "paused");
-    assert!(items.last_error.contains("items_swap"), "the pause message names the DDL: {}", items.last_error);
-    let orders = running.control.status().into_iter().find(|s| s.service == "orders").unwrap();
+    assert!(
+        items.last_error.contains("items_swap"),
+        "the pause message names the DDL: {}",
+        items.last_error
+    );
+    let orders = running
+        .control
+        .status()
+        .into_iter()
+        .find(|s| s.service == "orders")
+        .unwrap();
     assert_eq!(orders.state, "replicating");
     let mut t0 = env.targets[0].conn().await.unwrap();
-    let (state, msg): (String, String) = t0.query_first("SELECT state, message FROM _dropship.service_state WHERE service='items'").await.unwrap().unwrap();
+    let (state, msg): (String, String) = t0
+        .query_first("SELECT state, message FROM _dropship.service_state WHERE service='items'")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(state, "paused");
     assert!(msg.contains("hint"), "{msg}");
     running.stop().await.unwrap();

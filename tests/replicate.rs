@@ -11,20 +11,41 @@ use std::time::Duration;
 async fn random_workload_of_every_type_replicates_to_two_services_with_a_database_rename() {
     let env = start_env(2, ServerOptions::source()).await;
     let mut src = env.source.conn().await.unwrap();
-    for stmt in workload::schema_sql("app").split(";\n").filter(|s| !s.trim().is_empty()) {
+    for stmt in workload::schema_sql("app")
+        .split(";\n")
+        .filter(|s| !s.trim().is_empty())
+    {
         exec(&mut src, stmt).await;
     }
     let wl = Workload::new("app");
     // Rows that exist before replicate starts are copied.
-    wl.run(&mut src, 60, 1).await.expect("workload before replicate");
+    wl.run(&mut src, 60, 1)
+        .await
+        .expect("workload before replicate");
     let services = [
-        Svc { name: "alpha", target: 0, tables: &["app.all_types"], rename: &[("app", "alpha_db")] },
-        Svc { name: "beta", target: 1, tables: &["app.composite_pk", "app.binary_pk"], rename: &[] },
+        Svc {
+            name: "alpha",
+            target: 0,
+            tables: &["app.all_types"],
+            rename: &[("app", "alpha_db")],
+        },
+        Svc {
+            name: "beta",
+            target: 1,
+            tables: &["app.composite_pk", "app.binary_pk"],
+            rename: &[],
+        },
     ];
     let running = spawn_replicate(env.config(&services, ""), vec![]);
     // Changes while copying and streaming, including a row over 16 MiB.
-    wl.clone().with_huge_row(true).run(&mut src, 150, 2).await.expect("workload with a huge row");
-    wl.run(&mut src, 250, 3).await.expect("workload during replication");
+    wl.clone()
+        .with_huge_row(true)
+        .run(&mut src, 150, 2)
+        .await
+        .expect("workload with a huge row");
+    wl.run(&mut src, 250, 3)
+        .await
+        .expect("workload during replication");
     wait_caught_up(&env, 0, "alpha", Duration::from_secs(120)).await;
     wait_caught_up(&env, 1, "beta", Duration::from_secs(120)).await;
     assert!(!running.is_finished(), "replicate must still be running");

@@ -10,8 +10,11 @@ use dropship_sandbox::ServerOptions;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn non_utc_timestamps_unique_swaps_and_foreign_keys_replicate_exactly_without_binlog_column_names() {
-    let opts = ServerOptions::source().with_time_zone("+05:30").with_binlog_row_metadata(None);
+async fn non_utc_timestamps_unique_swaps_and_foreign_keys_replicate_exactly_without_binlog_column_names(
+) {
+    let opts = ServerOptions::source()
+        .with_time_zone("+05:30")
+        .with_binlog_row_metadata(None);
     let env = start_env(1, opts).await;
     let mut src = env.source.conn().await.unwrap();
     for s in [
@@ -24,7 +27,18 @@ async fn non_utc_timestamps_unique_swaps_and_foreign_keys_replicate_exactly_with
     ] {
         exec(&mut src, s).await;
     }
-    let running = spawn_replicate(env.config(&[Svc { name: "v", target: 0, tables: &["v.*"], rename: &[("v", "v2")] }], ""), vec![]);
+    let running = spawn_replicate(
+        env.config(
+            &[Svc {
+                name: "v",
+                target: 0,
+                tables: &["v.*"],
+                rename: &[("v", "v2")],
+            }],
+            "",
+        ),
+        vec![],
+    );
     for s in [
         // Swap the unique codes of two rows in one transaction (via a temporary value).
         "START TRANSACTION",
@@ -51,8 +65,18 @@ async fn non_utc_timestamps_unique_swaps_and_foreign_keys_replicate_exactly_with
     exec(&mut src, "SET time_zone = '+00:00'").await;
     exec(&mut t, "SET time_zone = '+00:00'").await;
     let q = "SELECT CAST(ts AS CHAR) FROM {db}.child ORDER BY id";
-    let a: Vec<Option<String>> = mysql_async::prelude::Queryable::query(&mut src, q.replace("{db}", "v")).await.unwrap();
-    let b: Vec<Option<String>> = mysql_async::prelude::Queryable::query(&mut t, q.replace("{db}", "v2")).await.unwrap();
+    let a: Vec<Option<String>> =
+        mysql_async::prelude::Queryable::query(&mut src, q.replace("{db}", "v"))
+            .await
+            .unwrap();
+    let b: Vec<Option<String>> =
+        mysql_async::prelude::Queryable::query(&mut t, q.replace("{db}", "v2"))
+            .await
+            .unwrap();
     assert_eq!(a, b);
-    assert_eq!(a[0].as_deref(), Some("2038-01-18 21:44:07.999999"), "stored instant of a +05:30 literal, read in UTC");
+    assert_eq!(
+        a[0].as_deref(),
+        Some("2038-01-18 21:44:07.999999"),
+        "stored instant of a +05:30 literal, read in UTC"
+    );
 }

@@ -26,7 +26,10 @@ pub struct Env {
 
 /// Logs go to the test's captured output (shown when a test fails).
 pub fn init_logs() {
-    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("info,mysql_async=warn,refinery_core=warn").try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("info,mysql_async=warn,refinery_core=warn")
+        .try_init();
 }
 
 pub async fn start_env(n_targets: usize, source_opts: ServerOptions) -> Env {
@@ -34,7 +37,11 @@ pub async fn start_env(n_targets: usize, source_opts: ServerOptions) -> Env {
     let src = MariaDb::start(source_opts.with_extra("max_allowed_packet=256M"));
     let mut tgts = Vec::new();
     for i in 0..n_targets {
-        tgts.push(MariaDb::start(ServerOptions::target().with_server_id(10 + i as u32).with_extra("max_allowed_packet=256M")));
+        tgts.push(MariaDb::start(
+            ServerOptions::target()
+                .with_server_id(10 + i as u32)
+                .with_extra("max_allowed_packet=256M"),
+        ));
     }
     let source = src.await.expect("start source");
     let mut targets = Vec::new();
@@ -42,14 +49,27 @@ pub async fn start_env(n_targets: usize, source_opts: ServerOptions) -> Env {
         targets.push(t.await.expect("start target"));
     }
     source
-        .create_user("repl", SOURCE_PASSWORD, &["REPLICATION SLAVE, BINLOG MONITOR, SELECT, LOCK TABLES ON *.*"])
+        .create_user(
+            "repl",
+            SOURCE_PASSWORD,
+            &["REPLICATION SLAVE, BINLOG MONITOR, SELECT, LOCK TABLES ON *.*"],
+        )
         .await
         .expect("source user");
     for t in &targets {
-        t.create_user("dropship", TARGET_PASSWORD, &["ALL PRIVILEGES ON *.*"]).await.expect("target user");
+        t.create_user("dropship", TARGET_PASSWORD, &["ALL PRIVILEGES ON *.*"])
+            .await
+            .expect("target user");
     }
-    let dir = tempfile::Builder::new().prefix("ds-e2e").tempdir_in("/tmp").expect("tempdir");
-    Env { source, targets, dir }
+    let dir = tempfile::Builder::new()
+        .prefix("ds-e2e")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    Env {
+        source,
+        targets,
+        dir,
+    }
 }
 
 /// One service: (name, target index, tables, renames).
@@ -76,7 +96,11 @@ impl Env {
                 tables.join(", ")
             ));
             if !svc.rename.is_empty() {
-                let r: Vec<String> = svc.rename.iter().map(|(a, b)| format!("{a} = \"{b}\"")).collect();
+                let r: Vec<String> = svc
+                    .rename
+                    .iter()
+                    .map(|(a, b)| format!("{a} = \"{b}\""))
+                    .collect();
                 s.push_str(&format!("rename_databases = {{ {} }}\n", r.join(", ")));
             }
         }
@@ -95,7 +119,9 @@ impl Env {
 
     /// Writes the config to a file for the real binary.
     pub fn config_file(&self, services: &[Svc<'_>], extra: &str, listen_port: u16) -> PathBuf {
-        let text = self.config_text(services, extra).replace("127.0.0.1:0", &format!("127.0.0.1:{listen_port}"));
+        let text = self
+            .config_text(services, extra)
+            .replace("127.0.0.1:0", &format!("127.0.0.1:{listen_port}"));
         let p = self.dir.path().join("dropship.toml");
         std::fs::write(&p, text).expect("write config");
         p
@@ -113,14 +139,32 @@ pub fn spawn_replicate(cfg: Config, services: Vec<String>) -> Running {
     let control = Arc::new(Control::new(None, Duration::from_secs(30)));
     let (stop, rx) = watch::channel(false);
     let c = control.clone();
-    let task = tokio::spawn(async move { replicate::run(Arc::new(cfg), replicate::Options { services, truncate_existing: false }, c, rx).await });
-    Running { control, stop, task }
+    let task = tokio::spawn(async move {
+        replicate::run(
+            Arc::new(cfg),
+            replicate::Options {
+                services,
+                truncate_existing: false,
+            },
+            c,
+            rx,
+        )
+        .await
+    });
+    Running {
+        control,
+        stop,
+        task,
+    }
 }
 
 impl Running {
     pub async fn stop(self) -> dropship_core::Result<()> {
         let _ = self.stop.send(true);
-        tokio::time::timeout(Duration::from_secs(60), self.task).await.expect("replicate stops within 60 s").expect("replicate task")
+        tokio::time::timeout(Duration::from_secs(60), self.task)
+            .await
+            .expect("replicate stops within 60 s")
+            .expect("replicate task")
     }
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
@@ -129,7 +173,9 @@ impl Running {
 
 pub async fn source_position(src: &MariaDb) -> Position {
     let mut c = src.conn().await.expect("source conn");
-    let p = dropship_core::copy::source_position(&mut c).await.expect("source position");
+    let p = dropship_core::copy::source_position(&mut c)
+        .await
+        .expect("source position");
     let _ = c.disconnect().await;
     p
 }
@@ -137,7 +183,10 @@ pub async fn source_position(src: &MariaDb) -> Position {
 pub async fn target_position(t: &MariaDb, service: &str) -> Option<Position> {
     let mut c = t.conn().await.ok()?;
     let row: Option<(String, u64)> = c
-        .exec_first("SELECT binlog_file, binlog_pos FROM `_dropship`.`positions` WHERE service = ?", (service,))
+        .exec_first(
+            "SELECT binlog_file, binlog_pos FROM `_dropship`.`positions` WHERE service = ?",
+            (service,),
+        )
         .await
         .ok()
         .flatten();
@@ -157,14 +206,23 @@ pub async fn wait_caught_up(env: &Env, t: usize, service: &str, timeout: Duratio
         }
         if start.elapsed() > timeout {
             let mut lists = String::new();
-            for (name, srv) in std::iter::once(("source", &env.source)).chain(env.targets.iter().map(|x| ("target", x))) {
+            for (name, srv) in std::iter::once(("source", &env.source))
+                .chain(env.targets.iter().map(|x| ("target", x)))
+            {
                 if let Ok(mut c) = srv.conn().await {
-                    let rows: Vec<mysql_async::Row> = c.query("SHOW FULL PROCESSLIST").await.unwrap_or_default();
+                    let rows: Vec<mysql_async::Row> =
+                        c.query("SHOW FULL PROCESSLIST").await.unwrap_or_default();
                     for r in rows {
                         let cmd: Option<String> = r.get::<Option<String>, _>(4).flatten();
                         let state: Option<String> = r.get::<Option<String>, _>(6).flatten();
                         let info: Option<String> = r.get::<Option<String>, _>(7).flatten();
-                        lists.push_str(&format!("  {name} port {}: {:?} {:?} {:?}\n", srv.port(), cmd, state, info));
+                        lists.push_str(&format!(
+                            "  {name} port {}: {:?} {:?} {:?}\n",
+                            srv.port(),
+                            cmd,
+                            state,
+                            info
+                        ));
                     }
                 }
             }
@@ -178,19 +236,26 @@ pub async fn assert_identical(env: &Env, src_db: &str, t: usize, dst_db: &str, t
     let mut s = env.source.conn().await.expect("source conn");
     let mut d = env.targets[t].conn().await.expect("target conn");
     for table in tables {
-        if let Err(e) = dropship_sandbox::assert_tables_identical(&mut s, src_db, &mut d, dst_db, table).await {
+        if let Err(e) =
+            dropship_sandbox::assert_tables_identical(&mut s, src_db, &mut d, dst_db, table).await
+        {
             panic!("{e}");
         }
     }
 }
 
 pub async fn exec(c: &mut Conn, sql: &str) {
-    c.query_drop(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    c.query_drop(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 /// A free loopback port.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// The real `dropship` binary as a child process.
@@ -202,14 +267,22 @@ pub struct Child {
 /// `dropship -c CONFIG --log-format json ARGS` with the test passwords in its environment.
 fn dropship_command(config: &std::path::Path, args: &[&str]) -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_dropship"));
-    c.arg("-c").arg(config).args(["--log-format", "json"]).args(args);
-    c.env("DS_TEST_SOURCE_PW", SOURCE_PASSWORD).env("DS_TEST_TARGET_PW", TARGET_PASSWORD);
+    c.arg("-c")
+        .arg(config)
+        .args(["--log-format", "json"])
+        .args(args);
+    c.env("DS_TEST_SOURCE_PW", SOURCE_PASSWORD)
+        .env("DS_TEST_TARGET_PW", TARGET_PASSWORD);
     c
 }
 
 pub fn spawn_binary(config: &std::path::Path, args: &[&str], log_name: &str) -> Child {
     let log = config.parent().expect("config dir").join(log_name);
-    let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .expect("log file");
     let child = dropship_command(config, args)
         .stdout(out.try_clone().expect("log"))
         .stderr(out)
@@ -225,7 +298,10 @@ impl Child {
     }
     /// SIGTERM, then the exit code.
     pub fn terminate(&mut self) -> Option<i32> {
-        let _ = std::process::Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let start = Instant::now();
         loop {
             if let Ok(Some(st)) = self.child.try_wait() {
@@ -261,7 +337,10 @@ pub fn run_binary(config: &std::path::Path, args: &[&str]) -> (i32, String) {
         if start.elapsed() > Duration::from_secs(120) {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("dropship {args:?} did not finish within 120 s; output:\n{}", std::fs::read_to_string(&out_path).unwrap_or_default());
+            panic!(
+                "dropship {args:?} did not finish within 120 s; output:\n{}",
+                std::fs::read_to_string(&out_path).unwrap_or_default()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     };

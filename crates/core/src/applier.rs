@@ -117,8 +117,17 @@ pub struct Applier {
 impl Applier {
     /// Connects state: `conn` must already have `SESSION_SQL` applied and
     /// migrations run.
-    pub async fn new(svc: Arc<ServiceConfig>, mut conn: Conn, stats: Arc<ServiceStats>) -> Result<Applier> {
-        conn.query_drop(SESSION_SQL).await.map_err(Error::db(format!("setting up the applier session on {}", svc.target)))?;
+    pub async fn new(
+        svc: Arc<ServiceConfig>,
+        mut conn: Conn,
+        stats: Arc<ServiceStats>,
+    ) -> Result<Applier> {
+        conn.query_drop(SESSION_SQL)
+            .await
+            .map_err(Error::db(format!(
+                "setting up the applier session on {}",
+                svc.target
+            )))?;
         let loaded = meta::load_position(&mut conn, &svc.name).await?;
         let (applied, committed, ddl_pending) = match loaded {
             Some((p, ts, ddl)) => (Some((p.clone(), ts as u32)), Some(p), ddl),
@@ -158,7 +167,11 @@ impl Applier {
 
     /// Applies records until `stop` is set (then commits what is complete and
     /// returns) or an error occurs.
-    pub async fn run<S: RecordSource>(&mut self, src: &mut S, stop: &tokio::sync::watch::Receiver<bool>) -> Result<Stop> {
+    pub async fn run<S: RecordSource>(
+        &mut self,
+        src: &mut S,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> Result<Stop> {
         let result = self.run_inner(src, stop).await;
         if result.is_err() && self.in_target_tx {
             let _ = self.conn.query_drop("ROLLBACK").await;
@@ -167,7 +180,11 @@ impl Applier {
         result
     }
 
-    async fn run_inner<S: RecordSource>(&mut self, src: &mut S, stop: &tokio::sync::watch::Receiver<bool>) -> Result<Stop> {
+    async fn run_inner<S: RecordSource>(
+        &mut self,
+        src: &mut S,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> Result<Stop> {
         loop {
             if *stop.borrow() {
                 // Commit every complete transaction; an open one is dropped
@@ -195,24 +212,35 @@ impl Applier {
                     if let Some(stop) = self.handle(id, rec).await? {
                         return Ok(stop);
                     }
-                    if (self.batch.rows >= self.batch_rows || self.batch.bytes >= BATCH_BYTES) && self.open.is_none() {
+                    if (self.batch.rows >= self.batch_rows || self.batch.bytes >= BATCH_BYTES)
+                        && self.open.is_none()
+                    {
                         self.flush(true).await?;
                     }
                 }
                 None => {
                     // Nothing more right now: commit what we have once the
                     // batch is old enough, or write progress while idle.
-                    let due = self.batch_started.is_some_and(|t| t.elapsed() >= self.batch_delay);
+                    let due = self
+                        .batch_started
+                        .is_some_and(|t| t.elapsed() >= self.batch_delay);
                     if self.open.is_none() && (due || *stop.borrow()) {
                         self.flush(true).await?;
                     }
                     // Progress records arrive at most once a second; writing
                     // them 200 ms after the last write (not 1 s) keeps the
                     // cutover's catch-up wait short.
-                    if self.open.is_none() && self.batch.is_empty() && self.last_progress_write.elapsed() >= Duration::from_millis(200) {
+                    if self.open.is_none()
+                        && self.batch.is_empty()
+                        && self.last_progress_write.elapsed() >= Duration::from_millis(200)
+                    {
                         self.write_progress().await?;
                     }
-                    let wait = if self.batch_started.is_some() { self.batch_delay } else { Duration::from_millis(200) };
+                    let wait = if self.batch_started.is_some() {
+                        self.batch_delay
+                    } else {
+                        Duration::from_millis(200)
+                    };
                     src.wait(wait).await;
                 }
             }
@@ -224,7 +252,9 @@ impl Applier {
             // The relay log may start in the middle of a transaction (its head
             // was deleted by retention): skip to the first transaction start.
             match rec {
-                Record::Begin { .. } | Record::Restart { .. } | Record::Progress { .. } => self.synced = true,
+                Record::Begin { .. } | Record::Restart { .. } | Record::Progress { .. } => {
+                    self.synced = true
+                }
                 _ => return Ok(None),
             }
         }
@@ -237,11 +267,22 @@ impl Applier {
             Record::Begin { start, .. } => {
                 let already = self.applied.as_ref().is_some_and(|(p, _)| start < *p);
                 let skip = already || self.skip_begin_ids.contains(&id);
-                self.open = Some(OpenTx { begin_id: id, skip, staged: Vec::new(), staged_rows: 0, staged_bytes: 0, streamed: false, had_ddl: false });
+                self.open = Some(OpenTx {
+                    begin_id: id,
+                    skip,
+                    staged: Vec::new(),
+                    staged_rows: 0,
+                    staged_bytes: 0,
+                    streamed: false,
+                    had_ddl: false,
+                });
             }
             Record::Rows(r) => {
                 let Some(open) = self.open.as_mut() else {
-                    return Err(Error::definite(format!("relay log record {id}: rows outside a transaction"), "this is a bug in dropship; please report it with the relay log"));
+                    return Err(Error::definite(
+                        format!("relay log record {id}: rows outside a transaction"),
+                        "this is a bug in dropship; please report it with the relay log",
+                    ));
                 };
                 if open.skip || !self.svc.claims(&r.database, &r.table) {
                     return Ok(None);
@@ -283,7 +324,9 @@ impl Applier {
                 }
             }
             Record::Commit { pos, ts } => {
-                let Some(open) = self.open.take() else { return Ok(None) };
+                let Some(open) = self.open.take() else {
+                    return Ok(None);
+                };
                 if open.skip {
                     return Ok(None);
                 }
@@ -346,13 +389,29 @@ impl Applier {
         if schema.key.is_empty() {
             return Err(Error::definite(format!("service {}: target table {tdb}.{table} has no primary key or NOT NULL unique key", self.svc.name), "add the same primary key the source table has"));
         }
-        let insert_idx: Vec<usize> = (0..schema.columns.len()).filter(|&i| !schema.columns[i].generated).collect();
+        let insert_idx: Vec<usize> = (0..schema.columns.len())
+            .filter(|&i| !schema.columns[i].generated)
+            .collect();
         let shape = TableShape {
-            insert_columns: insert_idx.iter().map(|&i| schema.columns[i].name.clone()).collect(),
-            key_columns: schema.key.iter().map(|&i| schema.columns[i].name.clone()).collect(),
+            insert_columns: insert_idx
+                .iter()
+                .map(|&i| schema.columns[i].name.clone())
+                .collect(),
+            key_columns: schema
+                .key
+                .iter()
+                .map(|&i| schema.columns[i].name.clone())
+                .collect(),
         };
-        let t = Arc::new(TargetTable { db: tdb, name: table.to_string(), schema, shape, insert_idx });
-        self.tables.insert((db.to_string(), table.to_string()), t.clone());
+        let t = Arc::new(TargetTable {
+            db: tdb,
+            name: table.to_string(),
+            schema,
+            shape,
+            insert_idx,
+        });
+        self.tables
+            .insert((db.to_string(), table.to_string()), t.clone());
         Ok(t)
     }
 
@@ -376,7 +435,13 @@ impl Applier {
             for &i in idx {
                 let j = col_at[i].unwrap_or(usize::MAX);
                 if img.missing.contains(&j) {
-                    return Err(Error::definite(format!("row image of {}.{} lacks column {} (binlog_row_image is not FULL)", r.database, r.table, t.schema.columns[i].name), "SET GLOBAL binlog_row_image=FULL on the source"));
+                    return Err(Error::definite(
+                        format!(
+                            "row image of {}.{} lacks column {} (binlog_row_image is not FULL)",
+                            r.database, r.table, t.schema.columns[i].name
+                        ),
+                        "SET GLOBAL binlog_row_image=FULL on the source",
+                    ));
                 }
                 out.push(img.values.get(j).cloned().ok_or_else(|| Error::definite(format!("row image of {}.{} has {} values, column {} expected", r.database, r.table, img.values.len(), j), "the binlog does not match the table definition; check for DDL dropship missed"))?);
             }
@@ -388,15 +453,24 @@ impl Applier {
         for ch in &r.changes {
             match ch.kind {
                 RowKind::Insert => {
-                    let a = ch.after.as_ref().ok_or_else(|| Error::definite("insert without an after image", ""))?;
+                    let a = ch
+                        .after
+                        .as_ref()
+                        .ok_or_else(|| Error::definite("insert without an after image", ""))?;
                     let row = pick(a, &t.insert_idx)?;
                     bytes += values_bytes(&row);
                     tb.set(pick(a, &t.schema.key)?, Some(row), true);
                     self.stats.rows_inserted.fetch_add(1, Relaxed);
                 }
                 RowKind::Update => {
-                    let b = ch.before.as_ref().ok_or_else(|| Error::definite("update without a before image", ""))?;
-                    let a = ch.after.as_ref().ok_or_else(|| Error::definite("update without an after image", ""))?;
+                    let b = ch
+                        .before
+                        .as_ref()
+                        .ok_or_else(|| Error::definite("update without a before image", ""))?;
+                    let a = ch
+                        .after
+                        .as_ref()
+                        .ok_or_else(|| Error::definite("update without an after image", ""))?;
                     let kb = pick(b, &t.schema.key)?;
                     let ka = pick(a, &t.schema.key)?;
                     if kb != ka {
@@ -408,7 +482,10 @@ impl Applier {
                     self.stats.rows_updated.fetch_add(1, Relaxed);
                 }
                 RowKind::Delete => {
-                    let b = ch.before.as_ref().ok_or_else(|| Error::definite("delete without a before image", ""))?;
+                    let b = ch
+                        .before
+                        .as_ref()
+                        .ok_or_else(|| Error::definite("delete without a before image", ""))?;
                     tb.set(pick(b, &t.schema.key)?, None, false);
                     self.stats.rows_deleted.fetch_add(1, Relaxed);
                 }
@@ -426,7 +503,11 @@ impl Applier {
     /// Writes the batch. With `commit`, also writes the position and commits.
     async fn flush(&mut self, commit: bool) -> Result<()> {
         let has_rows = !self.batch.is_empty();
-        let pos_changed = self.applied.as_ref().map(|(p, _)| Some(p) != self.committed.as_ref()).unwrap_or(false);
+        let pos_changed = self
+            .applied
+            .as_ref()
+            .map(|(p, _)| Some(p) != self.committed.as_ref())
+            .unwrap_or(false);
         if !has_rows && !(commit && (self.in_target_tx || pos_changed)) {
             self.batch_started = None;
             return Ok(());
@@ -493,7 +574,13 @@ impl Applier {
             Err(e) => {
                 let _ = self.conn.query_drop("ROLLBACK").await;
                 self.in_target_tx = false;
-                Err(Error::Db { what: format!("service {}: writing a batch to {}", self.svc.name, self.svc.target), source: e })
+                Err(Error::Db {
+                    what: format!(
+                        "service {}: writing a batch to {}",
+                        self.svc.name, self.svc.target
+                    ),
+                    source: e,
+                })
             }
         }
     }
@@ -518,8 +605,14 @@ impl Applier {
             format!("CREATE DATABASE IF NOT EXISTS {q}; USE {q};")
         };
         // DDL text is UTF-8 (names, ENUM members, comments): not binary.
-        let res = self.conn.query_drop(format!("SET NAMES utf8mb4;{use_db}{sql}")).await;
-        let _ = self.conn.query_drop("SET NAMES binary; USE `_dropship`").await;
+        let res = self
+            .conn
+            .query_drop(format!("SET NAMES utf8mb4;{use_db}{sql}"))
+            .await;
+        let _ = self
+            .conn
+            .query_drop("SET NAMES binary; USE `_dropship`")
+            .await;
         // Any cached table definitions may be stale now.
         self.tables.clear();
         match res {
@@ -549,5 +642,11 @@ fn values_bytes(v: &[Value]) -> usize {
 }
 
 fn rows_bytes(r: &RowsRecord) -> usize {
-    r.changes.iter().map(|c| c.before.as_ref().map_or(0, |i| values_bytes(&i.values)) + c.after.as_ref().map_or(0, |i| values_bytes(&i.values))).sum()
+    r.changes
+        .iter()
+        .map(|c| {
+            c.before.as_ref().map_or(0, |i| values_bytes(&i.values))
+                + c.after.as_ref().map_or(0, |i| values_bytes(&i.values))
+        })
+        .sum()
 }

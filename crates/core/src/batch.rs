@@ -81,11 +81,18 @@ pub struct TableShape {
 
 impl Batch {
     pub fn table(&mut self, db: &str, table: &str, shape: &TableShape) -> &mut TableBatch {
-        let pos = self.tables.iter().position(|((d, t), _, _)| d == db && t == table);
+        let pos = self
+            .tables
+            .iter()
+            .position(|((d, t), _, _)| d == db && t == table);
         let i = match pos {
             Some(i) => i,
             None => {
-                self.tables.push(((db.to_string(), table.to_string()), shape.clone(), TableBatch::default()));
+                self.tables.push((
+                    (db.to_string(), table.to_string()),
+                    shape.clone(),
+                    TableBatch::default(),
+                ));
                 self.tables.len() - 1
             }
         };
@@ -125,7 +132,10 @@ impl Batch {
                     if single {
                         sql::push_ident(&mut stmt, &shape.key_columns[0]);
                     } else {
-                        sql::push_ident_list(&mut stmt, shape.key_columns.iter().map(String::as_str));
+                        sql::push_ident_list(
+                            &mut stmt,
+                            shape.key_columns.iter().map(String::as_str),
+                        );
                     }
                     stmt.push_str(" IN (");
                 } else {
@@ -149,10 +159,17 @@ impl Batch {
             for (_, row, _) in &tb.entries {
                 let Some(row) = row else { continue };
                 if stmt.is_empty() {
-                    stmt.push_str(if replace { "REPLACE INTO " } else { "INSERT INTO " });
+                    stmt.push_str(if replace {
+                        "REPLACE INTO "
+                    } else {
+                        "INSERT INTO "
+                    });
                     stmt.push_str(&name);
                     stmt.push(' ');
-                    sql::push_ident_list(&mut stmt, shape.insert_columns.iter().map(String::as_str));
+                    sql::push_ident_list(
+                        &mut stmt,
+                        shape.insert_columns.iter().map(String::as_str),
+                    );
                     stmt.push_str(" VALUES ");
                 } else {
                     stmt.push(',');
@@ -175,41 +192,87 @@ mod tests {
     use super::*;
 
     fn shape() -> TableShape {
-        TableShape { insert_columns: vec!["id".into(), "u".into()], key_columns: vec!["id".into()] }
+        TableShape {
+            insert_columns: vec!["id".into(), "u".into()],
+            key_columns: vec!["id".into()],
+        }
     }
 
     #[test]
     fn repeated_changes_to_one_row_collapse_to_its_final_state() {
         let mut b = Batch::default();
         let t = b.table("db", "t", &shape());
-        t.set(vec![Value::Int(1)], Some(vec![Value::Int(1), Value::Int(10)]), false);
-        t.set(vec![Value::Int(1)], Some(vec![Value::Int(1), Value::Int(11)]), false);
-        t.set(vec![Value::Int(2)], Some(vec![Value::Int(2), Value::Int(20)]), false);
+        t.set(
+            vec![Value::Int(1)],
+            Some(vec![Value::Int(1), Value::Int(10)]),
+            false,
+        );
+        t.set(
+            vec![Value::Int(1)],
+            Some(vec![Value::Int(1), Value::Int(11)]),
+            false,
+        );
+        t.set(
+            vec![Value::Int(2)],
+            Some(vec![Value::Int(2), Value::Int(20)]),
+            false,
+        );
         t.set(vec![Value::Int(2)], None, false);
         let s = b.statements(false, 1 << 20);
-        assert_eq!(s, vec!["DELETE FROM `db`.`t` WHERE `id` IN (1,2)".to_string(), "INSERT INTO `db`.`t` (`id`,`u`) VALUES (1,11)".to_string()]);
+        assert_eq!(
+            s,
+            vec![
+                "DELETE FROM `db`.`t` WHERE `id` IN (1,2)".to_string(),
+                "INSERT INTO `db`.`t` (`id`,`u`) VALUES (1,11)".to_string()
+            ]
+        );
     }
 
     #[test]
     fn rows_first_inserted_in_the_batch_need_no_delete() {
         let mut b = Batch::default();
         let t = b.table("db", "t", &shape());
-        t.set(vec![Value::Int(1)], Some(vec![Value::Int(1), Value::Int(10)]), true);
-        t.set(vec![Value::Int(1)], Some(vec![Value::Int(1), Value::Int(12)]), false);
-        t.set(vec![Value::Int(3)], Some(vec![Value::Int(3), Value::Int(30)]), true);
+        t.set(
+            vec![Value::Int(1)],
+            Some(vec![Value::Int(1), Value::Int(10)]),
+            true,
+        );
+        t.set(
+            vec![Value::Int(1)],
+            Some(vec![Value::Int(1), Value::Int(12)]),
+            false,
+        );
+        t.set(
+            vec![Value::Int(3)],
+            Some(vec![Value::Int(3), Value::Int(30)]),
+            true,
+        );
         t.set(vec![Value::Int(3)], None, false);
         t.set(vec![Value::Int(4)], None, false);
         let s = b.statements(false, 1 << 20);
-        assert_eq!(s, vec!["DELETE FROM `db`.`t` WHERE `id` IN (4)".to_string(), "INSERT INTO `db`.`t` (`id`,`u`) VALUES (1,12)".to_string()]);
+        assert_eq!(
+            s,
+            vec![
+                "DELETE FROM `db`.`t` WHERE `id` IN (4)".to_string(),
+                "INSERT INTO `db`.`t` (`id`,`u`) VALUES (1,12)".to_string()
+            ]
+        );
     }
 
     #[test]
     fn composite_keys_use_row_constructors_and_statements_split_by_size() {
         let mut b = Batch::default();
-        let sh = TableShape { insert_columns: vec!["a".into(), "b".into()], key_columns: vec!["a".into(), "b".into()] };
+        let sh = TableShape {
+            insert_columns: vec!["a".into(), "b".into()],
+            key_columns: vec!["a".into(), "b".into()],
+        };
         let t = b.table("db", "t", &sh);
         for i in 0..100 {
-            t.set(vec![Value::Int(i), Value::Bytes(b"x".to_vec())], Some(vec![Value::Int(i), Value::Bytes(b"x".to_vec())]), false);
+            t.set(
+                vec![Value::Int(i), Value::Bytes(b"x".to_vec())],
+                Some(vec![Value::Int(i), Value::Bytes(b"x".to_vec())]),
+                false,
+            );
         }
         let s = b.statements(true, 200);
         assert!(s[0].starts_with("DELETE FROM `db`.`t` WHERE (`a`,`b`) IN ((0,X'78')"));

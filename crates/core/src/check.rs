@@ -3,8 +3,8 @@
 //! `require_source_ready` is the subset `replicate` insists on.
 
 use crate::config::Config;
-use crate::error::{Error, Result};
 use crate::copy;
+use crate::error::{Error, Result};
 use dropship_mysql::flavor::Flavor;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -41,19 +41,34 @@ impl fmt::Display for Line {
 }
 
 fn line(status: Status, what: &str, detail: impl Into<String>, hint: impl Into<String>) -> Line {
-    Line { status, what: what.to_string(), detail: detail.into(), hint: hint.into() }
+    Line {
+        status,
+        what: what.to_string(),
+        detail: detail.into(),
+        hint: hint.into(),
+    }
 }
 
 async fn var(conn: &mut Conn, name: &str) -> Option<String> {
-    let q = format!("SHOW GLOBAL VARIABLES LIKE {}", dropship_mysql::sql::string_literal(name));
-    conn.query_first::<(String, String), _>(q).await.ok().flatten().map(|r| r.1)
+    let q = format!(
+        "SHOW GLOBAL VARIABLES LIKE {}",
+        dropship_mysql::sql::string_literal(name)
+    );
+    conn.query_first::<(String, String), _>(q)
+        .await
+        .ok()
+        .flatten()
+        .map(|r| r.1)
 }
 
 /// The binlog settings `replicate` cannot run without.
 pub async fn require_source_ready(conn: &mut Conn) -> Result<()> {
     for l in binlog_checks(conn).await {
         if l.status == Status::Fail {
-            return Err(Error::definite(format!("source {}: {}", l.what, l.detail), l.hint));
+            return Err(Error::definite(
+                format!("source {}: {}", l.what, l.detail),
+                l.hint,
+            ));
         }
     }
     Ok(())
@@ -74,11 +89,18 @@ async fn binlog_checks(conn: &mut Conn) -> Vec<Line> {
     } else {
         line(Status::Fail, "binlog_format", format!("invalid setting: expected 'ROW', got '{fmt}'"), "SET GLOBAL binlog_format='ROW' and set it in my.cnf; existing connections keep the old format until they reconnect")
     });
-    let img = var(conn, "binlog_row_image").await.unwrap_or_else(|| "FULL".into());
+    let img = var(conn, "binlog_row_image")
+        .await
+        .unwrap_or_else(|| "FULL".into());
     out.push(if img == "FULL" {
         line(Status::Ok, "binlog_row_image", "FULL", "")
     } else {
-        line(Status::Fail, "binlog_row_image", format!("invalid setting: expected 'FULL', got '{img}'"), "SET GLOBAL binlog_row_image='FULL' and set it in my.cnf")
+        line(
+            Status::Fail,
+            "binlog_row_image",
+            format!("invalid setting: expected 'FULL', got '{img}'"),
+            "SET GLOBAL binlog_row_image='FULL' and set it in my.cnf",
+        )
     });
     match var(conn, "binlog_row_metadata").await {
         Some(m) if m == "FULL" => out.push(line(Status::Ok, "binlog_row_metadata", "FULL (column names travel in the binlog)", "")),
@@ -86,7 +108,9 @@ async fn binlog_checks(conn: &mut Conn) -> Vec<Line> {
         None => out.push(line(Status::Warn, "binlog_row_metadata", "not supported by this server: column names are read from information_schema", "")),
     }
     if flavor.as_ref().is_some_and(|f| f.is_mariadb()) {
-        let c = var(conn, "log_bin_compress").await.unwrap_or_else(|| "OFF".into());
+        let c = var(conn, "log_bin_compress")
+            .await
+            .unwrap_or_else(|| "OFF".into());
         out.push(if c == "ON" {
             line(Status::Fail, "log_bin_compress", "ON: compressed binlog events are not supported", "SET GLOBAL log_bin_compress=OFF (and in my.cnf); events written while it was ON cannot be replicated")
         } else {
@@ -103,31 +127,72 @@ pub async fn run(cfg: &Config) -> Vec<Line> {
         Ok(c) => c,
         Err(e) => {
             let msg = crate::config::scrub(&e.to_string(), cfg.source.secret().unwrap_or(""));
-            let hint = Error::Db { what: String::new(), source: e }.hint().unwrap_or_else(|| "check the host, port, TLS setting and that the server runs".into());
-            out.push(line(Status::Fail, "source", format!("cannot connect to {}: {msg}", cfg.source), hint));
+            let hint = Error::Db {
+                what: String::new(),
+                source: e,
+            }
+            .hint()
+            .unwrap_or_else(|| "check the host, port, TLS setting and that the server runs".into());
+            out.push(line(
+                Status::Fail,
+                "source",
+                format!("cannot connect to {}: {msg}", cfg.source),
+                hint,
+            ));
             return out;
         }
     };
-    let flavor = Flavor::detect(&mut src).await.unwrap_or_else(|_| Flavor::parse(""));
+    let flavor = Flavor::detect(&mut src)
+        .await
+        .unwrap_or_else(|_| Flavor::parse(""));
     out.push(if flavor.supported() {
-        line(Status::Ok, "source", format!("{} reachable, {flavor} ({})", cfg.source, flavor.version), "")
+        line(
+            Status::Ok,
+            "source",
+            format!("{} reachable, {flavor} ({})", cfg.source, flavor.version),
+            "",
+        )
     } else {
-        line(Status::Fail, "source", format!("{flavor} is not supported"), "dropship reads MySQL 5.7, 8.0, 8.4 and MariaDB 10.x+")
+        line(
+            Status::Fail,
+            "source",
+            format!("{flavor} is not supported"),
+            "dropship reads MySQL 5.7, 8.0, 8.4 and MariaDB 10.x+",
+        )
     });
     out.extend(binlog_checks(&mut src).await);
     // GTIDs.
     if flavor.is_mariadb() {
         let pos = var(&mut src, "gtid_binlog_pos").await.unwrap_or_default();
         let strict = var(&mut src, "gtid_strict_mode").await.unwrap_or_default();
-        out.push(line(Status::Ok, "gtid", format!("MariaDB GTIDs, gtid_binlog_pos='{pos}', gtid_strict_mode={strict}"), ""));
+        out.push(line(
+            Status::Ok,
+            "gtid",
+            format!("MariaDB GTIDs, gtid_binlog_pos='{pos}', gtid_strict_mode={strict}"),
+            "",
+        ));
     } else {
-        let mode = var(&mut src, "gtid_mode").await.unwrap_or_else(|| "OFF".into());
-        out.push(line(Status::Ok, "gtid", format!("gtid_mode={mode} (positions are also kept as file:offset)"), ""));
+        let mode = var(&mut src, "gtid_mode")
+            .await
+            .unwrap_or_else(|| "OFF".into());
+        out.push(line(
+            Status::Ok,
+            "gtid",
+            format!("gtid_mode={mode} (positions are also kept as file:offset)"),
+            "",
+        ));
     }
     // Retention.
-    let secs = match var(&mut src, "binlog_expire_logs_seconds").await.and_then(|v| v.parse::<u64>().ok()) {
+    let secs = match var(&mut src, "binlog_expire_logs_seconds")
+        .await
+        .and_then(|v| v.parse::<u64>().ok())
+    {
         Some(s) if s > 0 => Some(s),
-        _ => var(&mut src, "expire_logs_days").await.and_then(|v| v.parse::<f64>().ok()).filter(|d| *d > 0.0).map(|d| (d * 86400.0) as u64),
+        _ => var(&mut src, "expire_logs_days")
+            .await
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|d| *d > 0.0)
+            .map(|d| (d * 86400.0) as u64),
     };
     out.push(match secs {
         None => line(Status::Ok, "binlog retention", "binlogs are not purged automatically", ""),
@@ -135,7 +200,10 @@ pub async fn run(cfg: &Config) -> Vec<Line> {
         Some(s) => line(Status::Ok, "binlog retention", format!("{}h", s / 3600), ""),
     });
     // Source privileges.
-    let grants: Vec<String> = src.query::<String, _>("SHOW GRANTS").await.unwrap_or_default();
+    let grants: Vec<String> = src
+        .query::<String, _>("SHOW GRANTS")
+        .await
+        .unwrap_or_default();
     let g = grants.join("\n").to_ascii_uppercase();
     let all = g.contains("ALL PRIVILEGES ON *.*");
     let has = |p: &str| all || g.contains(p);
@@ -144,7 +212,11 @@ pub async fn run(cfg: &Config) -> Vec<Line> {
         missing.push("REPLICATION SLAVE");
     }
     if !has("REPLICATION CLIENT") && !has("BINLOG MONITOR") && !has("SLAVE MONITOR") {
-        missing.push(if flavor.is_mariadb() { "BINLOG MONITOR" } else { "REPLICATION CLIENT" });
+        missing.push(if flavor.is_mariadb() {
+            "BINLOG MONITOR"
+        } else {
+            "REPLICATION CLIENT"
+        });
     }
     if !has("SELECT") {
         missing.push("SELECT");
@@ -160,18 +232,49 @@ pub async fn run(cfg: &Config) -> Vec<Line> {
     // Server id.
     let own: Option<u32> = src.query_first("SELECT @@server_id").await.ok().flatten();
     let hosts: Vec<mysql_async::Row> = src.query("SHOW SLAVE HOSTS").await.unwrap_or_default();
-    let used = own == Some(cfg.server_id) || hosts.iter().any(|r| r.get::<u32, _>(0) == Some(cfg.server_id));
+    let used = own == Some(cfg.server_id)
+        || hosts
+            .iter()
+            .any(|r| r.get::<u32, _>(0) == Some(cfg.server_id));
     out.push(if used {
-        line(Status::Fail, "server_id", format!("{} is already used by the source or another replica", cfg.server_id), "set source.server_id to a number no other server or replica uses")
+        line(
+            Status::Fail,
+            "server_id",
+            format!(
+                "{} is already used by the source or another replica",
+                cfg.server_id
+            ),
+            "set source.server_id to a number no other server or replica uses",
+        )
     } else {
-        line(Status::Ok, "server_id", format!("{} is free", cfg.server_id), "")
+        line(
+            Status::Ok,
+            "server_id",
+            format!("{} is free", cfg.server_id),
+            "",
+        )
     });
     // Mapping.
     for svc in &cfg.services {
         match copy::resolve_tables(cfg, svc, &mut src).await {
-            Ok(t) if t.is_empty() => out.push(line(Status::Warn, &format!("service {}", svc.name), "no source table matches its patterns yet", "tables created later that match a pattern are picked up")),
-            Ok(t) => out.push(line(Status::Ok, &format!("service {}", svc.name), format!("{} tables, each with a row key", t.len()), "")),
-            Err(e) => out.push(line(Status::Fail, &format!("service {}", svc.name), e.to_string(), e.hint().unwrap_or_default())),
+            Ok(t) if t.is_empty() => out.push(line(
+                Status::Warn,
+                &format!("service {}", svc.name),
+                "no source table matches its patterns yet",
+                "tables created later that match a pattern are picked up",
+            )),
+            Ok(t) => out.push(line(
+                Status::Ok,
+                &format!("service {}", svc.name),
+                format!("{} tables, each with a row key", t.len()),
+                "",
+            )),
+            Err(e) => out.push(line(
+                Status::Fail,
+                &format!("service {}", svc.name),
+                e.to_string(),
+                e.hint().unwrap_or_default(),
+            )),
         }
         out.push(target_check(svc).await);
     }
@@ -185,21 +288,52 @@ async fn target_check(svc: &crate::config::ServiceConfig) -> Line {
         Ok(c) => c,
         Err(e) => {
             let msg = crate::config::scrub(&e.to_string(), svc.target.secret().unwrap_or(""));
-            return line(Status::Fail, &what, format!("cannot connect to {}: {msg}", svc.target), "check the host, port, credentials and TLS setting");
+            return line(
+                Status::Fail,
+                &what,
+                format!("cannot connect to {}: {msg}", svc.target),
+                "check the host, port, credentials and TLS setting",
+            );
         }
     };
-    let grants: Vec<String> = c.query::<String, _>("SHOW GRANTS").await.unwrap_or_default();
+    let grants: Vec<String> = c
+        .query::<String, _>("SHOW GRANTS")
+        .await
+        .unwrap_or_default();
     let g = grants.join("\n").to_ascii_uppercase();
     let all = g.contains("ALL PRIVILEGES");
-    let need = ["SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "DROP", "INDEX"];
-    let missing: Vec<&str> = need.iter().copied().filter(|p| !all && !g.contains(p)).collect();
+    let need = [
+        "SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "DROP", "INDEX",
+    ];
+    let missing: Vec<&str> = need
+        .iter()
+        .copied()
+        .filter(|p| !all && !g.contains(p))
+        .collect();
     let log_bin = var(&mut c, "log_bin").await.unwrap_or_default();
     let _ = c.disconnect().await;
     if !missing.is_empty() {
-        return line(Status::Fail, &what, format!("missing {}", missing.join(", ")), format!("GRANT {} ON the service's databases and `_dropship`.* TO the dropship user", need.join(", ")));
+        return line(
+            Status::Fail,
+            &what,
+            format!("missing {}", missing.join(", ")),
+            format!(
+                "GRANT {} ON the service's databases and `_dropship`.* TO the dropship user",
+                need.join(", ")
+            ),
+        );
     }
     // Rollback resyncs the service's tables from the target inside a freeze
     // (cutover::rollback), so it does not need the target's binlog.
-    let binlog = if log_bin == "ON" { "binlog ON" } else { "binlog OFF (fine: rollback resyncs from the target's tables)" };
-    line(Status::Ok, &what, format!("{} reachable, privileges ok, {binlog}", svc.target), "")
+    let binlog = if log_bin == "ON" {
+        "binlog ON"
+    } else {
+        "binlog OFF (fine: rollback resyncs from the target's tables)"
+    };
+    line(
+        Status::Ok,
+        &what,
+        format!("{} reachable, privileges ok, {binlog}", svc.target),
+        "",
+    )
 }

@@ -156,7 +156,9 @@ impl Endpoint {
 
     /// Options with a default database.
     pub fn opts_with_db(&self, db: &str) -> Opts {
-        OptsBuilder::from_opts(self.opts.clone()).db_name(Some(db)).into()
+        OptsBuilder::from_opts(self.opts.clone())
+            .db_name(Some(db))
+            .into()
     }
 
     /// The URL with the password replaced by `***`.
@@ -229,7 +231,10 @@ impl ServiceConfig {
 
     /// The target database for a source database.
     pub fn target_database<'a>(&'a self, source_db: &'a str) -> &'a str {
-        self.rename_databases.get(source_db).map(String::as_str).unwrap_or(source_db)
+        self.rename_databases
+            .get(source_db)
+            .map(String::as_str)
+            .unwrap_or(source_db)
     }
 
     /// Source databases this service reads from.
@@ -305,7 +310,11 @@ impl Config {
     }
 
     /// Parses config text. `env` looks up `${VAR}` values.
-    pub fn parse(file: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    pub fn parse(
+        file: &str,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let err = |key: &str, message: String, hint: &str| ConfigError {
             file: file.to_string(),
             key: key.to_string(),
@@ -313,8 +322,12 @@ impl Config {
             hint: hint.to_string(),
         };
         let mut value: toml::Value = toml::from_str(text).map_err(|e| {
-            err("", format!("not valid TOML: {}", e.message()), "fix the syntax at the line shown; see README \"Configuration\"")
-                .with_line(text, e.span())
+            err(
+                "",
+                format!("not valid TOML: {}", e.message()),
+                "fix the syntax at the line shown; see README \"Configuration\"",
+            )
+            .with_line(text, e.span())
         })?;
         expand_env(&mut value, "", file, env)?;
         let raw: RawConfig = RawConfig::deserialize(value).map_err(|e| {
@@ -337,15 +350,25 @@ impl Config {
             raw.source.tls.as_deref(),
             raw.source.ca.as_deref(),
         )?;
-        let state_dir = raw.state.dir.unwrap_or_else(|| PathBuf::from("./dropship-state"));
+        let state_dir = raw
+            .state
+            .dir
+            .unwrap_or_else(|| PathBuf::from("./dropship-state"));
         let server_id = match raw.source.server_id {
             Some(0) => return Err(err("source.server_id", "0 is not a valid replica server id".into(), "write a number from 1 to 4294967295 not used by any other replica, or remove the key")),
             Some(id) => id,
             None => derive_server_id(&state_dir),
         };
 
-        let listen = raw.control.listen.unwrap_or_else(|| "127.0.0.1:9187".to_string());
-        let token = raw.control.token.or_else(|| env("DROPSHIP_CONTROL_TOKEN")).filter(|t| !t.is_empty());
+        let listen = raw
+            .control
+            .listen
+            .unwrap_or_else(|| "127.0.0.1:9187".to_string());
+        let token = raw
+            .control
+            .token
+            .or_else(|| env("DROPSHIP_CONTROL_TOKEN"))
+            .filter(|t| !t.is_empty());
         if !listen_is_loopback(&listen) && token.is_none() {
             return Err(err(
                 "control.listen",
@@ -353,7 +376,12 @@ impl Config {
                 "set control.token = \"${DROPSHIP_CONTROL_TOKEN}\" or listen on 127.0.0.1",
             ));
         }
-        let health_max_lag = parse_duration_key(file, "control.health_max_lag", raw.control.health_max_lag.as_deref(), Duration::from_secs(30))?;
+        let health_max_lag = parse_duration_key(
+            file,
+            "control.health_max_lag",
+            raw.control.health_max_lag.as_deref(),
+            Duration::from_secs(30),
+        )?;
         let defaults = Tuning::default();
         let tuning = Tuning {
             batch_rows: positive(file, "replicate.batch_rows", raw.replicate.batch_rows, defaults.batch_rows)?,
@@ -373,42 +401,109 @@ impl Config {
         };
 
         if raw.services.is_empty() {
-            return Err(err("services", "no service is defined".into(), "add a [services.NAME] table with `target` and `tables`"));
+            return Err(err(
+                "services",
+                "no service is defined".into(),
+                "add a [services.NAME] table with `target` and `tables`",
+            ));
         }
         let mut services = Vec::new();
         for (name, s) in raw.services {
             let key = format!("services.{name}");
-            if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-                return Err(err(&key, format!("service name \"{name}\" is not allowed"), "use letters, digits, '_' or '-', at most 64 characters"));
+            if name.is_empty()
+                || name.len() > 64
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
+                return Err(err(
+                    &key,
+                    format!("service name \"{name}\" is not allowed"),
+                    "use letters, digits, '_' or '-', at most 64 characters",
+                ));
             }
-            let target = build_endpoint(file, &format!("{key}.target"), &s.target, s.password_file.as_deref(), s.tls.as_deref(), s.ca.as_deref())?;
+            let target = build_endpoint(
+                file,
+                &format!("{key}.target"),
+                &s.target,
+                s.password_file.as_deref(),
+                s.tls.as_deref(),
+                s.ca.as_deref(),
+            )?;
             if s.tables.is_empty() {
-                return Err(err(&format!("{key}.tables"), "the list is empty".into(), "list the service's tables, e.g. tables = [\"shop.users\"]"));
+                return Err(err(
+                    &format!("{key}.tables"),
+                    "the list is empty".into(),
+                    "list the service's tables, e.g. tables = [\"shop.users\"]",
+                ));
             }
             let mut tables = Vec::new();
             for (i, t) in s.tables.iter().enumerate() {
                 let k = format!("{key}.tables[{i}]");
-                let (db, table) = t.split_once('.').ok_or_else(|| err(&k, format!("\"{t}\" is not db.table"), "write \"shop.users\" or \"shop.order_*\""))?;
+                let (db, table) = t.split_once('.').ok_or_else(|| {
+                    err(
+                        &k,
+                        format!("\"{t}\" is not db.table"),
+                        "write \"shop.users\" or \"shop.order_*\"",
+                    )
+                })?;
                 if db.is_empty() || table.is_empty() || table.contains('.') {
-                    return Err(err(&k, format!("\"{t}\" is not db.table"), "write \"shop.users\" or \"shop.order_*\""));
+                    return Err(err(
+                        &k,
+                        format!("\"{t}\" is not db.table"),
+                        "write \"shop.users\" or \"shop.order_*\"",
+                    ));
                 }
                 if db.contains('*') {
-                    return Err(err(&k, format!("\"{t}\": `*` is only allowed in the table part"), "name the database, e.g. \"shop.*\""));
+                    return Err(err(
+                        &k,
+                        format!("\"{t}\": `*` is only allowed in the table part"),
+                        "name the database, e.g. \"shop.*\"",
+                    ));
                 }
-                tables.push(TablePattern { database: db.to_string(), table: table.to_string() });
+                tables.push(TablePattern {
+                    database: db.to_string(),
+                    table: table.to_string(),
+                });
             }
             for (from, to) in &s.rename_databases {
                 if to.is_empty() || from.is_empty() {
-                    return Err(err(&format!("{key}.rename_databases"), format!("\"{from}\" = \"{to}\" has an empty name"), "write { shop = \"users\" }"));
+                    return Err(err(
+                        &format!("{key}.rename_databases"),
+                        format!("\"{from}\" = \"{to}\" has an empty name"),
+                        "write { shop = \"users\" }",
+                    ));
                 }
                 if from == "_dropship" || to == "_dropship" {
-                    return Err(err(&format!("{key}.rename_databases"), "\"_dropship\" is dropship's own metadata database".into(), "choose another database name"));
+                    return Err(err(
+                        &format!("{key}.rename_databases"),
+                        "\"_dropship\" is dropship's own metadata database".into(),
+                        "choose another database name",
+                    ));
                 }
             }
-            services.push(ServiceConfig { name, target, tables, rename_databases: s.rename_databases });
+            services.push(ServiceConfig {
+                name,
+                target,
+                tables,
+                rename_databases: s.rename_databases,
+            });
         }
         check_static_overlaps(file, &services)?;
-        Ok(Config { file: file.to_string(), source, server_id, heartbeat: raw.source.heartbeat.unwrap_or(false), state_dir, control: ControlConfig { listen, token, health_max_lag }, tuning, services })
+        Ok(Config {
+            file: file.to_string(),
+            source,
+            server_id,
+            heartbeat: raw.source.heartbeat.unwrap_or(false),
+            state_dir,
+            control: ControlConfig {
+                listen,
+                token,
+                health_max_lag,
+            },
+            tuning,
+            services,
+        })
     }
 
     pub fn service(&self, name: &str) -> Option<&ServiceConfig> {
@@ -418,7 +513,13 @@ impl Config {
     /// Checks that `db.table` (a real table found on the source) is claimed
     /// by at most one service; returns that service's index.
     pub fn owner_of(&self, database: &str, table: &str) -> Result<Option<usize>, ConfigError> {
-        let owners: Vec<usize> = self.services.iter().enumerate().filter(|(_, s)| s.claims(database, table)).map(|(i, _)| i).collect();
+        let owners: Vec<usize> = self
+            .services
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.claims(database, table))
+            .map(|(i, _)| i)
+            .collect();
         match owners.as_slice() {
             [] => Ok(None),
             [one] => Ok(Some(*one)),
@@ -472,30 +573,53 @@ fn check_static_overlaps(file: &str, services: &[ServiceConfig]) -> Result<(), C
 fn positive(file: &str, key: &str, v: Option<usize>, default: usize) -> Result<usize, ConfigError> {
     match v {
         None => Ok(default),
-        Some(0) => Err(ConfigError { file: file.into(), key: key.into(), message: "0 is not allowed".into(), hint: format!("write a positive number, or remove the key for the default {default}") }),
+        Some(0) => Err(ConfigError {
+            file: file.into(),
+            key: key.into(),
+            message: "0 is not allowed".into(),
+            hint: format!("write a positive number, or remove the key for the default {default}"),
+        }),
         Some(n) => Ok(n),
     }
 }
 
-fn parse_duration_key(file: &str, key: &str, v: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
+fn parse_duration_key(
+    file: &str,
+    key: &str,
+    v: Option<&str>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
     match v {
         None => Ok(default),
-        Some(s) => parse_duration(s).map_err(|m| ConfigError { file: file.into(), key: key.into(), message: m, hint: "write a duration like \"500ms\", \"5s\" or \"2m\"".into() }),
+        Some(s) => parse_duration(s).map_err(|m| ConfigError {
+            file: file.into(),
+            key: key.into(),
+            message: m,
+            hint: "write a duration like \"500ms\", \"5s\" or \"2m\"".into(),
+        }),
     }
 }
 
 /// Parses `500ms`, `5s`, `2m`, `1h`, `1.5s`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("\"{s}\" is not a duration"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("\"{s}\" is not a duration"))?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "s" => n,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        _ => return Err(format!("\"{s}\" is not a duration (unit must be ms, s, m or h)")),
+        _ => {
+            return Err(format!(
+                "\"{s}\" is not a duration (unit must be ms, s, m or h)"
+            ))
+        }
     };
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("\"{s}\" is not a duration"));
@@ -503,7 +627,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-fn expand_env(v: &mut toml::Value, path: &str, file: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+fn expand_env(
+    v: &mut toml::Value,
+    path: &str,
+    file: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
     match v {
         toml::Value::String(s) => {
             if s.contains("${") {
@@ -523,7 +652,11 @@ fn expand_env(v: &mut toml::Value, path: &str, file: &str, env: &dyn Fn(&str) ->
         }
         toml::Value::Table(t) => {
             for (k, x) in t.iter_mut() {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 expand_env(x, &p, file, env)?;
             }
         }
@@ -532,7 +665,11 @@ fn expand_env(v: &mut toml::Value, path: &str, file: &str, env: &dyn Fn(&str) ->
     Ok(())
 }
 
-fn expand_str(s: &str, percent_encode: bool, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+fn expand_str(
+    s: &str,
+    percent_encode: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, String> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(start) = rest.find("${") {
@@ -582,19 +719,40 @@ fn build_endpoint(
     tls: Option<&str>,
     ca: Option<&Path>,
 ) -> Result<Endpoint, ConfigError> {
-    let err = |message: String, hint: &str| ConfigError { file: file.into(), key: key.into(), message, hint: hint.into() };
+    let err = |message: String, hint: &str| ConfigError {
+        file: file.into(),
+        key: key.into(),
+        message,
+        hint: hint.into(),
+    };
     let redacted = redact_url(url);
     if !url.starts_with("mysql://") {
-        return Err(err(format!("\"{redacted}\" is not a mysql:// URL"), "write mysql://USER:${PASSWORD_VAR}@HOST:3306"));
+        return Err(err(
+            format!("\"{redacted}\" is not a mysql:// URL"),
+            "write mysql://USER:${PASSWORD_VAR}@HOST:3306",
+        ));
     }
-    let opts = Opts::from_url(url).map_err(|e| err(format!("\"{redacted}\" is not a valid URL: {}", scrub(&e.to_string(), url)), "write mysql://USER:${PASSWORD_VAR}@HOST:3306"))?;
+    let opts = Opts::from_url(url).map_err(|e| {
+        err(
+            format!(
+                "\"{redacted}\" is not a valid URL: {}",
+                scrub(&e.to_string(), url)
+            ),
+            "write mysql://USER:${PASSWORD_VAR}@HOST:3306",
+        )
+    })?;
     let host = opts.ip_or_hostname().to_string();
     let port = opts.tcp_port();
     let mut builder = OptsBuilder::from_opts(opts.clone());
     let mut password = opts.pass().map(str::to_string);
     if let Some(pf) = password_file {
-        let p = std::fs::read_to_string(pf).map_err(|e| {
-            ConfigError { file: file.into(), key: key.replace(".url", ".password_file").replace(".target", ".password_file"), message: format!("cannot read password file {}: {e}", pf.display()), hint: "check the path and its permissions".into() }
+        let p = std::fs::read_to_string(pf).map_err(|e| ConfigError {
+            file: file.into(),
+            key: key
+                .replace(".url", ".password_file")
+                .replace(".target", ".password_file"),
+            message: format!("cannot read password file {}: {e}", pf.display()),
+            hint: "check the path and its permissions".into(),
         })?;
         let p = p.trim_end_matches(['\n', '\r']).to_string();
         builder = builder.pass(Some(p.clone()));
@@ -606,7 +764,12 @@ fn build_endpoint(
         Some("required") => Tls::Required,
         Some("disabled") => Tls::Disabled,
         Some(other) => {
-            return Err(ConfigError { file: file.into(), key: key.replace(".url", ".tls").replace(".target", ".tls"), message: format!("\"{other}\" is not a TLS mode"), hint: "write \"verify-full\", \"required\" or \"disabled\"".into() })
+            return Err(ConfigError {
+                file: file.into(),
+                key: key.replace(".url", ".tls").replace(".target", ".tls"),
+                message: format!("\"{other}\" is not a TLS mode"),
+                hint: "write \"verify-full\", \"required\" or \"disabled\"".into(),
+            })
         }
     };
     match tls_mode {
@@ -617,13 +780,25 @@ fn build_endpoint(
                 ssl = ssl.with_root_certs(vec![ca.to_path_buf().into()]);
             }
             if tls_mode == Tls::Required {
-                ssl = ssl.with_danger_accept_invalid_certs(true).with_danger_skip_domain_validation(true);
+                ssl = ssl
+                    .with_danger_accept_invalid_certs(true)
+                    .with_danger_skip_domain_validation(true);
             }
             builder = builder.ssl_opts(Some(ssl));
         }
     }
-    builder = builder.prefer_socket(false).stmt_cache_size(Some(0)).wait_timeout(Some(28_800));
-    Ok(Endpoint { opts: builder.into(), redacted, host, port, tls: tls_mode, password: password.filter(|p| !p.is_empty()) })
+    builder = builder
+        .prefer_socket(false)
+        .stmt_cache_size(Some(0))
+        .wait_timeout(Some(28_800));
+    Ok(Endpoint {
+        opts: builder.into(),
+        redacted,
+        host,
+        port,
+        tls: tls_mode,
+        password: password.filter(|p| !p.is_empty()),
+    })
 }
 
 /// `mysql://user:secret@host` -> `mysql://user:***@host`.
@@ -632,7 +807,11 @@ pub fn redact_url(url: &str) -> String {
         if let Some(at) = rest.rfind('@') {
             let userinfo = &rest[..at];
             let user = userinfo.split(':').next().unwrap_or("");
-            let masked = if userinfo.contains(':') { format!("{user}:***") } else { user.to_string() };
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_string()
+            };
             return format!("mysql://{masked}@{}", &rest[at + 1..]);
         }
     }
@@ -693,7 +872,8 @@ tables = ["shop.orders", "shop.order_*"]
 
     #[test]
     fn unknown_keys_are_rejected_with_their_name() {
-        let e = parse(&GOOD.replace("[services.orders]", "[services.orders]\ntabels = []")).unwrap_err();
+        let e = parse(&GOOD.replace("[services.orders]", "[services.orders]\ntabels = []"))
+            .unwrap_err();
         assert!(e.to_string().contains("tabels"), "{e}");
     }
 
@@ -705,10 +885,18 @@ tables = ["shop.orders", "shop.order_*"]
 
     #[test]
     fn a_table_claimed_by_two_services_names_both() {
-        let e = parse(&GOOD.replace("\"shop.orders\", \"shop.order_*\"", "\"shop.users\"")).unwrap_err();
+        let e = parse(&GOOD.replace("\"shop.orders\", \"shop.order_*\"", "\"shop.users\""))
+            .unwrap_err();
         let s = e.to_string();
-        assert!(s.contains("users") && s.contains("orders") && s.contains("two services"), "{s}");
-        let e = parse(&GOOD.replace("\"shop.users\", \"shop.user_sessions\"", "\"shop.order_items\"")).unwrap_err();
+        assert!(
+            s.contains("users") && s.contains("orders") && s.contains("two services"),
+            "{s}"
+        );
+        let e = parse(&GOOD.replace(
+            "\"shop.users\", \"shop.user_sessions\"",
+            "\"shop.order_items\"",
+        ))
+        .unwrap_err();
         assert!(e.to_string().contains("order_items"), "{e}");
     }
 
@@ -746,11 +934,15 @@ tables = ["shop.orders", "shop.order_*"]
         .unwrap();
         assert_eq!(c.control.token.as_deref(), Some("tok-from-env"));
         // An explicit key wins over the environment.
-        let c = Config::parse("dropship.toml", &format!("{text}token = \"in-file\"\n"), &|k| match k {
-            "PW" => Some("pw".into()),
-            "DROPSHIP_CONTROL_TOKEN" => Some("tok-from-env".into()),
-            _ => None,
-        })
+        let c = Config::parse(
+            "dropship.toml",
+            &format!("{text}token = \"in-file\"\n"),
+            &|k| match k {
+                "PW" => Some("pw".into()),
+                "DROPSHIP_CONTROL_TOKEN" => Some("tok-from-env".into()),
+                _ => None,
+            },
+        )
         .unwrap();
         assert_eq!(c.control.token.as_deref(), Some("in-file"));
         // Loopback without a token is fine; an empty env token is no token.
@@ -773,7 +965,10 @@ tables = ["shop.orders", "shop.order_*"]
         let c = parse(&text).unwrap();
         assert!(c.heartbeat);
         assert_eq!(c.tuning.throttle_query.as_deref(), Some("SELECT 0"));
-        assert_eq!(c.tuning.max_target_replica_lag, Some(Duration::from_secs(30)));
+        assert_eq!(
+            c.tuning.max_target_replica_lag,
+            Some(Duration::from_secs(30))
+        );
         assert_eq!(c.tuning.give_up_after, Duration::from_secs(3));
         let e = parse(&text.replace("\"30s\"", "\"soon\"")).unwrap_err();
         assert_eq!(e.key, "replicate.max_target_replica_lag");

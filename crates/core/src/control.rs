@@ -59,7 +59,14 @@ pub struct Control {
 }
 
 /// The states a service reports (PRODUCT.md `status`).
-pub const STATES: [&str; 6] = ["copying", "replicating", "paused", "frozen", "cut-over", "error"];
+pub const STATES: [&str; 6] = [
+    "copying",
+    "replicating",
+    "paused",
+    "frozen",
+    "cut-over",
+    "error",
+];
 
 #[derive(Serialize)]
 pub struct ServiceStatus {
@@ -78,7 +85,11 @@ pub struct ServiceStatus {
 
 impl Control {
     pub fn new(token: Option<String>, health_max_lag: Duration) -> Control {
-        Control { token, health_max_lag, ..Default::default() }
+        Control {
+            token,
+            health_max_lag,
+            ..Default::default()
+        }
     }
 
     /// Lets `/metrics` report relay log size and per-service backlog.
@@ -95,7 +106,9 @@ impl Control {
 
     fn pause_sender(&self, name: &str) -> watch::Sender<bool> {
         let mut g = self.paused.lock().unwrap_or_else(|p| p.into_inner());
-        g.entry(name.to_string()).or_insert_with(|| watch::channel(false).0).clone()
+        g.entry(name.to_string())
+            .or_insert_with(|| watch::channel(false).0)
+            .clone()
     }
 
     pub fn pause_watch(&self, name: &str) -> watch::Receiver<bool> {
@@ -120,7 +133,12 @@ impl Control {
 
     pub fn status(&self) -> Vec<ServiceStatus> {
         let g = self.services.lock().unwrap_or_else(|p| p.into_inner());
-        let src = self.reader.position.lock().map(|p| p.clone()).unwrap_or_default();
+        let src = self
+            .reader
+            .position
+            .lock()
+            .map(|p| p.clone())
+            .unwrap_or_default();
         g.iter()
             .map(|(name, s)| ServiceStatus {
                 service: name.clone(),
@@ -131,7 +149,11 @@ impl Control {
                 rows_copied: s.rows_copied.load(Relaxed),
                 rows_applied: s.rows_applied(),
                 transactions_applied: s.transactions.load(Relaxed),
-                throttled: if s.is_throttled() { s.throttle_reason() } else { String::new() },
+                throttled: if s.is_throttled() {
+                    s.throttle_reason()
+                } else {
+                    String::new()
+                },
                 last_error: s.last_error(),
             })
             .collect()
@@ -147,68 +169,234 @@ impl Control {
             }
         };
         let one = |v: u64| vec![(String::new(), v.to_string())];
-        metric("dropship_binlog_events_total", "counter", "Binlog events read from the source.", one(r.events.load(Relaxed)));
-        metric("dropship_binlog_read_bytes_total", "counter", "Binlog bytes read from the source.", one(r.bytes.load(Relaxed)));
-        metric("dropship_binlog_reconnects_total", "counter", "Reconnects of the binlog connection.", one(r.reconnects.load(Relaxed)));
-        let rk: Vec<(String, String)> = r.errors_by_kind().into_iter().map(|(k, v)| (format!("{{kind=\"{k}\"}}"), v.to_string())).collect();
-        metric("dropship_reader_errors_total", "counter", "Errors of the binlog reader, by kind.", rk);
+        metric(
+            "dropship_binlog_events_total",
+            "counter",
+            "Binlog events read from the source.",
+            one(r.events.load(Relaxed)),
+        );
+        metric(
+            "dropship_binlog_read_bytes_total",
+            "counter",
+            "Binlog bytes read from the source.",
+            one(r.bytes.load(Relaxed)),
+        );
+        metric(
+            "dropship_binlog_reconnects_total",
+            "counter",
+            "Reconnects of the binlog connection.",
+            one(r.reconnects.load(Relaxed)),
+        );
+        let rk: Vec<(String, String)> = r
+            .errors_by_kind()
+            .into_iter()
+            .map(|(k, v)| (format!("{{kind=\"{k}\"}}"), v.to_string()))
+            .collect();
+        metric(
+            "dropship_reader_errors_total",
+            "counter",
+            "Errors of the binlog reader, by kind.",
+            rk,
+        );
         let rts = r.last_source_ts.load(Relaxed);
-        metric("dropship_reader_lag_seconds", "gauge", "Now minus the source commit time of the newest transaction read.", vec![(String::new(), if rts > 0 { (now_epoch() - rts).max(0).to_string() } else { "NaN".into() })]);
-        metric("dropship_heartbeats_written_total", "counter", "Heartbeat rows written to the source.", one(r.heartbeats_written.load(Relaxed)));
-        metric("dropship_heartbeats_read_total", "counter", "Heartbeat transactions read from the binlog.", one(r.heartbeats_read.load(Relaxed)));
+        metric(
+            "dropship_reader_lag_seconds",
+            "gauge",
+            "Now minus the source commit time of the newest transaction read.",
+            vec![(
+                String::new(),
+                if rts > 0 {
+                    (now_epoch() - rts).max(0).to_string()
+                } else {
+                    "NaN".into()
+                },
+            )],
+        );
+        metric(
+            "dropship_heartbeats_written_total",
+            "counter",
+            "Heartbeat rows written to the source.",
+            one(r.heartbeats_written.load(Relaxed)),
+        );
+        metric(
+            "dropship_heartbeats_read_total",
+            "counter",
+            "Heartbeat transactions read from the binlog.",
+            one(r.heartbeats_read.load(Relaxed)),
+        );
         if let Some(h) = self.relay.lock().ok().and_then(|g| g.clone()) {
-            metric("dropship_relay_log_bytes", "gauge", "Size of the relay log on disk.", one(h.size_bytes()));
+            metric(
+                "dropship_relay_log_bytes",
+                "gauge",
+                "Size of the relay log on disk.",
+                one(h.size_bytes()),
+            );
             let last = h.last_id();
-            let backlog: Vec<(String, String)> = h.consumers().into_iter().map(|(c, ack)| (format!("{{service=\"{}\"}}", esc(&c)), last.saturating_sub(ack).to_string())).collect();
-            metric("dropship_relay_backlog_records", "gauge", "Relay records not yet applied, per service.", backlog);
+            let backlog: Vec<(String, String)> = h
+                .consumers()
+                .into_iter()
+                .map(|(c, ack)| {
+                    (
+                        format!("{{service=\"{}\"}}", esc(&c)),
+                        last.saturating_sub(ack).to_string(),
+                    )
+                })
+                .collect();
+            metric(
+                "dropship_relay_backlog_records",
+                "gauge",
+                "Relay records not yet applied, per service.",
+                backlog,
+            );
         }
         let g = self.services.lock().unwrap_or_else(|p| p.into_inner());
         let lbl = |n: &str| format!("{{service=\"{}\"}}", esc(n));
-        let per = |f: &dyn Fn(&ServiceStats) -> String| -> Vec<(String, String)> { g.iter().map(|(n, s)| (lbl(n), f(s))).collect() };
-        metric("dropship_lag_seconds", "gauge", "Now minus the source commit time of the last applied transaction.", per(&|s| self.lag(s).map(|l| l.to_string()).unwrap_or_else(|| "NaN".into())));
+        let per = |f: &dyn Fn(&ServiceStats) -> String| -> Vec<(String, String)> {
+            g.iter().map(|(n, s)| (lbl(n), f(s))).collect()
+        };
+        metric(
+            "dropship_lag_seconds",
+            "gauge",
+            "Now minus the source commit time of the last applied transaction.",
+            per(&|s| {
+                self.lag(s)
+                    .map(|l| l.to_string())
+                    .unwrap_or_else(|| "NaN".into())
+            }),
+        );
         let mut rows = Vec::new();
         for (n, s) in g.iter() {
-            for (op, v) in [("insert", &s.rows_inserted), ("update", &s.rows_updated), ("delete", &s.rows_deleted)] {
-                rows.push((format!("{{service=\"{}\",op=\"{op}\"}}", esc(n)), v.load(Relaxed).to_string()));
+            for (op, v) in [
+                ("insert", &s.rows_inserted),
+                ("update", &s.rows_updated),
+                ("delete", &s.rows_deleted),
+            ] {
+                rows.push((
+                    format!("{{service=\"{}\",op=\"{op}\"}}", esc(n)),
+                    v.load(Relaxed).to_string(),
+                ));
             }
         }
-        metric("dropship_rows_applied_total", "counter", "Row changes applied to the target, by operation.", rows);
-        metric("dropship_transactions_applied_total", "counter", "Source transactions applied to the target.", per(&|s| s.transactions.load(Relaxed).to_string()));
+        metric(
+            "dropship_rows_applied_total",
+            "counter",
+            "Row changes applied to the target, by operation.",
+            rows,
+        );
+        metric(
+            "dropship_transactions_applied_total",
+            "counter",
+            "Source transactions applied to the target.",
+            per(&|s| s.transactions.load(Relaxed).to_string()),
+        );
         let mut hist = Vec::new();
         for (n, s) in g.iter() {
             let mut cum = 0u64;
             for (i, b) in crate::stats::BATCH_BUCKETS.iter().enumerate() {
                 cum += s.batch_buckets[i].load(Relaxed);
-                hist.push((format!("_bucket{{service=\"{}\",le=\"{b}\"}}", esc(n)), cum.to_string()));
+                hist.push((
+                    format!("_bucket{{service=\"{}\",le=\"{b}\"}}", esc(n)),
+                    cum.to_string(),
+                ));
             }
             cum += s.batch_buckets[crate::stats::BATCH_BUCKETS.len()].load(Relaxed);
-            hist.push((format!("_bucket{{service=\"{}\",le=\"+Inf\"}}", esc(n)), cum.to_string()));
-            hist.push((format!("_sum{}", lbl(n)), s.batch_rows_total.load(Relaxed).to_string()));
-            hist.push((format!("_count{}", lbl(n)), s.batches.load(Relaxed).to_string()));
+            hist.push((
+                format!("_bucket{{service=\"{}\",le=\"+Inf\"}}", esc(n)),
+                cum.to_string(),
+            ));
+            hist.push((
+                format!("_sum{}", lbl(n)),
+                s.batch_rows_total.load(Relaxed).to_string(),
+            ));
+            hist.push((
+                format!("_count{}", lbl(n)),
+                s.batches.load(Relaxed).to_string(),
+            ));
         }
-        metric("dropship_batch_rows", "histogram", "Rows per committed target transaction (batch).", hist);
-        metric("dropship_copy_rows_total", "counter", "Rows copied by the initial copy.", per(&|s| s.rows_copied.load(Relaxed).to_string()));
-        metric("dropship_verify_rows_total", "counter", "Rows compared by verify.", per(&|s| s.verify_rows.load(Relaxed).to_string()));
-        metric("dropship_verify_differences_total", "counter", "Differing rows found by verify.", per(&|s| s.verify_differences.load(Relaxed).to_string()));
+        metric(
+            "dropship_batch_rows",
+            "histogram",
+            "Rows per committed target transaction (batch).",
+            hist,
+        );
+        metric(
+            "dropship_copy_rows_total",
+            "counter",
+            "Rows copied by the initial copy.",
+            per(&|s| s.rows_copied.load(Relaxed).to_string()),
+        );
+        metric(
+            "dropship_verify_rows_total",
+            "counter",
+            "Rows compared by verify.",
+            per(&|s| s.verify_rows.load(Relaxed).to_string()),
+        );
+        metric(
+            "dropship_verify_differences_total",
+            "counter",
+            "Differing rows found by verify.",
+            per(&|s| s.verify_differences.load(Relaxed).to_string()),
+        );
         let mut errs = Vec::new();
         for (n, s) in g.iter() {
             for (k, v) in s.errors_by_kind() {
-                errs.push((format!("{{service=\"{}\",kind=\"{k}\"}}", esc(n)), v.to_string()));
+                errs.push((
+                    format!("{{service=\"{}\",kind=\"{k}\"}}", esc(n)),
+                    v.to_string(),
+                ));
             }
         }
-        metric("dropship_errors_total", "counter", "Errors seen by the service, by kind (transient ones are retried).", errs);
+        metric(
+            "dropship_errors_total",
+            "counter",
+            "Errors seen by the service, by kind (transient ones are retried).",
+            errs,
+        );
         let mut states = Vec::new();
         for (n, s) in g.iter() {
             let cur = s.state();
             for st in STATES {
-                states.push((format!("{{service=\"{}\",state=\"{st}\"}}", esc(n)), u8::from(cur == st).to_string()));
+                states.push((
+                    format!("{{service=\"{}\",state=\"{st}\"}}", esc(n)),
+                    u8::from(cur == st).to_string(),
+                ));
             }
         }
-        metric("dropship_service_state", "gauge", "1 for the state the service is in.", states);
-        metric("dropship_service_up", "gauge", "1 when the service is replicating.", per(&|s| if s.state() == "replicating" { "1".into() } else { "0".into() }));
-        metric("dropship_throttled", "gauge", "1 while copy and apply of the service are throttled.", per(&|s| u8::from(s.is_throttled()).to_string()));
-        metric("dropship_throttled_seconds_total", "counter", "Time the service waited because it was throttled.", per(&|s| format!("{:.1}", s.throttled_ms.load(Relaxed) as f64 / 1000.0)));
-        let rl: Vec<(String, String)> = g.iter().filter(|(_, s)| s.target_replica_lag_known.load(Relaxed)).map(|(n, s)| (lbl(n), s.target_replica_lag.load(Relaxed).to_string())).collect();
+        metric(
+            "dropship_service_state",
+            "gauge",
+            "1 for the state the service is in.",
+            states,
+        );
+        metric(
+            "dropship_service_up",
+            "gauge",
+            "1 when the service is replicating.",
+            per(&|s| {
+                if s.state() == "replicating" {
+                    "1".into()
+                } else {
+                    "0".into()
+                }
+            }),
+        );
+        metric(
+            "dropship_throttled",
+            "gauge",
+            "1 while copy and apply of the service are throttled.",
+            per(&|s| u8::from(s.is_throttled()).to_string()),
+        );
+        metric(
+            "dropship_throttled_seconds_total",
+            "counter",
+            "Time the service waited because it was throttled.",
+            per(&|s| format!("{:.1}", s.throttled_ms.load(Relaxed) as f64 / 1000.0)),
+        );
+        let rl: Vec<(String, String)> = g
+            .iter()
+            .filter(|(_, s)| s.target_replica_lag_known.load(Relaxed))
+            .map(|(n, s)| (lbl(n), s.target_replica_lag.load(Relaxed).to_string()))
+            .collect();
         metric("dropship_target_replica_lag_seconds", "gauge", "Seconds_Behind_Master of the target (when max_target_replica_lag is set and the target is a replica).", rl);
         o
     }
@@ -218,31 +406,56 @@ impl Control {
         let max = self.health_max_lag.as_secs() as i64;
         let bad: Vec<String> = st
             .iter()
-            .filter(|s| s.state != "replicating" && s.state != "cut-over" || s.lag_seconds.is_some_and(|l| l > max))
+            .filter(|s| {
+                s.state != "replicating" && s.state != "cut-over"
+                    || s.lag_seconds.is_some_and(|l| l > max)
+            })
             .map(|s| format!("{}: {} (lag {:?})", s.service, s.state, s.lag_seconds))
             .collect();
-        (bad.is_empty(), if bad.is_empty() { "ok\n".into() } else { bad.join("\n") + "\n" })
+        (
+            bad.is_empty(),
+            if bad.is_empty() {
+                "ok\n".into()
+            } else {
+                bad.join("\n") + "\n"
+            },
+        )
     }
 
     fn handle(&self, method: &str, path: &str, auth: Option<&str>) -> (u16, &'static str, String) {
         match (method, path) {
             ("GET", "/metrics") => (200, "text/plain; version=0.0.4", self.metrics()),
-            ("GET", "/status") => (200, "application/json", serde_json::to_string_pretty(&self.status()).unwrap_or_default()),
+            ("GET", "/status") => (
+                200,
+                "application/json",
+                serde_json::to_string_pretty(&self.status()).unwrap_or_default(),
+            ),
             ("GET", "/health") => {
                 let (ok, body) = self.healthy();
                 (if ok { 200 } else { 503 }, "text/plain", body)
             }
             ("POST", p) if p.starts_with("/services/") => {
                 let rest = &p["/services/".len()..];
-                let Some((name, action)) = rest.split_once('/') else { return (404, "text/plain", "not found\n".into()) };
+                let Some((name, action)) = rest.split_once('/') else {
+                    return (404, "text/plain", "not found\n".into());
+                };
                 let Some(token) = &self.token else {
-                    return (403, "text/plain", "state changes need a token: set control.token in the config\n".into());
+                    return (
+                        403,
+                        "text/plain",
+                        "state changes need a token: set control.token in the config\n".into(),
+                    );
                 };
                 let given = auth.and_then(|a| a.strip_prefix("Bearer ")).unwrap_or("");
                 if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
                     return (401, "text/plain", "missing or wrong bearer token\n".into());
                 }
-                if !self.services.lock().map(|g| g.contains_key(name)).unwrap_or(false) {
+                if !self
+                    .services
+                    .lock()
+                    .map(|g| g.contains_key(name))
+                    .unwrap_or(false)
+                {
                     return (404, "text/plain", format!("no service {name}\n"));
                 }
                 match action {
@@ -266,7 +479,9 @@ impl Control {
     /// Serves until the process ends.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
         loop {
-            let Ok((mut sock, _)) = listener.accept().await else { continue };
+            let Ok((mut sock, _)) = listener.accept().await else {
+                continue;
+            };
             let me = self.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 8192];
@@ -296,7 +511,8 @@ impl Control {
                 let path = parts.next().unwrap_or("");
                 let auth = lines.find_map(|l| {
                     let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("authorization").then(|| v.trim().to_string())
+                    k.eq_ignore_ascii_case("authorization")
+                        .then(|| v.trim().to_string())
                 });
                 let (code, ctype, body) = me.handle(method, path, auth.as_deref());
                 let reason = match code {
@@ -334,7 +550,6 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,14 +559,30 @@ mod tests {
         let c = Control::new(Some("s3cret".into()), Duration::from_secs(30));
         c.service("users");
         assert_eq!(c.handle("POST", "/services/users/pause", None).0, 401);
-        assert_eq!(c.handle("POST", "/services/users/pause", Some("Bearer nope")).0, 401);
+        assert_eq!(
+            c.handle("POST", "/services/users/pause", Some("Bearer nope"))
+                .0,
+            401
+        );
         assert!(!c.is_paused("users"));
-        assert_eq!(c.handle("POST", "/services/users/pause", Some("Bearer s3cret")).0, 200);
+        assert_eq!(
+            c.handle("POST", "/services/users/pause", Some("Bearer s3cret"))
+                .0,
+            200
+        );
         assert!(c.is_paused("users"));
-        assert_eq!(c.handle("POST", "/services/nobody/pause", Some("Bearer s3cret")).0, 404);
+        assert_eq!(
+            c.handle("POST", "/services/nobody/pause", Some("Bearer s3cret"))
+                .0,
+            404
+        );
         let none = Control::new(None, Duration::from_secs(30));
         none.service("users");
-        assert_eq!(none.handle("POST", "/services/users/pause", Some("Bearer x")).0, 403);
+        assert_eq!(
+            none.handle("POST", "/services/users/pause", Some("Bearer x"))
+                .0,
+            403
+        );
     }
 
     #[test]
@@ -361,9 +592,18 @@ mod tests {
         s.observe_batch(3);
         s.set_state("replicating");
         let m = c.metrics();
-        assert!(m.contains("dropship_batch_rows_bucket{service=\"users\",le=\"10\"} 1"), "{m}");
-        assert!(m.contains("dropship_batch_rows_count{service=\"users\"} 1"), "{m}");
-        assert!(m.contains("dropship_service_state{service=\"users\",state=\"replicating\"} 1"), "{m}");
+        assert!(
+            m.contains("dropship_batch_rows_bucket{service=\"users\",le=\"10\"} 1"),
+            "{m}"
+        );
+        assert!(
+            m.contains("dropship_batch_rows_count{service=\"users\"} 1"),
+            "{m}"
+        );
+        assert!(
+            m.contains("dropship_service_state{service=\"users\",state=\"replicating\"} 1"),
+            "{m}"
+        );
         for line in m.lines().filter(|l| l.starts_with("# TYPE")) {
             let mut p = line.split(' ').skip(2);
             let (name, kind) = (p.next().unwrap(), p.next().unwrap());

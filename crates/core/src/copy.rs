@@ -52,30 +52,57 @@ use tracing::info;
 
 /// The source's current binlog position and GTID state.
 pub async fn source_position(conn: &mut Conn) -> Result<Position> {
-    let flavor = Flavor::detect(conn).await.map_err(Error::db("detecting the source flavor"))?;
-    let row: Option<mysql_async::Row> = conn.query_first(flavor.show_binlog_status()).await.map_err(Error::db("reading the source binlog position (needs REPLICATION CLIENT / BINLOG MONITOR)"))?;
+    let flavor = Flavor::detect(conn)
+        .await
+        .map_err(Error::db("detecting the source flavor"))?;
+    let row: Option<mysql_async::Row> = conn
+        .query_first(flavor.show_binlog_status())
+        .await
+        .map_err(Error::db(
+            "reading the source binlog position (needs REPLICATION CLIENT / BINLOG MONITOR)",
+        ))?;
     let row = row.ok_or_else(|| Error::definite("the source has no binary log (SHOW MASTER STATUS is empty)", "enable the binlog on the source: log_bin, binlog_format=ROW, binlog_row_image=FULL, then restart it"))?;
     let file: String = row.get(0).unwrap_or_default();
     let pos: u64 = row.get(1).unwrap_or(4);
     let gtid: String = if flavor.is_mariadb() {
-        conn.query_first("SELECT @@GLOBAL.gtid_binlog_pos").await.map_err(Error::db("reading gtid_binlog_pos"))?.unwrap_or_default()
+        conn.query_first("SELECT @@GLOBAL.gtid_binlog_pos")
+            .await
+            .map_err(Error::db("reading gtid_binlog_pos"))?
+            .unwrap_or_default()
     } else {
-        conn.query_first("SELECT @@GLOBAL.gtid_executed").await.ok().flatten().unwrap_or_default()
+        conn.query_first("SELECT @@GLOBAL.gtid_executed")
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default()
     };
-    Ok(Position { file, pos, gtid: gtid.replace('\n', "") })
+    Ok(Position {
+        file,
+        pos,
+        gtid: gtid.replace('\n', ""),
+    })
 }
 
 /// Source tables the service owns, resolved from its patterns.
-pub async fn resolve_tables(cfg: &Config, svc: &ServiceConfig, conn: &mut Conn) -> Result<Vec<Arc<TableSchema>>> {
+pub async fn resolve_tables(
+    cfg: &Config,
+    svc: &ServiceConfig,
+    conn: &mut Conn,
+) -> Result<Vec<Arc<TableSchema>>> {
     let mut out = Vec::new();
     for db in svc.source_databases() {
-        let names = schema::list_tables(conn, &db).await.map_err(Error::db(format!("listing tables of {db} on the source")))?;
+        let names = schema::list_tables(conn, &db)
+            .await
+            .map_err(Error::db(format!("listing tables of {db} on the source")))?;
         for t in names {
             if !svc.claims(&db, &t) {
                 continue;
             }
-            cfg.owner_of(&db, &t).map_err(|e| Error::Config(e.to_string()))?;
-            let s = schema::load_table(conn, &db, &t).await.map_err(Error::db(format!("reading {db}.{t} on the source")))?;
+            cfg.owner_of(&db, &t)
+                .map_err(|e| Error::Config(e.to_string()))?;
+            let s = schema::load_table(conn, &db, &t)
+                .await
+                .map_err(Error::db(format!("reading {db}.{t} on the source")))?;
             let Some(s) = s else { continue };
             if s.key.is_empty() {
                 return Err(Error::definite(
@@ -87,8 +114,18 @@ pub async fn resolve_tables(cfg: &Config, svc: &ServiceConfig, conn: &mut Conn) 
         }
     }
     for p in &svc.tables {
-        if !p.is_pattern() && !out.iter().any(|s| s.database == p.database && s.table == p.table) {
-            return Err(Error::definite(format!("{}: services.{}.tables: table {p} does not exist on the source", cfg.file, svc.name), "check the spelling, or remove it from the list"));
+        if !p.is_pattern()
+            && !out
+                .iter()
+                .any(|s| s.database == p.database && s.table == p.table)
+        {
+            return Err(Error::definite(
+                format!(
+                    "{}: services.{}.tables: table {p} does not exist on the source",
+                    cfg.file, svc.name
+                ),
+                "check the spelling, or remove it from the list",
+            ));
         }
     }
     Ok(out)
@@ -103,11 +140,20 @@ pub async fn resolve_tables(cfg: &Config, svc: &ServiceConfig, conn: &mut Conn) 
 /// definitions (before `P0`) or replayed from the binlog (after `P0`). A table
 /// created between listing and locking is caught by listing again under the
 /// lock; a table created after `P0` comes through the binlog.
-pub async fn start(cfg: &Config, svc: &ServiceConfig, source: &mut Conn, target: &mut Conn, truncate: bool) -> Result<(Vec<Arc<TableSchema>>, Position)> {
+pub async fn start(
+    cfg: &Config,
+    svc: &ServiceConfig,
+    source: &mut Conn,
+    target: &mut Conn,
+    truncate: bool,
+) -> Result<(Vec<Arc<TableSchema>>, Position)> {
     for _attempt in 0..5 {
         let listed = resolve_tables(cfg, svc, source).await?;
         if !listed.is_empty() {
-            let locks: Vec<String> = listed.iter().map(|t| format!("{} READ", sql::qualified(&t.database, &t.table))).collect();
+            let locks: Vec<String> = listed
+                .iter()
+                .map(|t| format!("{} READ", sql::qualified(&t.database, &t.table)))
+                .collect();
             source
                 .query_drop(format!("SET SESSION lock_wait_timeout = 10; LOCK TABLES {}", locks.join(", ")))
                 .await
@@ -120,15 +166,26 @@ pub async fn start(cfg: &Config, svc: &ServiceConfig, source: &mut Conn, target:
             for t in &again {
                 let create = schema::show_create_table(source, &t.database, &t.table)
                     .await
-                    .map_err(Error::db(format!("SHOW CREATE TABLE {}.{}", t.database, t.table)))?
-                    .ok_or_else(|| Error::definite(format!("{}.{} disappeared from the source", t.database, t.table), ""))?;
+                    .map_err(Error::db(format!(
+                        "SHOW CREATE TABLE {}.{}",
+                        t.database, t.table
+                    )))?
+                    .ok_or_else(|| {
+                        Error::definite(
+                            format!("{}.{} disappeared from the source", t.database, t.table),
+                            "",
+                        )
+                    })?;
                 creates.push(create);
             }
             Ok::<_, Error>((p0, again, creates))
         }
         .await;
         if !listed.is_empty() {
-            source.query_drop("UNLOCK TABLES").await.map_err(Error::db("unlocking the service's tables"))?;
+            source
+                .query_drop("UNLOCK TABLES")
+                .await
+                .map_err(Error::db("unlocking the service's tables"))?;
         }
         let (p0, again, creates) = snapshot?;
         let same = again.len() == listed.len() && again.iter().zip(&listed).all(|(a, b)| a == b);
@@ -138,14 +195,26 @@ pub async fn start(cfg: &Config, svc: &ServiceConfig, source: &mut Conn, target:
         prepare_target(svc, &again, &creates, target, truncate).await?;
         return Ok((again, p0));
     }
-    Err(Error::Transient(format!("service {}: its tables kept changing while their definitions were read; retrying", svc.name)))
+    Err(Error::Transient(format!(
+        "service {}: its tables kept changing while their definitions were read; retrying",
+        svc.name
+    )))
 }
 
 /// Creates the target databases and missing tables from the source
 /// definitions (`creates`, in the order of `tables`). Refuses a non-empty
 /// existing table unless `truncate`.
-pub async fn prepare_target(svc: &ServiceConfig, tables: &[Arc<TableSchema>], creates: &[String], target: &mut Conn, truncate: bool) -> Result<()> {
-    target.query_drop("SET foreign_key_checks = 0").await.map_err(Error::db("preparing the target session"))?;
+pub async fn prepare_target(
+    svc: &ServiceConfig,
+    tables: &[Arc<TableSchema>],
+    creates: &[String],
+    target: &mut Conn,
+    truncate: bool,
+) -> Result<()> {
+    target
+        .query_drop("SET foreign_key_checks = 0")
+        .await
+        .map_err(Error::db("preparing the target session"))?;
     // Every target database, even one whose pattern matches no table yet: a
     // table created later on the source is created there by replication.
     for db in svc.source_databases() {
@@ -157,15 +226,23 @@ pub async fn prepare_target(svc: &ServiceConfig, tables: &[Arc<TableSchema>], cr
     }
     for (t, create) in tables.iter().zip(creates) {
         let tdb = svc.target_database(&t.database);
-        let existing = schema::load_table(target, tdb, &t.table).await.map_err(Error::db("reading the target table"))?;
+        let existing = schema::load_table(target, tdb, &t.table)
+            .await
+            .map_err(Error::db("reading the target table"))?;
         if existing.is_some() {
             let non_empty: Option<u8> = target
-                .query_first(format!("SELECT 1 FROM {} LIMIT 1", sql::qualified(tdb, &t.table)))
+                .query_first(format!(
+                    "SELECT 1 FROM {} LIMIT 1",
+                    sql::qualified(tdb, &t.table)
+                ))
                 .await
                 .map_err(Error::db("checking whether the target table is empty"))?;
             if non_empty.is_some() {
                 if truncate {
-                    target.query_drop(format!("TRUNCATE TABLE {}", sql::qualified(tdb, &t.table))).await.map_err(Error::db("truncating the target table"))?;
+                    target
+                        .query_drop(format!("TRUNCATE TABLE {}", sql::qualified(tdb, &t.table)))
+                        .await
+                        .map_err(Error::db("truncating the target table"))?;
                 } else {
                     return Err(Error::definite(
                         format!("service {}: target table {tdb}.{} already has rows but the service has no dropship position", svc.name, t.table),
@@ -177,11 +254,21 @@ pub async fn prepare_target(svc: &ServiceConfig, tables: &[Arc<TableSchema>], cr
         }
         let create = dropship_mysql::ddl::rewrite_databases(create, &svc.rename_databases);
         target
-            .query_drop(format!("SET NAMES utf8mb4; USE {}; {}", sql::ident(tdb), create))
+            .query_drop(format!(
+                "SET NAMES utf8mb4; USE {}; {}",
+                sql::ident(tdb),
+                create
+            ))
             .await
-            .map_err(Error::db(format!("creating {tdb}.{} on the target", t.table)))?;
+            .map_err(Error::db(format!(
+                "creating {tdb}.{} on the target",
+                t.table
+            )))?;
     }
-    target.query_drop("USE `_dropship`").await.map_err(Error::db("selecting _dropship"))?;
+    target
+        .query_drop("USE `_dropship`")
+        .await
+        .map_err(Error::db("selecting _dropship"))?;
     Ok(())
 }
 
@@ -199,15 +286,41 @@ pub fn from_driver(v: mysql_async::Value, data_type: &str) -> Value {
             _ => Value::Bytes(b),
         },
         V::Date(y, mo, d, h, mi, s, us) => match data_type {
-            "date" => Value::Date { year: y, month: mo, day: d },
-            _ => Value::DateTime { year: y, month: mo, day: d, hour: h, minute: mi, second: s, micros: us },
+            "date" => Value::Date {
+                year: y,
+                month: mo,
+                day: d,
+            },
+            _ => Value::DateTime {
+                year: y,
+                month: mo,
+                day: d,
+                hour: h,
+                minute: mi,
+                second: s,
+                micros: us,
+            },
         },
-        V::Time(neg, days, h, mi, s, us) => Value::Time { negative: neg, hours: days * 24 + u32::from(h), minutes: mi, seconds: s, micros: us },
+        V::Time(neg, days, h, mi, s, us) => Value::Time {
+            negative: neg,
+            hours: days * 24 + u32::from(h),
+            minutes: mi,
+            seconds: s,
+            micros: us,
+        },
     }
 }
 
 /// Copies one table; resumes from its recorded chunk.
-async fn copy_table(svc: &ServiceConfig, t: &TableSchema, source: &mut Conn, target: &mut Conn, chunk_rows: usize, stats: &ServiceStats, max_rps: Option<u64>) -> Result<u64> {
+async fn copy_table(
+    svc: &ServiceConfig,
+    t: &TableSchema,
+    source: &mut Conn,
+    target: &mut Conn,
+    chunk_rows: usize,
+    stats: &ServiceStats,
+    max_rps: Option<u64>,
+) -> Result<u64> {
     let tname = format!("{}.{}", t.database, t.table);
     let tdb = svc.target_database(&t.database);
     let row: Option<(Option<Vec<u8>>, u64, bool)> = target
@@ -215,7 +328,11 @@ async fn copy_table(svc: &ServiceConfig, t: &TableSchema, source: &mut Conn, tar
         .await
         .map_err(Error::db("reading copy progress"))?;
     let (mut last_key, mut copied, done) = match row {
-        Some((k, n, d)) => (k.and_then(|k| postcard::from_bytes::<Vec<Value>>(&k).ok()), n, d),
+        Some((k, n, d)) => (
+            k.and_then(|k| postcard::from_bytes::<Vec<Value>>(&k).ok()),
+            n,
+            d,
+        ),
         None => (None, 0, false),
     };
     if done {
@@ -223,7 +340,9 @@ async fn copy_table(svc: &ServiceConfig, t: &TableSchema, source: &mut Conn, tar
         return Ok(copied);
     }
     let cols: Vec<&str> = t.columns.iter().map(|c| c.name.as_str()).collect();
-    let insert_idx: Vec<usize> = (0..t.columns.len()).filter(|&i| !t.columns[i].generated).collect();
+    let insert_idx: Vec<usize> = (0..t.columns.len())
+        .filter(|&i| !t.columns[i].generated)
+        .collect();
     let mut select_list = String::new();
     for (i, c) in cols.iter().enumerate() {
         if i > 0 {
@@ -242,18 +361,27 @@ async fn copy_table(svc: &ServiceConfig, t: &TableSchema, source: &mut Conn, tar
     let mut insert_head = format!("INSERT INTO {} ", sql::qualified(tdb, &t.table));
     sql::push_ident_list(&mut insert_head, insert_idx.iter().map(|&i| cols[i]));
     insert_head.push_str(" VALUES ");
-    source.query_drop("SET time_zone = '+00:00', NAMES binary").await.map_err(Error::db("preparing the copy session"))?;
+    source
+        .query_drop("SET time_zone = '+00:00', NAMES binary")
+        .await
+        .map_err(Error::db("preparing the copy session"))?;
     let started = std::time::Instant::now();
     loop {
         stats.wait_unthrottled().await;
         same_columns(svc, t, source, target).await?;
-        let mut q = format!("SELECT {select_list} FROM {}", sql::qualified(&t.database, &t.table));
+        let mut q = format!(
+            "SELECT {select_list} FROM {}",
+            sql::qualified(&t.database, &t.table)
+        );
         if let Some(k) = &last_key {
             q.push_str(" WHERE ");
             q.push_str(&after_key_predicate(&key_names, k));
         }
         q.push_str(&format!(" ORDER BY {order} LIMIT {chunk_rows}"));
-        let rows: Vec<mysql_async::Row> = source.exec(q.as_str(), ()).await.map_err(Error::db(format!("reading a chunk of {tname}")))?;
+        let rows: Vec<mysql_async::Row> = source
+            .exec(q.as_str(), ())
+            .await
+            .map_err(Error::db(format!("reading a chunk of {tname}")))?;
         if rows.is_empty() {
             break;
         }
@@ -265,7 +393,12 @@ async fn copy_table(svc: &ServiceConfig, t: &TableSchema, source: &mut Conn, tar
         text.push_str(&insert_head);
         let mut key = Vec::new();
         for (ri, row) in rows.into_iter().enumerate() {
-            let vals: Vec<Value> = row.unwrap().into_iter().enumerate().map(|(i, v)| from_driver(v, &t.columns[i].data_type)).collect();
+            let vals: Vec<Value> = row
+                .unwrap()
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| from_driver(v, &t.columns[i].data_type))
+                .collect();
             if ri > 0 {
                 text.push(',');
             }
@@ -283,7 +416,9 @@ async fn copy_table(svc: &ServiceConfig, t: &TableSchema, source: &mut Conn, tar
         ));
         dropship_mysql::value::write_bytes(&mut text, &key_bytes);
         text.push_str(&format!(", {copied}, 0) ON DUPLICATE KEY UPDATE last_key = VALUES(last_key), rows_copied = VALUES(rows_copied);COMMIT"));
-        target.query_drop(text).await.map_err(Error::db(format!("writing a chunk of {tname} to the target")))?;
+        target.query_drop(text).await.map_err(Error::db(format!(
+            "writing a chunk of {tname} to the target"
+        )))?;
         stats.rows_copied.fetch_add(n as u64, Relaxed);
         last_key = Some(key);
         if let Some(max) = max_rps {
@@ -312,14 +447,33 @@ async fn copy_table(svc: &ServiceConfig, t: &TableSchema, source: &mut Conn, tar
 /// Checks that the source table and its target copy still have the columns
 /// the copy started with (names and types). A DDL during the copy makes the
 /// copied rows and the target table disagree: the copy must start over.
-async fn same_columns(svc: &ServiceConfig, t: &TableSchema, source: &mut Conn, target: &mut Conn) -> Result<()> {
+async fn same_columns(
+    svc: &ServiceConfig,
+    t: &TableSchema,
+    source: &mut Conn,
+    target: &mut Conn,
+) -> Result<()> {
     let tdb = svc.target_database(&t.database);
-    let now_src = schema::load_table(source, &t.database, &t.table).await.map_err(Error::db("re-reading the source table definition"))?;
-    let now_tgt = schema::load_table(target, tdb, &t.table).await.map_err(Error::db("re-reading the target table definition"))?;
+    let now_src = schema::load_table(source, &t.database, &t.table)
+        .await
+        .map_err(Error::db("re-reading the source table definition"))?;
+    let now_tgt = schema::load_table(target, tdb, &t.table)
+        .await
+        .map_err(Error::db("re-reading the target table definition"))?;
     // Same server: compare full column types. Target (maybe another
     // version, which renders types differently): names and base types.
-    let full = |s: &TableSchema| s.columns.iter().map(|c| (c.name.clone(), c.column_type.to_ascii_lowercase())).collect::<Vec<_>>();
-    let base = |s: &TableSchema| s.columns.iter().map(|c| (c.name.clone(), c.data_type.clone())).collect::<Vec<_>>();
+    let full = |s: &TableSchema| {
+        s.columns
+            .iter()
+            .map(|c| (c.name.clone(), c.column_type.to_ascii_lowercase()))
+            .collect::<Vec<_>>()
+    };
+    let base = |s: &TableSchema| {
+        s.columns
+            .iter()
+            .map(|c| (c.name.clone(), c.data_type.clone()))
+            .collect::<Vec<_>>()
+    };
     match (now_src, now_tgt) {
         (Some(s), Some(g)) if full(&s) == full(t) && base(&g) == base(t) => Ok(()),
         _ => Err(Error::SchemaChangedDuringCopy(format!(
@@ -330,13 +484,23 @@ async fn same_columns(svc: &ServiceConfig, t: &TableSchema, source: &mut Conn, t
 }
 
 /// Drops the service's target tables (before a copy starts over).
-pub async fn drop_target_tables(svc: &ServiceConfig, tables: &[Arc<TableSchema>], target: &mut Conn) -> Result<()> {
+pub async fn drop_target_tables(
+    svc: &ServiceConfig,
+    tables: &[Arc<TableSchema>],
+    target: &mut Conn,
+) -> Result<()> {
     for t in tables {
         let tdb = svc.target_database(&t.database);
         target
-            .query_drop(format!("SET foreign_key_checks = 0; DROP TABLE IF EXISTS {}", sql::qualified(tdb, &t.table)))
+            .query_drop(format!(
+                "SET foreign_key_checks = 0; DROP TABLE IF EXISTS {}",
+                sql::qualified(tdb, &t.table)
+            ))
             .await
-            .map_err(Error::db(format!("dropping {tdb}.{} on the target to restart its copy", t.table)))?;
+            .map_err(Error::db(format!(
+                "dropping {tdb}.{} on the target to restart its copy",
+                t.table
+            )))?;
     }
     Ok(())
 }
@@ -362,7 +526,12 @@ pub fn after_key_predicate(keys: &[&str], values: &[Value]) -> String {
 }
 
 /// Runs (or resumes) the copy of a service. Returns the end position `P1`.
-pub async fn run(cfg: &Config, svc: &ServiceConfig, tables: &[Arc<TableSchema>], stats: Arc<ServiceStats>) -> Result<Position> {
+pub async fn run(
+    cfg: &Config,
+    svc: &ServiceConfig,
+    tables: &[Arc<TableSchema>],
+    stats: Arc<ServiceStats>,
+) -> Result<Position> {
     let total: u64 = 0;
     stats.copy_rows_total.store(total, Relaxed);
     let threads = cfg.tuning.copy_threads.max(1);
@@ -375,11 +544,21 @@ pub async fn run(cfg: &Config, svc: &ServiceConfig, tables: &[Arc<TableSchema>],
         let src_opts = cfg.source.opts();
         let tgt_opts = svc.target.opts();
         let chunk = cfg.tuning.copy_chunk_rows;
-        let max_rps = cfg.tuning.max_rows_per_second.map(|r| (r / threads as u64).max(1));
+        let max_rps = cfg
+            .tuning
+            .max_rows_per_second
+            .map(|r| (r / threads as u64).max(1));
         tasks.push(tokio::spawn(async move {
-            let mut source = Conn::new(src_opts).await.map_err(Error::db("connecting to the source for the copy"))?;
-            let mut target = Conn::new(tgt_opts).await.map_err(Error::db("connecting to the target for the copy"))?;
-            target.query_drop(crate::applier::SESSION_SQL).await.map_err(Error::db("preparing the target session"))?;
+            let mut source = Conn::new(src_opts)
+                .await
+                .map_err(Error::db("connecting to the source for the copy"))?;
+            let mut target = Conn::new(tgt_opts)
+                .await
+                .map_err(Error::db("connecting to the target for the copy"))?;
+            target
+                .query_drop(crate::applier::SESSION_SQL)
+                .await
+                .map_err(Error::db("preparing the target session"))?;
             loop {
                 let next = queue.lock().await.pop();
                 let Some(t) = next else { break };
@@ -391,9 +570,12 @@ pub async fn run(cfg: &Config, svc: &ServiceConfig, tables: &[Arc<TableSchema>],
         }));
     }
     for t in tasks {
-        t.await.map_err(|e| Error::definite(format!("copy task failed: {e}"), ""))??;
+        t.await
+            .map_err(|e| Error::definite(format!("copy task failed: {e}"), ""))??;
     }
-    let mut source = Conn::new(cfg.source.opts()).await.map_err(Error::db("connecting to the source"))?;
+    let mut source = Conn::new(cfg.source.opts())
+        .await
+        .map_err(Error::db("connecting to the source"))?;
     let end = source_position(&mut source).await?;
     let _ = source.disconnect().await;
     Ok(end)

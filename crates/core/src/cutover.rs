@@ -105,7 +105,14 @@ pub struct CutoverOptions {
 
 impl CutoverOptions {
     pub fn new(service: &str) -> CutoverOptions {
-        CutoverOptions { service: service.into(), max_lag: Duration::from_secs(5), max_freeze: Duration::from_secs(5), switch_cmd: None, dry_run: false, mode: Mode::Start }
+        CutoverOptions {
+            service: service.into(),
+            max_lag: Duration::from_secs(5),
+            max_freeze: Duration::from_secs(5),
+            switch_cmd: None,
+            dry_run: false,
+            mode: Mode::Start,
+        }
     }
 }
 
@@ -150,14 +157,28 @@ pub struct CutoverReport {
 
 impl CutoverReport {
     fn new(service: &str) -> CutoverReport {
-        CutoverReport { service: service.into(), outcome: Outcome::CutOver, steps: Vec::new(), freeze: None, switch_output: None, checks: Vec::new(), estimated_freeze: None, freeze_started: None, rollback: false }
+        CutoverReport {
+            service: service.into(),
+            outcome: Outcome::CutOver,
+            steps: Vec::new(),
+            freeze: None,
+            switch_output: None,
+            checks: Vec::new(),
+            estimated_freeze: None,
+            freeze_started: None,
+            rollback: false,
+        }
     }
 
     fn step(&mut self, step: &str, started: Instant, note: impl Into<String>) {
         let note = note.into();
         let duration = started.elapsed();
         info!(service = %self.service, step, duration_ms = duration.as_secs_f64() * 1e3, note = %note, "step done");
-        self.steps.push(StepTiming { step: step.into(), duration, note });
+        self.steps.push(StepTiming {
+            step: step.into(),
+            duration,
+            note,
+        });
     }
 
     /// CLI exit code: 0 done, 1 refused/aborted/dry run failed.
@@ -175,7 +196,13 @@ impl CutoverReport {
             let _ = writeln!(o, "{c}");
         }
         for s in &self.steps {
-            let _ = writeln!(o, "{:<16} {:>10.1} ms  {}", s.step, s.duration.as_secs_f64() * 1e3, s.note);
+            let _ = writeln!(
+                o,
+                "{:<16} {:>10.1} ms  {}",
+                s.step,
+                s.duration.as_secs_f64() * 1e3,
+                s.note
+            );
         }
         if let Some(out) = &self.switch_output {
             if !out.trim().is_empty() {
@@ -186,7 +213,11 @@ impl CutoverReport {
             }
         }
         if let Some(e) = self.estimated_freeze {
-            let _ = writeln!(o, "estimated freeze: {:.0} ms plus the switch command's own time", e.as_secs_f64() * 1e3);
+            let _ = writeln!(
+                o,
+                "estimated freeze: {:.0} ms plus the switch command's own time",
+                e.as_secs_f64() * 1e3
+            );
         }
         if let Some(f) = self.freeze {
             let _ = writeln!(o, "freeze: {:.1} ms", f.as_secs_f64() * 1e3);
@@ -207,26 +238,46 @@ impl CutoverReport {
 /// The service's config, or a config error listing the defined services.
 pub(crate) fn service<'a>(cfg: &'a Config, name: &str) -> Result<&'a ServiceConfig> {
     cfg.service(name).ok_or_else(|| {
-        Error::Config(format!("--service {name}: no such service in {}; defined: {}", cfg.file, cfg.services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")))
+        Error::Config(format!(
+            "--service {name}: no such service in {}; defined: {}",
+            cfg.file,
+            cfg.services
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
     })
 }
 
 pub(crate) async fn connect_target(svc: &ServiceConfig) -> Result<Conn> {
-    Conn::new(svc.target.opts_with_db(meta::DB)).await.map_err(Error::db(format!("connecting to target {}", svc.target)))
+    Conn::new(svc.target.opts_with_db(meta::DB))
+        .await
+        .map_err(Error::db(format!("connecting to target {}", svc.target)))
 }
 
 pub(crate) async fn connect_source(cfg: &Config) -> Result<Conn> {
-    Conn::new(cfg.source.opts()).await.map_err(Error::db(format!("connecting to the source {}", cfg.source)))
+    Conn::new(cfg.source.opts())
+        .await
+        .map_err(Error::db(format!(
+            "connecting to the source {}",
+            cfg.source
+        )))
 }
 
 fn source_tables(tables: &[Arc<TableSchema>]) -> Vec<(String, String)> {
-    tables.iter().map(|t| (t.database.clone(), t.table.clone())).collect()
+    tables
+        .iter()
+        .map(|t| (t.database.clone(), t.table.clone()))
+        .collect()
 }
 
 pub(crate) fn new_token() -> String {
     use rand::Rng;
     let mut rng = rand::thread_rng();
-    (0..16).map(|_| format!("{:02x}", rng.gen::<u8>())).collect()
+    (0..16)
+        .map(|_| format!("{:02x}", rng.gen::<u8>()))
+        .collect()
 }
 
 /// Runs `dropship cutover`. Refusals and aborts are `Ok` with that outcome;
@@ -242,30 +293,62 @@ pub async fn run(cfg: &Config, opts: CutoverOptions) -> Result<CutoverReport> {
     if let Some(r) = &open {
         if r.kind == Kind::Rollback {
             return Err(Error::definite(
-                format!("service {} has an unfinished rollback (journal run {})", svc.name, r.id),
-                format!("run `dropship rollback --service {}` again to finish it", svc.name),
+                format!(
+                    "service {} has an unfinished rollback (journal run {})",
+                    svc.name, r.id
+                ),
+                format!(
+                    "run `dropship rollback --service {}` again to finish it",
+                    svc.name
+                ),
             ));
         }
     }
     let result = match opts.mode {
         Mode::Abort => match open {
             None => {
-                report.outcome = Outcome::Refused(format!("service {} has no unfinished cutover to abort", svc.name));
+                report.outcome = Outcome::Refused(format!(
+                    "service {} has no unfinished cutover to abort",
+                    svc.name
+                ));
                 return Ok(report);
             }
             Some(run) => {
                 let reason = "aborted with --abort".to_string();
-                abort(cfg, svc, &tables, run, opts.switch_cmd.as_deref(), true, &reason, &mut report).await?;
+                abort(
+                    cfg,
+                    svc,
+                    &tables,
+                    run,
+                    opts.switch_cmd.as_deref(),
+                    true,
+                    &reason,
+                    &mut report,
+                )
+                .await?;
                 return Ok(report);
             }
         },
         Mode::Resume => match open {
             None => {
-                return Err(Error::definite(format!("service {} has no unfinished cutover to resume", svc.name), "start one with `dropship cutover` (without --resume)"))
+                return Err(Error::definite(
+                    format!("service {} has no unfinished cutover to resume", svc.name),
+                    "start one with `dropship cutover` (without --resume)",
+                ))
             }
             Some(run) => {
                 info!(service = %svc.name, run = run.id, "resuming the cutover from its journal");
-                proceed(cfg, svc, &tables, run, &opts, &mut src, &mut tgt, &mut report).await
+                proceed(
+                    cfg,
+                    svc,
+                    &tables,
+                    run,
+                    &opts,
+                    &mut src,
+                    &mut tgt,
+                    &mut report,
+                )
+                .await
             }
         },
         Mode::Start => {
@@ -279,7 +362,17 @@ pub async fn run(cfg: &Config, opts: CutoverOptions) -> Result<CutoverReport> {
             let ready = readiness::assess(cfg, svc, &mut tgt).await?;
             let refusal = ready.refusal(&svc.name, opts.max_lag);
             if opts.dry_run {
-                dry_run(svc, &tables, &ready, refusal, &opts, &mut src, &mut tgt, &mut report).await?;
+                dry_run(
+                    svc,
+                    &tables,
+                    &ready,
+                    refusal,
+                    &opts,
+                    &mut src,
+                    &mut tgt,
+                    &mut report,
+                )
+                .await?;
                 return Ok(report);
             }
             if let Some(r) = refusal {
@@ -287,16 +380,44 @@ pub async fn run(cfg: &Config, opts: CutoverOptions) -> Result<CutoverReport> {
                 report.outcome = Outcome::Refused(r);
                 return Ok(report);
             }
-            report.step("checks", started, format!("replicating, lag {}s", ready.lag_seconds.unwrap_or(0)));
+            report.step(
+                "checks",
+                started,
+                format!("replicating, lag {}s", ready.lag_seconds.unwrap_or(0)),
+            );
             let run = journal::create_run(&mut tgt, &svc.name, Kind::Cutover, &new_token()).await?;
-            proceed(cfg, svc, &tables, run, &opts, &mut src, &mut tgt, &mut report).await
+            proceed(
+                cfg,
+                svc,
+                &tables,
+                run,
+                &opts,
+                &mut src,
+                &mut tgt,
+                &mut report,
+            )
+            .await
         }
     };
     match result {
         Ok(()) => Ok(report),
-        Err(Failure::Abort { run, reason, switch_started }) => {
+        Err(Failure::Abort {
+            run,
+            reason,
+            switch_started,
+        }) => {
             warn!(service = %svc.name, reason = %reason, "cutover aborting: unfreezing the source");
-            abort(cfg, svc, &tables, run, opts.switch_cmd.as_deref(), switch_started, &reason, &mut report).await?;
+            abort(
+                cfg,
+                svc,
+                &tables,
+                run,
+                opts.switch_cmd.as_deref(),
+                switch_started,
+                &reason,
+                &mut report,
+            )
+            .await?;
             Ok(report)
         }
         Err(Failure::Error(e)) => Err(e),
@@ -305,7 +426,11 @@ pub async fn run(cfg: &Config, opts: CutoverOptions) -> Result<CutoverReport> {
 
 enum Failure {
     /// Undo: drop the freeze (and switch back if the switch may have run).
-    Abort { run: Run, reason: String, switch_started: bool },
+    Abort {
+        run: Run,
+        reason: String,
+        switch_started: bool,
+    },
     /// Keep the state (the switch has run): the user resumes.
     Error(Error),
 }
@@ -318,36 +443,77 @@ impl From<Error> for Failure {
 
 /// Runs the unfinished steps of `run`. Errors before the switch abort.
 #[allow(clippy::too_many_arguments)]
-async fn proceed(cfg: &Config, svc: &ServiceConfig, tables: &[Arc<TableSchema>], mut run: Run, opts: &CutoverOptions, src: &mut Conn, tgt: &mut Conn, report: &mut CutoverReport) -> Result<(), Failure> {
+async fn proceed(
+    cfg: &Config,
+    svc: &ServiceConfig,
+    tables: &[Arc<TableSchema>],
+    mut run: Run,
+    opts: &CutoverOptions,
+    src: &mut Conn,
+    tgt: &mut Conn,
+    report: &mut CutoverReport,
+) -> Result<(), Failure> {
     let _ = cfg;
-    let frozen_since = run.frozen_for.and_then(|s| Instant::now().checked_sub(Duration::from_secs_f64(s.max(0.0))));
+    let frozen_since = run
+        .frozen_for
+        .and_then(|s| Instant::now().checked_sub(Duration::from_secs_f64(s.max(0.0))));
     let before_switch = steps_before_switch(svc, tables, &mut run, opts, src, tgt, report).await;
     let frozen_since = frozen_since.or(report.freeze_started);
     if let Err(e) = before_switch {
-        return Err(Failure::Abort { reason: e.to_string(), run, switch_started: false });
+        return Err(Failure::Abort {
+            reason: e.to_string(),
+            run,
+            switch_started: false,
+        });
     }
     // Switch.
     if !run.finished("switch") {
         let t = Instant::now();
-        let seq = journal::begin_step(tgt, &mut run, "switch", opts.switch_cmd.as_deref().unwrap_or("")).await?;
+        let seq = journal::begin_step(
+            tgt,
+            &mut run,
+            "switch",
+            opts.switch_cmd.as_deref().unwrap_or(""),
+        )
+        .await?;
         match opts.switch_cmd.as_deref() {
             Some(cmd) => {
                 let out = match switch::run(cmd, svc, switch::Direction::Forward).await {
                     Ok(o) => o,
-                    Err(e) => return Err(Failure::Abort { reason: format!("the switch command could not run: {e}"), run, switch_started: false }),
+                    Err(e) => {
+                        return Err(Failure::Abort {
+                            reason: format!("the switch command could not run: {e}"),
+                            run,
+                            switch_started: false,
+                        })
+                    }
                 };
                 report.switch_output = Some(out.output.clone());
                 if !out.success {
                     // A failing switch command leaves routing as it was (its contract): no switch back.
-                    let reason = format!("the switch command failed (exit {}): {}", out.code.map(|c| c.to_string()).unwrap_or_else(|| "killed".into()), out.output.trim());
-                    return Err(Failure::Abort { reason, run, switch_started: false });
+                    let reason = format!(
+                        "the switch command failed (exit {}): {}",
+                        out.code
+                            .map(|c| c.to_string())
+                            .unwrap_or_else(|| "killed".into()),
+                        out.output.trim()
+                    );
+                    return Err(Failure::Abort {
+                        reason,
+                        run,
+                        switch_started: false,
+                    });
                 }
                 journal::finish_step(tgt, &mut run, seq, "").await?;
                 report.step("switch", t, format!("`{cmd}` exited 0"));
             }
             None => {
                 journal::finish_step(tgt, &mut run, seq, "no switch command").await?;
-                report.step("switch", t, "no --switch-cmd: repoint the application yourself now");
+                report.step(
+                    "switch",
+                    t,
+                    "no --switch-cmd: repoint the application yourself now",
+                );
             }
         }
     }
@@ -355,26 +521,59 @@ async fn proceed(cfg: &Config, svc: &ServiceConfig, tables: &[Arc<TableSchema>],
     // Mark cut over.
     let t = Instant::now();
     let seq = journal::begin_step(tgt, &mut run, "mark-cut-over", "").await?;
-    meta::set_state(tgt, &svc.name, "cut-over", "cut over by dropship cutover; source tables frozen").await?;
+    meta::set_state(
+        tgt,
+        &svc.name,
+        "cut-over",
+        "cut over by dropship cutover; source tables frozen",
+    )
+    .await?;
     journal::finish_step(tgt, &mut run, seq, "").await?;
     journal::close_run(tgt, &run, "done", "cut over").await?;
-    report.step("mark-cut-over", t, "service state cut-over; replication of its tables stops");
+    report.step(
+        "mark-cut-over",
+        t,
+        "service state cut-over; replication of its tables stops",
+    );
     report.outcome = Outcome::CutOver;
     info!(service = %svc.name, freeze_ms = report.freeze.map(|f| f.as_secs_f64() * 1e3).unwrap_or(0.0), "cut over");
     Ok(())
 }
 
-async fn steps_before_switch(svc: &ServiceConfig, tables: &[Arc<TableSchema>], run: &mut Run, opts: &CutoverOptions, src: &mut Conn, tgt: &mut Conn, report: &mut CutoverReport) -> Result<()> {
+async fn steps_before_switch(
+    svc: &ServiceConfig,
+    tables: &[Arc<TableSchema>],
+    run: &mut Run,
+    opts: &CutoverOptions,
+    src: &mut Conn,
+    tgt: &mut Conn,
+    report: &mut CutoverReport,
+) -> Result<()> {
     let names = source_tables(tables);
     // Freeze (re-checked on resume: creates any trigger that is missing).
     let t = Instant::now();
     if !run.finished("freeze") {
         report.freeze_started = Some(t);
-        let seq = journal::begin_step(tgt, run, "freeze", &format!("{} tables", names.len())).await?;
-        meta::set_state(tgt, &svc.name, "frozen", "source tables frozen by dropship cutover").await?;
+        let seq =
+            journal::begin_step(tgt, run, "freeze", &format!("{} tables", names.len())).await?;
+        meta::set_state(
+            tgt,
+            &svc.name,
+            "frozen",
+            "source tables frozen by dropship cutover",
+        )
+        .await?;
         freeze::freeze(src, &names, &svc.name, &run.token, opts.max_freeze).await?;
         journal::finish_step(tgt, run, seq, "").await?;
-        report.step("freeze", t, format!("{} tables frozen ({} triggers)", names.len(), names.len() * 3));
+        report.step(
+            "freeze",
+            t,
+            format!(
+                "{} tables frozen ({} triggers)",
+                names.len(),
+                names.len() * 3
+            ),
+        );
     } else if !freeze::is_frozen(src, &names).await? {
         freeze::freeze(src, &names, &svc.name, &run.token, opts.max_freeze).await?;
         report.step("freeze", t, "re-created missing freeze triggers");
@@ -396,20 +595,43 @@ async fn steps_before_switch(svc: &ServiceConfig, tables: &[Arc<TableSchema>], r
         let seq = journal::begin_step(tgt, run, "final-check", "").await?;
         let (bad, rows) = final_check::compare(svc, tables, src, tgt).await?;
         if !bad.is_empty() {
-            let list: Vec<String> = bad.iter().map(|m| format!("{} (source {} rows, target {} rows, digests {:x}{:x} vs {:x}{:x})", m.table, m.source.rows, m.target.rows, m.source.hash.0, m.source.hash.1, m.target.hash.0, m.target.hash.1)).collect();
+            let list: Vec<String> = bad
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{} (source {} rows, target {} rows, digests {:x}{:x} vs {:x}{:x})",
+                        m.table,
+                        m.source.rows,
+                        m.target.rows,
+                        m.source.hash.0,
+                        m.source.hash.1,
+                        m.target.hash.0,
+                        m.target.hash.1
+                    )
+                })
+                .collect();
             return Err(Error::definite(
                 format!("final check: the frozen tables differ between source and target: {}", list.join("; ")),
                 format!("run `dropship verify --service {}` to see the rows; fix the cause before cutting over again", svc.name),
             ));
         }
         journal::finish_step(tgt, run, seq, &format!("{rows} rows identical")).await?;
-        report.step("final-check", t, format!("{} tables, {rows} rows identical", tables.len()));
+        report.step(
+            "final-check",
+            t,
+            format!("{} tables, {rows} rows identical", tables.len()),
+        );
     }
     Ok(())
 }
 
 /// Waits until the service's committed position on the target is >= `p`.
-async fn wait_applied(tgt: &mut Conn, service: &str, p: &Position, timeout: Duration) -> Result<()> {
+async fn wait_applied(
+    tgt: &mut Conn,
+    service: &str,
+    p: &Position,
+    timeout: Duration,
+) -> Result<()> {
     let start = Instant::now();
     loop {
         if let Some((applied, _, _)) = meta::load_position(tgt, service).await? {
@@ -423,7 +645,10 @@ async fn wait_applied(tgt: &mut Conn, service: &str, p: &Position, timeout: Dura
                 ));
             }
         } else if start.elapsed() > timeout {
-            return Err(Error::definite(format!("service {service} has no position on its target"), "start `dropship replicate`"));
+            return Err(Error::definite(
+                format!("service {service} has no position on its target"),
+                "start `dropship replicate`",
+            ));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -432,11 +657,26 @@ async fn wait_applied(tgt: &mut Conn, service: &str, p: &Position, timeout: Dura
 /// Undoes an open cutover run: switch back (only if the switch may have
 /// run), unfreeze the source, state back to replicating, close the run.
 #[allow(clippy::too_many_arguments)]
-async fn abort(cfg: &Config, svc: &ServiceConfig, tables: &[Arc<TableSchema>], mut run: Run, switch_cmd: Option<&str>, switch_may_have_run: bool, reason: &str, report: &mut CutoverReport) -> Result<()> {
+async fn abort(
+    cfg: &Config,
+    svc: &ServiceConfig,
+    tables: &[Arc<TableSchema>],
+    mut run: Run,
+    switch_cmd: Option<&str>,
+    switch_may_have_run: bool,
+    reason: &str,
+    report: &mut CutoverReport,
+) -> Result<()> {
     if run.finished("mark-cut-over") {
         let mut tgt = connect_target(svc).await?;
         journal::close_run(&mut tgt, &run, "done", "cut over").await?;
-        return Err(Error::definite(format!("service {} is already cut over; nothing to abort", svc.name), format!("use `dropship rollback --service {}` to send it back", svc.name)));
+        return Err(Error::definite(
+            format!("service {} is already cut over; nothing to abort", svc.name),
+            format!(
+                "use `dropship rollback --service {}` to send it back",
+                svc.name
+            ),
+        ));
     }
     let t = Instant::now();
     let mut tgt = connect_target(svc).await.ok();
@@ -456,7 +696,9 @@ async fn abort(cfg: &Config, svc: &ServiceConfig, tables: &[Arc<TableSchema>], m
                     ));
                 }
             }
-            None => warn!(service = %svc.name, "the switch step had started before the crash: make sure the application points at the source again (no --switch-cmd was given to switch back)"),
+            None => {
+                warn!(service = %svc.name, "the switch step had started before the crash: make sure the application points at the source again (no --switch-cmd was given to switch back)")
+            }
         }
     }
     let mut src = connect_source(cfg).await?;
@@ -468,32 +710,70 @@ async fn abort(cfg: &Config, svc: &ServiceConfig, tables: &[Arc<TableSchema>], m
         Some(c) => c,
         None => connect_target(svc).await?,
     };
-    meta::set_state(&mut tgt, &svc.name, "replicating", &format!("cutover aborted: {reason}")).await?;
+    meta::set_state(
+        &mut tgt,
+        &svc.name,
+        "replicating",
+        &format!("cutover aborted: {reason}"),
+    )
+    .await?;
     if let Some(seq) = seq {
-        journal::finish_step(&mut tgt, &mut run, seq, &format!("{dropped} triggers dropped")).await?;
+        journal::finish_step(
+            &mut tgt,
+            &mut run,
+            seq,
+            &format!("{dropped} triggers dropped"),
+        )
+        .await?;
     }
     journal::close_run(&mut tgt, &run, "aborted", reason).await?;
     report.freeze = report.freeze_started.map(|s| s.elapsed());
-    report.step("abort", t, format!("source unfrozen ({dropped} triggers dropped)"));
+    report.step(
+        "abort",
+        t,
+        format!("source unfrozen ({dropped} triggers dropped)"),
+    );
     report.outcome = Outcome::Aborted(reason.to_string());
     Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn dry_run(svc: &ServiceConfig, tables: &[Arc<TableSchema>], ready: &readiness::Readiness, refusal: Option<String>, opts: &CutoverOptions, src: &mut Conn, tgt: &mut Conn, report: &mut CutoverReport) -> Result<()> {
+async fn dry_run(
+    svc: &ServiceConfig,
+    tables: &[Arc<TableSchema>],
+    ready: &readiness::Readiness,
+    refusal: Option<String>,
+    opts: &CutoverOptions,
+    src: &mut Conn,
+    tgt: &mut Conn,
+    report: &mut CutoverReport,
+) -> Result<()> {
     let mut failed = false;
     let mut line = |ok: bool, text: String| {
         failed |= !ok;
-        report.checks.push(format!("{} {text}", if ok { "ok  " } else { "FAIL" }));
+        report
+            .checks
+            .push(format!("{} {text}", if ok { "ok  " } else { "FAIL" }));
     };
     match refusal {
-        None => line(true, format!("service {} replicating, lag {}s (max {:?})", svc.name, ready.lag_seconds.unwrap_or(0), opts.max_lag)),
+        None => line(
+            true,
+            format!(
+                "service {} replicating, lag {}s (max {:?})",
+                svc.name,
+                ready.lag_seconds.unwrap_or(0),
+                opts.max_lag
+            ),
+        ),
         Some(r) => line(false, r),
     }
     let names = source_tables(tables);
     let problems = freeze::check_privileges(src, &names).await?;
     if problems.is_empty() {
-        line(true, format!("can create freeze triggers on {} tables", names.len()));
+        line(
+            true,
+            format!("can create freeze triggers on {} tables", names.len()),
+        );
     }
     for p in problems {
         line(false, p);
@@ -507,22 +787,39 @@ async fn dry_run(svc: &ServiceConfig, tables: &[Arc<TableSchema>], ready: &readi
         Some(cmd) => {
             let problems = switch::check(cmd).await;
             if problems.is_empty() {
-                line(true, format!("switch command parses and its program is found: {cmd}"));
+                line(
+                    true,
+                    format!("switch command parses and its program is found: {cmd}"),
+                );
             }
             for p in problems {
                 line(false, p);
             }
         }
-        None => line(true, "no --switch-cmd: the application must be repointed by hand during the freeze".into()),
+        None => line(
+            true,
+            "no --switch-cmd: the application must be repointed by hand during the freeze".into(),
+        ),
     }
     // Time the final check on the live tables (its result is meaningless while writes go on).
     let t = Instant::now();
     let (_, rows) = final_check::compare(svc, tables, src, tgt).await?;
     let check_time = t.elapsed();
-    line(true, format!("final check reads {rows} rows in {:.0} ms", check_time.as_secs_f64() * 1e3));
+    line(
+        true,
+        format!(
+            "final check reads {rows} rows in {:.0} ms",
+            check_time.as_secs_f64() * 1e3
+        ),
+    );
     // Catch-up: the applier commits its position at least every ~1-2 s while idle.
-    let catch_up = Duration::from_secs(ready.lag_seconds.unwrap_or(0).max(0) as u64) + Duration::from_millis(1500);
+    let catch_up = Duration::from_secs(ready.lag_seconds.unwrap_or(0).max(0) as u64)
+        + Duration::from_millis(1500);
     report.estimated_freeze = Some(catch_up + check_time + Duration::from_millis(50));
-    report.outcome = if failed { Outcome::DryRunFailed } else { Outcome::DryRunPassed };
+    report.outcome = if failed {
+        Outcome::DryRunFailed
+    } else {
+        Outcome::DryRunPassed
+    };
     Ok(())
 }

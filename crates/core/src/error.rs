@@ -10,13 +10,22 @@ pub enum Error {
     /// Bad configuration: never retried.
     Config(String),
     /// A database call failed. `what` says what dropship was doing.
-    Db { what: String, source: mysql_async::Error },
+    Db {
+        what: String,
+        source: mysql_async::Error,
+    },
     /// Something a human must fix; retrying will not help.
-    Definite { message: String, hint: String },
+    Definite {
+        message: String,
+        hint: String,
+    },
     /// Something likely to pass on retry (dropped connection, server restart).
     Transient(String),
     Relay(dropship_relay::Error),
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
     /// A mapped table's columns changed while its initial copy ran: the copy
     /// of the service restarts from a fresh position.
     SchemaChangedDuringCopy(String),
@@ -29,7 +38,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn definite(message: impl Into<String>, hint: impl Into<String>) -> Error {
-        Error::Definite { message: message.into(), hint: hint.into() }
+        Error::Definite {
+            message: message.into(),
+            hint: hint.into(),
+        }
     }
 
     pub fn db(what: impl Into<String>) -> impl FnOnce(mysql_async::Error) -> Error {
@@ -46,7 +58,10 @@ impl Error {
     pub fn server_code(&self) -> Option<u16> {
         match self {
             Error::Preflight(e) => e.server_code(),
-            Error::Db { source: mysql_async::Error::Server(e), .. } => Some(e.code),
+            Error::Db {
+                source: mysql_async::Error::Server(e),
+                ..
+            } => Some(e.code),
             _ => None,
         }
     }
@@ -65,7 +80,10 @@ impl Error {
                 _ => false,
             },
             Error::Relay(_) | Error::Io { .. } => false,
-            Error::Config(_) | Error::Definite { .. } | Error::SchemaChangedDuringCopy(_) | Error::Preflight(_) => false,
+            Error::Config(_)
+            | Error::Definite { .. }
+            | Error::SchemaChangedDuringCopy(_)
+            | Error::Preflight(_) => false,
         }
     }
 

@@ -16,10 +16,21 @@ pub struct GtidState {
 /// `uuid:gno`, `uuid:tag:gno` or `domain-server-seq`.
 pub fn gtid_to_string(g: &Gtid) -> String {
     match g {
-        Gtid::MariaDb { domain, server, seq } => format!("{domain}-{server}-{seq}"),
+        Gtid::MariaDb {
+            domain,
+            server,
+            seq,
+        } => format!("{domain}-{server}-{seq}"),
         Gtid::MySql { uuid, tag, gno } => {
             let u = uuid.iter().map(|b| format!("{b:02x}")).collect::<String>();
-            let u = format!("{}-{}-{}-{}-{}", &u[0..8], &u[8..12], &u[12..16], &u[16..20], &u[20..32]);
+            let u = format!(
+                "{}-{}-{}-{}-{}",
+                &u[0..8],
+                &u[8..12],
+                &u[12..16],
+                &u[16..20],
+                &u[20..32]
+            );
             match tag {
                 Some(t) => format!("{u}:{t}:{gno}"),
                 None => format!("{u}:{gno}"),
@@ -46,7 +57,11 @@ impl GtidState {
                 let Some(uuid) = it.next() else { continue };
                 let mut key = uuid.to_string();
                 for iv in it {
-                    if iv.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') {
+                    if iv
+                        .chars()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    {
                         key = format!("{uuid}:{iv}");
                         continue;
                     }
@@ -134,7 +149,11 @@ mod tests {
         s.apply("3e11fa47-71ca-11e1-9e33-c80aa9429562:6");
         s.apply("3e11fa47-71ca-11e1-9e33-c80aa9429562:9");
         assert_eq!(s.to_string(), "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-6:9");
-        let g = Gtid::MySql { uuid: [0x3e; 16], tag: None, gno: 7 };
+        let g = Gtid::MySql {
+            uuid: [0x3e; 16],
+            tag: None,
+            gno: 7,
+        };
         assert!(gtid_to_string(&g).ends_with(":7"));
     }
 }

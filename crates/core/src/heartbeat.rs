@@ -46,7 +46,9 @@ pub fn is_heartbeat_table(db: &str, table: &str) -> bool {
 }
 
 async fn connect(cfg: &Config) -> Result<Conn, String> {
-    let mut c = Conn::new(cfg.source.opts()).await.map_err(|e| format!("connecting to the source {}: {e}", cfg.source))?;
+    let mut c = Conn::new(cfg.source.opts())
+        .await
+        .map_err(|e| format!("connecting to the source {}: {e}", cfg.source))?;
     c.query_drop(format!(
         "CREATE DATABASE IF NOT EXISTS `{DATABASE}`; CREATE TABLE IF NOT EXISTS `{DATABASE}`.`{TABLE}` (id INT UNSIGNED NOT NULL PRIMARY KEY, ts TIMESTAMP(6) NOT NULL)"
     ))
@@ -67,7 +69,10 @@ pub async fn run(cfg: Arc<Config>, stats: Arc<ReaderStats>, mut stop: watch::Rec
                 conn = Some(connect(&cfg).await?);
             }
             match conn.as_mut() {
-                Some(c) => c.query_drop(sql.as_str()).await.map_err(|e| format!("writing the heartbeat: {e}")),
+                Some(c) => c
+                    .query_drop(sql.as_str())
+                    .await
+                    .map_err(|e| format!("writing the heartbeat: {e}")),
                 None => Ok(()),
             }
         }

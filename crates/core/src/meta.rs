@@ -18,19 +18,30 @@ mod embedded {
 
 /// Creates `_dropship` and runs pending migrations.
 pub async fn migrate(target: &crate::config::Endpoint) -> Result<()> {
-    let mut conn = Conn::new(target.opts()).await.map_err(Error::db(format!("connecting to target {target}")))?;
-    conn.query_drop("CREATE DATABASE IF NOT EXISTS `_dropship`").await.map_err(Error::db("creating database _dropship on the target"))?;
+    let mut conn = Conn::new(target.opts())
+        .await
+        .map_err(Error::db(format!("connecting to target {target}")))?;
+    conn.query_drop("CREATE DATABASE IF NOT EXISTS `_dropship`")
+        .await
+        .map_err(Error::db("creating database _dropship on the target"))?;
     let _ = conn.disconnect().await;
     let mut pool = mysql_async::Pool::new(target.opts_with_db(DB));
     let res = embedded::migrations::runner().run_async(&mut pool).await;
     let _ = pool.disconnect().await;
-    res
-        .map_err(|e| Error::definite(format!("running dropship's metadata migrations on the target: {e}"), "the target user needs CREATE, ALTER, INSERT, UPDATE, DELETE, SELECT on `_dropship`.*"))?;
+    res.map_err(|e| {
+        Error::definite(
+            format!("running dropship's metadata migrations on the target: {e}"),
+            "the target user needs CREATE, ALTER, INSERT, UPDATE, DELETE, SELECT on `_dropship`.*",
+        )
+    })?;
     Ok(())
 }
 
 /// The service's committed position, if any.
-pub async fn load_position(conn: &mut Conn, service: &str) -> Result<Option<(Position, i64, Option<String>)>> {
+pub async fn load_position(
+    conn: &mut Conn,
+    service: &str,
+) -> Result<Option<(Position, i64, Option<String>)>> {
     let row: Option<(String, u64, String, i64, Option<String>)> = conn
         .exec_first("SELECT binlog_file, binlog_pos, gtid, source_ts, ddl_pending FROM `_dropship`.`positions` WHERE service = ?", (service,))
         .await
@@ -54,9 +65,12 @@ pub fn position_sql(service: &str, pos: &Position, source_ts: u32) -> String {
 }
 
 pub async fn set_ddl_pending(conn: &mut Conn, service: &str, ddl: &str) -> Result<()> {
-    conn.exec_drop("UPDATE `_dropship`.`positions` SET ddl_pending = ? WHERE service = ?", (ddl, service))
-        .await
-        .map_err(Error::db("recording a pending DDL"))
+    conn.exec_drop(
+        "UPDATE `_dropship`.`positions` SET ddl_pending = ? WHERE service = ?",
+        (ddl, service),
+    )
+    .await
+    .map_err(Error::db("recording a pending DDL"))
 }
 
 /// Service state: `copying`, `replicating`, `paused`, `frozen`, `cut-over`, `error`.
@@ -71,7 +85,10 @@ pub async fn set_state(conn: &mut Conn, service: &str, state: &str, message: &st
 }
 
 pub async fn load_state(conn: &mut Conn, service: &str) -> Result<Option<(String, String)>> {
-    conn.exec_first("SELECT state, message FROM `_dropship`.`service_state` WHERE service = ?", (service,))
-        .await
-        .map_err(Error::db("reading the service state"))
+    conn.exec_first(
+        "SELECT state, message FROM `_dropship`.`service_state` WHERE service = ?",
+        (service,),
+    )
+    .await
+    .map_err(Error::db("reading the service state"))
 }

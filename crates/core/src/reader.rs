@@ -17,12 +17,12 @@
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::gtid_state::{gtid_to_string, GtidState};
 use crate::record::{DdlRecord, Record, RowsRecord};
 use crate::source_schema::SourceSchemas;
 use crate::stats::{now_epoch, ReaderStats};
 use dropship_mysql::binlog::Decoder;
 use dropship_mysql::flavor::Flavor;
-use crate::gtid_state::{gtid_to_string, GtidState};
 use dropship_mysql::position::Position;
 use dropship_mysql::{Event, EventHeader, RowChange, RowImage, TableMap, Value};
 use futures_util::StreamExt;
@@ -70,8 +70,16 @@ pub struct Reader<S: RecordSink> {
 
 impl<S: RecordSink> Reader<S> {
     /// `meta` is an ordinary source connection for schema lookups.
-    pub async fn new(cfg: Arc<Config>, sink: S, stats: Arc<ReaderStats>, mut meta: Conn, start: Position) -> Result<Reader<S>> {
-        let flavor = Flavor::detect(&mut meta).await.map_err(Error::db("detecting the source flavor"))?;
+    pub async fn new(
+        cfg: Arc<Config>,
+        sink: S,
+        stats: Arc<ReaderStats>,
+        mut meta: Conn,
+        start: Position,
+    ) -> Result<Reader<S>> {
+        let flavor = Flavor::detect(&mut meta)
+            .await
+            .map_err(Error::db("detecting the source flavor"))?;
         let gtid = GtidState::parse(flavor.is_mariadb(), &start.gtid);
         Ok(Reader {
             cfg,
@@ -116,7 +124,9 @@ impl<S: RecordSink> Reader<S> {
             if !first {
                 self.stats.reconnects.fetch_add(1, Relaxed);
             }
-            self.sink.append(&Record::Restart { from: self.boundary.clone() })?;
+            self.sink.append(&Record::Restart {
+                from: self.boundary.clone(),
+            })?;
             self.tx = None;
             first = false;
             match self.stream_once(stop.clone()).await {
@@ -140,16 +150,30 @@ impl<S: RecordSink> Reader<S> {
     }
 
     async fn stream_once(&mut self, mut stop: tokio::sync::watch::Receiver<bool>) -> Result<()> {
-        let mut conn = Conn::new(self.cfg.source.opts()).await.map_err(Error::db(format!("connecting to the source {}", self.cfg.source)))?;
+        let mut conn = Conn::new(self.cfg.source.opts())
+            .await
+            .map_err(Error::db(format!(
+                "connecting to the source {}",
+                self.cfg.source
+            )))?;
         if self.flavor.is_mariadb() {
-            conn.query_drop("SET @mariadb_slave_capability = 4").await.map_err(Error::db("setting @mariadb_slave_capability"))?;
+            conn.query_drop("SET @mariadb_slave_capability = 4")
+                .await
+                .map_err(Error::db("setting @mariadb_slave_capability"))?;
         }
-        conn.query_drop("SET @master_heartbeat_period = 1000000000").await.map_err(Error::db("setting the heartbeat period"))?;
+        conn.query_drop("SET @master_heartbeat_period = 1000000000")
+            .await
+            .map_err(Error::db("setting the heartbeat period"))?;
         let file = self.boundary.file.clone();
         self.requested_file = file.clone();
         self.file = file.clone();
-        let req = BinlogStreamRequest::new(self.cfg.server_id).with_filename(file.as_bytes()).with_pos(self.boundary.pos);
-        let mut stream = conn.get_binlog_stream(req).await.map_err(|e| self.stream_error(e))?;
+        let req = BinlogStreamRequest::new(self.cfg.server_id)
+            .with_filename(file.as_bytes())
+            .with_pos(self.boundary.pos);
+        let mut stream = conn
+            .get_binlog_stream(req)
+            .await
+            .map_err(|e| self.stream_error(e))?;
         let mut decoder = Decoder::new();
         let mut skip_inner = 0usize;
         let mut raw = Vec::with_capacity(1 << 16);
@@ -173,7 +197,11 @@ impl<S: RecordSink> Reader<S> {
                     self.idle_flush()?;
                     continue;
                 }
-                Ok(None) => return Err(Error::Transient("the source closed the binlog stream".into())),
+                Ok(None) => {
+                    return Err(Error::Transient(
+                        "the source closed the binlog stream".into(),
+                    ))
+                }
                 Ok(Some(Err(e))) => return Err(self.stream_error(e)),
                 Ok(Some(Ok(ev))) => ev,
             };
@@ -186,9 +214,13 @@ impl<S: RecordSink> Reader<S> {
             }
             skip_inner = 0;
             // Verify the checksum as received before re-serialising.
-            if let (Some(sum), Ok(Some(alg))) = (item.checksum(), item.footer().get_checksum_alg()) {
+            if let (Some(sum), Ok(Some(alg))) = (item.checksum(), item.footer().get_checksum_alg())
+            {
                 let calc = item.calc_checksum(alg);
-                if header.event_type_raw() != 15 && u32::from_le_bytes(sum) != calc && alg as u8 != 0 {
+                if header.event_type_raw() != 15
+                    && u32::from_le_bytes(sum) != calc
+                    && alg as u8 != 0
+                {
                     return Err(Error::definite(
                         format!("binlog event at {}:{} fails its CRC32 check (stored {:08x}, computed {calc:08x})", self.file, header.log_pos(), u32::from_le_bytes(sum)),
                         "the binlog or the network corrupted the event; check the source's binlog with mariadb-binlog/mysqlbinlog",
@@ -196,7 +228,8 @@ impl<S: RecordSink> Reader<S> {
                 }
             }
             raw.clear();
-            item.write(mysql_async::binlog::BinlogVersion::Version4, &mut raw).map_err(|e| Error::definite(format!("re-encoding a binlog event: {e}"), ""))?;
+            item.write(mysql_async::binlog::BinlogVersion::Version4, &mut raw)
+                .map_err(|e| Error::definite(format!("re-encoding a binlog event: {e}"), ""))?;
             let _ = BinlogEventFooter::BINLOG_CHECKSUM_LEN;
             self.stats.events.fetch_add(1, Relaxed);
             self.stats.bytes.fetch_add(raw.len() as u64, Relaxed);
@@ -226,7 +259,10 @@ impl<S: RecordSink> Reader<S> {
                 );
             }
         }
-        Error::Db { what: format!("reading the binlog from {}", self.boundary), source: e }
+        Error::Db {
+            what: format!("reading the binlog from {}", self.boundary),
+            source: e,
+        }
     }
 
     fn idle_flush(&mut self) -> Result<()> {
@@ -237,9 +273,15 @@ impl<S: RecordSink> Reader<S> {
         }
         // With a heartbeat, progress comes from heartbeat transactions stamped
         // with their source commit time; the reader's clock is not evidence.
-        if !self.cfg.heartbeat && self.tx.is_none() && self.last_progress.elapsed() >= Duration::from_secs(1) {
+        if !self.cfg.heartbeat
+            && self.tx.is_none()
+            && self.last_progress.elapsed() >= Duration::from_secs(1)
+        {
             self.stats.last_source_ts.store(now_epoch(), Relaxed);
-            self.sink.append(&Record::Progress { pos: self.boundary.clone(), ts: now_epoch() as u32 })?;
+            self.sink.append(&Record::Progress {
+                pos: self.boundary.clone(),
+                ts: now_epoch() as u32,
+            })?;
             self.sink.flush()?;
             self.last_progress = Instant::now();
         }
@@ -247,29 +289,57 @@ impl<S: RecordSink> Reader<S> {
     }
 
     fn begin(&mut self) -> Result<()> {
-        let Some(tx) = self.tx.as_mut() else { return Ok(()) };
+        let Some(tx) = self.tx.as_mut() else {
+            return Ok(());
+        };
         if !tx.begun {
             tx.begun = true;
-            let rec = Record::Begin { gtid: tx.gtid.clone(), ts: tx.ts, start: tx.start.clone() };
+            let rec = Record::Begin {
+                gtid: tx.gtid.clone(),
+                ts: tx.ts,
+                start: tx.start.clone(),
+            };
             self.sink.append(&rec)?;
         }
         Ok(())
     }
 
     fn open_tx(&mut self, gtid: String, ts: u32, explicit: bool) {
-        self.tx = Some(Tx { gtid, ts, begun: false, explicit, start: self.boundary.clone(), heartbeat: false });
+        self.tx = Some(Tx {
+            gtid,
+            ts,
+            begun: false,
+            explicit,
+            start: self.boundary.clone(),
+            heartbeat: false,
+        });
     }
 
     fn commit(&mut self, h: &EventHeader, outer_next: u64) -> Result<()> {
-        let next = if h.next_pos != 0 { h.next_pos } else { outer_next };
-        let Some(tx) = self.tx.take() else { return Ok(()) };
+        let next = if h.next_pos != 0 {
+            h.next_pos
+        } else {
+            outer_next
+        };
+        let Some(tx) = self.tx.take() else {
+            return Ok(());
+        };
         if !tx.gtid.is_empty() {
             self.gtid.apply(&tx.gtid);
         }
-        let pos = Position { file: self.file.clone(), pos: next, gtid: self.gtid.to_string() };
-        self.stats.last_source_ts.store(i64::from(h.timestamp), Relaxed);
+        let pos = Position {
+            file: self.file.clone(),
+            pos: next,
+            gtid: self.gtid.to_string(),
+        };
+        self.stats
+            .last_source_ts
+            .store(i64::from(h.timestamp), Relaxed);
         if tx.begun {
-            self.sink.append(&Record::Commit { pos: pos.clone(), ts: h.timestamp })?;
+            self.sink.append(&Record::Commit {
+                pos: pos.clone(),
+                ts: h.timestamp,
+            })?;
             self.dirty = true;
             if self.last_flush.elapsed() >= Duration::from_millis(2) {
                 self.sink.flush()?;
@@ -285,7 +355,10 @@ impl<S: RecordSink> Reader<S> {
             self.stats.heartbeats_read.fetch_add(1, Relaxed);
         }
         if (tx.heartbeat && !tx.begun) || self.last_progress.elapsed() >= Duration::from_secs(1) {
-            self.sink.append(&Record::Progress { pos: self.boundary.clone(), ts: h.timestamp })?;
+            self.sink.append(&Record::Progress {
+                pos: self.boundary.clone(),
+                ts: h.timestamp,
+            })?;
             self.dirty = true;
             self.last_progress = Instant::now();
         }
@@ -295,7 +368,9 @@ impl<S: RecordSink> Reader<S> {
     async fn handle(&mut self, h: EventHeader, e: Event, outer_next: u64) -> Result<()> {
         match e {
             Event::Rotate { file, position } => {
-                let name = if file.len() == self.requested_file.len() + 4 && file.starts_with(&self.requested_file) {
+                let name = if file.len() == self.requested_file.len() + 4
+                    && file.starts_with(&self.requested_file)
+                {
                     // mysql_async issue 189: MariaDB's first rotate keeps 4 checksum bytes.
                     self.requested_file.clone()
                 } else {
@@ -303,7 +378,11 @@ impl<S: RecordSink> Reader<S> {
                 };
                 self.file = name.clone();
                 if self.tx.is_none() && !h.artificial {
-                    self.boundary = Position { file: name, pos: position, gtid: self.gtid.to_string() };
+                    self.boundary = Position {
+                        file: name,
+                        pos: position,
+                        gtid: self.gtid.to_string(),
+                    };
                 }
             }
             Event::Gtid { gtid, .. } => {
@@ -324,7 +403,9 @@ impl<S: RecordSink> Reader<S> {
                 return Err(Error::definite(format!("the source wrote an INCIDENT event ({code}: {message}) at {}:{}: events may be missing from its binlog", self.file, h.offset), "verify the affected services with `dropship verify` and recopy them if they differ"));
             }
             Event::TableMap(_) | Event::RowsQuery(_) | Event::Ignored { .. } => {}
-            Event::FormatDescription { .. } | Event::BinlogCheckpoint(_) | Event::Stop => self.advance_outside_tx(&h),
+            Event::FormatDescription { .. } | Event::BinlogCheckpoint(_) | Event::Stop => {
+                self.advance_outside_tx(&h)
+            }
             Event::Heartbeat => {}
         }
         Ok(())
@@ -340,7 +421,11 @@ impl<S: RecordSink> Reader<S> {
                 let db = db.unwrap_or_else(|| database.to_string());
                 self.mapped(&db, &t)
             }
-            None => self.cfg.services.iter().any(|s| s.source_databases().iter().any(|d| d == database)),
+            None => self
+                .cfg
+                .services
+                .iter()
+                .any(|s| s.source_databases().iter().any(|d| d == database)),
         }
     }
 
@@ -348,7 +433,12 @@ impl<S: RecordSink> Reader<S> {
     /// checkpoint) move the resumable position past them, so an idle source's
     /// end position is reachable.
     fn advance_outside_tx(&mut self, h: &EventHeader) {
-        if self.tx.is_none() && h.next_pos > 0 && !h.artificial && h.next_pos > self.boundary.pos && self.file == self.boundary.file {
+        if self.tx.is_none()
+            && h.next_pos > 0
+            && !h.artificial
+            && h.next_pos > self.boundary.pos
+            && self.file == self.boundary.file
+        {
             self.boundary.pos = h.next_pos;
             if let Ok(mut p) = self.stats.position.lock() {
                 *p = self.boundary.to_string();
@@ -356,7 +446,13 @@ impl<S: RecordSink> Reader<S> {
         }
     }
 
-    async fn query(&mut self, h: EventHeader, database: String, sql: Vec<u8>, outer_next: u64) -> Result<()> {
+    async fn query(
+        &mut self,
+        h: EventHeader,
+        database: String,
+        sql: Vec<u8>,
+        outer_next: u64,
+    ) -> Result<()> {
         let text = String::from_utf8_lossy(&sql).into_owned();
         let trimmed = text.trim();
         if trimmed.eq_ignore_ascii_case("BEGIN") || trimmed.eq_ignore_ascii_case("XA START") {
@@ -377,14 +473,25 @@ impl<S: RecordSink> Reader<S> {
             self.open_tx(String::new(), h.timestamp, false);
         }
         if let Some(ddl) = dropship_mysql::ddl::parse(trimmed) {
-            let tables: Vec<(String, String)> = ddl.tables.iter().map(|(d, t)| (d.clone().unwrap_or_else(|| database.clone()), t.clone())).collect();
+            let tables: Vec<(String, String)> = ddl
+                .tables
+                .iter()
+                .map(|(d, t)| (d.clone().unwrap_or_else(|| database.clone()), t.clone()))
+                .collect();
             for (d, t) in &tables {
                 self.schemas.invalidate(d, t);
                 self.owners.remove(&(d.clone(), t.clone()));
             }
-            if tables.iter().any(|(d, t)| self.cfg.services.iter().any(|s| s.claims(d, t))) {
+            if tables
+                .iter()
+                .any(|(d, t)| self.cfg.services.iter().any(|s| s.claims(d, t)))
+            {
                 self.begin()?;
-                self.sink.append(&Record::Ddl(DdlRecord { database: database.clone(), sql: text.clone(), tables }))?;
+                self.sink.append(&Record::Ddl(DdlRecord {
+                    database: database.clone(),
+                    sql: text.clone(),
+                    tables,
+                }))?;
                 info!(database = %database, ddl = %text, "schema change on a mapped table");
             }
         } else if is_dml(trimmed) && self.dml_touches_mapped(trimmed, &database) {
@@ -414,7 +521,8 @@ impl<S: RecordSink> Reader<S> {
         if self.tx.is_none() {
             self.open_tx(String::new(), 0, false);
         }
-        let names_from_map: Option<Vec<String>> = table.columns.iter().map(|c| c.name.clone()).collect();
+        let names_from_map: Option<Vec<String>> =
+            table.columns.iter().map(|c| c.name.clone()).collect();
         let schema = self.schemas.get(&table.database, &table.table).await?;
         let columns = match (&names_from_map, &schema) {
             (Some(n), _) => n.clone(),
@@ -433,10 +541,15 @@ impl<S: RecordSink> Reader<S> {
         // them); the stored value is always n bytes, and keys must match it.
         if let Some(s) = &schema {
             for (i, name) in columns.iter().enumerate() {
-                let Some(sc) = s.columns.iter().find(|x| &x.name == name) else { continue };
+                let Some(sc) = s.columns.iter().find(|x| &x.name == name) else {
+                    continue;
+                };
                 if let Some(width) = sc.binary_width() {
                     for ch in changes.iter_mut() {
-                        for img in [ch.before.as_mut(), ch.after.as_mut()].into_iter().flatten() {
+                        for img in [ch.before.as_mut(), ch.after.as_mut()]
+                            .into_iter()
+                            .flatten()
+                        {
                             if let Some(Value::Bytes(b)) = img.values.get_mut(i) {
                                 if b.len() < width {
                                     b.resize(width, 0);
@@ -456,7 +569,10 @@ impl<S: RecordSink> Reader<S> {
                         if sc.unsigned {
                             if let Some(w) = sc.int_width() {
                                 for ch in changes.iter_mut() {
-                                    for img in [ch.before.as_mut(), ch.after.as_mut()].into_iter().flatten() {
+                                    for img in [ch.before.as_mut(), ch.after.as_mut()]
+                                        .into_iter()
+                                        .flatten()
+                                    {
                                         fix_unsigned(img, i, w);
                                     }
                                 }
@@ -467,7 +583,12 @@ impl<S: RecordSink> Reader<S> {
             }
         }
         self.begin()?;
-        let rec = Record::Rows(RowsRecord { database: table.database.clone(), table: table.table.clone(), columns, changes });
+        let rec = Record::Rows(RowsRecord {
+            database: table.database.clone(),
+            table: table.table.clone(),
+            columns,
+            changes,
+        });
         self.sink.append(&rec)?;
         Ok(())
     }
@@ -482,8 +603,15 @@ fn fix_unsigned(img: &mut RowImage, i: usize, width: u8) {
 }
 
 fn is_dml(sql: &str) -> bool {
-    let first = sql.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
-    matches!(first.as_str(), "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "LOAD")
+    let first = sql
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    matches!(
+        first.as_str(),
+        "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "LOAD"
+    )
 }
 
 fn truncate(s: &str, n: usize) -> String {

@@ -18,13 +18,25 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Record {
-    Restart { from: Position },
+    Restart {
+        from: Position,
+    },
     /// `start` is the position just before the transaction (the previous boundary).
-    Begin { gtid: String, ts: u32, start: Position },
+    Begin {
+        gtid: String,
+        ts: u32,
+        start: Position,
+    },
     Rows(RowsRecord),
     Ddl(DdlRecord),
-    Commit { pos: Position, ts: u32 },
-    Progress { pos: Position, ts: u32 },
+    Commit {
+        pos: Position,
+        ts: u32,
+    },
+    Progress {
+        pos: Position,
+        ts: u32,
+    },
 }
 
 /// Changed rows of one table, with the column names of the images.
@@ -52,7 +64,8 @@ impl Record {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Record, String> {
-        postcard::from_bytes(bytes).map_err(|e| format!("undecodable relay record ({} bytes): {e}", bytes.len()))
+        postcard::from_bytes(bytes)
+            .map_err(|e| format!("undecodable relay record ({} bytes): {e}", bytes.len()))
     }
 }
 
@@ -70,7 +83,10 @@ mod tests {
             changes: vec![RowChange {
                 kind: RowKind::Insert,
                 before: None,
-                after: Some(RowImage { values: vec![Value::UInt(7), Value::Bytes(vec![0, 255])], missing: vec![] }),
+                after: Some(RowImage {
+                    values: vec![Value::UInt(7), Value::Bytes(vec![0, 255])],
+                    missing: vec![],
+                }),
             }],
         });
         assert_eq!(Record::decode(&r.encode()).unwrap(), r);

@@ -23,7 +23,9 @@ pub fn covered(relay: &RelayLog, oldest: &Position) -> Result<Option<Position>> 
     let mut from: Option<Position> = None;
     let mut end: Option<Position> = None;
     while let Some((_, bytes)) = reader.next()? {
-        let Ok(rec) = Record::decode(&bytes) else { return Ok(None) };
+        let Ok(rec) = Record::decode(&bytes) else {
+            return Ok(None);
+        };
         match rec {
             Record::Restart { from: p } | Record::Begin { start: p, .. } => {
                 if from.is_none() {

@@ -51,22 +51,48 @@ impl RecordSink for RelaySink {
     }
 }
 
-pub async fn run(cfg: Arc<Config>, opts: Options, control: Arc<Control>, stop: watch::Receiver<bool>) -> Result<()> {
+pub async fn run(
+    cfg: Arc<Config>,
+    opts: Options,
+    control: Arc<Control>,
+    stop: watch::Receiver<bool>,
+) -> Result<()> {
     for name in &opts.services {
         if cfg.service(name).is_none() {
-            return Err(Error::Config(format!("--service {name}: no such service in {}; defined: {}", cfg.file, cfg.services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "))));
+            return Err(Error::Config(format!(
+                "--service {name}: no such service in {}; defined: {}",
+                cfg.file,
+                cfg.services
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
         }
     }
-    let selected: Vec<_> = cfg.services.iter().filter(|s| opts.services.is_empty() || opts.services.contains(&s.name)).cloned().collect();
+    let selected: Vec<_> = cfg
+        .services
+        .iter()
+        .filter(|s| opts.services.is_empty() || opts.services.contains(&s.name))
+        .cloned()
+        .collect();
 
-    let (src, starts, oldest) = setup(&cfg, &selected, &opts).await.map_err(Error::preflight)?;
+    let (src, starts, oldest) = setup(&cfg, &selected, &opts)
+        .await
+        .map_err(Error::preflight)?;
 
     // Relay log: reuse if it covers every service, else start over at `oldest`.
-    std::fs::create_dir_all(&cfg.state_dir).map_err(Error::io(format!("creating the state dir {}", cfg.state_dir.display())))?;
+    std::fs::create_dir_all(&cfg.state_dir).map_err(Error::io(format!(
+        "creating the state dir {}",
+        cfg.state_dir.display()
+    )))?;
     // Flushes reach the OS at once (readers see them, a kill -9 keeps them);
     // fsync happens once a second in the reader: a machine crash can lose
     // the last second of relay log, which the source still has.
-    let relay_opts = RelayOptions { sync: SyncPolicy::Manual, ..RelayOptions::default() };
+    let relay_opts = RelayOptions {
+        sync: SyncPolicy::Manual,
+        ..RelayOptions::default()
+    };
     let mut relay = RelayLog::open(cfg.state_dir.join("relay"), relay_opts)?;
     let reader_start = match relay_state::covered(&relay, &oldest)? {
         Some(end) => {
@@ -86,7 +112,17 @@ pub async fn run(cfg: Arc<Config>, opts: Options, control: Arc<Control>, stop: w
     }
 
     let reader_stats = control.reader.clone();
-    let mut reader = Reader::new(cfg.clone(), RelaySink { log: relay, last_sync: std::time::Instant::now() }, reader_stats, src, reader_start).await?;
+    let mut reader = Reader::new(
+        cfg.clone(),
+        RelaySink {
+            log: relay,
+            last_sync: std::time::Instant::now(),
+        },
+        reader_stats,
+        src,
+        reader_start,
+    )
+    .await?;
     let reader_stop = stop.clone();
     let mut reader_task = tokio::spawn(async move {
         let r = reader.run(reader_stop).await;
@@ -98,15 +134,31 @@ pub async fn run(cfg: Arc<Config>, opts: Options, control: Arc<Control>, stop: w
 
     // Operations helpers: the heartbeat row and the throttle checks.
     if cfg.heartbeat {
-        tokio::spawn(crate::heartbeat::run(cfg.clone(), control.reader.clone(), stop.clone()));
+        tokio::spawn(crate::heartbeat::run(
+            cfg.clone(),
+            control.reader.clone(),
+            stop.clone(),
+        ));
     }
-    tokio::spawn(crate::throttle::run(cfg.clone(), control.clone(), starts.iter().map(|(s, _, _)| s.name.clone()).collect(), stop.clone()));
+    tokio::spawn(crate::throttle::run(
+        cfg.clone(),
+        control.clone(),
+        starts.iter().map(|(s, _, _)| s.name.clone()).collect(),
+        stop.clone(),
+    ));
 
     // One controller per service; they stop on `stop` or when the reader dies.
     let (svc_stop_tx, svc_stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     for (svc, tables, _) in starts {
-        let ctx = service::Ctx { cfg: cfg.clone(), svc: Arc::new(svc.clone()), tables, relay: handle.clone(), stats: control.service(&svc.name), control: control.clone() };
+        let ctx = service::Ctx {
+            cfg: cfg.clone(),
+            svc: Arc::new(svc.clone()),
+            tables,
+            relay: handle.clone(),
+            stats: control.service(&svc.name),
+            control: control.clone(),
+        };
         let stop = svc_stop_rx.clone();
         let stats = ctx.stats.clone();
         let name = svc.name.clone();
@@ -146,14 +198,34 @@ pub async fn run(cfg: Arc<Config>, opts: Options, control: Arc<Control>, stop: w
     tracing::debug!("stopping: reader stopped");
     match reader_result {
         Ok(r) => r,
-        Err(e) => Err(Error::definite(format!("binlog reader task failed: {e}"), "")),
+        Err(e) => Err(Error::definite(
+            format!("binlog reader task failed: {e}"),
+            "",
+        )),
     }
 }
 
 /// Everything before streaming: source checks, table validation, target
 /// metadata and start positions. Any failure here is a preflight failure.
-async fn setup(cfg: &Arc<Config>, selected: &[crate::config::ServiceConfig], opts: &Options) -> Result<(Conn, Vec<(crate::config::ServiceConfig, Vec<Arc<dropship_mysql::schema::TableSchema>>, Position)>, Position)> {
-    let mut src = Conn::new(cfg.source.opts()).await.map_err(Error::db(format!("connecting to the source {}", cfg.source)))?;
+async fn setup(
+    cfg: &Arc<Config>,
+    selected: &[crate::config::ServiceConfig],
+    opts: &Options,
+) -> Result<(
+    Conn,
+    Vec<(
+        crate::config::ServiceConfig,
+        Vec<Arc<dropship_mysql::schema::TableSchema>>,
+        Position,
+    )>,
+    Position,
+)> {
+    let mut src = Conn::new(cfg.source.opts())
+        .await
+        .map_err(Error::db(format!(
+            "connecting to the source {}",
+            cfg.source
+        )))?;
     check::require_source_ready(&mut src).await?;
 
     // Validate every service's tables on the source before writing anything
@@ -165,11 +237,14 @@ async fn setup(cfg: &Arc<Config>, selected: &[crate::config::ServiceConfig], opt
     let mut starts = Vec::new();
     for svc in selected {
         meta::migrate(&svc.target).await?;
-        let mut tgt = Conn::new(svc.target.opts_with_db(meta::DB)).await.map_err(Error::db(format!("connecting to target {}", svc.target)))?;
+        let mut tgt = Conn::new(svc.target.opts_with_db(meta::DB))
+            .await
+            .map_err(Error::db(format!("connecting to target {}", svc.target)))?;
         let (tables, pos) = match meta::load_position(&mut tgt, &svc.name).await? {
             Some((p, _, _)) => (copy::resolve_tables(cfg, svc, &mut src).await?, p),
             None => {
-                let (tables, p0) = copy::start(cfg, svc, &mut src, &mut tgt, opts.truncate_existing).await?;
+                let (tables, p0) =
+                    copy::start(cfg, svc, &mut src, &mut tgt, opts.truncate_existing).await?;
                 service::record_copy_start(&mut tgt, &svc.name, &p0).await?;
                 info!(service = %svc.name, position = %p0, tables = tables.len(), "new service: copy starts; changes from this position are kept");
                 (tables, p0)
@@ -178,7 +253,11 @@ async fn setup(cfg: &Arc<Config>, selected: &[crate::config::ServiceConfig], opt
         let _ = tgt.disconnect().await;
         starts.push((svc.clone(), tables, pos));
     }
-    let oldest: Position = starts.iter().map(|(_, _, p)| p.clone()).min().ok_or_else(|| Error::Config("no service selected".into()))?;
+    let oldest: Position = starts
+        .iter()
+        .map(|(_, _, p)| p.clone())
+        .min()
+        .ok_or_else(|| Error::Config("no service selected".into()))?;
 
     Ok((src, starts, oldest))
 }

@@ -47,7 +47,9 @@ pub async fn record_copy_start(tgt: &mut Conn, service: &str, p0: &Position) -> 
         dropship_mysql::sql::string_literal(&p0.gtid),
         dropship_mysql::sql::string_literal(service),
     );
-    tgt.query_drop(text).await.map_err(Error::db("recording the copy start"))?;
+    tgt.query_drop(text)
+        .await
+        .map_err(Error::db("recording the copy start"))?;
     meta::set_state(tgt, service, "copying", "").await
 }
 
@@ -84,7 +86,10 @@ impl RecordSource for RelaySource {
 
 async fn copy_end(tgt: &mut Conn, service: &str) -> Result<Option<Position>> {
     let row: Option<(Option<String>, Option<u64>)> = tgt
-        .exec_first("SELECT end_file, end_pos FROM `_dropship`.`copy_state` WHERE service = ?", (service,))
+        .exec_first(
+            "SELECT end_file, end_pos FROM `_dropship`.`copy_state` WHERE service = ?",
+            (service,),
+        )
         .await
         .map_err(Error::db("reading the copy state"))?;
     Ok(match row {
@@ -108,7 +113,8 @@ pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) -> Result<()> {
         }
         // Paused by the control endpoint or by a definite error: wait.
         if ctx.control.is_paused(&name) {
-            ctx.stats.set_state(if gave_up { "error" } else { "paused" });
+            ctx.stats
+                .set_state(if gave_up { "error" } else { "paused" });
             let mut rx = ctx.control.pause_watch(&name);
             tokio::select! {
                 _ = rx.wait_for(|p| !*p) => {}
@@ -179,7 +185,9 @@ pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) -> Result<()> {
                 ctx.stats.set_error(&format!("{msg} (hint: {hint})"));
                 ctx.stats.set_state("paused");
                 if let Ok(mut c) = Conn::new(ctx.svc.target.opts_with_db(meta::DB)).await {
-                    let _ = meta::set_state(&mut c, &name, "paused", &format!("{msg}\nhint: {hint}")).await;
+                    let _ =
+                        meta::set_state(&mut c, &name, "paused", &format!("{msg}\nhint: {hint}"))
+                            .await;
                     let _ = c.disconnect().await;
                 }
                 ctx.control.set_paused(&name, true);
@@ -195,25 +203,47 @@ pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) -> Result<()> {
 
 /// Changes whenever the service gets work done (a batch or a copy chunk).
 fn progress_mark(stats: &ServiceStats) -> (u64, u64, String) {
-    (stats.batches.load(Relaxed), stats.rows_copied.load(Relaxed), stats.position())
+    (
+        stats.batches.load(Relaxed),
+        stats.rows_copied.load(Relaxed),
+        stats.position(),
+    )
 }
 
 fn scrub(ctx: &Ctx, msg: &str) -> String {
     let mut m = msg.to_string();
-    for s in [ctx.svc.target.secret(), ctx.cfg.source.secret()].into_iter().flatten() {
+    for s in [ctx.svc.target.secret(), ctx.cfg.source.secret()]
+        .into_iter()
+        .flatten()
+    {
         m = crate::config::scrub(&m, s);
     }
     m
 }
 
-async fn attempt(ctx: &Ctx, stop: &watch::Receiver<bool>, start_id: u64, skip_ids: &[u64]) -> Result<(Stop, u64)> {
+async fn attempt(
+    ctx: &Ctx,
+    stop: &watch::Receiver<bool>,
+    start_id: u64,
+    skip_ids: &[u64],
+) -> Result<(Stop, u64)> {
     let name = &ctx.svc.name;
-    let mut tgt = Conn::new(ctx.svc.target.opts_with_db(meta::DB)).await.map_err(Error::db(format!("connecting to target {}", ctx.svc.target)))?;
-    let state = meta::load_state(&mut tgt, name).await?.map(|s| s.0).unwrap_or_default();
+    let mut tgt = Conn::new(ctx.svc.target.opts_with_db(meta::DB))
+        .await
+        .map_err(Error::db(format!(
+            "connecting to target {}",
+            ctx.svc.target
+        )))?;
+    let state = meta::load_state(&mut tgt, name)
+        .await?
+        .map(|s| s.0)
+        .unwrap_or_default();
     if state != "copying" {
         // Rows copied by earlier runs, so status shows the service's total.
         let copied: Option<Option<u64>> = tgt.exec_first("SELECT CAST(IFNULL(SUM(rows_copied), 0) AS UNSIGNED) FROM `_dropship`.`copy_chunks` WHERE service = ?", (name,)).await.ok();
-        ctx.stats.rows_copied.store(copied.flatten().unwrap_or(0), Relaxed);
+        ctx.stats
+            .rows_copied
+            .store(copied.flatten().unwrap_or(0), Relaxed);
     }
     if state == "copying" {
         ctx.stats.set_state("copying");
@@ -223,11 +253,14 @@ async fn attempt(ctx: &Ctx, stop: &watch::Receiver<bool>, start_id: u64, skip_id
                 Ok(end) => break end,
                 Err(Error::SchemaChangedDuringCopy(msg)) => {
                     warn!(service = %name, reason = %msg, "copy restarts from a fresh position; nothing is lost");
-                    let mut src = Conn::new(ctx.cfg.source.opts()).await.map_err(Error::db("connecting to the source"))?;
+                    let mut src = Conn::new(ctx.cfg.source.opts())
+                        .await
+                        .map_err(Error::db("connecting to the source"))?;
                     copy::drop_target_tables(&ctx.svc, &tables, &mut tgt).await?;
                     let current = copy::resolve_tables(&ctx.cfg, &ctx.svc, &mut src).await?;
                     copy::drop_target_tables(&ctx.svc, &current, &mut tgt).await?;
-                    let (fresh, p0) = copy::start(&ctx.cfg, &ctx.svc, &mut src, &mut tgt, false).await?;
+                    let (fresh, p0) =
+                        copy::start(&ctx.cfg, &ctx.svc, &mut src, &mut tgt, false).await?;
                     tables = fresh;
                     record_copy_start(&mut tgt, name, &p0).await?;
                     ctx.stats.rows_copied.store(0, Relaxed);
@@ -236,9 +269,12 @@ async fn attempt(ctx: &Ctx, stop: &watch::Receiver<bool>, start_id: u64, skip_id
                 Err(e) => return Err(e),
             }
         };
-        tgt.exec_drop("UPDATE `_dropship`.`copy_state` SET end_file = ?, end_pos = ? WHERE service = ?", (&end.file, end.pos, name))
-            .await
-            .map_err(Error::db("recording the copy end"))?;
+        tgt.exec_drop(
+            "UPDATE `_dropship`.`copy_state` SET end_file = ?, end_pos = ? WHERE service = ?",
+            (&end.file, end.pos, name),
+        )
+        .await
+        .map_err(Error::db("recording the copy end"))?;
         meta::set_state(&mut tgt, name, "replicating", "").await?;
         info!(service = %name, rows = ctx.stats.rows_copied.load(Relaxed), until = %end, "copy finished; replaying changes made during the copy");
     } else if state != "cut-over" {
@@ -256,7 +292,10 @@ async fn attempt(ctx: &Ctx, stop: &watch::Receiver<bool>, start_id: u64, skip_id
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
             let last = ctx.relay.last_id();
-            let state = meta::load_state(&mut tgt, name).await?.map(|s| s.0).unwrap_or_default();
+            let state = meta::load_state(&mut tgt, name)
+                .await?
+                .map(|s| s.0)
+                .unwrap_or_default();
             if state != "cut-over" {
                 info!(service = %name, state = %state, "service is no longer cut over; replication resumes from its position");
                 return Ok((Stop::Requested, 0));
@@ -288,7 +327,10 @@ async fn attempt(ctx: &Ctx, stop: &watch::Receiver<bool>, start_id: u64, skip_id
     ctx.stats.set_state("replicating");
     ctx.stats.set_error("");
     let reader = ctx.relay.reader(start_id)?;
-    let mut src = RelaySource { reader, peeked: None };
+    let mut src = RelaySource {
+        reader,
+        peeked: None,
+    };
     // Stop also when paused through the control endpoint.
     let (tx, rx) = watch::channel(false);
     let mut outer = stop.clone();

@@ -15,7 +15,10 @@ pub struct SourceSchemas {
 
 impl SourceSchemas {
     pub fn new(conn: Conn) -> SourceSchemas {
-        SourceSchemas { conn, cache: HashMap::new() }
+        SourceSchemas {
+            conn,
+            cache: HashMap::new(),
+        }
     }
 
     pub async fn get(&mut self, db: &str, table: &str) -> Result<Option<Arc<TableSchema>>> {
@@ -25,7 +28,9 @@ impl SourceSchemas {
         }
         let s = schema::load_table(&mut self.conn, db, table)
             .await
-            .map_err(Error::db(format!("reading the definition of {db}.{table} on the source")))?
+            .map_err(Error::db(format!(
+                "reading the definition of {db}.{table} on the source"
+            )))?
             .map(Arc::new);
         self.cache.insert(key, s.clone());
         Ok(s)

@@ -75,7 +75,10 @@ impl ServiceStats {
         }
     }
     pub fn last_error(&self) -> String {
-        self.last_error.lock().map(|g| g.clone()).unwrap_or_default()
+        self.last_error
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default()
     }
     pub fn set_position(&self, p: &str) {
         if let Ok(mut g) = self.position.lock() {
@@ -86,14 +89,19 @@ impl ServiceStats {
         self.position.lock().map(|g| g.clone()).unwrap_or_default()
     }
     pub fn rows_applied(&self) -> u64 {
-        self.rows_inserted.load(Relaxed) + self.rows_updated.load(Relaxed) + self.rows_deleted.load(Relaxed)
+        self.rows_inserted.load(Relaxed)
+            + self.rows_updated.load(Relaxed)
+            + self.rows_deleted.load(Relaxed)
     }
 
     /// Records one committed batch of `rows` rows.
     pub fn observe_batch(&self, rows: u64) {
         self.batches.fetch_add(1, Relaxed);
         self.batch_rows_total.fetch_add(rows, Relaxed);
-        let i = BATCH_BUCKETS.iter().position(|&b| rows <= b).unwrap_or(BATCH_BUCKETS.len());
+        let i = BATCH_BUCKETS
+            .iter()
+            .position(|&b| rows <= b)
+            .unwrap_or(BATCH_BUCKETS.len());
         self.batch_buckets[i].fetch_add(1, Relaxed);
     }
 
@@ -106,11 +114,17 @@ impl ServiceStats {
     }
 
     pub fn errors_by_kind(&self) -> BTreeMap<&'static str, u64> {
-        self.errors_by_kind.lock().map(|g| g.clone()).unwrap_or_default()
+        self.errors_by_kind
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default()
     }
 
     pub fn throttle_reason(&self) -> String {
-        self.throttle_reason.lock().map(|g| g.clone()).unwrap_or_default()
+        self.throttle_reason
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default()
     }
 
     pub fn is_throttled(&self) -> bool {
@@ -148,7 +162,10 @@ impl ReaderStats {
         }
     }
     pub fn errors_by_kind(&self) -> BTreeMap<&'static str, u64> {
-        self.errors_by_kind.lock().map(|g| g.clone()).unwrap_or_default()
+        self.errors_by_kind
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -173,7 +190,10 @@ pub fn error_kind(e: &Error) -> &'static str {
 }
 
 pub fn now_epoch() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -189,7 +209,10 @@ mod tests {
         let b: Vec<u64> = s.batch_buckets.iter().map(|x| x.load(Relaxed)).collect();
         assert_eq!(b, vec![1, 2, 0, 0, 1, 1, 0, 1]);
         assert_eq!(s.batches.load(Relaxed), 6);
-        assert_eq!(s.batch_rows_total.load(Relaxed), 1 + 2 + 10 + 5000 + 5001 + 1_000_000);
+        assert_eq!(
+            s.batch_rows_total.load(Relaxed),
+            1 + 2 + 10 + 5000 + 5001 + 1_000_000
+        );
     }
 
     #[test]

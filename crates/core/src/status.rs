@@ -24,13 +24,30 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// GETs `path` from the control endpoint.
 pub async fn http_get(listen: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(listen)).await.map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {listen}\r\nConnection: close\r\n\r\n").as_bytes()).await?;
+    let mut s = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::net::TcpStream::connect(listen),
+    )
+    .await
+    .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {listen}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await?;
     let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await.map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "read timed out"))??;
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "read timed out"))??;
     let text = String::from_utf8_lossy(&buf).into_owned();
-    let code = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
+    let code = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default();
     Ok((code, body))
 }
 
@@ -60,14 +77,21 @@ pub async fn gather(cfg: &Config) -> Report {
                     last_error: s["last_error"].as_str().unwrap_or_default().into(),
                 })
                 .collect();
-            return Report { running: true, services, unreachable: vec![] };
+            return Report {
+                running: true,
+                services,
+                unreachable: vec![],
+            };
         }
     }
     let mut services = Vec::new();
     let mut unreachable = Vec::new();
     let source_position = match Conn::new(cfg.source.opts()).await {
         Ok(mut c) => {
-            let p = crate::copy::source_position(&mut c).await.map(|p| p.to_string()).unwrap_or_default();
+            let p = crate::copy::source_position(&mut c)
+                .await
+                .map(|p| p.to_string())
+                .unwrap_or_default();
             let _ = c.disconnect().await;
             p
         }
@@ -112,11 +136,16 @@ pub async fn gather(cfg: &Config) -> Report {
             }
             Err(e) => {
                 st.state = "unknown".into();
-                st.last_error = crate::config::scrub(&e.to_string(), svc.target.secret().unwrap_or(""));
+                st.last_error =
+                    crate::config::scrub(&e.to_string(), svc.target.secret().unwrap_or(""));
                 unreachable.push(svc.name.clone());
             }
         }
         services.push(st);
     }
-    Report { running: false, services, unreachable }
+    Report {
+        running: false,
+        services,
+        unreachable,
+    }
 }

@@ -57,7 +57,8 @@ pub fn seconds_behind(row: &Row) -> Option<i64> {
     let cols = row.columns_ref();
     let i = cols.iter().position(|c| {
         let n = c.name_str();
-        n.eq_ignore_ascii_case("Seconds_Behind_Master") || n.eq_ignore_ascii_case("Seconds_Behind_Source")
+        n.eq_ignore_ascii_case("Seconds_Behind_Master")
+            || n.eq_ignore_ascii_case("Seconds_Behind_Source")
     })?;
     match row.as_ref(i)? {
         Value::Int(x) => Some(*x),
@@ -85,12 +86,23 @@ impl Warner {
     }
 }
 
-async fn source_says_throttle(cfg: &Config, conn: &mut Option<Conn>, query: &str, w: &mut Warner) -> bool {
+async fn source_says_throttle(
+    cfg: &Config,
+    conn: &mut Option<Conn>,
+    query: &str,
+    w: &mut Warner,
+) -> bool {
     if conn.is_none() {
         match Conn::new(cfg.source.opts()).await {
             Ok(c) => *conn = Some(c),
             Err(e) => {
-                w.warn("throttle_query", crate::config::scrub(&format!("connecting to the source {}: {e}", cfg.source), cfg.source.secret().unwrap_or("")));
+                w.warn(
+                    "throttle_query",
+                    crate::config::scrub(
+                        &format!("connecting to the source {}: {e}", cfg.source),
+                        cfg.source.secret().unwrap_or(""),
+                    ),
+                );
                 return false;
             }
         }
@@ -107,12 +119,22 @@ async fn source_says_throttle(cfg: &Config, conn: &mut Option<Conn>, query: &str
     }
 }
 
-async fn target_replica_lag(svc: &crate::config::ServiceConfig, conn: &mut Option<Conn>, w: &mut Warner) -> Option<i64> {
+async fn target_replica_lag(
+    svc: &crate::config::ServiceConfig,
+    conn: &mut Option<Conn>,
+    w: &mut Warner,
+) -> Option<i64> {
     if conn.is_none() {
         match Conn::new(svc.target.opts()).await {
             Ok(c) => *conn = Some(c),
             Err(e) => {
-                w.warn("max_target_replica_lag", crate::config::scrub(&format!("connecting to target {}: {e}", svc.target), svc.target.secret().unwrap_or("")));
+                w.warn(
+                    "max_target_replica_lag",
+                    crate::config::scrub(
+                        &format!("connecting to target {}: {e}", svc.target),
+                        svc.target.secret().unwrap_or(""),
+                    ),
+                );
                 return None;
             }
         }
@@ -121,21 +143,28 @@ async fn target_replica_lag(svc: &crate::config::ServiceConfig, conn: &mut Optio
     let rows = match c.query::<Row, _>("SHOW SLAVE STATUS").await {
         Ok(r) => r,
         // MySQL 8.4 removed SHOW SLAVE STATUS.
-        Err(_) => match c.query::<Row, _>("SHOW REPLICA STATUS").await {
-            Ok(r) => r,
-            Err(e) => {
-                w.warn("max_target_replica_lag", format!("SHOW SLAVE STATUS on {}: {e} (grant REPLICATION CLIENT or SLAVE MONITOR)", svc.target));
-                *conn = None;
-                return None;
+        Err(_) => {
+            match c.query::<Row, _>("SHOW REPLICA STATUS").await {
+                Ok(r) => r,
+                Err(e) => {
+                    w.warn("max_target_replica_lag", format!("SHOW SLAVE STATUS on {}: {e} (grant REPLICATION CLIENT or SLAVE MONITOR)", svc.target));
+                    *conn = None;
+                    return None;
+                }
             }
-        },
+        }
     };
     // Several replication channels: the worst one counts.
     rows.iter().filter_map(seconds_behind).max()
 }
 
 /// Runs until `stop`; a no-op when neither key is configured.
-pub async fn run(cfg: Arc<Config>, control: Arc<Control>, services: Vec<String>, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    cfg: Arc<Config>,
+    control: Arc<Control>,
+    services: Vec<String>,
+    mut stop: watch::Receiver<bool>,
+) {
     if cfg.tuning.throttle_query.is_none() && cfg.tuning.max_target_replica_lag.is_none() {
         return;
     }
@@ -148,7 +177,9 @@ pub async fn run(cfg: Arc<Config>, control: Arc<Control>, services: Vec<String>,
             None => false,
         };
         for (i, name) in services.iter().enumerate() {
-            let Some(svc) = cfg.service(name) else { continue };
+            let Some(svc) = cfg.service(name) else {
+                continue;
+            };
             let stats = control.service(name);
             let mut reason = String::new();
             if global {
@@ -160,7 +191,10 @@ pub async fn run(cfg: Arc<Config>, control: Arc<Control>, services: Vec<String>,
                 stats.target_replica_lag_known.store(lag.is_some(), Relaxed);
                 if let Some(l) = lag.filter(|&l| l as u64 > max.as_secs()) {
                     if reason.is_empty() {
-                        reason = format!("target replica lag {l}s > max_target_replica_lag {}s", max.as_secs());
+                        reason = format!(
+                            "target replica lag {l}s > max_target_replica_lag {}s",
+                            max.as_secs()
+                        );
                     }
                 }
             }

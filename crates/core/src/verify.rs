@@ -128,8 +128,12 @@ impl Options {
 }
 
 async fn connect(opts: mysql_async::Opts, side: &str) -> Result<Conn> {
-    let mut c = Conn::new(opts).await.map_err(Error::db(format!("connecting to the {side}")))?;
-    c.query_drop(SESSION_SQL).await.map_err(Error::db(format!("preparing the {side} session")))?;
+    let mut c = Conn::new(opts)
+        .await
+        .map_err(Error::db(format!("connecting to the {side}")))?;
+    c.query_drop(SESSION_SQL)
+        .await
+        .map_err(Error::db(format!("preparing the {side} session")))?;
     Ok(c)
 }
 
@@ -147,18 +151,35 @@ struct TableRun {
 }
 
 enum Msg {
-    Done { table: usize, seq: u64, hi: Option<Vec<String>>, outcome: Outcome },
-    TableEnd { table: usize, chunks: u64 },
+    Done {
+        table: usize,
+        seq: u64,
+        hi: Option<Vec<String>>,
+        outcome: Outcome,
+    },
+    TableEnd {
+        table: usize,
+        chunks: u64,
+    },
     Failed(Error),
 }
 
 /// Runs verify for one service.
 pub async fn run(cfg: &Config, opts: &Options) -> Result<Report> {
     let started = Instant::now();
-    let svc = cfg.services.iter().find(|s| s.name == opts.service).ok_or_else(|| {
-        let names: Vec<&str> = cfg.services.iter().map(|s| s.name.as_str()).collect();
-        Error::Config(format!("{}: there is no service named {:?}; the services are: {}", cfg.file, opts.service, names.join(", ")))
-    })?;
+    let svc = cfg
+        .services
+        .iter()
+        .find(|s| s.name == opts.service)
+        .ok_or_else(|| {
+            let names: Vec<&str> = cfg.services.iter().map(|s| s.name.as_str()).collect();
+            Error::Config(format!(
+                "{}: there is no service named {:?}; the services are: {}",
+                cfg.file,
+                opts.service,
+                names.join(", ")
+            ))
+        })?;
     let mut src = connect(cfg.source.opts(), "source").await?;
     let mut tgt = connect(svc.target.opts(), "target").await?;
     // Migrate only when needed: two processes running refinery at once can
@@ -172,7 +193,10 @@ pub async fn run(cfg: &Config, opts: &Options) -> Result<Report> {
     }
     let mut tables = crate::copy::resolve_tables(cfg, svc, &mut src).await?;
     for t in &opts.tables {
-        if !tables.iter().any(|s| format!("{}.{}", s.database, s.table) == *t) {
+        if !tables
+            .iter()
+            .any(|s| format!("{}.{}", s.database, s.table) == *t)
+        {
             return Err(Error::definite(format!("--table {t}: not one of service {}'s tables", svc.name), "name it as db.table, as on the source; `dropship status` and the config list the service's tables"));
         }
     }
@@ -207,15 +231,32 @@ pub async fn run(cfg: &Config, opts: &Options) -> Result<Report> {
     for s in &tables {
         let name = format!("{}.{}", s.database, s.table);
         let tdb = svc.target_database(&s.database);
-        let t = schema::load_table(&mut tgt, tdb, &s.table).await.map_err(Error::db(format!("reading {tdb}.{} on the target", s.table)))?;
-        let mut report = TableReport { table: name.clone(), target: format!("{tdb}.{}", s.table), ..TableReport::default() };
+        let t = schema::load_table(&mut tgt, tdb, &s.table)
+            .await
+            .map_err(Error::db(format!(
+                "reading {tdb}.{} on the target",
+                s.table
+            )))?;
+        let mut report = TableReport {
+            table: name.clone(),
+            target: format!("{tdb}.{}", s.table),
+            ..TableReport::default()
+        };
         let (plan, drift) = match plan::plan(s, t.as_ref(), tdb) {
             Planned::Compare { plan, drift } => (Some(Arc::new(plan)), drift),
             Planned::Refused { drift } => (None, drift),
         };
         report.drift = drift;
         report.compared = plan.is_some();
-        let mut run = TableRun { report, plan, start: None, done: false, pending: BTreeMap::new(), next_seq: 0, total_chunks: None };
+        let mut run = TableRun {
+            report,
+            plan,
+            start: None,
+            done: false,
+            pending: BTreeMap::new(),
+            next_seq: 0,
+            total_chunks: None,
+        };
         if let (Some(sv), true) = (saved.get(&name), run.plan.is_some()) {
             run.report.rows_compared = sv.report.rows_compared;
             run.report.chunks = sv.report.chunks;
@@ -238,13 +279,21 @@ pub async fn run(cfg: &Config, opts: &Options) -> Result<Report> {
     let (chunk_tx, chunk_rx) = mpsc::channel::<Chunk>(opts.workers.max(1) * 2);
     let chunk_rx = Arc::new(Mutex::new(chunk_rx));
     let (msg_tx, mut msg_rx) = mpsc::unbounded_channel::<Msg>();
-    let ctx = Arc::new(Ctx { gate: gate.clone(), retries: opts.retries, max_rows: MAX_ROWS_LISTED, stop: Default::default() });
+    let ctx = Arc::new(Ctx {
+        gate: gate.clone(),
+        retries: opts.retries,
+        max_rows: MAX_ROWS_LISTED,
+        stop: Default::default(),
+    });
 
     for _ in 0..opts.workers.max(1) {
         let (rx, tx, ctx) = (chunk_rx.clone(), msg_tx.clone(), ctx.clone());
         let (so, to) = (cfg.source.opts(), svc.target.opts());
         tokio::spawn(async move {
-            let conns = async { Ok::<_, Error>((connect(so, "source").await?, connect(to, "target").await?)) }.await;
+            let conns = async {
+                Ok::<_, Error>((connect(so, "source").await?, connect(to, "target").await?))
+            }
+            .await;
             let (mut s, mut t) = match conns {
                 Ok(c) => c,
                 Err(e) => {
@@ -260,7 +309,12 @@ pub async fn run(cfg: &Config, opts: &Options) -> Result<Report> {
                 let Some(c) = next else { break };
                 match chunk::compare(&ctx, &mut s, &mut t, &c).await {
                     Ok(outcome) => {
-                        let _ = tx.send(Msg::Done { table: c.table, seq: c.seq, hi: c.range.hi.clone(), outcome });
+                        let _ = tx.send(Msg::Done {
+                            table: c.table,
+                            seq: c.seq,
+                            hi: c.range.hi.clone(),
+                            outcome,
+                        });
                     }
                     Err(e) => {
                         ctx.stop.store(true, Relaxed);
@@ -276,8 +330,12 @@ pub async fn run(cfg: &Config, opts: &Options) -> Result<Report> {
     drop(chunk_rx);
 
     // Producer: chunk boundaries from the source, table after table.
-    let work: Vec<(usize, Arc<TablePlan>, Option<Vec<String>>)> =
-        runs.iter().enumerate().filter(|(_, r)| !r.done).filter_map(|(i, r)| r.plan.clone().map(|p| (i, p, r.start.clone()))).collect();
+    let work: Vec<(usize, Arc<TablePlan>, Option<Vec<String>>)> = runs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !r.done)
+        .filter_map(|(i, r)| r.plan.clone().map(|p| (i, p, r.start.clone())))
+        .collect();
     {
         let (tx, size, max_rps) = (msg_tx.clone(), chunk_size.clone(), opts.max_rows_per_second);
         tokio::spawn(async move {
@@ -300,7 +358,12 @@ pub async fn run(cfg: &Config, opts: &Options) -> Result<Report> {
                 runs[table].total_chunks = Some(chunks);
                 advance(&mut tgt, &svc.name, &mut runs[table]).await?;
             }
-            Msg::Done { table, seq, hi, outcome } => {
+            Msg::Done {
+                table,
+                seq,
+                hi,
+                outcome,
+            } => {
                 rows_total += outcome.rows;
                 adapt(&chunk_size, outcome.rows, outcome.elapsed, opts.chunk_time);
                 runs[table].pending.insert(seq, (hi, outcome));
@@ -355,7 +418,15 @@ async fn advance(tgt: &mut Conn, service: &str, run: &mut TableRun) -> Result<()
         moved = true;
     }
     if moved {
-        progress::save(tgt, service, &run.report.table, run.start.as_ref(), run.done, &run.report).await?;
+        progress::save(
+            tgt,
+            service,
+            &run.report.table,
+            run.start.as_ref(),
+            run.done,
+            &run.report,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -393,10 +464,25 @@ async fn produce(
                 }
             }
             let q = plan.boundary_sql(lo.as_ref(), n);
-            let row: Option<mysql_async::Row> = src.exec_first(q, ()).await.map_err(Error::db(format!("finding the next chunk of {} on the source", plan.name)))?;
-            let hi: Option<Vec<String>> = row.map(|r| r.unwrap_raw().into_iter().map(|v| plan::literal(&v.unwrap_or(mysql_async::Value::NULL))).collect());
+            let row: Option<mysql_async::Row> = src.exec_first(q, ()).await.map_err(Error::db(
+                format!("finding the next chunk of {} on the source", plan.name),
+            ))?;
+            let hi: Option<Vec<String>> = row.map(|r| {
+                r.unwrap_raw()
+                    .into_iter()
+                    .map(|v| plan::literal(&v.unwrap_or(mysql_async::Value::NULL)))
+                    .collect()
+            });
             let last = hi.is_none();
-            let chunk = Chunk { table, seq, plan: plan.clone(), range: Range { lo: lo.clone(), hi: hi.clone() } };
+            let chunk = Chunk {
+                table,
+                seq,
+                plan: plan.clone(),
+                range: Range {
+                    lo: lo.clone(),
+                    hi: hi.clone(),
+                },
+            };
             if chunks.send(chunk).await.is_err() {
                 return Ok(()); // workers stopped on an error they reported
             }

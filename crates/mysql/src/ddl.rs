@@ -93,7 +93,9 @@ fn tokenize(sql: &str, limit: usize) -> Vec<Tok> {
             i += 1;
         } else if c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80 {
             let start = i;
-            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$' || b[i] >= 0x80) {
+            while i < b.len()
+                && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$' || b[i] >= 0x80)
+            {
                 i += 1;
             }
             out.push(Tok::Word(sql[start..i].to_string()));
@@ -151,19 +153,28 @@ pub fn parse(sql: &str) -> Option<Ddl> {
                     k += 1;
                 }
                 if let Some(n) = name_at(&toks, &mut k) {
-                    return Some(Ddl { kind: DdlKind::Rename, tables: vec![t, n] });
+                    return Some(Ddl {
+                        kind: DdlKind::Rename,
+                        tables: vec![t, n],
+                    });
                 }
             }
             j += 1;
         }
-        return Some(Ddl { kind: DdlKind::AlterTable, tables: vec![t] });
+        return Some(Ddl {
+            kind: DdlKind::AlterTable,
+            tables: vec![t],
+        });
     }
     if w(0, "TRUNCATE") {
         i = 1;
         if w(i, "TABLE") {
             i += 1;
         }
-        return Some(Ddl { kind: DdlKind::Truncate, tables: vec![name_at(&toks, &mut i)?] });
+        return Some(Ddl {
+            kind: DdlKind::Truncate,
+            tables: vec![name_at(&toks, &mut i)?],
+        });
     }
     if w(0, "RENAME") && w(1, "TABLE") {
         i = 2;
@@ -181,7 +192,10 @@ pub fn parse(sql: &str) -> Option<Ddl> {
                 break;
             }
         }
-        return Some(Ddl { kind: DdlKind::Rename, tables });
+        return Some(Ddl {
+            kind: DdlKind::Rename,
+            tables,
+        });
     }
     if w(0, "DROP") {
         i = 1;
@@ -195,7 +209,10 @@ pub fn parse(sql: &str) -> Option<Ddl> {
                 return None;
             }
             i += 1;
-            return Some(Ddl { kind: DdlKind::DropIndex, tables: vec![name_at(&toks, &mut i)?] });
+            return Some(Ddl {
+                kind: DdlKind::DropIndex,
+                tables: vec![name_at(&toks, &mut i)?],
+            });
         }
         if !w(i, "TABLE") {
             return None;
@@ -213,7 +230,10 @@ pub fn parse(sql: &str) -> Option<Ddl> {
                 break;
             }
         }
-        return Some(Ddl { kind: DdlKind::DropTable, tables });
+        return Some(Ddl {
+            kind: DdlKind::DropTable,
+            tables,
+        });
     }
     if w(0, "CREATE") {
         i = 1;
@@ -236,7 +256,10 @@ pub fn parse(sql: &str) -> Option<Ddl> {
                 i += 1;
             }
             i += 1;
-            return Some(Ddl { kind: DdlKind::CreateIndex, tables: vec![name_at(&toks, &mut i)?] });
+            return Some(Ddl {
+                kind: DdlKind::CreateIndex,
+                tables: vec![name_at(&toks, &mut i)?],
+            });
         }
         if !w(i, "TABLE") {
             return None;
@@ -251,7 +274,10 @@ pub fn parse(sql: &str) -> Option<Ddl> {
             i += 1;
             tables.push(name_at(&toks, &mut i)?);
         }
-        return Some(Ddl { kind: DdlKind::CreateTable, tables });
+        return Some(Ddl {
+            kind: DdlKind::CreateTable,
+            tables,
+        });
     }
     None
 }
@@ -326,7 +352,9 @@ pub fn rewrite_databases(sql: &str, renames: &BTreeMap<String, String>) -> Strin
         let mut rest = out.as_str();
         while let Some(p) = rest.find(&pat) {
             let before = rest[..p].chars().last();
-            let boundary = before.is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '$' || c == '`' || c == '.'));
+            let boundary = before.is_none_or(|c| {
+                !(c.is_alphanumeric() || c == '_' || c == '$' || c == '`' || c == '.')
+            });
             res.push_str(&rest[..p]);
             if boundary {
                 res.push_str(&q_to);
@@ -344,7 +372,10 @@ pub fn rewrite_databases(sql: &str, renames: &BTreeMap<String, String>) -> Strin
 /// Server error codes that mean "this DDL already took effect" when a DDL is
 /// re-run after a crash between running it and recording its position.
 pub fn already_applied_code(code: u16) -> bool {
-    matches!(code, 1050 | 1051 | 1060 | 1061 | 1091 | 1146 | 1054 | 1826 | 1022)
+    matches!(
+        code,
+        1050 | 1051 | 1060 | 1061 | 1091 | 1146 | 1054 | 1826 | 1022
+    )
 }
 
 #[cfg(test)]
@@ -357,26 +388,69 @@ mod tests {
 
     #[test]
     fn common_table_ddl_is_recognised_with_its_tables() {
-        assert_eq!(parse("ALTER TABLE `shop`.`users` ADD COLUMN x INT").unwrap().kind, DdlKind::AlterTable);
-        assert_eq!(tables("alter table users drop column x"), vec![(None, "users".into())]);
-        assert_eq!(tables("TRUNCATE shop.orders"), vec![(Some("shop".into()), "orders".into())]);
+        assert_eq!(
+            parse("ALTER TABLE `shop`.`users` ADD COLUMN x INT")
+                .unwrap()
+                .kind,
+            DdlKind::AlterTable
+        );
+        assert_eq!(
+            tables("alter table users drop column x"),
+            vec![(None, "users".into())]
+        );
+        assert_eq!(
+            tables("TRUNCATE shop.orders"),
+            vec![(Some("shop".into()), "orders".into())]
+        );
         assert_eq!(tables("RENAME TABLE a TO b, shop.c TO shop.d").len(), 4);
-        assert_eq!(tables("DROP TABLE IF EXISTS `a`, `b` /* generated by server */").len(), 2);
-        assert_eq!(parse("CREATE TABLE IF NOT EXISTS `order_x` (id int primary key)").unwrap().kind, DdlKind::CreateTable);
-        assert_eq!(tables("CREATE UNIQUE INDEX ix ON t (a)"), vec![(None, "t".into())]);
-        assert_eq!(parse("ALTER TABLE t RENAME TO u").unwrap().kind, DdlKind::Rename);
-        assert_eq!(parse("ALTER TABLE t RENAME COLUMN a TO b").unwrap().kind, DdlKind::AlterTable);
+        assert_eq!(
+            tables("DROP TABLE IF EXISTS `a`, `b` /* generated by server */").len(),
+            2
+        );
+        assert_eq!(
+            parse("CREATE TABLE IF NOT EXISTS `order_x` (id int primary key)")
+                .unwrap()
+                .kind,
+            DdlKind::CreateTable
+        );
+        assert_eq!(
+            tables("CREATE UNIQUE INDEX ix ON t (a)"),
+            vec![(None, "t".into())]
+        );
+        assert_eq!(
+            parse("ALTER TABLE t RENAME TO u").unwrap().kind,
+            DdlKind::Rename
+        );
+        assert_eq!(
+            parse("ALTER TABLE t RENAME COLUMN a TO b").unwrap().kind,
+            DdlKind::AlterTable
+        );
         assert!(parse("INSERT INTO t VALUES (1)").is_none());
         assert!(parse("CREATE TEMPORARY TABLE t (a int)").is_none());
-        assert_eq!(tables("ALTER TABLE `my``t` ADD x INT"), vec![(None, "my`t".into())]);
+        assert_eq!(
+            tables("ALTER TABLE `my``t` ADD x INT"),
+            vec![(None, "my`t".into())]
+        );
     }
 
     #[test]
     fn dml_targets_are_found_for_single_table_statements() {
-        assert_eq!(dml_table("REPLACE INTO `percona`.`checksums` (db) SELECT 1"), Some((Some("percona".into()), "checksums".into())));
-        assert_eq!(dml_table("insert ignore into t values (1)"), Some((None, "t".into())));
-        assert_eq!(dml_table("UPDATE shop.users SET a=1"), Some((Some("shop".into()), "users".into())));
-        assert_eq!(dml_table("DELETE FROM u WHERE id=1"), Some((None, "u".into())));
+        assert_eq!(
+            dml_table("REPLACE INTO `percona`.`checksums` (db) SELECT 1"),
+            Some((Some("percona".into()), "checksums".into()))
+        );
+        assert_eq!(
+            dml_table("insert ignore into t values (1)"),
+            Some((None, "t".into()))
+        );
+        assert_eq!(
+            dml_table("UPDATE shop.users SET a=1"),
+            Some((Some("shop".into()), "users".into()))
+        );
+        assert_eq!(
+            dml_table("DELETE FROM u WHERE id=1"),
+            Some((None, "u".into()))
+        );
         assert_eq!(dml_table("UPDATE a, b SET a.x=b.x"), None);
         assert_eq!(dml_table("DELETE a FROM a JOIN b"), None);
     }
@@ -385,8 +459,17 @@ mod tests {
     fn database_renames_rewrite_qualified_names_only() {
         let mut r = BTreeMap::new();
         r.insert("shop".to_string(), "users".to_string());
-        assert_eq!(rewrite_databases("ALTER TABLE `shop`.`u` ADD c INT", &r), "ALTER TABLE `users`.`u` ADD c INT");
-        assert_eq!(rewrite_databases("RENAME TABLE shop.a TO shop.b", &r), "RENAME TABLE `users`.a TO `users`.b");
-        assert_eq!(rewrite_databases("ALTER TABLE workshop.a ADD c INT", &r), "ALTER TABLE workshop.a ADD c INT");
+        assert_eq!(
+            rewrite_databases("ALTER TABLE `shop`.`u` ADD c INT", &r),
+            "ALTER TABLE `users`.`u` ADD c INT"
+        );
+        assert_eq!(
+            rewrite_databases("RENAME TABLE shop.a TO shop.b", &r),
+            "RENAME TABLE `users`.a TO `users`.b"
+        );
+        assert_eq!(
+            rewrite_databases("ALTER TABLE workshop.a ADD c INT", &r),
+            "ALTER TABLE workshop.a ADD c INT"
+        );
     }
 }

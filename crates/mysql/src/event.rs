@@ -32,7 +32,11 @@ pub struct EventHeader {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Gtid {
     /// MySQL `uuid:gno`, optionally tagged (`uuid:tag:gno`, 8.3+).
-    MySql { uuid: [u8; 16], tag: Option<String>, gno: u64 },
+    MySql {
+        uuid: [u8; 16],
+        tag: Option<String>,
+        gno: u64,
+    },
     /// MariaDB `domain-server-seq`.
     MariaDb { domain: u32, server: u32, seq: u64 },
 }
@@ -101,21 +105,37 @@ pub struct RowChange {
 /// as if they had been in the stream, with `offset` and `next_pos` of 0.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    FormatDescription { binlog_version: u16, server_version: String, checksum: bool },
+    FormatDescription {
+        binlog_version: u16,
+        server_version: String,
+        checksum: bool,
+    },
     /// Next events come from `file`, starting at `position`.
-    Rotate { file: String, position: u64 },
+    Rotate {
+        file: String,
+        position: u64,
+    },
     /// Start of a transaction with a GTID. `standalone` is MariaDB's FL_STANDALONE
     /// (a DDL or other statement that commits by itself, with no XID).
-    Gtid { gtid: Gtid, standalone: bool },
+    Gtid {
+        gtid: Gtid,
+        standalone: bool,
+    },
     /// MySQL ANONYMOUS_GTID: a transaction start without a GTID.
     AnonymousGtid,
     /// MySQL PREVIOUS_GTIDS as text (`uuid:1-5,...`), MariaDB GTID_LIST.
     GtidSet(String),
     /// A statement: `BEGIN`, `COMMIT`, DDL, or statement-format DML.
-    Query { database: String, sql: Vec<u8> },
+    Query {
+        database: String,
+        sql: Vec<u8>,
+    },
     TableMap(Arc<TableMap>),
     /// A rows event (v1, v2 or partial-JSON) with every row decoded.
-    Rows { table: Arc<TableMap>, changes: Vec<RowChange> },
+    Rows {
+        table: Arc<TableMap>,
+        changes: Vec<RowChange>,
+    },
     /// XID: the transaction commits.
     Xid(u64),
     /// ROWS_QUERY (MySQL) or ANNOTATE_ROWS (MariaDB): the statement text.
@@ -126,7 +146,12 @@ pub enum Event {
     Stop,
     /// Events the design knowingly ignores (INTVAR, RAND, USER_VAR, Aurora padding,
     /// the ignorable flag). `what` names it for `inspect`.
-    Ignored { what: &'static str },
+    Ignored {
+        what: &'static str,
+    },
     /// INCIDENT: the source reports lost events. Always an error for the flow.
-    Incident { code: u16, message: String },
+    Incident {
+        code: u16,
+        message: String,
+    },
 }

@@ -26,12 +26,19 @@ impl Flavor {
     pub fn parse(version: &str) -> Flavor {
         let is_maria = version.to_ascii_lowercase().contains("mariadb");
         let v = version.strip_prefix("5.5.5-").unwrap_or(version);
-        let mut nums = v.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).map(|s| s.parse::<u32>().unwrap_or(0));
+        let mut nums = v
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<u32>().unwrap_or(0));
         let major = nums.next().unwrap_or(0);
         let minor = nums.next().unwrap_or(0);
         let patch = nums.next().unwrap_or(0);
         Flavor {
-            kind: if is_maria { FlavorKind::MariaDb } else { FlavorKind::MySql },
+            kind: if is_maria {
+                FlavorKind::MariaDb
+            } else {
+                FlavorKind::MySql
+            },
             major,
             minor,
             patch,
@@ -74,7 +81,14 @@ impl Flavor {
 
 impl std::fmt::Display for Flavor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}.{}.{}", self.name(), self.major, self.minor, self.patch)
+        write!(
+            f,
+            "{} {}.{}.{}",
+            self.name(),
+            self.major,
+            self.minor,
+            self.patch
+        )
     }
 }
 

@@ -25,7 +25,10 @@ pub struct GtidParseError {
 }
 
 fn err(text: &str, why: &'static str) -> GtidParseError {
-    GtidParseError { text: text.to_string(), why }
+    GtidParseError {
+        text: text.to_string(),
+        why,
+    }
 }
 
 /// Formats 16 bytes as the canonical lowercase 8-4-4-4-12 UUID text.
@@ -48,8 +51,12 @@ pub fn parse_uuid(s: &str) -> Result<[u8; 16], GtidParseError> {
     }
     let mut out = [0u8; 16];
     for (i, pair) in hex.chunks(2).enumerate() {
-        let hi = (pair[0] as char).to_digit(16).ok_or_else(|| err(s, "a server UUID has only hex digits"))?;
-        let lo = (pair[1] as char).to_digit(16).ok_or_else(|| err(s, "a server UUID has only hex digits"))?;
+        let hi = (pair[0] as char)
+            .to_digit(16)
+            .ok_or_else(|| err(s, "a server UUID has only hex digits"))?;
+        let lo = (pair[1] as char)
+            .to_digit(16)
+            .ok_or_else(|| err(s, "a server UUID has only hex digits"))?;
         if let Some(slot) = out.get_mut(i) {
             *slot = (hi * 16 + lo) as u8;
         }
@@ -62,20 +69,37 @@ pub fn parse_tag(s: &str) -> Result<String, GtidParseError> {
     let t = s.trim().to_ascii_lowercase();
     let ok = !t.is_empty()
         && t.len() <= 32
-        && t.bytes().enumerate().all(|(i, b)| b == b'_' || b.is_ascii_lowercase() || (i > 0 && b.is_ascii_digit()));
+        && t.bytes()
+            .enumerate()
+            .all(|(i, b)| b == b'_' || b.is_ascii_lowercase() || (i > 0 && b.is_ascii_digit()));
     if ok {
         Ok(t)
     } else {
-        Err(err(s, "a tag is a letter or _ then up to 31 letters, digits or _"))
+        Err(err(
+            s,
+            "a tag is a letter or _ then up to 31 letters, digits or _",
+        ))
     }
 }
 
 impl fmt::Display for Gtid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Gtid::MySql { uuid, tag: None, gno } => write!(f, "{}:{gno}", format_uuid(uuid)),
-            Gtid::MySql { uuid, tag: Some(t), gno } => write!(f, "{}:{t}:{gno}", format_uuid(uuid)),
-            Gtid::MariaDb { domain, server, seq } => write!(f, "{domain}-{server}-{seq}"),
+            Gtid::MySql {
+                uuid,
+                tag: None,
+                gno,
+            } => write!(f, "{}:{gno}", format_uuid(uuid)),
+            Gtid::MySql {
+                uuid,
+                tag: Some(t),
+                gno,
+            } => write!(f, "{}:{t}:{gno}", format_uuid(uuid)),
+            Gtid::MariaDb {
+                domain,
+                server,
+                seq,
+            } => write!(f, "{domain}-{server}-{seq}"),
         }
     }
 }
@@ -117,8 +141,12 @@ impl GtidSet {
                         Some((a, b)) => (a, b),
                         None => (p, p),
                     };
-                    let a: u64 = a.parse().map_err(|_| err(entry, "interval bounds are integers"))?;
-                    let b: u64 = b.parse().map_err(|_| err(entry, "interval bounds are integers"))?;
+                    let a: u64 = a
+                        .parse()
+                        .map_err(|_| err(entry, "interval bounds are integers"))?;
+                    let b: u64 = b
+                        .parse()
+                        .map_err(|_| err(entry, "interval bounds are integers"))?;
                     if a == 0 || b < a {
                         return Err(err(entry, "intervals are a-b with 1 <= a <= b"));
                     }
@@ -175,13 +203,17 @@ impl GtidSet {
     pub fn contains_set(&self, other: &GtidSet) -> bool {
         other.sets.iter().all(|(k, ivs)| {
             let mine = self.sets.get(k);
-            ivs.iter().all(|&(a, b)| mine.is_some_and(|m| m.iter().any(|&(x, y)| x <= a && b <= y)))
+            ivs.iter()
+                .all(|&(a, b)| mine.is_some_and(|m| m.iter().any(|&(x, y)| x <= a && b <= y)))
         })
     }
 
     /// Intervals of one (uuid, tag), closed.
     pub fn intervals(&self, uuid: &[u8; 16], tag: Option<&str>) -> &[(u64, u64)] {
-        self.sets.get(&(*uuid, tag.map(str::to_string))).map(Vec::as_slice).unwrap_or(&[])
+        self.sets
+            .get(&(*uuid, tag.map(str::to_string)))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 }
 
@@ -228,9 +260,17 @@ impl MariaDbPosition {
         let mut pos = MariaDbPosition::new();
         for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             let g = parse_mariadb_gtid(entry)?;
-            if let Gtid::MariaDb { domain, server, seq } = g {
+            if let Gtid::MariaDb {
+                domain,
+                server,
+                seq,
+            } = g
+            {
                 if pos.domains.insert(domain, (server, seq)).is_some() {
-                    return Err(err(entry, "a MariaDB GTID position has one entry per domain"));
+                    return Err(err(
+                        entry,
+                        "a MariaDB GTID position has one entry per domain",
+                    ));
                 }
             }
         }
@@ -239,20 +279,33 @@ impl MariaDbPosition {
 
     /// Records `gtid` as its domain's latest; MySQL GTIDs are ignored.
     pub fn update(&mut self, gtid: &Gtid) {
-        if let Gtid::MariaDb { domain, server, seq } = gtid {
+        if let Gtid::MariaDb {
+            domain,
+            server,
+            seq,
+        } = gtid
+        {
             self.domains.insert(*domain, (*server, *seq));
         }
     }
 
     /// The latest GTID of `domain`.
     pub fn get(&self, domain: u32) -> Option<Gtid> {
-        self.domains.get(&domain).map(|&(server, seq)| Gtid::MariaDb { domain, server, seq })
+        self.domains
+            .get(&domain)
+            .map(|&(server, seq)| Gtid::MariaDb {
+                domain,
+                server,
+                seq,
+            })
     }
 
     /// True when `gtid`'s domain is at or past its sequence number.
     pub fn contains(&self, gtid: &Gtid) -> bool {
         match gtid {
-            Gtid::MariaDb { domain, seq, .. } => self.domains.get(domain).is_some_and(|&(_, s)| s >= *seq),
+            Gtid::MariaDb { domain, seq, .. } => {
+                self.domains.get(domain).is_some_and(|&(_, s)| s >= *seq)
+            }
             Gtid::MySql { .. } => false,
         }
     }
@@ -299,8 +352,16 @@ mod tests {
         let s = GtidSet::parse(&format!("{U2}:1-3, {U1}:7-9:1-5:6\n")).unwrap();
         assert_eq!(s.to_string(), format!("{U1}:1-9,{U2}:1-3"));
         let u1 = parse_uuid(U1).unwrap();
-        assert!(s.contains(&Gtid::MySql { uuid: u1, tag: None, gno: 9 }));
-        assert!(!s.contains(&Gtid::MySql { uuid: u1, tag: None, gno: 10 }));
+        assert!(s.contains(&Gtid::MySql {
+            uuid: u1,
+            tag: None,
+            gno: 9
+        }));
+        assert!(!s.contains(&Gtid::MySql {
+            uuid: u1,
+            tag: None,
+            gno: 10
+        }));
         assert_eq!(GtidSet::parse("").unwrap(), GtidSet::new());
     }
 
@@ -308,13 +369,30 @@ mod tests {
     fn tagged_gtids_are_kept_apart_from_untagged_ones() {
         let mut s = GtidSet::parse(&format!("{U1}:1-5:Blue:1-2")).unwrap();
         let u1 = parse_uuid(U1).unwrap();
-        assert!(s.contains(&Gtid::MySql { uuid: u1, tag: Some("blue".into()), gno: 2 }));
-        assert!(!s.contains(&Gtid::MySql { uuid: u1, tag: Some("blue".into()), gno: 3 }));
-        s.add(&Gtid::MySql { uuid: u1, tag: Some("blue".into()), gno: 3 });
+        assert!(s.contains(&Gtid::MySql {
+            uuid: u1,
+            tag: Some("blue".into()),
+            gno: 2
+        }));
+        assert!(!s.contains(&Gtid::MySql {
+            uuid: u1,
+            tag: Some("blue".into()),
+            gno: 3
+        }));
+        s.add(&Gtid::MySql {
+            uuid: u1,
+            tag: Some("blue".into()),
+            gno: 3,
+        });
         assert_eq!(s.to_string(), format!("{U1}:1-5:blue:1-3"));
         assert_eq!(GtidSet::parse(&s.to_string()).unwrap(), s);
         assert_eq!(
-            Gtid::MySql { uuid: u1, tag: Some("blue".into()), gno: 3 }.to_string(),
+            Gtid::MySql {
+                uuid: u1,
+                tag: Some("blue".into()),
+                gno: 3
+            }
+            .to_string(),
             format!("{U1}:blue:3")
         );
     }
@@ -324,7 +402,11 @@ mod tests {
         let u1 = parse_uuid(U1).unwrap();
         let mut s = GtidSet::new();
         for g in [1, 2, 4, 3, 10] {
-            s.add(&Gtid::MySql { uuid: u1, tag: None, gno: g });
+            s.add(&Gtid::MySql {
+                uuid: u1,
+                tag: None,
+                gno: g,
+            });
         }
         assert_eq!(s.to_string(), format!("{U1}:1-4:10"));
         assert!(s.contains_set(&GtidSet::parse(&format!("{U1}:2-3")).unwrap()));
@@ -333,7 +415,13 @@ mod tests {
 
     #[test]
     fn bad_mysql_sets_are_rejected_with_the_offending_text() {
-        for bad in ["nope:1", U1, &format!("{U1}:0-3"), &format!("{U1}:5-3"), &format!("{U1}:1-x")] {
+        for bad in [
+            "nope:1",
+            U1,
+            &format!("{U1}:0-3"),
+            &format!("{U1}:5-3"),
+            &format!("{U1}:1-x"),
+        ] {
             let e = GtidSet::parse(bad).unwrap_err();
             assert!(!e.text.is_empty(), "{bad}");
         }
@@ -343,12 +431,32 @@ mod tests {
     fn mariadb_positions_keep_one_entry_per_domain() {
         let mut p = MariaDbPosition::parse("1-2-5, 0-1-100").unwrap();
         assert_eq!(p.to_string(), "0-1-100,1-2-5");
-        p.update(&Gtid::MariaDb { domain: 0, server: 3, seq: 101 });
+        p.update(&Gtid::MariaDb {
+            domain: 0,
+            server: 3,
+            seq: 101,
+        });
         assert_eq!(p.to_string(), "0-3-101,1-2-5");
-        assert!(p.contains(&Gtid::MariaDb { domain: 1, server: 9, seq: 5 }));
-        assert!(!p.contains(&Gtid::MariaDb { domain: 2, server: 9, seq: 1 }));
+        assert!(p.contains(&Gtid::MariaDb {
+            domain: 1,
+            server: 9,
+            seq: 5
+        }));
+        assert!(!p.contains(&Gtid::MariaDb {
+            domain: 2,
+            server: 9,
+            seq: 1
+        }));
         assert!(MariaDbPosition::parse("0-1-1,0-1-2").is_err());
         assert!(MariaDbPosition::parse("0-1").is_err());
-        assert_eq!(Gtid::MariaDb { domain: 0, server: 1, seq: 7 }.to_string(), "0-1-7");
+        assert_eq!(
+            Gtid::MariaDb {
+                domain: 0,
+                server: 1,
+                seq: 7
+            }
+            .to_string(),
+            "0-1-7"
+        );
     }
 }

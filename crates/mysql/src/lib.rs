@@ -13,8 +13,8 @@ pub mod value;
 
 pub use event::*;
 pub use value::Value;
+pub mod ddl;
 pub mod flavor;
 pub mod position;
 pub mod schema;
 pub mod sql;
-pub mod ddl;

@@ -19,7 +19,11 @@ pub struct Position {
 
 impl Position {
     pub fn new(file: impl Into<String>, pos: u64) -> Position {
-        Position { file: file.into(), pos, gtid: String::new() }
+        Position {
+            file: file.into(),
+            pos,
+            gtid: String::new(),
+        }
     }
 
     /// Numeric suffix of the binlog file name (`mysql-bin.000042` -> 42).
@@ -30,7 +34,10 @@ impl Position {
 
 /// Numeric suffix of a binlog file name; 0 if it has none.
 pub fn file_index(file: &str) -> u64 {
-    file.rsplit('.').next().and_then(|s| s.parse().ok()).unwrap_or(0)
+    file.rsplit('.')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 impl PartialOrd for Position {

@@ -67,7 +67,10 @@ impl TableSchema {
     }
 
     pub fn key_names(&self) -> Vec<&str> {
-        self.key.iter().filter_map(|&i| self.columns.get(i).map(|c| c.name.as_str())).collect()
+        self.key
+            .iter()
+            .filter_map(|&i| self.columns.get(i).map(|c| c.name.as_str()))
+            .collect()
     }
 }
 
@@ -91,22 +94,24 @@ pub async fn load_table<C: Queryable>(
     }
     let columns: Vec<Column> = rows
         .into_iter()
-        .map(|(name, data_type, column_type, nullable, extra, gen, charset)| {
-            let extra_l = extra.to_ascii_lowercase();
-            Column {
-                unsigned: column_type.to_ascii_lowercase().contains("unsigned"),
-                nullable: nullable == "YES",
-                generated: extra_l.contains("generated")
-                    || extra_l.contains("virtual")
-                    || extra_l.contains("persistent")
-                    || extra_l.contains("stored")
-                    || !gen.is_empty(),
-                data_type: data_type.to_ascii_lowercase(),
-                column_type,
-                charset: (!charset.is_empty()).then_some(charset),
-                name,
-            }
-        })
+        .map(
+            |(name, data_type, column_type, nullable, extra, gen, charset)| {
+                let extra_l = extra.to_ascii_lowercase();
+                Column {
+                    unsigned: column_type.to_ascii_lowercase().contains("unsigned"),
+                    nullable: nullable == "YES",
+                    generated: extra_l.contains("generated")
+                        || extra_l.contains("virtual")
+                        || extra_l.contains("persistent")
+                        || extra_l.contains("stored")
+                        || !gen.is_empty(),
+                    data_type: data_type.to_ascii_lowercase(),
+                    column_type,
+                    charset: (!charset.is_empty()).then_some(charset),
+                    name,
+                }
+            },
+        )
         .collect();
     let q = format!(
         "SELECT s.INDEX_NAME, s.COLUMN_NAME, s.NULLABLE FROM information_schema.STATISTICS s \
@@ -142,7 +147,9 @@ pub async fn load_table<C: Queryable>(
             candidate_ok = true;
         }
         match col.and_then(|col| columns.iter().position(|c| c.name == col)) {
-            Some(i) if nullable.as_deref() != Some("YES") && !columns[i].nullable => candidate.push(i),
+            Some(i) if nullable.as_deref() != Some("YES") && !columns[i].nullable => {
+                candidate.push(i)
+            }
             _ => candidate_ok = false,
         }
     }
@@ -159,7 +166,10 @@ pub async fn load_table<C: Queryable>(
 }
 
 /// Lists base tables of `database` (names only).
-pub async fn list_tables<C: Queryable>(conn: &mut C, database: &str) -> Result<Vec<String>, mysql_async::Error> {
+pub async fn list_tables<C: Queryable>(
+    conn: &mut C,
+    database: &str,
+) -> Result<Vec<String>, mysql_async::Error> {
     let q = format!(
         "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} \
          AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
@@ -174,7 +184,11 @@ pub async fn show_create_table<C: Queryable>(
     database: &str,
     table: &str,
 ) -> Result<Option<String>, mysql_async::Error> {
-    let row: Option<(String, String)> =
-        conn.query_first(format!("SHOW CREATE TABLE {}", sql::qualified(database, table))).await?;
+    let row: Option<(String, String)> = conn
+        .query_first(format!(
+            "SHOW CREATE TABLE {}",
+            sql::qualified(database, table)
+        ))
+        .await?;
     Ok(row.map(|r| r.1))
 }

@@ -32,13 +32,34 @@ pub enum Value {
     /// MySQL binary JSON rendered as JSON text (UTF-8).
     Json(String),
     /// DATE, possibly zero (`0000-00-00`) or with zero parts.
-    Date { year: u16, month: u8, day: u8 },
+    Date {
+        year: u16,
+        month: u8,
+        day: u8,
+    },
     /// TIME, possibly negative, hours up to 838.
-    Time { negative: bool, hours: u32, minutes: u8, seconds: u8, micros: u32 },
+    Time {
+        negative: bool,
+        hours: u32,
+        minutes: u8,
+        seconds: u8,
+        micros: u32,
+    },
     /// DATETIME, possibly zero.
-    DateTime { year: u16, month: u8, day: u8, hour: u8, minute: u8, second: u8, micros: u32 },
+    DateTime {
+        year: u16,
+        month: u8,
+        day: u8,
+        hour: u8,
+        minute: u8,
+        second: u8,
+        micros: u32,
+    },
     /// TIMESTAMP as UTC epoch seconds (0 means the zero timestamp).
-    Timestamp { secs: i64, micros: u32 },
+    Timestamp {
+        secs: i64,
+        micros: u32,
+    },
     /// YEAR (0 means 0000).
     Year(u16),
     /// BIT(n) as its integer value.
@@ -74,7 +95,10 @@ impl Value {
             Value::Decimal(s) => {
                 // Decimal text comes from our own decoder; still refuse anything
                 // that is not plain numeric text rather than splice it.
-                if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-') {
+                if !s.is_empty()
+                    && s.bytes()
+                        .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
+                {
                     out.push_str(s);
                 } else {
                     write_bytes(out, s.as_bytes());
@@ -85,11 +109,28 @@ impl Value {
             Value::Date { year, month, day } => {
                 let _ = write!(out, "'{year:04}-{month:02}-{day:02}'");
             }
-            Value::Time { negative, hours, minutes, seconds, micros } => {
+            Value::Time {
+                negative,
+                hours,
+                minutes,
+                seconds,
+                micros,
+            } => {
                 let sign = if *negative { "-" } else { "" };
-                let _ = write!(out, "'{sign}{hours:02}:{minutes:02}:{seconds:02}.{micros:06}'");
+                let _ = write!(
+                    out,
+                    "'{sign}{hours:02}:{minutes:02}:{seconds:02}.{micros:06}'"
+                );
             }
-            Value::DateTime { year, month, day, hour, minute, second, micros } => {
+            Value::DateTime {
+                year,
+                month,
+                day,
+                hour,
+                minute,
+                second,
+                micros,
+            } => {
                 let _ = write!(
                     out,
                     "'{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}.{micros:06}'"
@@ -100,7 +141,10 @@ impl Value {
                     out.push_str("'0000-00-00 00:00:00'");
                 } else {
                     let (y, mo, d, h, mi, s) = civil_from_epoch(*secs);
-                    let _ = write!(out, "'{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{micros:06}'");
+                    let _ = write!(
+                        out,
+                        "'{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{micros:06}'"
+                    );
                 }
             }
         }
@@ -117,7 +161,11 @@ impl Value {
         match self {
             Value::Int(v) if v < 0 => {
                 let bits = u32::from(width_bytes) * 8;
-                let mask = if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 };
+                let mask = if bits >= 64 {
+                    u64::MAX
+                } else {
+                    (1u64 << bits) - 1
+                };
                 Value::UInt((v as u64) & mask)
             }
             Value::Int(v) => Value::UInt(v as u64),
@@ -173,7 +221,14 @@ pub fn civil_from_epoch(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = if m <= 2 { y + 1 } else { y };
-    (y, m, d, (rem / 3600) as u32, ((rem % 3600) / 60) as u32, (rem % 60) as u32)
+    (
+        y,
+        m,
+        d,
+        (rem / 3600) as u32,
+        ((rem % 3600) / 60) as u32,
+        (rem % 60) as u32,
+    )
 }
 
 #[cfg(test)]
@@ -188,9 +243,15 @@ mod tests {
 
     #[test]
     fn timestamps_render_in_utc_and_zero_stays_zero() {
-        assert_eq!(sql(Value::Timestamp { secs: 0, micros: 0 }), "'0000-00-00 00:00:00'");
         assert_eq!(
-            sql(Value::Timestamp { secs: 1_700_000_000, micros: 5 }),
+            sql(Value::Timestamp { secs: 0, micros: 0 }),
+            "'0000-00-00 00:00:00'"
+        );
+        assert_eq!(
+            sql(Value::Timestamp {
+                secs: 1_700_000_000,
+                micros: 5
+            }),
             "'2023-11-14 22:13:20.000005'"
         );
     }
@@ -204,7 +265,13 @@ mod tests {
     #[test]
     fn negative_time_and_unsigned_reinterpretation() {
         assert_eq!(
-            sql(Value::Time { negative: true, hours: 838, minutes: 59, seconds: 59, micros: 0 }),
+            sql(Value::Time {
+                negative: true,
+                hours: 838,
+                minutes: 59,
+                seconds: 59,
+                micros: 0
+            }),
             "'-838:59:59.000000'"
         );
         assert_eq!(Value::Int(-1).into_unsigned(4), Value::UInt(4_294_967_295));
@@ -221,7 +288,10 @@ mod tests {
             let text = sql(Value::Float(f));
             let as_double: f64 = text.parse().unwrap();
             assert_eq!(as_double as f32, f, "{text}");
-            assert!(as_double.abs() <= f32::MAX as f64, "{text} must not exceed FLT_MAX");
+            assert!(
+                as_double.abs() <= f32::MAX as f64,
+                "{text} must not exceed FLT_MAX"
+            );
         }
     }
 }

@@ -6,8 +6,8 @@ mod common;
 
 use common::{decode_file, fixtures};
 use dropship_mysql::binlog::{types, DecodeError};
-use dropship_mysql::{Event, Gtid, RowKind, Value};
 use dropship_mysql::gtid::format_uuid;
+use dropship_mysql::{Event, Gtid, RowKind, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -15,16 +15,32 @@ use std::path::Path;
 /// Everything else in the corpus must decode to the end.
 const EXPECTED_FAILURES: &[(&str, u64, &str)] = &[
     // Deliberately truncated files (negative tests upstream).
-    ("rust_mysql_common/binlog_truncated_event.000001", 4, "truncated"),
-    ("rust_mysql_common/binlog_truncated_prev_gtid_event.000001", 120, "truncated"),
+    (
+        "rust_mysql_common/binlog_truncated_event.000001",
+        4,
+        "truncated",
+    ),
+    (
+        "rust_mysql_common/binlog_truncated_prev_gtid_event.000001",
+        120,
+        "truncated",
+    ),
     // The corrupt QUERY event of the corrupt relay log.
-    ("rust_mysql_common/corrupt-relay-bin.000624", 91204, "truncated"),
+    (
+        "rust_mysql_common/corrupt-relay-bin.000624",
+        91204,
+        "truncated",
+    ),
     // Statement-based LOAD DATA and pre-GA rows events are refused, not skipped.
     ("boxercrab/17_18_load/log.bin", 304, "unsupported"),
     ("rust_mysql_common/ver_5_1-wl2325_r.001", 466, "unsupported"),
     ("rust_mysql_common/ver_5_1-wl2325_s.001", 411, "unsupported"),
     ("rust_mysql_common/ver_5_1_23.001", 1480, "unsupported"),
-    ("rust_mysql_common/ver_trunk_row_v2.001", 2651, "unsupported"),
+    (
+        "rust_mysql_common/ver_trunk_row_v2.001",
+        2651,
+        "unsupported",
+    ),
     // PARTIAL_JSON with binlog_row_image=MINIMAL: the before image lacks the JSON
     // document, so no full after image can be built; refusing beats guessing.
     ("rust_mysql_common/json.binlog.000001", 3750, "malformed"),
@@ -51,7 +67,11 @@ fn every_corpus_file_decodes_to_the_end_or_fails_where_expected() {
     assert!(files.len() >= 80, "corpus has {} binlog files", files.len());
     let mut failures = Vec::new();
     for p in &files {
-        let rel = p.strip_prefix(&dir).unwrap().to_string_lossy().replace('\\', "/");
+        let rel = p
+            .strip_prefix(&dir)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
         let d = decode_file(p);
         let expected = EXPECTED_FAILURES.iter().find(|(f, _, _)| *f == rel);
         match (&d.error, expected) {
@@ -63,7 +83,9 @@ fn every_corpus_file_decodes_to_the_end_or_fails_where_expected() {
                 }
             }
             (Some(e), None) => failures.push(format!("{rel}: unexpected error {e}")),
-            (None, Some((_, off, k))) => failures.push(format!("{rel}: expected {k} at {off}, decoded fully")),
+            (None, Some((_, off, k))) => {
+                failures.push(format!("{rel}: expected {k} at {off}, decoded fully"))
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -88,7 +110,10 @@ fn canonical(name: &str) -> String {
         ("MDB_ANNOTATE_ROWS", "MARIADB_ANNOTATE_ROWS"),
         ("100", "AURORA_PADDING"),
     ];
-    map.iter().find(|(a, _)| *a == n).map(|(_, b)| b.to_string()).unwrap_or_else(|| n.to_string())
+    map.iter()
+        .find(|(a, _)| *a == n)
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_else(|| n.to_string())
 }
 
 fn parse_counts(list: &str, into: &mut BTreeMap<String, usize>) {
@@ -112,11 +137,16 @@ fn sources_counts(dir: &Path) -> BTreeMap<String, BTreeMap<String, usize>> {
             continue;
         }
         let coverage = cols[6];
-        let end = ["; cols:", "; pre-checksum", "; checksum OFF", "; TM opt-meta"]
-            .iter()
-            .filter_map(|m| coverage.find(m))
-            .min()
-            .unwrap_or(coverage.len());
+        let end = [
+            "; cols:",
+            "; pre-checksum",
+            "; checksum OFF",
+            "; TM opt-meta",
+        ]
+        .iter()
+        .filter_map(|m| coverage.find(m))
+        .min()
+        .unwrap_or(coverage.len());
         let list_part = &coverage[..end];
         let list = match list_part.rfind(". ") {
             Some(i) => &list_part[i + 2..],
@@ -155,7 +185,9 @@ fn event_counts_by_type_match_sources_md_for_every_fully_decoded_file() {
             }
         }
         if &got != want {
-            mismatches.push(format!("{rel}:\n  SOURCES.md {want:?}\n  decoded    {got:?}"));
+            mismatches.push(format!(
+                "{rel}:\n  SOURCES.md {want:?}\n  decoded    {got:?}"
+            ));
         }
         checked += 1;
     }
@@ -169,7 +201,11 @@ type Rows = Vec<(String, RowKind, Option<Vec<Value>>, Option<Vec<Value>>)>;
 fn rows_of(rel: &str) -> Option<Rows> {
     let dir = fixtures()?;
     let d = decode_file(&dir.join(rel));
-    assert!(d.error.is_none(), "{rel}: {:?}", d.error.map(|e| e.to_string()));
+    assert!(
+        d.error.is_none(),
+        "{rel}: {:?}",
+        d.error.map(|e| e.to_string())
+    );
     let mut out = Vec::new();
     for (_, e) in d.events {
         if let Event::Rows { table, changes } = e {
@@ -209,7 +245,15 @@ fn mysqlbinlog_text(v: &Value) -> String {
         Value::Timestamp { secs, micros: 0 } => secs.to_string(),
         Value::Timestamp { secs, micros } => format!("{secs}.{micros:06}"),
         Value::Date { year, month, day } => format!("'{year:04}:{month:02}:{day:02}'"),
-        Value::DateTime { year, month, day, hour, minute, second, micros: 0 } => {
+        Value::DateTime {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            micros: 0,
+        } => {
             format!("'{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}'")
         }
         Value::Float(f) => f.to_string(),
@@ -224,11 +268,19 @@ fn dump_images(text: &str) -> Vec<Vec<String>> {
     let mut images: Vec<Vec<String>> = Vec::new();
     for line in text.lines() {
         let l = line.trim_end_matches('\r');
-        if l.starts_with("### INSERT") || l.starts_with("### DELETE") || l == "### WHERE" || l == "### SET" {
+        if l.starts_with("### INSERT")
+            || l.starts_with("### DELETE")
+            || l == "### WHERE"
+            || l == "### SET"
+        {
             if l.starts_with("### UPDATE") {
                 continue;
             }
-            if l == "### SET" || l == "### WHERE" || l.starts_with("### INSERT") || l.starts_with("### DELETE") {
+            if l == "### SET"
+                || l == "### WHERE"
+                || l.starts_with("### INSERT")
+                || l.starts_with("### DELETE")
+            {
                 // INSERT is followed by SET, DELETE by WHERE: open the image at the keyword.
                 if l == "### SET" || l == "### WHERE" {
                     images.push(Vec::new());
@@ -267,7 +319,10 @@ fn decoded_images(rel: &str) -> Option<Vec<Vec<String>>> {
 fn read_dump(path: &Path) -> String {
     let bytes = std::fs::read(path).unwrap();
     if bytes.starts_with(&[0xff, 0xfe]) {
-        let units: Vec<u16> = bytes[2..].chunks(2).map(|c| u16::from_le_bytes([c[0], *c.get(1).unwrap_or(&0)])).collect();
+        let units: Vec<u16> = bytes[2..]
+            .chunks(2)
+            .map(|c| u16::from_le_bytes([c[0], *c.get(1).unwrap_or(&0)]))
+            .collect();
         String::from_utf16_lossy(&units)
     } else {
         String::from_utf8_lossy(&bytes).into_owned()
@@ -278,23 +333,62 @@ fn read_dump(path: &Path) -> String {
 fn row_values_match_the_mysqlbinlog_vv_dumps_shipped_with_the_corpus() {
     let Some(dir) = fixtures() else { return };
     let pairs = [
-        ("boxercrab/19_table_map/log.bin", "boxercrab/19_table_map/dump.txt"),
-        ("boxercrab/29_row_query/log.bin", "boxercrab/29_row_query/dump.txt"),
-        ("boxercrab/30_write_rows_v2/log.bin", "boxercrab/30_write_rows_v2/dump.txt"),
-        ("boxercrab/32_delete_rows_v2/log.bin", "boxercrab/32_delete_rows_v2/dump.txt"),
-        ("boxercrab/33_35_gtid_prev_gtid/log.bin", "boxercrab/33_35_gtid_prev_gtid/dump.txt"),
-        ("boxercrab/34_anonymous_gtid/log.bin", "boxercrab/34_anonymous_gtid/dump.txt"),
-        ("binlog-parser/fixtures/mysql-bin.01", "binlog-parser/fixtures/plaintext-mysql-bin.01"),
-        ("binlog-parser/fixtures/mysql-bin.03", "binlog-parser/fixtures/plaintext-mysql-bin.03"),
-        ("binlog-parser/fixtures/mysql-bin.06", "binlog-parser/fixtures/plaintext-mysql-bin.06"),
-        ("binlog-parser/fixtures/mysql-bin.07", "binlog-parser/fixtures/plaintext-mysql-bin.07"),
-        ("binlog-parser/gtid-fixtures/mysql-bin.01", "binlog-parser/gtid-fixtures/plaintext-mysql-bin.01"),
+        (
+            "boxercrab/19_table_map/log.bin",
+            "boxercrab/19_table_map/dump.txt",
+        ),
+        (
+            "boxercrab/29_row_query/log.bin",
+            "boxercrab/29_row_query/dump.txt",
+        ),
+        (
+            "boxercrab/30_write_rows_v2/log.bin",
+            "boxercrab/30_write_rows_v2/dump.txt",
+        ),
+        (
+            "boxercrab/32_delete_rows_v2/log.bin",
+            "boxercrab/32_delete_rows_v2/dump.txt",
+        ),
+        (
+            "boxercrab/33_35_gtid_prev_gtid/log.bin",
+            "boxercrab/33_35_gtid_prev_gtid/dump.txt",
+        ),
+        (
+            "boxercrab/34_anonymous_gtid/log.bin",
+            "boxercrab/34_anonymous_gtid/dump.txt",
+        ),
+        (
+            "binlog-parser/fixtures/mysql-bin.01",
+            "binlog-parser/fixtures/plaintext-mysql-bin.01",
+        ),
+        (
+            "binlog-parser/fixtures/mysql-bin.03",
+            "binlog-parser/fixtures/plaintext-mysql-bin.03",
+        ),
+        (
+            "binlog-parser/fixtures/mysql-bin.06",
+            "binlog-parser/fixtures/plaintext-mysql-bin.06",
+        ),
+        (
+            "binlog-parser/fixtures/mysql-bin.07",
+            "binlog-parser/fixtures/plaintext-mysql-bin.07",
+        ),
+        (
+            "binlog-parser/gtid-fixtures/mysql-bin.01",
+            "binlog-parser/gtid-fixtures/plaintext-mysql-bin.01",
+        ),
         (
             "mysql-cdc-rs/8.0/19_30_Table_map_event_Write_rows_log_event/binlog.000018",
             "mysql-cdc-rs/8.0/19_30_Table_map_event_Write_rows_log_event/dump.txt",
         ),
-        ("mysql-cdc-rs/8.0/31_update_rows_v2/binlog.000001", "mysql-cdc-rs/8.0/31_update_rows_v2/dump.txt"),
-        ("mysql-cdc-rs/8.0/32_delete_rows_v2/binlog.000001", "mysql-cdc-rs/8.0/32_delete_rows_v2/dump.txt"),
+        (
+            "mysql-cdc-rs/8.0/31_update_rows_v2/binlog.000001",
+            "mysql-cdc-rs/8.0/31_update_rows_v2/dump.txt",
+        ),
+        (
+            "mysql-cdc-rs/8.0/32_delete_rows_v2/binlog.000001",
+            "mysql-cdc-rs/8.0/32_delete_rows_v2/dump.txt",
+        ),
     ];
     let mut compared = 0;
     for (bin, dump) in pairs {
@@ -308,7 +402,11 @@ fn row_values_match_the_mysqlbinlog_vv_dumps_shipped_with_the_corpus() {
 }
 
 fn after_values(rel: &str) -> Vec<Vec<Value>> {
-    rows_of(rel).unwrap_or_default().into_iter().filter_map(|r| r.3).collect()
+    rows_of(rel)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|r| r.3)
+        .collect()
 }
 
 #[test]
@@ -346,9 +444,19 @@ fn vector_columns_come_out_as_their_raw_float_bytes() {
     let rows = rows_of("rust_mysql_common/vector.binlog").unwrap();
     let inserts: Vec<&Vec<Value>> = rows.iter().filter_map(|r| r.3.as_ref()).collect();
     assert!(inserts.iter().any(|v| v.as_slice()
-        == [Value::Int(1), Value::Bytes(vec![205, 204, 140, 63, 205, 204, 12, 64, 51, 51, 83, 64])]
-        || v.as_slice() == [Value::UInt(1), Value::Bytes(vec![205, 204, 140, 63, 205, 204, 12, 64, 51, 51, 83, 64])]));
-    assert!(inserts.iter().any(|v| v.get(1) == Some(&Value::Bytes(vec![0, 0, 128, 63, 0, 0, 128, 191, 0, 0, 0, 0]))));
+        == [
+            Value::Int(1),
+            Value::Bytes(vec![205, 204, 140, 63, 205, 204, 12, 64, 51, 51, 83, 64])
+        ]
+        || v.as_slice()
+            == [
+                Value::UInt(1),
+                Value::Bytes(vec![205, 204, 140, 63, 205, 204, 12, 64, 51, 51, 83, 64])
+            ]));
+    assert!(inserts.iter().any(|v| v.get(1)
+        == Some(&Value::Bytes(vec![
+            0, 0, 128, 63, 0, 0, 128, 191, 0, 0, 0, 0
+        ]))));
 }
 
 #[test]
@@ -378,8 +486,14 @@ fn enum_set_and_char_columns_keep_index_bitmask_and_stored_bytes() {
         })
         .unwrap();
     assert!(tm.columns.iter().all(|c| c.name.is_some()));
-    assert!(tm.columns.iter().any(|c| c.enum_values.as_ref().is_some_and(|v| !v.is_empty())));
-    assert!(tm.columns.iter().any(|c| c.set_values.as_ref().is_some_and(|v| !v.is_empty())));
+    assert!(tm
+        .columns
+        .iter()
+        .any(|c| c.enum_values.as_ref().is_some_and(|v| !v.is_empty())));
+    assert!(tm
+        .columns
+        .iter()
+        .any(|c| c.set_values.as_ref().is_some_and(|v| !v.is_empty())));
 }
 
 #[test]
@@ -388,7 +502,14 @@ fn bit_columns_decode_to_their_integer_value() {
         return;
     }
     let rows = after_values("rust_mysql_common/mysql_type_bit.000001");
-    assert_eq!(rows, vec![vec![Value::Bit(0b100), Value::Bytes(b"foo".to_vec()), Value::Bit(0b100000)]]);
+    assert_eq!(
+        rows,
+        vec![vec![
+            Value::Bit(0b100),
+            Value::Bytes(b"foo".to_vec()),
+            Value::Bit(0b100000)
+        ]]
+    );
 }
 
 #[test]
@@ -404,7 +525,10 @@ fn mariadb_full_row_metadata_gives_names_charsets_and_primary_key() {
             _ => None,
         })
         .unwrap();
-    assert_eq!((tm.database.as_str(), tm.table.as_str()), ("toddy_test", "outbox"));
+    assert_eq!(
+        (tm.database.as_str(), tm.table.as_str()),
+        ("toddy_test", "outbox")
+    );
     let names: Vec<_> = tm.columns.iter().map(|c| c.name.clone().unwrap()).collect();
     assert_eq!(names, ["id", "topic", "event_type", "event", "created"]);
     let charsets: Vec<_> = tm.columns.iter().map(|c| c.charset).collect();
@@ -421,8 +545,14 @@ fn mariadb_full_row_metadata_gives_names_charsets_and_primary_key() {
         .collect();
     assert_eq!(gtids.len(), 2);
     assert!(gtids.iter().all(|g| g.split('-').count() == 3), "{gtids:?}");
-    assert!(d.events.iter().any(|(_, e)| matches!(e, Event::RowsQuery(_))));
-    assert!(d.events.iter().any(|(_, e)| matches!(e, Event::BinlogCheckpoint(f) if f.starts_with("mariadb-bin"))));
+    assert!(d
+        .events
+        .iter()
+        .any(|(_, e)| matches!(e, Event::RowsQuery(_))));
+    assert!(d
+        .events
+        .iter()
+        .any(|(_, e)| matches!(e, Event::BinlogCheckpoint(f) if f.starts_with("mariadb-bin"))));
 }
 
 #[test]
@@ -434,21 +564,49 @@ fn time2_edge_value_decodes_exactly() {
     assert_eq!(rows.len(), 1);
     // Stored bytes 60 43 e5 (fsp 0): 0x6043e5 - 0x800000 = -2079771, which
     // my_time_packed_from_binary() unpacks to -507:48:27.
-    assert_eq!(rows[0][0], Value::Time { negative: true, hours: 507, minutes: 48, seconds: 27, micros: 0 });
+    assert_eq!(
+        rows[0][0],
+        Value::Time {
+            negative: true,
+            hours: 507,
+            minutes: 48,
+            seconds: 27,
+            micros: 0
+        }
+    );
 }
 
 #[test]
 fn compressed_transaction_payloads_yield_their_inner_rows_events() {
     let Some(dir) = fixtures() else { return };
     for (rel, want_kind, min_rows) in [
-        ("rust_mysql_common/transaction_compression.000001", RowKind::Insert, 1),
-        ("mysql-binlog-connector-java/mysql-bin.compressed", RowKind::Update, 1),
-        ("mysql-binlog-connector-rust/mysql-bin.000057", RowKind::Insert, 2),
+        (
+            "rust_mysql_common/transaction_compression.000001",
+            RowKind::Insert,
+            1,
+        ),
+        (
+            "mysql-binlog-connector-java/mysql-bin.compressed",
+            RowKind::Update,
+            1,
+        ),
+        (
+            "mysql-binlog-connector-rust/mysql-bin.000057",
+            RowKind::Insert,
+            2,
+        ),
     ] {
         let d = decode_file(&dir.join(rel));
-        assert!(d.error.is_none(), "{rel}: {:?}", d.error.map(|e| e.to_string()));
+        assert!(
+            d.error.is_none(),
+            "{rel}: {:?}",
+            d.error.map(|e| e.to_string())
+        );
         let inner: Vec<_> = d.events.iter().filter(|(h, _)| h.offset == 0).collect();
-        assert!(inner.iter().any(|(h, _)| h.type_code == types::XID), "{rel}: no inner XID");
+        assert!(
+            inner.iter().any(|(h, _)| h.type_code == types::XID),
+            "{rel}: no inner XID"
+        );
         let rows: Vec<_> = inner
             .iter()
             .filter_map(|(_, e)| match e {
@@ -457,7 +615,10 @@ fn compressed_transaction_payloads_yield_their_inner_rows_events() {
             })
             .flatten()
             .collect();
-        assert!(rows.iter().filter(|c| c.kind == want_kind).count() >= min_rows, "{rel}: {rows:?}");
+        assert!(
+            rows.iter().filter(|c| c.kind == want_kind).count() >= min_rows,
+            "{rel}: {rows:?}"
+        );
         assert!(inner.iter().all(|(h, _)| h.next_pos == 0));
     }
 }
@@ -474,12 +635,20 @@ fn rust_mysql_binlog_fixture_gives_its_documented_gtid_table_and_row() {
         .events
         .iter()
         .filter_map(|(_, e)| match e {
-            Event::Gtid { gtid: Gtid::MySql { uuid, gno, .. }, .. } => Some((format_uuid(uuid), *gno)),
+            Event::Gtid {
+                gtid: Gtid::MySql { uuid, gno, .. },
+                ..
+            } => Some((format_uuid(uuid), *gno)),
             _ => None,
         })
         .collect();
-    assert_eq!(gtids.iter().map(|g| g.1).collect::<Vec<_>>(), [14917, 14918, 14919]);
-    assert!(gtids.iter().all(|g| g.0 == "87cee3a4-6b31-11e7-bdfd-0d98d6698870"));
+    assert_eq!(
+        gtids.iter().map(|g| g.1).collect::<Vec<_>>(),
+        [14917, 14918, 14919]
+    );
+    assert!(gtids
+        .iter()
+        .all(|g| g.0 == "87cee3a4-6b31-11e7-bdfd-0d98d6698870"));
     let rows = rows_of("rust-mysql-binlog/bin-log.000001").unwrap();
     assert_eq!(rows[0].0, "bltest.foo");
     let after = rows[0].3.as_ref().unwrap();
@@ -494,7 +663,10 @@ fn incident_events_come_out_as_incidents() {
     let Some(dir) = fixtures() else { return };
     let d = decode_file(&dir.join("rust_mysql_common/bug40482-bin.000001"));
     assert!(d.error.is_none());
-    assert!(d.events.iter().any(|(_, e)| matches!(e, Event::Incident { .. })));
+    assert!(d
+        .events
+        .iter()
+        .any(|(_, e)| matches!(e, Event::Incident { .. })));
 }
 
 #[test]
@@ -510,7 +682,10 @@ fn tagged_gtids_and_previous_gtids_come_out_as_text() {
             _ => None,
         })
         .unwrap();
-    assert!(matches!(&g, Gtid::MySql { tag: Some(t), .. } if !t.is_empty()), "{g:?}");
+    assert!(
+        matches!(&g, Gtid::MySql { tag: Some(t), .. } if !t.is_empty()),
+        "{g:?}"
+    );
     println!("tagged gtid {g}");
     let sets: Vec<String> = d
         .events
@@ -532,7 +707,11 @@ fn relay_logs_with_two_format_descriptions_decode_with_right_offsets() {
     let p = dir.join("rust_mysql_common/rpl_unfiltered_hidden_gcol.000001");
     let d = decode_file(&p);
     assert!(d.error.is_none());
-    let fdes = d.events.iter().filter(|(h, _)| h.type_code == types::FORMAT_DESCRIPTION).count();
+    let fdes = d
+        .events
+        .iter()
+        .filter(|(h, _)| h.type_code == types::FORMAT_DESCRIPTION)
+        .count();
     assert_eq!(fdes, 2);
     // Offsets are strictly increasing and each event starts where the bytes say.
     let bytes = std::fs::read(&p).unwrap();
@@ -554,28 +733,67 @@ fn the_all_types_mysql_5_7_sample_decodes_every_column_type_exactly() {
     let rows = after_values("MySqlCdc/mysql-bin.000001");
     assert_eq!(rows.len(), 3);
     let r = &rows[1];
-    assert_eq!(r[1..7], [
-        Value::Int(122),
-        Value::Int(12342),
-        Value::Int(1234562),
-        Value::Int(123456789),
-        Value::Int(1234567890987654321),
-        Value::Float(12345.679),
-    ][..]);
+    assert_eq!(
+        r[1..7],
+        [
+            Value::Int(122),
+            Value::Int(12342),
+            Value::Int(1234562),
+            Value::Int(123456789),
+            Value::Int(1234567890987654321),
+            Value::Float(12345.679),
+        ][..]
+    );
     assert_eq!(r[7], Value::Double(123456789.09876543));
     // DECIMAL(65,10): 55 integer digits and exactly 10 fraction digits.
-    assert_eq!(r[8], Value::Decimal("1234567890112233445566778899001112223334445556667778889.9900011112".into()));
+    assert_eq!(
+        r[8],
+        Value::Decimal("1234567890112233445566778899001112223334445556667778889.9900011112".into())
+    );
     assert_eq!(r[10], Value::Bytes(b"Hello world!".to_vec()));
     assert_eq!(r[12], Value::Json(r#"{"id": 1, "name": "John"}"#.into()));
     assert_eq!(r[14], Value::Bit(129324935));
-    assert_eq!((r[15].clone(), r[16].clone(), r[17].clone()), (Value::Enum(2), Value::Set(4), Value::Year(1989)));
-    assert_eq!(r[18], Value::Date { year: 1985, month: 10, day: 23 });
+    assert_eq!(
+        (r[15].clone(), r[16].clone(), r[17].clone()),
+        (Value::Enum(2), Value::Set(4), Value::Year(1989))
+    );
+    assert_eq!(
+        r[18],
+        Value::Date {
+            year: 1985,
+            month: 10,
+            day: 23
+        }
+    );
     assert_eq!(
         r[19],
-        Value::DateTime { year: 1988, month: 11, day: 27, hour: 14, minute: 12, second: 13, micros: 345_000 }
+        Value::DateTime {
+            year: 1988,
+            month: 11,
+            day: 27,
+            hour: 14,
+            minute: 12,
+            second: 13,
+            micros: 345_000
+        }
     );
-    assert_eq!(r[20], Value::Time { negative: false, hours: 15, minutes: 22, seconds: 33, micros: 670_000 });
-    assert_eq!(r[21], Value::Timestamp { secs: 498_046_943, micros: 567_000 });
+    assert_eq!(
+        r[20],
+        Value::Time {
+            negative: false,
+            hours: 15,
+            minutes: 22,
+            seconds: 33,
+            micros: 670_000
+        }
+    );
+    assert_eq!(
+        r[21],
+        Value::Timestamp {
+            secs: 498_046_943,
+            micros: 567_000
+        }
+    );
 }
 
 #[test]
@@ -588,7 +806,10 @@ fn the_large_sakila_binlog_yields_all_1374_row_events() {
     let d = decode_file(&p);
     assert!(d.error.is_none());
     let n = |code| d.events.iter().filter(|(h, _)| h.type_code == code).count();
-    assert_eq!((n(types::WRITE_ROWS_V1), n(types::XID), n(types::TABLE_MAP)), (1374, 15, 18));
+    assert_eq!(
+        (n(types::WRITE_ROWS_V1), n(types::XID), n(types::TABLE_MAP)),
+        (1374, 15, 18)
+    );
 }
 
 #[test]
@@ -598,7 +819,10 @@ fn percona_8_4_rows_match_the_generator_script() {
     }
     // e2e-tests/gen-binlog-testdata.sh: CREATE TABLE t.a(id INT PK); INSERT (1),(2),(3).
     let rows = rows_of("percona-server-mysql-operator/binlog.000003").unwrap();
-    let got: Vec<_> = rows.iter().map(|r| (r.0.as_str(), r.1, r.3.clone())).collect();
+    let got: Vec<_> = rows
+        .iter()
+        .map(|r| (r.0.as_str(), r.1, r.3.clone()))
+        .collect();
     assert_eq!(
         got,
         vec![

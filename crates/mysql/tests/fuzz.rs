@@ -17,7 +17,9 @@ type Corpus = Vec<(Vec<u8>, Vec<(usize, usize)>)>;
 fn corpus() -> &'static Corpus {
     static C: OnceLock<Corpus> = OnceLock::new();
     C.get_or_init(|| {
-        let Some(dir) = common::fixtures() else { return Vec::new() };
+        let Some(dir) = common::fixtures() else {
+            return Vec::new();
+        };
         common::corpus_files(&dir)
             .into_iter()
             .filter_map(|p| std::fs::read(p).ok())
@@ -50,7 +52,9 @@ fn checksummed_events(b: &[u8]) -> Vec<(usize, usize)> {
 
 fn fix_crcs(b: &mut [u8], events: &[(usize, usize)]) {
     for &(off, size) in events {
-        let Some(ev) = b.get(off..off + size) else { continue };
+        let Some(ev) = b.get(off..off + size) else {
+            continue;
+        };
         let crc = format::event_crc(&ev[..size - 4], ev[4]);
         b[off + size - 4..off + size].copy_from_slice(&crc.to_le_bytes());
     }
@@ -138,7 +142,9 @@ proptest! {
 
 #[test]
 fn a_flipped_byte_in_a_checksummed_event_is_a_checksum_error_naming_its_offset() {
-    let Some(dir) = common::fixtures() else { return };
+    let Some(dir) = common::fixtures() else {
+        return;
+    };
     let p = dir.join("mysql-binlog-connector-java/mysql-bin.checksum-crc32");
     let mut b = std::fs::read(p).unwrap();
     let events = checksummed_events(&b);
@@ -153,15 +159,26 @@ fn a_flipped_byte_in_a_checksummed_event_is_a_checksum_error_naming_its_offset()
     let err = file::read_bytes("crc.bin", &b, &mut sink).unwrap_err();
     assert_eq!(err.offset(), Some(off as u64));
     let msg = err.to_string();
-    assert!(msg.contains("checksum mismatch") && msg.contains(&format!("offset {off}")) && msg.contains("crc.bin"), "{msg}");
+    assert!(
+        msg.contains("checksum mismatch")
+            && msg.contains(&format!("offset {off}"))
+            && msg.contains("crc.bin"),
+        "{msg}"
+    );
     // The events before the bad one were all delivered.
-    assert_eq!(seen, events[..5].iter().map(|e| e.0 as u64).collect::<Vec<_>>());
+    assert_eq!(
+        seen,
+        events[..5].iter().map(|e| e.0 as u64).collect::<Vec<_>>()
+    );
 }
 
 #[test]
 fn a_truncated_file_reports_the_offset_and_sizes_after_delivering_earlier_events() {
-    let Some(dir) = common::fixtures() else { return };
-    let b = std::fs::read(dir.join("mysql-binlog-connector-java/mysql-bin.checksum-crc32")).unwrap();
+    let Some(dir) = common::fixtures() else {
+        return;
+    };
+    let b =
+        std::fs::read(dir.join("mysql-binlog-connector-java/mysql-bin.checksum-crc32")).unwrap();
     let events = checksummed_events(&b);
     let (off, size) = events[3];
     let cut = &b[..off + size - 7];
@@ -173,8 +190,14 @@ fn a_truncated_file_reports_the_offset_and_sizes_after_delivering_earlier_events
     let err = file::read_bytes("cut.bin", cut, &mut sink).unwrap_err();
     assert_eq!(n, 3);
     let msg = err.to_string();
-    assert!(msg.contains(&format!("truncated event at offset {off}")), "{msg}");
-    assert!(msg.contains(&format!("header says {size} bytes, {} present", size - 7)), "{msg}");
+    assert!(
+        msg.contains(&format!("truncated event at offset {off}")),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("header says {size} bytes, {} present", size - 7)),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -192,8 +215,11 @@ fn the_fuzz_corpus_is_loaded_when_fixtures_exist() {
 
 #[test]
 fn a_corrupt_compressed_payload_is_an_error_naming_the_payload_offset_not_lost_rows() {
-    let Some(dir) = common::fixtures() else { return };
-    let mut b = std::fs::read(dir.join("rust_mysql_common/transaction_compression.000001")).unwrap();
+    let Some(dir) = common::fixtures() else {
+        return;
+    };
+    let mut b =
+        std::fs::read(dir.join("rust_mysql_common/transaction_compression.000001")).unwrap();
     let events = checksummed_events(&b);
     let &(off, size) = events.iter().find(|(o, _)| b[o + 4] == 40).unwrap();
     // Damage the zstd frame (past the payload header) and re-seal the CRC, so
@@ -210,7 +236,10 @@ fn a_corrupt_compressed_payload_is_an_error_naming_the_payload_offset_not_lost_r
     let err = file::read_bytes("zstd.bin", &b, &mut sink).unwrap_err();
     let msg = err.to_string();
     assert_eq!(err.offset(), Some(off as u64), "{msg}");
-    assert!(msg.contains(&format!("transaction payload at offset {off}")), "{msg}");
+    assert!(
+        msg.contains(&format!("transaction payload at offset {off}")),
+        "{msg}"
+    );
     // No inner XID was delivered: the transaction is not mistaken for complete.
     assert!(!kinds.contains(&16), "{kinds:?}");
 }

@@ -12,12 +12,19 @@ fn lines(rel: &[&str]) -> Option<(Vec<J>, dropship_mysql::binlog::inspect::Inspe
     let mut out = Vec::new();
     let summary = inspect(&paths, &mut out).unwrap();
     let text = String::from_utf8(out).unwrap();
-    Some((text.lines().map(|l| serde_json::from_str(l).unwrap()).collect(), summary))
+    Some((
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect(),
+        summary,
+    ))
 }
 
 #[test]
 fn inspect_prints_rows_by_column_name_with_gtid_and_position() {
-    let Some((ls, sum)) = lines(&["rust_mysql_common/mariadb-bin.000001"]) else { return };
+    let Some((ls, sum)) = lines(&["rust_mysql_common/mariadb-bin.000001"]) else {
+        return;
+    };
     assert_eq!(sum.files, 1);
     assert_eq!(sum.events as usize, ls.len());
     assert_eq!(sum.row_changes, 2);
@@ -26,32 +33,55 @@ fn inspect_prints_rows_by_column_name_with_gtid_and_position() {
     assert_eq!(row["op"], "insert");
     assert!(row["gtid"].as_str().unwrap().starts_with("0-"), "{row}");
     assert!(row["offset"].as_u64().unwrap() > 4);
-    assert!(row["file"].as_str().unwrap().ends_with("mariadb-bin.000001"));
+    assert!(row["file"]
+        .as_str()
+        .unwrap()
+        .ends_with("mariadb-bin.000001"));
     let after = &row["rows"][0]["after"];
     for name in ["id", "topic", "event_type", "event", "created"] {
         assert!(after.get(name).is_some(), "{after}");
     }
-    assert!(after["created"].as_str().unwrap().ends_with("UTC"), "{after}");
+    assert!(
+        after["created"].as_str().unwrap().ends_with("UTC"),
+        "{after}"
+    );
 }
 
 #[test]
 fn inspect_uses_positional_names_without_metadata_and_keeps_ddl_text() {
-    let Some((ls, sum)) = lines(&["boxercrab/30_write_rows_v2/log.bin", "binlog-parser/fixtures/mysql-bin.07"]) else {
+    let Some((ls, sum)) = lines(&[
+        "boxercrab/30_write_rows_v2/log.bin",
+        "binlog-parser/fixtures/mysql-bin.07",
+    ]) else {
         return;
     };
     assert_eq!(sum.files, 2);
     let row = ls.iter().find(|l| l["type"] == "WRITE_ROWS_V2").unwrap();
     assert!(row["rows"][0]["after"].get("@1").is_some(), "{row}");
-    assert!(ls.iter().any(|l| l["type"] == "QUERY" && l["sql"].as_str().is_some_and(|s| !s.is_empty())));
-    assert!(ls.iter().any(|l| l["type"] == "MARIADB_GTID_LIST" && l.get("gtid_set").is_some()));
-    assert!(ls.iter().any(|l| l["type"] == "FORMAT_DESCRIPTION" && l["server_version"].as_str().unwrap().contains("MariaDB")));
+    assert!(ls
+        .iter()
+        .any(|l| l["type"] == "QUERY" && l["sql"].as_str().is_some_and(|s| !s.is_empty())));
+    assert!(ls
+        .iter()
+        .any(|l| l["type"] == "MARIADB_GTID_LIST" && l.get("gtid_set").is_some()));
+    assert!(ls.iter().any(|l| l["type"] == "FORMAT_DESCRIPTION"
+        && l["server_version"].as_str().unwrap().contains("MariaDB")));
 }
 
 #[test]
 fn inspect_stops_with_the_error_naming_file_and_offset() {
-    let Some(dir) = common::fixtures() else { return };
+    let Some(dir) = common::fixtures() else {
+        return;
+    };
     let mut out = Vec::new();
-    let err = inspect(&[dir.join("rust_mysql_common/corrupt-relay-bin.000624")], &mut out).unwrap_err();
-    assert!(err.to_string().contains("corrupt-relay-bin.000624") && err.to_string().contains("offset 91204"));
+    let err = inspect(
+        &[dir.join("rust_mysql_common/corrupt-relay-bin.000624")],
+        &mut out,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("corrupt-relay-bin.000624")
+            && err.to_string().contains("offset 91204")
+    );
     assert!(String::from_utf8(out).unwrap().lines().count() > 800);
 }

@@ -10,7 +10,10 @@ const RECORDS: u64 = 100_000;
 const PAYLOAD: usize = 200;
 
 fn options(sync: SyncPolicy) -> RelayOptions {
-    RelayOptions { sync, ..RelayOptions::default() }
+    RelayOptions {
+        sync,
+        ..RelayOptions::default()
+    }
 }
 
 fn write_all(dir: &TempDir, sync: SyncPolicy, flush_every: u64) -> RelayLog {

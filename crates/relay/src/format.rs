@@ -25,12 +25,17 @@ const ID_DIGITS: usize = 20;
 
 /// `relay-<first id, 20 digits>.log`: names sort in id order.
 pub(crate) fn segment_file_name(first_id: u64) -> String {
-    format!("{SEGMENT_PREFIX}{first_id:0width$}{SEGMENT_SUFFIX}", width = ID_DIGITS)
+    format!(
+        "{SEGMENT_PREFIX}{first_id:0width$}{SEGMENT_SUFFIX}",
+        width = ID_DIGITS
+    )
 }
 
 /// The first id encoded in a segment file name, or `None` when the name is not a segment's.
 pub(crate) fn parse_segment_file_name(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix(SEGMENT_PREFIX)?.strip_suffix(SEGMENT_SUFFIX)?;
+    let digits = name
+        .strip_prefix(SEGMENT_PREFIX)?
+        .strip_suffix(SEGMENT_SUFFIX)?;
     if digits.len() != ID_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -47,20 +52,36 @@ pub(crate) fn encode_segment_header(first_id: u64) -> [u8; SEGMENT_HEADER_LEN as
 }
 
 /// Checks magic, version and that the header's first id matches the one in the file name.
-pub(crate) fn check_segment_header(path: &Path, bytes: &[u8; SEGMENT_HEADER_LEN as usize], expected_first_id: u64) -> Result<()> {
-    let corrupt = |reason: String| Error::Corrupt { path: path.to_path_buf(), offset: 0, reason };
+pub(crate) fn check_segment_header(
+    path: &Path,
+    bytes: &[u8; SEGMENT_HEADER_LEN as usize],
+    expected_first_id: u64,
+) -> Result<()> {
+    let corrupt = |reason: String| Error::Corrupt {
+        path: path.to_path_buf(),
+        offset: 0,
+        reason,
+    };
     if bytes[0..8] != SEGMENT_MAGIC {
-        return Err(corrupt(format!("bad magic {:?}, expected {:?}", &bytes[0..8], SEGMENT_MAGIC)));
+        return Err(corrupt(format!(
+            "bad magic {:?}, expected {:?}",
+            &bytes[0..8],
+            SEGMENT_MAGIC
+        )));
     }
     let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
     if version != SEGMENT_VERSION {
-        return Err(corrupt(format!("unsupported segment version {version}, this build reads version {SEGMENT_VERSION}")));
+        return Err(corrupt(format!(
+            "unsupported segment version {version}, this build reads version {SEGMENT_VERSION}"
+        )));
     }
     let mut id = [0u8; 8];
     id.copy_from_slice(&bytes[16..24]);
     let first_id = u64::from_le_bytes(id);
     if first_id != expected_first_id {
-        return Err(corrupt(format!("header says first id {first_id} but the file name says {expected_first_id}")));
+        return Err(corrupt(format!(
+            "header says first id {first_id} but the file name says {expected_first_id}"
+        )));
     }
     Ok(())
 }
@@ -95,7 +116,11 @@ impl RecordHeader {
         let crc = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
         let mut id = [0u8; 8];
         id.copy_from_slice(&h[8..16]);
-        RecordHeader { len, crc, id: u64::from_le_bytes(id) }
+        RecordHeader {
+            len,
+            crc,
+            id: u64::from_le_bytes(id),
+        }
     }
 
     /// Whole frame size on disk.
@@ -125,11 +150,17 @@ mod tests {
     #[test]
     fn segment_names_round_trip_and_sort_in_id_order() {
         assert_eq!(segment_file_name(42), "relay-00000000000000000042.log");
-        assert_eq!(parse_segment_file_name(&segment_file_name(u64::MAX)), Some(u64::MAX));
+        assert_eq!(
+            parse_segment_file_name(&segment_file_name(u64::MAX)),
+            Some(u64::MAX)
+        );
         assert!(segment_file_name(9) < segment_file_name(10));
         assert_eq!(parse_segment_file_name("relay-42.log"), None);
         assert_eq!(parse_segment_file_name("ledger.json"), None);
-        assert_eq!(parse_segment_file_name("relay-0000000000000000004x.log"), None);
+        assert_eq!(
+            parse_segment_file_name("relay-0000000000000000004x.log"),
+            None
+        );
     }
 
     #[test]

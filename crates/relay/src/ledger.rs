@@ -50,12 +50,18 @@ impl Ledger {
         let path = dir.join(LEDGER_FILE);
         let consumers = match fs::read(&path) {
             Ok(bytes) => {
-                let file: LedgerFile = serde_json::from_slice(&bytes)
-                    .map_err(|e| Error::Ledger { path: path.clone(), reason: e.to_string() })?;
+                let file: LedgerFile =
+                    serde_json::from_slice(&bytes).map_err(|e| Error::Ledger {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    })?;
                 if file.version != LEDGER_VERSION {
                     return Err(Error::Ledger {
                         path,
-                        reason: format!("unsupported version {}, this build reads version {LEDGER_VERSION}", file.version),
+                        reason: format!(
+                            "unsupported version {}, this build reads version {LEDGER_VERSION}",
+                            file.version
+                        ),
                     });
                 }
                 file.consumers
@@ -63,7 +69,10 @@ impl Ledger {
             Err(e) if e.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(Error::io("read", path, e)),
         };
-        Ok(Ledger { dir: dir.to_path_buf(), consumers })
+        Ok(Ledger {
+            dir: dir.to_path_buf(),
+            consumers,
+        })
     }
 
     /// Smallest ack over all registered consumers; `None` when nobody is registered (then nothing is deleted).
@@ -73,14 +82,18 @@ impl Ledger {
 
     /// Writes the ledger atomically (temp file, fsync, rename, fsync directory).
     pub(crate) fn save(&self) -> Result<()> {
-        let file = LedgerFile { version: LEDGER_VERSION, consumers: self.consumers.clone() };
+        let file = LedgerFile {
+            version: LEDGER_VERSION,
+            consumers: self.consumers.clone(),
+        };
         let bytes = serde_json::to_vec(&file).map_err(|e| Error::Ledger {
             path: self.dir.join(LEDGER_FILE),
             reason: format!("cannot serialize: {e}"),
         })?;
         let tmp = self.dir.join(LEDGER_TMP);
         let mut f = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-        f.write_all(&bytes).map_err(|e| Error::io("write", &tmp, e))?;
+        f.write_all(&bytes)
+            .map_err(|e| Error::io("write", &tmp, e))?;
         f.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
         drop(f);
         let path = self.dir.join(LEDGER_FILE);
@@ -91,5 +104,7 @@ impl Ledger {
 
 /// fsync a directory so that file creations, renames and deletions in it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("fsync directory", dir, e))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("fsync directory", dir, e))
 }

@@ -19,7 +19,10 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::error::{Error, Result};
-use crate::format::{encode_record_header, encode_segment_header, segment_file_name, MAX_PAYLOAD, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
+use crate::format::{
+    encode_record_header, encode_segment_header, segment_file_name, MAX_PAYLOAD, RECORD_HEADER_LEN,
+    SEGMENT_HEADER_LEN,
+};
 use crate::ledger::{sync_dir, Ledger};
 use crate::reader::RelayReader;
 use crate::recovery::{recover, SegmentMeta};
@@ -48,17 +51,29 @@ pub struct RelayOptions {
 
 impl Default for RelayOptions {
     fn default() -> Self {
-        RelayOptions { segment_max_bytes: 64 * 1024 * 1024, sync: SyncPolicy::default(), write_buffer_bytes: 256 * 1024 }
+        RelayOptions {
+            segment_max_bytes: 64 * 1024 * 1024,
+            sync: SyncPolicy::default(),
+            write_buffer_bytes: 256 * 1024,
+        }
     }
 }
 
 impl RelayOptions {
     fn validate(&self) -> Result<()> {
         if self.segment_max_bytes == 0 {
-            return Err(Error::InvalidOption { field: "segment_max_bytes", value: "0".into(), reason: "must be greater than 0" });
+            return Err(Error::InvalidOption {
+                field: "segment_max_bytes",
+                value: "0".into(),
+                reason: "must be greater than 0",
+            });
         }
         if self.write_buffer_bytes == 0 {
-            return Err(Error::InvalidOption { field: "write_buffer_bytes", value: "0".into(), reason: "must be greater than 0" });
+            return Err(Error::InvalidOption {
+                field: "write_buffer_bytes",
+                value: "0".into(),
+                reason: "must be greater than 0",
+            });
         }
         Ok(())
     }
@@ -94,12 +109,18 @@ impl Shared {
         let segs = lock(&self.segments);
         let first_available = segs.first().map_or(1, |s| s.first_id);
         if id < first_available {
-            return Err(Error::NotCovered { requested: id, first_available });
+            return Err(Error::NotCovered {
+                requested: id,
+                first_available,
+            });
         }
         let idx = segs.partition_point(|s| s.first_id <= id);
         match idx.checked_sub(1).and_then(|i| segs.get(i)) {
             Some(s) => Ok(s.clone()),
-            None => Err(Error::NotCovered { requested: id, first_available }),
+            None => Err(Error::NotCovered {
+                requested: id,
+                first_available,
+            }),
         }
     }
 }
@@ -112,7 +133,10 @@ pub struct RelayHandle {
 
 impl std::fmt::Debug for RelayHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RelayHandle").field("dir", &self.shared.dir).field("last_id", &self.last_id()).finish()
+        f.debug_struct("RelayHandle")
+            .field("dir", &self.shared.dir)
+            .field("last_id", &self.last_id())
+            .finish()
     }
 }
 
@@ -172,7 +196,9 @@ impl RelayHandle {
     pub fn deregister(&self, consumer: &str) -> Result<bool> {
         let deleted = {
             let mut ledger = lock(&self.shared.ledger);
-            let Some(old) = ledger.consumers.remove(consumer) else { return Ok(false) };
+            let Some(old) = ledger.consumers.remove(consumer) else {
+                return Ok(false);
+            };
             if let Err(e) = ledger.save() {
                 ledger.consumers.insert(consumer.to_string(), old);
                 return Err(e);
@@ -192,12 +218,18 @@ impl RelayHandle {
     pub fn ack(&self, consumer: &str, id: u64) -> Result<()> {
         let last_id = self.last_id();
         if id > last_id {
-            return Err(Error::AckBeyondEnd { consumer: consumer.to_string(), id, last_id });
+            return Err(Error::AckBeyondEnd {
+                consumer: consumer.to_string(),
+                id,
+                last_id,
+            });
         }
         let deleted = {
             let mut ledger = lock(&self.shared.ledger);
             let Some(&old) = ledger.consumers.get(consumer) else {
-                return Err(Error::UnknownConsumer { name: consumer.to_string() });
+                return Err(Error::UnknownConsumer {
+                    name: consumer.to_string(),
+                });
             };
             if id <= old {
                 return Ok(());
@@ -218,21 +250,32 @@ impl RelayHandle {
             .consumers
             .get(consumer)
             .copied()
-            .ok_or_else(|| Error::UnknownConsumer { name: consumer.to_string() })
+            .ok_or_else(|| Error::UnknownConsumer {
+                name: consumer.to_string(),
+            })
     }
 
     /// All registered consumers with their acks, sorted by name. Backlog of one is `last_id() - ack`.
     pub fn consumers(&self) -> Vec<(String, u64)> {
-        lock(&self.shared.ledger).consumers.iter().map(|(k, v)| (k.clone(), *v)).collect()
+        lock(&self.shared.ledger)
+            .consumers
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
     }
 
     /// Removes from the segment list every segment, except the active one, whose records are all <= the
     /// minimum ack; returns them for deletion. Called with the (already saved) ledger locked.
     fn collect_deletable(&self, ledger: &Ledger) -> Vec<SegmentMeta> {
-        let Some(min_ack) = ledger.min_ack() else { return Vec::new() };
+        let Some(min_ack) = ledger.min_ack() else {
+            return Vec::new();
+        };
         let mut segs = lock(&self.shared.segments);
         // Segment i holds ids [first_id(i), first_id(i+1) - 1].
-        let n = segs.windows(2).take_while(|w| w[1].first_id.saturating_sub(1) <= min_ack).count();
+        let n = segs
+            .windows(2)
+            .take_while(|w| w[1].first_id.saturating_sub(1) <= min_ack)
+            .count();
         segs.drain(..n).collect()
     }
 
@@ -247,7 +290,11 @@ impl RelayHandle {
                 Err(e) => return Err(Error::io("delete", &seg.path, e)),
             }
         }
-        info!(count = segments.len(), first_id = self.first_id(), "relay segments deleted after every consumer acked past them");
+        info!(
+            count = segments.len(),
+            first_id = self.first_id(),
+            "relay segments deleted after every consumer acked past them"
+        );
         sync_dir(&self.shared.dir)
     }
 }
@@ -282,7 +329,10 @@ pub struct RelayLog {
 
 impl std::fmt::Debug for RelayLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RelayLog").field("dir", &self.handle.shared.dir).field("next_id", &self.next_id).finish()
+        f.debug_struct("RelayLog")
+            .field("dir", &self.handle.shared.dir)
+            .field("next_id", &self.next_id)
+            .finish()
     }
 }
 
@@ -301,7 +351,10 @@ impl RelayLog {
 
         let active = match segments.last() {
             Some(last) => {
-                let file = OpenOptions::new().append(true).open(&last.path).map_err(|e| Error::io("open", &last.path, e))?;
+                let file = OpenOptions::new()
+                    .append(true)
+                    .open(&last.path)
+                    .map_err(|e| Error::io("open", &last.path, e))?;
                 ActiveSegment {
                     path: last.path.clone(),
                     out: BufWriter::with_capacity(options.write_buffer_bytes, file),
@@ -311,7 +364,11 @@ impl RelayLog {
             }
             None => {
                 let active = create_segment(&dir, next_id, &options)?;
-                segments.push(SegmentMeta { first_id: next_id, path: active.path.clone(), bytes: active.bytes });
+                segments.push(SegmentMeta {
+                    first_id: next_id,
+                    path: active.path.clone(),
+                    bytes: active.bytes,
+                });
                 active
             }
         };
@@ -325,9 +382,21 @@ impl RelayLog {
             active_bytes: AtomicU64::new(active.bytes),
             flushed: rx,
         });
-        let log = RelayLog { handle: RelayHandle { shared }, _lock: lock_file, tx, options, active, next_id, failed: None, unsynced: Vec::new(), dir_unsynced: true };
+        let log = RelayLog {
+            handle: RelayHandle { shared },
+            _lock: lock_file,
+            tx,
+            options,
+            active,
+            next_id,
+            failed: None,
+            unsynced: Vec::new(),
+            dir_unsynced: true,
+        };
         // A crash between saving an ack and deleting the segments it freed leaves them behind: finish the job.
-        let deletable = log.handle.collect_deletable(&lock(&log.handle.shared.ledger));
+        let deletable = log
+            .handle
+            .collect_deletable(&lock(&log.handle.shared.ledger));
         log.handle.delete_segments(deletable)?;
         info!(dir = %log.handle.shared.dir.display(), first_id = log.first_id(), last_id, "relay log opened");
         Ok(log)
@@ -341,10 +410,15 @@ impl RelayLog {
     /// Appends a record and returns its id. Buffered: readers see it after [`flush`](Self::flush).
     pub fn append(&mut self, payload: &[u8]) -> Result<u64> {
         if let Some(first_error) = &self.failed {
-            return Err(Error::WriterFailed { first_error: first_error.clone() });
+            return Err(Error::WriterFailed {
+                first_error: first_error.clone(),
+            });
         }
         if payload.len() > MAX_PAYLOAD {
-            return Err(Error::RecordTooLarge { len: payload.len(), max: MAX_PAYLOAD });
+            return Err(Error::RecordTooLarge {
+                len: payload.len(),
+                max: MAX_PAYLOAD,
+            });
         }
         let frame = (RECORD_HEADER_LEN + payload.len()) as u64;
         if self.active.records > 0 && self.active.bytes + frame > self.options.segment_max_bytes {
@@ -352,13 +426,20 @@ impl RelayLog {
         }
         let id = self.next_id;
         let header = encode_record_header(id, payload);
-        let written = self.active.out.write_all(&header).and_then(|()| self.active.out.write_all(payload));
+        let written = self
+            .active
+            .out
+            .write_all(&header)
+            .and_then(|()| self.active.out.write_all(payload));
         if let Err(e) = written {
             return Err(self.fail(Error::io("write", &self.active.path, e)));
         }
         self.active.bytes += frame;
         self.active.records += 1;
-        self.handle.shared.active_bytes.store(self.active.bytes, Ordering::Relaxed);
+        self.handle
+            .shared
+            .active_bytes
+            .store(self.active.bytes, Ordering::Relaxed);
         self.next_id += 1;
         Ok(id)
     }
@@ -375,7 +456,9 @@ impl RelayLog {
 
     fn write_out(&mut self, fsync: bool) -> Result<()> {
         if let Some(first_error) = &self.failed {
-            return Err(Error::WriterFailed { first_error: first_error.clone() });
+            return Err(Error::WriterFailed {
+                first_error: first_error.clone(),
+            });
         }
         if let Err(e) = self.active.out.flush() {
             return Err(self.fail(Error::io("write", &self.active.path, e)));
@@ -406,7 +489,8 @@ impl RelayLog {
     pub fn reset(&mut self) -> Result<u64> {
         let first = self.next_id;
         let dir = self.handle.shared.dir.clone();
-        let reuse_active = self.active.records == 0 && self.active.path == dir.join(segment_file_name(first));
+        let reuse_active =
+            self.active.records == 0 && self.active.path == dir.join(segment_file_name(first));
         if !reuse_active {
             // Create the new segment before deleting the old ones: a crash in between must never leave a
             // directory without segments, or ids would restart at 1.
@@ -415,7 +499,11 @@ impl RelayLog {
             drop(old_active.out.into_parts().0); // the old file is discarded: do not write its buffer out
         }
         self.unsynced.clear();
-        let new_meta = SegmentMeta { first_id: first, path: self.active.path.clone(), bytes: self.active.bytes };
+        let new_meta = SegmentMeta {
+            first_id: first,
+            path: self.active.path.clone(),
+            bytes: self.active.bytes,
+        };
         self.failed = None;
         let old = {
             let mut ledger = lock(&self.handle.shared.ledger);
@@ -426,7 +514,10 @@ impl RelayLog {
             let mut segs = lock(&self.handle.shared.segments);
             std::mem::replace(&mut *segs, vec![new_meta])
         };
-        self.handle.shared.active_bytes.store(self.active.bytes, Ordering::Relaxed);
+        self.handle
+            .shared
+            .active_bytes
+            .store(self.active.bytes, Ordering::Relaxed);
         for seg in old.iter().filter(|s| s.first_id != first) {
             match fs::remove_file(&seg.path) {
                 Ok(()) => {}
@@ -442,13 +533,24 @@ impl RelayLog {
 
     /// Finishes the active segment and starts a new one at `next_id`.
     fn roll(&mut self) -> Result<()> {
-        self.active.out.flush().map_err(|e| Error::io("write", &self.active.path, e))?;
+        self.active
+            .out
+            .flush()
+            .map_err(|e| Error::io("write", &self.active.path, e))?;
         if self.options.sync == SyncPolicy::EveryFlush {
-            self.active.out.get_ref().sync_data().map_err(|e| Error::io("fsync", &self.active.path, e))?;
+            self.active
+                .out
+                .get_ref()
+                .sync_data()
+                .map_err(|e| Error::io("fsync", &self.active.path, e))?;
         }
         let finished_bytes = self.active.bytes;
         let active = create_segment(&self.handle.shared.dir, self.next_id, &self.options)?;
-        let meta = SegmentMeta { first_id: self.next_id, path: active.path.clone(), bytes: active.bytes };
+        let meta = SegmentMeta {
+            first_id: self.next_id,
+            path: active.path.clone(),
+            bytes: active.bytes,
+        };
         let finished = std::mem::replace(&mut self.active, active);
         if self.options.sync == SyncPolicy::Manual {
             // Keep the finished file so that the next `sync` makes it durable too.
@@ -461,7 +563,10 @@ impl RelayLog {
             last.bytes = finished_bytes;
         }
         segs.push(meta);
-        self.handle.shared.active_bytes.store(self.active.bytes, Ordering::Relaxed);
+        self.handle
+            .shared
+            .active_bytes
+            .store(self.active.bytes, Ordering::Relaxed);
         Ok(())
     }
 
@@ -471,7 +576,11 @@ impl RelayLog {
             file.sync_data().map_err(|e| Error::io("fsync", path, e))?;
         }
         self.unsynced.clear();
-        self.active.out.get_ref().sync_data().map_err(|e| Error::io("fsync", &self.active.path, e))?;
+        self.active
+            .out
+            .get_ref()
+            .sync_data()
+            .map_err(|e| Error::io("fsync", &self.active.path, e))?;
         if self.dir_unsynced {
             sync_dir(&self.handle.shared.dir)?;
             self.dir_unsynced = false;
@@ -539,8 +648,13 @@ impl Drop for RelayLog {
 /// Creates `relay-<first_id>.log` with its header written to the OS.
 fn create_segment(dir: &Path, first_id: u64, options: &RelayOptions) -> Result<ActiveSegment> {
     let path = dir.join(segment_file_name(first_id));
-    let mut file = OpenOptions::new().append(true).create_new(true).open(&path).map_err(|e| Error::io("create", &path, e))?;
-    file.write_all(&encode_segment_header(first_id)).map_err(|e| Error::io("write", &path, e))?;
+    let mut file = OpenOptions::new()
+        .append(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| Error::io("create", &path, e))?;
+    file.write_all(&encode_segment_header(first_id))
+        .map_err(|e| Error::io("write", &path, e))?;
     if options.sync == SyncPolicy::EveryFlush {
         file.sync_data().map_err(|e| Error::io("fsync", &path, e))?;
         sync_dir(dir)?;
@@ -558,7 +672,12 @@ const LOCK_FILE: &str = "lock";
 /// Takes the single-writer lock on `dir`.
 fn lock_dir(dir: &Path) -> Result<File> {
     let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| Error::io("open", &path, e))?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io("open", &path, e))?;
     #[cfg(unix)]
     {
         use std::os::fd::AsRawFd;

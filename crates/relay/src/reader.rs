@@ -15,7 +15,10 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
-use crate::format::{check_segment_header, read_full, record_crc, RecordHeader, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
+use crate::format::{
+    check_segment_header, read_full, record_crc, RecordHeader, RECORD_HEADER_LEN,
+    SEGMENT_HEADER_LEN,
+};
 use crate::log::Shared;
 use crate::recovery::SegmentMeta;
 
@@ -43,7 +46,10 @@ pub struct RelayReader {
 
 impl std::fmt::Debug for RelayReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RelayReader").field("want", &self.want).field("expect", &self.expect).finish()
+        f.debug_struct("RelayReader")
+            .field("want", &self.want)
+            .field("expect", &self.expect)
+            .finish()
     }
 }
 
@@ -53,7 +59,14 @@ impl RelayReader {
         let seg = shared.segment_for(from_id)?;
         let cursor = open_segment(&shared, &seg, from_id)?;
         let flushed = shared.flushed.clone();
-        Ok(RelayReader { shared, flushed, known_flushed: 0, want: from_id, expect: seg.first_id, cursor: Some(cursor) })
+        Ok(RelayReader {
+            shared,
+            flushed,
+            known_flushed: 0,
+            want: from_id,
+            expect: seg.first_id,
+            cursor: Some(cursor),
+        })
     }
 
     /// Id of the next record this reader will return.
@@ -85,13 +98,18 @@ impl RelayReader {
                 None => {
                     let seg = self.shared.segment_for(self.expect)?;
                     if seg.first_id != self.expect {
-                        return Err(Error::NotCovered { requested: self.expect, first_available: self.shared.first_id() });
+                        return Err(Error::NotCovered {
+                            requested: self.expect,
+                            first_available: self.shared.first_id(),
+                        });
                     }
-                    self.cursor.insert(open_segment(&self.shared, &seg, self.expect)?)
+                    self.cursor
+                        .insert(open_segment(&self.shared, &seg, self.expect)?)
                 }
             };
             let mut rh = [0u8; RECORD_HEADER_LEN];
-            let n = read_full(&mut cursor.file, &mut rh).map_err(|e| Error::io("read", &cursor.path, e))?;
+            let n = read_full(&mut cursor.file, &mut rh)
+                .map_err(|e| Error::io("read", &cursor.path, e))?;
             if n == 0 {
                 // End of this segment: record `expect` is flushed, so it must start the next one.
                 self.cursor = None;
@@ -105,12 +123,18 @@ impl RelayReader {
                 return Err(Error::Corrupt {
                     path: cursor.path.clone(),
                     offset: cursor.offset,
-                    reason: format!("record id {} out of sequence, expected {}", header.id, self.expect),
+                    reason: format!(
+                        "record id {} out of sequence, expected {}",
+                        header.id, self.expect
+                    ),
                 });
             }
             let frame_offset = cursor.offset;
             if header.id < self.want {
-                cursor.file.seek_relative(i64::from(header.len)).map_err(|e| Error::io("seek", &cursor.path, e))?;
+                cursor
+                    .file
+                    .seek_relative(i64::from(header.len))
+                    .map_err(|e| Error::io("seek", &cursor.path, e))?;
             } else {
                 buf.clear();
                 buf.resize(header.len as usize, 0);
@@ -166,7 +190,10 @@ fn open_segment(shared: &Shared, seg: &SegmentMeta, needed: u64) -> Result<Curso
     let file = match File::open(&seg.path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(Error::NotCovered { requested: needed, first_available: shared.first_id() })
+            return Err(Error::NotCovered {
+                requested: needed,
+                first_available: shared.first_id(),
+            })
         }
         Err(e) => return Err(Error::io("open", &seg.path, e)),
     };
@@ -177,9 +204,15 @@ fn open_segment(shared: &Shared, seg: &SegmentMeta, needed: u64) -> Result<Curso
         return Err(Error::Corrupt {
             path: seg.path.clone(),
             offset: n as u64,
-            reason: format!("segment is {n} bytes, shorter than its {SEGMENT_HEADER_LEN}-byte header"),
+            reason: format!(
+                "segment is {n} bytes, shorter than its {SEGMENT_HEADER_LEN}-byte header"
+            ),
         });
     }
     check_segment_header(&seg.path, &h, seg.first_id)?;
-    Ok(Cursor { path: seg.path.clone(), file, offset: SEGMENT_HEADER_LEN })
+    Ok(Cursor {
+        path: seg.path.clone(),
+        file,
+        offset: SEGMENT_HEADER_LEN,
+    })
 }

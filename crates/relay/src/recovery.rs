@@ -21,8 +21,8 @@ use tracing::warn;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    check_segment_header, encode_segment_header, parse_segment_file_name, read_full, record_crc, RecordHeader,
-    RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
+    check_segment_header, encode_segment_header, parse_segment_file_name, read_full, record_crc,
+    RecordHeader, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
 };
 
 /// A segment file known to the log.
@@ -44,7 +44,10 @@ pub(crate) struct Recovered {
 pub(crate) fn recover(dir: &Path) -> Result<Recovered> {
     let mut segments = list_segments(dir)?;
     let Some(last) = segments.pop() else {
-        return Ok(Recovered { segments, next_id: 1 });
+        return Ok(Recovered {
+            segments,
+            next_id: 1,
+        });
     };
     for seg in &segments {
         let mut f = File::open(&seg.path).map_err(|e| Error::io("open", &seg.path, e))?;
@@ -70,10 +73,19 @@ fn list_segments(dir: &Path) -> Result<Vec<SegmentMeta>> {
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("list", dir, e))?;
         let name = entry.file_name();
-        let Some(first_id) = name.to_str().and_then(parse_segment_file_name) else { continue };
+        let Some(first_id) = name.to_str().and_then(parse_segment_file_name) else {
+            continue;
+        };
         let path = entry.path();
-        let bytes = entry.metadata().map_err(|e| Error::io("stat", &path, e))?.len();
-        out.push(SegmentMeta { first_id, path, bytes });
+        let bytes = entry
+            .metadata()
+            .map_err(|e| Error::io("stat", &path, e))?
+            .len();
+        out.push(SegmentMeta {
+            first_id,
+            path,
+            bytes,
+        });
     }
     out.sort_by_key(|s| s.first_id);
     Ok(out)
@@ -81,20 +93,30 @@ fn list_segments(dir: &Path) -> Result<Vec<SegmentMeta>> {
 
 /// Scans the last segment, truncating a torn tail. Returns (valid length, next id).
 fn scan_last_segment(path: &Path, first_id: u64) -> Result<(u64, u64)> {
-    let mut file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| Error::io("open", path, e))?;
-    let file_len = file.metadata().map_err(|e| Error::io("stat", path, e))?.len();
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io("open", path, e))?;
+    let file_len = file
+        .metadata()
+        .map_err(|e| Error::io("stat", path, e))?
+        .len();
 
     if file_len < SEGMENT_HEADER_LEN {
         warn!(path = %path.display(), file_len, "relay segment shorter than its header (crash while creating it); rewriting the header");
-        file.set_len(0).map_err(|e| Error::io("truncate", path, e))?;
-        file.write_all(&encode_segment_header(first_id)).map_err(|e| Error::io("write", path, e))?;
+        file.set_len(0)
+            .map_err(|e| Error::io("truncate", path, e))?;
+        file.write_all(&encode_segment_header(first_id))
+            .map_err(|e| Error::io("write", path, e))?;
         file.sync_all().map_err(|e| Error::io("fsync", path, e))?;
         return Ok((SEGMENT_HEADER_LEN, first_id));
     }
 
     let mut r = BufReader::with_capacity(256 * 1024, &mut file);
     let mut h = [0u8; SEGMENT_HEADER_LEN as usize];
-    r.read_exact(&mut h).map_err(|e| Error::io("read", path, e))?;
+    r.read_exact(&mut h)
+        .map_err(|e| Error::io("read", path, e))?;
     check_segment_header(path, &h, first_id)?;
 
     let mut offset = SEGMENT_HEADER_LEN;
@@ -115,19 +137,29 @@ fn scan_last_segment(path: &Path, first_id: u64) -> Result<(u64, u64)> {
             break Some("record runs past the end of the file");
         }
         payload.resize(header.len as usize, 0);
-        r.read_exact(&mut payload).map_err(|e| Error::io("read", path, e))?;
+        r.read_exact(&mut payload)
+            .map_err(|e| Error::io("read", path, e))?;
         let computed = record_crc(header.id, &payload);
         if computed != header.crc {
             if end == file_len {
                 break Some("CRC mismatch in the last record");
             }
-            return Err(Error::CrcMismatch { path: path.to_path_buf(), offset, id: header.id, stored: header.crc, computed });
+            return Err(Error::CrcMismatch {
+                path: path.to_path_buf(),
+                offset,
+                id: header.id,
+                stored: header.crc,
+                computed,
+            });
         }
         if header.id != next_id {
             return Err(Error::Corrupt {
                 path: path.to_path_buf(),
                 offset,
-                reason: format!("record id {} out of sequence, expected {next_id}", header.id),
+                reason: format!(
+                    "record id {} out of sequence, expected {next_id}",
+                    header.id
+                ),
             });
         }
         next_id += 1;
@@ -141,7 +173,8 @@ fn scan_last_segment(path: &Path, first_id: u64) -> Result<(u64, u64)> {
             path = %path.display(), offset, dropped_bytes, reason, next_id,
             "truncating torn tail of relay segment (a crash interrupted an append; records after the last flush may be lost)"
         );
-        file.set_len(offset).map_err(|e| Error::io("truncate", path, e))?;
+        file.set_len(offset)
+            .map_err(|e| Error::io("truncate", path, e))?;
         file.sync_all().map_err(|e| Error::io("fsync", path, e))?;
     }
     Ok((offset, next_id))

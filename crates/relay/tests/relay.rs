@@ -5,11 +5,18 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dropship_relay::{segment_file_name, Error, RelayLog, RelayOptions, SyncPolicy, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
+use dropship_relay::{
+    segment_file_name, Error, RelayLog, RelayOptions, SyncPolicy, RECORD_HEADER_LEN,
+    SEGMENT_HEADER_LEN,
+};
 use tempfile::TempDir;
 
 fn opts(segment_max_bytes: u64) -> RelayOptions {
-    RelayOptions { segment_max_bytes, sync: SyncPolicy::Manual, ..RelayOptions::default() }
+    RelayOptions {
+        segment_max_bytes,
+        sync: SyncPolicy::Manual,
+        ..RelayOptions::default()
+    }
 }
 
 fn payload(i: u64) -> Vec<u8> {
@@ -20,7 +27,13 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("relay-"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("relay-")
+        })
         .collect();
     v.sort();
     v
@@ -52,7 +65,10 @@ fn ids_start_at_one_and_continue_after_a_clean_reopen() {
     assert_eq!(log.append(b"c").unwrap(), 3);
     log.flush().unwrap();
     let got = read_all(&log, 1);
-    assert_eq!(got, vec![(1, b"a".to_vec()), (2, b"b".to_vec()), (3, b"c".to_vec())]);
+    assert_eq!(
+        got,
+        vec![(1, b"a".to_vec()), (2, b"b".to_vec()), (3, b"c".to_vec())]
+    );
 }
 
 #[test]
@@ -86,7 +102,10 @@ fn reader_sees_records_appended_after_it_started() {
         got.push(id);
     }
     assert_eq!(got, (1..=50).collect::<Vec<_>>());
-    assert!(segments(dir.path()).len() > 1, "the 200-byte cap must have rolled segments");
+    assert!(
+        segments(dir.path()).len() > 1,
+        "the 200-byte cap must have rolled segments"
+    );
 }
 
 #[test]
@@ -146,7 +165,11 @@ fn torn_tail_is_truncated_on_reopen_and_ids_continue() {
     drop(f);
 
     let mut log = RelayLog::open(dir.path(), opts(1 << 20)).unwrap();
-    assert_eq!(fs::metadata(&seg).unwrap().len(), good_len, "torn tail truncated");
+    assert_eq!(
+        fs::metadata(&seg).unwrap().len(),
+        good_len,
+        "torn tail truncated"
+    );
     assert_eq!(log.last_id(), 3);
     assert_eq!(log.append(b"after").unwrap(), 4);
     log.flush().unwrap();
@@ -162,7 +185,12 @@ fn partial_frame_header_at_the_tail_is_truncated() {
     log.append(b"x").unwrap();
     drop(log);
     let seg = segments(dir.path()).pop().unwrap();
-    OpenOptions::new().append(true).open(&seg).unwrap().write_all(&[1, 2, 3]).unwrap();
+    OpenOptions::new()
+        .append(true)
+        .open(&seg)
+        .unwrap()
+        .write_all(&[1, 2, 3])
+        .unwrap();
     let mut log = RelayLog::open(dir.path(), opts(1 << 20)).unwrap();
     assert_eq!(log.append(b"y").unwrap(), 2);
 }
@@ -198,13 +226,16 @@ fn crc_mismatch_in_the_middle_is_an_error_naming_file_and_offset() {
     let frame = RECORD_HEADER_LEN + payload(1).len() as u64;
     let record2 = SEGMENT_HEADER_LEN + frame;
     let mut f = OpenOptions::new().write(true).open(&seg).unwrap();
-    f.seek(SeekFrom::Start(record2 + RECORD_HEADER_LEN)).unwrap();
+    f.seek(SeekFrom::Start(record2 + RECORD_HEADER_LEN))
+        .unwrap();
     f.write_all(b"Z").unwrap();
     drop(f);
 
     let err = RelayLog::open(dir.path(), opts(1 << 20)).unwrap_err();
     match &err {
-        Error::CrcMismatch { path, offset, id, .. } => {
+        Error::CrcMismatch {
+            path, offset, id, ..
+        } => {
             assert_eq!(path, &seg);
             assert_eq!(*offset, record2);
             assert_eq!(*id, 2);
@@ -212,7 +243,10 @@ fn crc_mismatch_in_the_middle_is_an_error_naming_file_and_offset() {
         other => panic!("expected CrcMismatch, got {other:?}"),
     }
     let msg = err.to_string();
-    assert!(msg.contains(&segment_file_name(1)) && msg.contains(&format!("offset {record2}")), "{msg}");
+    assert!(
+        msg.contains(&segment_file_name(1)) && msg.contains(&format!("offset {record2}")),
+        "{msg}"
+    );
     assert!(msg.contains("Hint"), "{msg}");
     assert!(err.is_data_loss());
 }
@@ -227,12 +261,16 @@ fn crc_mismatch_in_an_older_segment_is_reported_by_the_reader_with_file_and_offs
     log.flush().unwrap();
     let first = segments(dir.path()).remove(0);
     let mut f = OpenOptions::new().write(true).open(&first).unwrap();
-    f.seek(SeekFrom::Start(SEGMENT_HEADER_LEN + RECORD_HEADER_LEN)).unwrap();
+    f.seek(SeekFrom::Start(SEGMENT_HEADER_LEN + RECORD_HEADER_LEN))
+        .unwrap();
     f.write_all(b"Z").unwrap();
     drop(f);
     let mut r = log.reader(1).unwrap();
     let err = r.next().unwrap_err();
-    assert!(matches!(&err, Error::CrcMismatch { path, offset, .. } if path == &first && *offset == SEGMENT_HEADER_LEN), "{err:?}");
+    assert!(
+        matches!(&err, Error::CrcMismatch { path, offset, .. } if path == &first && *offset == SEGMENT_HEADER_LEN),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -244,11 +282,23 @@ fn record_larger_than_segment_cap_gets_its_own_segment() {
     assert_eq!(log.append(&big).unwrap(), 2);
     log.append(b"small-3").unwrap();
     log.flush().unwrap();
-    let names: Vec<String> =
-        segments(dir.path()).iter().map(|p| p.file_name().unwrap().to_str().unwrap().to_string()).collect();
-    assert_eq!(names, vec![segment_file_name(1), segment_file_name(2), segment_file_name(3)]);
+    let names: Vec<String> = segments(dir.path())
+        .iter()
+        .map(|p| p.file_name().unwrap().to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            segment_file_name(1),
+            segment_file_name(2),
+            segment_file_name(3)
+        ]
+    );
     let big_seg = dir.path().join(segment_file_name(2));
-    assert_eq!(fs::metadata(big_seg).unwrap().len(), SEGMENT_HEADER_LEN + RECORD_HEADER_LEN + 1000);
+    assert_eq!(
+        fs::metadata(big_seg).unwrap().len(),
+        SEGMENT_HEADER_LEN + RECORD_HEADER_LEN + 1000
+    );
     let got = read_all(&log, 1);
     assert_eq!(got[1], (2, big));
     assert_eq!(got[2], (3, b"small-3".to_vec()));
@@ -269,11 +319,19 @@ fn segments_are_deleted_once_every_consumer_acked_past_them() {
     let size_before = log.size_bytes();
 
     log.ack("orders", 30).unwrap();
-    assert_eq!(segments(dir.path()), before, "billing still needs everything");
+    assert_eq!(
+        segments(dir.path()),
+        before,
+        "billing still needs everything"
+    );
     log.ack("billing", 12).unwrap();
     let after = segments(dir.path());
     assert!(after.len() < before.len());
-    assert!(log.first_id() <= 13, "record 13 must still be stored, first_id {}", log.first_id());
+    assert!(
+        log.first_id() <= 13,
+        "record 13 must still be stored, first_id {}",
+        log.first_id()
+    );
     assert!(log.size_bytes() < size_before);
     let ids: Vec<u64> = read_all(&log, 13).into_iter().map(|(id, _)| id).collect();
     assert_eq!(ids, (13..=30).collect::<Vec<_>>());
@@ -283,7 +341,10 @@ fn segments_are_deleted_once_every_consumer_acked_past_them() {
     // Acking everything keeps the segment being written.
     log.ack("billing", 30).unwrap();
     assert_eq!(segments(dir.path()).len(), 1);
-    assert_eq!(log.handle().consumers(), vec![("billing".to_string(), 30), ("orders".to_string(), 30)]);
+    assert_eq!(
+        log.handle().consumers(),
+        vec![("billing".to_string(), 30), ("orders".to_string(), 30)]
+    );
 }
 
 #[test]
@@ -302,7 +363,10 @@ fn nothing_is_deleted_without_consumers_and_a_deregistered_consumer_stops_holdin
     assert!(log.deregister("stuck").unwrap());
     assert!(!log.deregister("stuck").unwrap());
     assert_eq!(segments(dir.path()).len(), 1);
-    assert!(matches!(log.ack("stuck", 1), Err(Error::UnknownConsumer { .. })));
+    assert!(matches!(
+        log.ack("stuck", 1),
+        Err(Error::UnknownConsumer { .. })
+    ));
 }
 
 #[test]
@@ -312,7 +376,17 @@ fn acks_beyond_the_last_flushed_id_are_rejected_and_lower_acks_ignored() {
     log.register("a").unwrap();
     log.append(b"1").unwrap();
     let err = log.ack("a", 1).unwrap_err();
-    assert!(matches!(err, Error::AckBeyondEnd { id: 1, last_id: 0, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::AckBeyondEnd {
+                id: 1,
+                last_id: 0,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     log.flush().unwrap();
     log.ack("a", 1).unwrap();
     log.ack("a", 0).unwrap();
@@ -338,7 +412,11 @@ fn reopen_after_crash_keeps_acked_positions() {
     let h = log.handle();
     assert_eq!(h.acked("orders").unwrap(), 25);
     assert_eq!(h.acked("billing").unwrap(), 10);
-    assert_eq!(log.register("orders").unwrap(), 25, "register is idempotent");
+    assert_eq!(
+        log.register("orders").unwrap(),
+        25,
+        "register is idempotent"
+    );
     assert_eq!(log.first_id(), first);
     // Retention continues after the restart.
     log.ack("billing", 25).unwrap();
@@ -361,7 +439,10 @@ fn reset_discards_everything_and_ids_continue() {
     let mut stale = log.reader(1).unwrap();
     let first = log.reset().unwrap();
     assert_eq!(first, 21);
-    assert_eq!(segments(dir.path()), vec![dir.path().join(segment_file_name(21))]);
+    assert_eq!(
+        segments(dir.path()),
+        vec![dir.path().join(segment_file_name(21))]
+    );
     assert_eq!(log.handle().acked("orders").unwrap(), 20);
     assert_eq!((log.first_id(), log.last_id()), (21, 20));
     assert!(log.reader(5).unwrap_err().is_not_covered());
@@ -403,7 +484,10 @@ fn files_that_are_not_segments_are_ignored_and_a_bad_ledger_is_an_error() {
     fs::write(dir.path().join("README"), "hi").unwrap();
     fs::write(dir.path().join("ledger.json.tmp"), "half-written").unwrap();
     drop(RelayLog::open(dir.path(), opts(100)).unwrap());
-    assert!(!dir.path().join("ledger.json.tmp").exists(), "a leftover ledger temp file is removed");
+    assert!(
+        !dir.path().join("ledger.json.tmp").exists(),
+        "a leftover ledger temp file is removed"
+    );
     assert!(dir.path().join("README").exists());
     fs::write(dir.path().join("ledger.json"), "{not json").unwrap();
     let err = RelayLog::open(dir.path(), opts(100)).unwrap_err();
@@ -414,7 +498,11 @@ fn files_that_are_not_segments_are_ignored_and_a_bad_ledger_is_an_error() {
 #[test]
 fn durable_sync_policy_works_end_to_end() {
     let dir = TempDir::new().unwrap();
-    let options = RelayOptions { segment_max_bytes: 64, sync: SyncPolicy::EveryFlush, ..RelayOptions::default() };
+    let options = RelayOptions {
+        segment_max_bytes: 64,
+        sync: SyncPolicy::EveryFlush,
+        ..RelayOptions::default()
+    };
     let mut log = RelayLog::open(dir.path(), options.clone()).unwrap();
     for i in 1..=5 {
         log.append(&payload(i)).unwrap();
@@ -433,7 +521,10 @@ async fn next_wait_returns_none_once_the_writer_is_dropped_and_drained() {
     let mut r = log.reader(1).unwrap();
     log.append(b"last words").unwrap();
     drop(log);
-    assert_eq!(r.next_wait().await.unwrap(), Some((1, b"last words".to_vec())));
+    assert_eq!(
+        r.next_wait().await.unwrap(),
+        Some((1, b"last words".to_vec()))
+    );
     assert_eq!(r.next_wait().await.unwrap(), None);
 }
 
@@ -480,9 +571,11 @@ async fn a_writer_task_and_two_readers_at_different_speeds_all_see_every_record_
         // Dropping the writer ends the readers' next_wait loops.
     });
     writer.await.unwrap();
-    let (fast, slow) = tokio::time::timeout(Duration::from_secs(60), async { (fast.await.unwrap(), slow.await.unwrap()) })
-        .await
-        .expect("readers finished");
+    let (fast, slow) = tokio::time::timeout(Duration::from_secs(60), async {
+        (fast.await.unwrap(), slow.await.unwrap())
+    })
+    .await
+    .expect("readers finished");
     assert_eq!((fast, slow), (N, N));
     // Retention kept up with the slower consumer's acks.
     assert_eq!(handle.acked("slow").unwrap(), N - N % 50);
@@ -500,10 +593,17 @@ fn size_and_backlog_metrics_follow_appends_and_acks() {
         log.append(&payload(i)).unwrap();
     }
     log.flush().unwrap();
-    assert_eq!(log.size_bytes(), SEGMENT_HEADER_LEN + 10 * (RECORD_HEADER_LEN + payload(1).len() as u64));
+    assert_eq!(
+        log.size_bytes(),
+        SEGMENT_HEADER_LEN + 10 * (RECORD_HEADER_LEN + payload(1).len() as u64)
+    );
     log.ack("orders", 4).unwrap();
     let h = log.handle();
-    let backlog: Vec<(String, u64)> = h.consumers().into_iter().map(|(c, ack)| (c, h.last_id() - ack)).collect();
+    let backlog: Vec<(String, u64)> = h
+        .consumers()
+        .into_iter()
+        .map(|(c, ack)| (c, h.last_id() - ack))
+        .collect();
     assert_eq!(backlog, vec![("orders".to_string(), 6)]);
 }
 
@@ -521,7 +621,10 @@ fn a_consumer_registered_after_retention_starts_at_the_oldest_stored_record() {
     assert!(oldest > 1);
     let ack = log.register("late").unwrap();
     assert_eq!(ack, oldest - 1);
-    let ids: Vec<u64> = read_all(&log, ack + 1).into_iter().map(|(id, _)| id).collect();
+    let ids: Vec<u64> = read_all(&log, ack + 1)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
     assert_eq!(ids, (oldest..=20).collect::<Vec<_>>());
 }
 

@@ -29,18 +29,32 @@ pub async fn assert_tables_identical(
     // TIMESTAMP renders in the session time zone: read both sides in UTC so a
     // source running at +05:30 compares by stored instant, not by text.
     for (side, conn) in [("source", &mut *src), ("target", &mut *dst)] {
-        conn.query_drop("SET time_zone = '+00:00'").await.map_err(|e| format!("{name}: setting the {side} session time zone: {e}"))?;
+        conn.query_drop("SET time_zone = '+00:00'")
+            .await
+            .map_err(|e| format!("{name}: setting the {side} session time zone: {e}"))?;
     }
-    let src_cols = columns(src, src_db, table).await.map_err(|e| format!("{name}: reading source columns: {e}"))?;
-    let dst_cols = columns(dst, dst_db, table).await.map_err(|e| format!("{name}: reading target columns: {e}"))?;
+    let src_cols = columns(src, src_db, table)
+        .await
+        .map_err(|e| format!("{name}: reading source columns: {e}"))?;
+    let dst_cols = columns(dst, dst_db, table)
+        .await
+        .map_err(|e| format!("{name}: reading target columns: {e}"))?;
     if src_cols.is_empty() {
-        return Err(format!("{name}: table {src_db}.{table} does not exist on the source"));
+        return Err(format!(
+            "{name}: table {src_db}.{table} does not exist on the source"
+        ));
     }
     if dst_cols.is_empty() {
-        return Err(format!("{name}: table {dst_db}.{table} does not exist on the target"));
+        return Err(format!(
+            "{name}: table {dst_db}.{table} does not exist on the target"
+        ));
     }
     if src_cols != dst_cols {
-        let first = src_cols.iter().zip(dst_cols.iter()).position(|(a, b)| a != b).unwrap_or(src_cols.len().min(dst_cols.len()));
+        let first = src_cols
+            .iter()
+            .zip(dst_cols.iter())
+            .position(|(a, b)| a != b)
+            .unwrap_or(src_cols.len().min(dst_cols.len()));
         return Err(format!(
             "{name}: columns differ at position {}: source {:?}, target {:?}",
             first + 1,
@@ -48,32 +62,64 @@ pub async fn assert_tables_identical(
             dst_cols.get(first)
         ));
     }
-    let mut key = primary_key(src, src_db, table).await.map_err(|e| format!("{name}: reading the primary key: {e}"))?;
+    let mut key = primary_key(src, src_db, table)
+        .await
+        .map_err(|e| format!("{name}: reading the primary key: {e}"))?;
     if key.is_empty() {
         key = src_cols.iter().map(|(n, _)| n.clone()).collect();
     }
-    let key_idx: Vec<usize> =
-        key.iter().filter_map(|k| src_cols.iter().position(|(n, _)| n == k)).collect();
+    let key_idx: Vec<usize> = key
+        .iter()
+        .filter_map(|k| src_cols.iter().position(|(n, _)| n == k))
+        .collect();
     let select = |db: &str| {
-        let cols: Vec<String> = src_cols.iter().map(|(n, _)| format!("CAST({} AS BINARY)", ident(n))).collect();
+        let cols: Vec<String> = src_cols
+            .iter()
+            .map(|(n, _)| format!("CAST({} AS BINARY)", ident(n)))
+            .collect();
         let order: Vec<String> = key.iter().map(|k| ident(k)).collect();
-        format!("SELECT {} FROM {} ORDER BY {}", cols.join(", "), qualified(db, table), order.join(", "))
+        format!(
+            "SELECT {} FROM {} ORDER BY {}",
+            cols.join(", "),
+            qualified(db, table),
+            order.join(", ")
+        )
     };
     let (qs, qd) = (select(src_db), select(dst_db));
-    let mut rs = src.query_iter(qs).await.map_err(|e| format!("{name}: reading source rows: {e}"))?;
-    let mut rd = dst.query_iter(qd).await.map_err(|e| format!("{name}: reading target rows: {e}"))?;
+    let mut rs = src
+        .query_iter(qs)
+        .await
+        .map_err(|e| format!("{name}: reading source rows: {e}"))?;
+    let mut rd = dst
+        .query_iter(qd)
+        .await
+        .map_err(|e| format!("{name}: reading target rows: {e}"))?;
     let mut n: u64 = 0;
     loop {
-        let a: Option<Row> = rs.next().await.map_err(|e| format!("{name}: reading source rows: {e}"))?;
-        let b: Option<Row> = rd.next().await.map_err(|e| format!("{name}: reading target rows: {e}"))?;
+        let a: Option<Row> = rs
+            .next()
+            .await
+            .map_err(|e| format!("{name}: reading source rows: {e}"))?;
+        let b: Option<Row> = rd
+            .next()
+            .await
+            .map_err(|e| format!("{name}: reading target rows: {e}"))?;
         n += 1;
         let (a, b) = match (a, b) {
             (None, None) => return Ok(()),
             (Some(a), None) => {
-                return Err(format!("{name}: row {} is missing on the target (target has {} rows)", describe_key(&key, &key_idx, &a), n - 1))
+                return Err(format!(
+                    "{name}: row {} is missing on the target (target has {} rows)",
+                    describe_key(&key, &key_idx, &a),
+                    n - 1
+                ))
             }
             (None, Some(b)) => {
-                return Err(format!("{name}: target has an extra row {} (source has {} rows)", describe_key(&key, &key_idx, &b), n - 1))
+                return Err(format!(
+                    "{name}: target has an extra row {} (source has {} rows)",
+                    describe_key(&key, &key_idx, &b),
+                    n - 1
+                ))
             }
             (Some(a), Some(b)) => (a, b),
         };
@@ -101,7 +147,11 @@ pub async fn assert_tables_identical(
 }
 
 /// `(name, COLUMN_TYPE)` in ordinal order; empty if the table does not exist.
-async fn columns(conn: &mut Conn, db: &str, table: &str) -> Result<Vec<(String, String)>, mysql_async::Error> {
+async fn columns(
+    conn: &mut Conn,
+    db: &str,
+    table: &str,
+) -> Result<Vec<(String, String)>, mysql_async::Error> {
     conn.exec(
         "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS \
          WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
@@ -110,7 +160,11 @@ async fn columns(conn: &mut Conn, db: &str, table: &str) -> Result<Vec<(String, 
     .await
 }
 
-async fn primary_key(conn: &mut Conn, db: &str, table: &str) -> Result<Vec<String>, mysql_async::Error> {
+async fn primary_key(
+    conn: &mut Conn,
+    db: &str,
+    table: &str,
+) -> Result<Vec<String>, mysql_async::Error> {
     conn.exec(
         "SELECT COLUMN_NAME FROM information_schema.STATISTICS \
          WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
@@ -128,7 +182,11 @@ fn cell(row: &Row, i: usize) -> Option<&[u8]> {
 }
 
 fn describe_key(names: &[String], idx: &[usize], row: &Row) -> String {
-    let parts: Vec<String> = names.iter().zip(idx).map(|(n, &i)| format!("{n}={}", show(cell(row, i)))).collect();
+    let parts: Vec<String> = names
+        .iter()
+        .zip(idx)
+        .map(|(n, &i)| format!("{n}={}", show(cell(row, i))))
+        .collect();
     format!("({})", parts.join(", "))
 }
 
@@ -136,7 +194,11 @@ fn describe_key(names: &[String], idx: &[usize], row: &Row) -> String {
 fn show(v: Option<&[u8]>) -> String {
     const MAX: usize = 64;
     let Some(b) = v else { return "NULL".into() };
-    let (head, more) = if b.len() > MAX { (&b[..MAX], format!("... ({} bytes)", b.len())) } else { (b, String::new()) };
+    let (head, more) = if b.len() > MAX {
+        (&b[..MAX], format!("... ({} bytes)", b.len()))
+    } else {
+        (b, String::new())
+    };
     match std::str::from_utf8(head) {
         Ok(s) if s.chars().all(|c| !c.is_control()) => format!("'{s}'{more}"),
         _ => format!("0x{}{more}", to_hex(head)),

@@ -21,12 +21,23 @@ pub enum Error {
     Template { dir: PathBuf, detail: String },
 
     /// The server did not become ready; `log_tail` is the end of its error log.
-    #[error("MariaDB server on port {port} did not start: {reason}\n--- tail of {log} ---\n{log_tail}")]
-    Startup { port: u16, reason: String, log: PathBuf, log_tail: String },
+    #[error(
+        "MariaDB server on port {port} did not start: {reason}\n--- tail of {log} ---\n{log_tail}"
+    )]
+    Startup {
+        port: u16,
+        reason: String,
+        log: PathBuf,
+        log_tail: String,
+    },
 
     /// A file-system or process operation failed.
     #[error("{context}: {source}")]
-    Io { context: String, #[source] source: std::io::Error },
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
 
     /// A statement failed; `statement` is shortened to 300 characters.
     #[error("{context}: {source} (statement: {statement})")]
@@ -44,11 +55,22 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 
-    pub(crate) fn sql(context: impl Into<String>, statement: &str, source: mysql_async::Error) -> Self {
-        Error::Sql { context: context.into(), statement: shorten(statement, 300), source }
+    pub(crate) fn sql(
+        context: impl Into<String>,
+        statement: &str,
+        source: mysql_async::Error,
+    ) -> Self {
+        Error::Sql {
+            context: context.into(),
+            statement: shorten(statement, 300),
+            source,
+        }
     }
 }
 

@@ -31,7 +31,13 @@ pub const DB: &str = "shop";
 pub const MIN_SEED: u64 = 50;
 
 /// Tables of the demo database, parents before children.
-pub const TABLES: &[&str] = &["users", "user_sessions", "products", "orders", "order_items"];
+pub const TABLES: &[&str] = &[
+    "users",
+    "user_sessions",
+    "products",
+    "orders",
+    "order_items",
+];
 
 /// `;`-separated DDL creating database `shop` and its tables.
 pub fn schema_sql() -> String {
@@ -100,7 +106,9 @@ pub async fn seed(conn: &mut Conn, users: u64, products: u64, seed: u64) -> Resu
     let mut start = 0;
     while start < users {
         let end = (start + 500).min(users);
-        let rows: Vec<String> = (start..end).map(|i| user_row(&mut rng, &format!("seed{seed}-{i}"))).collect();
+        let rows: Vec<String> = (start..end)
+            .map(|i| user_row(&mut rng, &format!("seed{seed}-{i}")))
+            .collect();
         stmts.push(format!(
             "INSERT INTO `shop`.`users` (`email`, `name`, `country`, `status`, `balance`, `created_at`) VALUES {}",
             rows.join(", ")
@@ -118,7 +126,11 @@ pub async fn seed(conn: &mut Conn, users: u64, products: u64, seed: u64) -> Resu
                     rng.gen_range(1..500),
                     rng.gen_range(0..100),
                     rng.gen_range(0..1000),
-                    charset_literal("utf8mb4", format!(r#"{{"color":"c{}","tags":["a","b"]}}"#, rng.gen_range(0..9)).as_bytes()),
+                    charset_literal(
+                        "utf8mb4",
+                        format!(r#"{{"color":"c{}","tags":["a","b"]}}"#, rng.gen_range(0..9))
+                            .as_bytes()
+                    ),
                 )
             })
             .collect();
@@ -129,13 +141,24 @@ pub async fn seed(conn: &mut Conn, users: u64, products: u64, seed: u64) -> Resu
         start = end;
     }
     for s in &stmts {
-        conn.query_drop(s).await.map_err(|e| Error::sql("seeding the shop database", s, e))?;
+        conn.query_drop(s)
+            .await
+            .map_err(|e| Error::sql("seeding the shop database", s, e))?;
     }
     Ok(())
 }
 
 fn user_row(rng: &mut StdRng, unique: &str) -> String {
-    const NAMES: &[&str] = &["Ada", "Grace", "Linus", "Zoë", "Søren", "Nguyễn", "李雷", "Renée 🎉"];
+    const NAMES: &[&str] = &[
+        "Ada",
+        "Grace",
+        "Linus",
+        "Zoë",
+        "Søren",
+        "Nguyễn",
+        "李雷",
+        "Renée 🎉",
+    ];
     const COUNTRIES: &[&str] = &["US", "DE", "FR", "VN", "CN", "DK", "IN"];
     format!(
         "('{unique}@example.com', {}, '{}', 'active', {}.{:02}, NOW(6))",
@@ -159,7 +182,11 @@ pub struct LiveWritersConfig {
 
 impl Default for LiveWritersConfig {
     fn default() -> Self {
-        LiveWritersConfig { writers: 4, rate_per_sec: 200.0, seed: 1 }
+        LiveWritersConfig {
+            writers: 4,
+            rate_per_sec: 200.0,
+            seed: 1,
+        }
     }
 }
 
@@ -197,7 +224,9 @@ impl LiveWriters {
         let counters = Arc::new(Counters::default());
         let writers = config.writers.max(1);
         let pause = if config.rate_per_sec > 0.0 {
-            Some(Duration::from_secs_f64(writers as f64 / config.rate_per_sec))
+            Some(Duration::from_secs_f64(
+                writers as f64 / config.rate_per_sec,
+            ))
         } else {
             None
         };
@@ -217,7 +246,11 @@ impl LiveWriters {
                 tokio::spawn(w.run())
             })
             .collect();
-        LiveWriters { stop, counters, tasks }
+        LiveWriters {
+            stop,
+            counters,
+            tasks,
+        }
     }
 
     /// Transactions acknowledged so far.
@@ -416,10 +449,17 @@ enum Effect {
 }
 
 /// Runs `stmts` in one transaction; a trailing `SELECT` returns one id. Errors are rendered for the report.
-async fn run_transaction(c: &mut Conn, stmts: &[String]) -> std::result::Result<Option<u64>, String> {
+async fn run_transaction(
+    c: &mut Conn,
+    stmts: &[String],
+) -> std::result::Result<Option<u64>, String> {
     let mut last = None;
-    let fail = |s: &str, e: mysql_async::Error| format!("{e} (statement: {})", crate::error::shorten(s, 200));
-    c.query_drop("START TRANSACTION").await.map_err(|e| fail("START TRANSACTION", e))?;
+    let fail = |s: &str, e: mysql_async::Error| {
+        format!("{e} (statement: {})", crate::error::shorten(s, 200))
+    };
+    c.query_drop("START TRANSACTION")
+        .await
+        .map_err(|e| fail("START TRANSACTION", e))?;
     for s in stmts {
         let r = if s.starts_with("SELECT") {
             c.query_first::<u64, _>(s).await.map(|v| last = v)
@@ -431,6 +471,8 @@ async fn run_transaction(c: &mut Conn, stmts: &[String]) -> std::result::Result<
             return Err(fail(s, e));
         }
     }
-    c.query_drop("COMMIT").await.map_err(|e| fail("COMMIT", e))?;
+    c.query_drop("COMMIT")
+        .await
+        .map_err(|e| fail("COMMIT", e))?;
     Ok(last)
 }

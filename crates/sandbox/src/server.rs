@@ -156,7 +156,10 @@ impl ServerOptions {
         line(format!("datadir={}", layout.data.display()));
         line(format!("tmpdir={}", layout.tmp.display()));
         line(format!("socket={}", layout.socket.display()));
-        line(format!("pid-file={}", layout.root.join("mariadbd.pid").display()));
+        line(format!(
+            "pid-file={}",
+            layout.root.join("mariadbd.pid").display()
+        ));
         line(format!("log-error={}", layout.error_log.display()));
         line(format!("port={port}"));
         line("bind-address=127.0.0.1".into());
@@ -193,7 +196,10 @@ impl ServerOptions {
         if let Some(v) = &self.time_zone {
             line(format!("default_time_zone='{v}'"));
         }
-        line(format!("gtid_strict_mode={}", if self.gtid_strict_mode { "ON" } else { "OFF" }));
+        line(format!(
+            "gtid_strict_mode={}",
+            if self.gtid_strict_mode { "ON" } else { "OFF" }
+        ));
         for e in &self.extra {
             line(e.clone());
         }
@@ -279,7 +285,11 @@ impl MariaDb {
             .map_err(|e| Error::io("running cp -a for the template datadir", e))?;
         if !out.status.success() {
             return Err(Error::io(
-                format!("copying {} to {}", template_dir.display(), layout.data.display()),
+                format!(
+                    "copying {} to {}",
+                    template_dir.display(),
+                    layout.data.display()
+                ),
                 std::io::Error::other(String::from_utf8_lossy(&out.stderr).into_owned()),
             ));
         }
@@ -309,7 +319,11 @@ impl MariaDb {
                 }
                 Ok(Outcome::PortClash(msg)) => {
                     reap(&mut child);
-                    tracing::warn!(port, attempt, "port taken while the sandbox server started; retrying on another port");
+                    tracing::warn!(
+                        port,
+                        attempt,
+                        "port taken while the sandbox server started; retrying on another port"
+                    );
                     last_clash = msg;
                 }
                 Err(e) => {
@@ -371,7 +385,12 @@ impl MariaDb {
         if password.is_empty() {
             format!("mysql://{}@127.0.0.1:{}", pct(user), self.port)
         } else {
-            format!("mysql://{}:{}@127.0.0.1:{}", pct(user), pct(password), self.port)
+            format!(
+                "mysql://{}:{}@127.0.0.1:{}",
+                pct(user),
+                pct(password),
+                self.port
+            )
         }
     }
 
@@ -411,7 +430,10 @@ impl MariaDb {
         let account = format!("{}@'%'", quote_str(name));
         let mut stmts = vec![
             "SET SESSION sql_log_bin=0".to_string(),
-            format!("CREATE USER IF NOT EXISTS {account} IDENTIFIED BY {}", quote_str(password)),
+            format!(
+                "CREATE USER IF NOT EXISTS {account} IDENTIFIED BY {}",
+                quote_str(password)
+            ),
         ];
         stmts.extend(grants.iter().map(|g| format!("GRANT {g} TO {account}")));
         for s in &stmts {
@@ -426,7 +448,9 @@ impl MariaDb {
     /// Sends SIGKILL and waits until the process is gone. Data files stay; [`MariaDb::restart`] recovers them.
     pub async fn kill9(&mut self) -> Result<()> {
         if let Some(mut child) = self.child.take() {
-            child.kill().map_err(|e| Error::io("sending SIGKILL to mariadbd", e))?;
+            child
+                .kill()
+                .map_err(|e| Error::io("sending SIGKILL to mariadbd", e))?;
             wait_exit(&mut child, STOP_DEADLINE).await?;
         }
         Ok(())
@@ -441,7 +465,10 @@ impl MariaDb {
             let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
             if rc != 0 {
                 let err = std::io::Error::last_os_error();
-                return Err(Error::io(format!("sending SIGTERM to mariadbd pid {pid}"), err));
+                return Err(Error::io(
+                    format!("sending SIGTERM to mariadbd pid {pid}"),
+                    err,
+                ));
             }
             if let Err(e) = wait_exit(&mut child, STOP_DEADLINE).await {
                 tracing::warn!(pid, error = %e, "mariadbd ignored SIGTERM; killing it");
@@ -499,7 +526,10 @@ impl Drop for MariaDb {
         if let Some(dir) = self.dir.take() {
             if std::env::var("DROPSHIP_KEEP_SANDBOX").as_deref() == Ok("1") {
                 let kept = dir.keep();
-                eprintln!("DROPSHIP_KEEP_SANDBOX=1: kept sandbox files in {}", kept.display());
+                eprintln!(
+                    "DROPSHIP_KEEP_SANDBOX=1: kept sandbox files in {}",
+                    kept.display()
+                );
             }
             // Otherwise TempDir's own drop removes the directory.
         }
@@ -524,8 +554,11 @@ fn spawn(bins: &Binaries, layout: &Layout) -> Result<Child> {
     if template::running_as_root() {
         cmd.arg("--user=root");
     }
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::from(stderr));
-    cmd.spawn().map_err(|e| Error::io(format!("spawning {}", bins.server.display()), e))
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(stderr));
+    cmd.spawn()
+        .map_err(|e| Error::io(format!("spawning {}", bins.server.display()), e))
 }
 
 /// Polls until the server answers as itself, exits, or the deadline passes.
@@ -549,7 +582,8 @@ async fn wait_ready(child: &mut Child, layout: &Layout, port: u16) -> Result<Out
             Ok(None) => {}
             Err(e) => return Err(Error::io("checking on mariadbd", e)),
         }
-        let attempt = tokio::time::timeout(Duration::from_secs(2), Conn::new(root_opts(port))).await;
+        let attempt =
+            tokio::time::timeout(Duration::from_secs(2), Conn::new(root_opts(port))).await;
         if let Ok(Ok(mut conn)) = attempt {
             let socket: Option<String> = conn.query_first("SELECT @@socket").await.ok().flatten();
             let _ = conn.disconnect().await;
@@ -559,7 +593,10 @@ async fn wait_ready(child: &mut Child, layout: &Layout, port: u16) -> Result<Out
             // A foreign server answers on our port: ours will fail to bind and exit; the next loop sees that.
         }
         if Instant::now() >= deadline {
-            return Err(startup_error(format!("not ready after {} s", READY_DEADLINE.as_secs())));
+            return Err(startup_error(format!(
+                "not ready after {} s",
+                READY_DEADLINE.as_secs()
+            )));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -571,7 +608,11 @@ async fn wait_exit(child: &mut Child, limit: Duration) -> Result<()> {
         match child.try_wait() {
             Ok(Some(_)) => return Ok(()),
             Ok(None) if Instant::now() >= deadline => {
-                return Err(Error::Invalid(format!("mariadbd pid {} still running after {} s", child.id(), limit.as_secs())))
+                return Err(Error::Invalid(format!(
+                    "mariadbd pid {} still running after {} s",
+                    child.id(),
+                    limit.as_secs()
+                )))
             }
             Ok(None) => tokio::time::sleep(Duration::from_millis(5)).await,
             Err(e) => return Err(Error::io("waiting for mariadbd", e)),
@@ -600,13 +641,19 @@ fn log_tail(layout: &Layout) -> String {
 /// A port that was free a moment ago; never 3306.
 fn free_port() -> Result<u16> {
     for _ in 0..20 {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io("binding 127.0.0.1:0 to find a free port", e))?;
-        let port = l.local_addr().map_err(|e| Error::io("reading a bound port", e))?.port();
+        let l = std::net::TcpListener::bind("127.0.0.1:0")
+            .map_err(|e| Error::io("binding 127.0.0.1:0 to find a free port", e))?;
+        let port = l
+            .local_addr()
+            .map_err(|e| Error::io("reading a bound port", e))?
+            .port();
         if port != 3306 {
             return Ok(port);
         }
     }
-    Err(Error::Invalid("the kernel kept handing out port 3306".into()))
+    Err(Error::Invalid(
+        "the kernel kept handing out port 3306".into(),
+    ))
 }
 
 /// `$TMPDIR` if short enough for socket paths, else `/tmp`.

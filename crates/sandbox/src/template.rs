@@ -36,10 +36,23 @@ pub struct Binaries {
 
 /// Finds `mariadbd` and `mariadb-install-db` in the Debian locations or on `PATH`.
 pub fn find_binaries() -> Result<Binaries> {
-    let server = find_program("mariadbd", &["/usr/sbin/mariadbd", "/usr/bin/mariadbd", "/usr/local/sbin/mariadbd"])
-        .ok_or_else(|| Error::NotInstalled("mariadbd in /usr/sbin, /usr/bin and PATH".into()))?;
-    let install_db = find_program("mariadb-install-db", &["/usr/bin/mariadb-install-db", "/usr/scripts/mariadb-install-db"])
-        .ok_or_else(|| Error::NotInstalled("mariadb-install-db in /usr/bin and PATH".into()))?;
+    let server = find_program(
+        "mariadbd",
+        &[
+            "/usr/sbin/mariadbd",
+            "/usr/bin/mariadbd",
+            "/usr/local/sbin/mariadbd",
+        ],
+    )
+    .ok_or_else(|| Error::NotInstalled("mariadbd in /usr/sbin, /usr/bin and PATH".into()))?;
+    let install_db = find_program(
+        "mariadb-install-db",
+        &[
+            "/usr/bin/mariadb-install-db",
+            "/usr/scripts/mariadb-install-db",
+        ],
+    )
+    .ok_or_else(|| Error::NotInstalled("mariadb-install-db in /usr/bin and PATH".into()))?;
     let out = Command::new(&server)
         .arg("--version")
         .output()
@@ -50,8 +63,16 @@ pub fn find_binaries() -> Result<Binaries> {
         .skip_while(|w| *w != "Ver")
         .nth(1)
         .map(str::to_string)
-        .ok_or_else(|| Error::Invalid(format!("cannot read a version from `mariadbd --version` output {text:?}")))?;
-    Ok(Binaries { server, install_db, version })
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "cannot read a version from `mariadbd --version` output {text:?}"
+            ))
+        })?;
+    Ok(Binaries {
+        server,
+        install_db,
+        version,
+    })
 }
 
 fn find_program(name: &str, candidates: &[&str]) -> Option<PathBuf> {
@@ -62,7 +83,9 @@ fn find_program(name: &str, candidates: &[&str]) -> Option<PathBuf> {
         }
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 /// True when this process runs as root, in which case `mariadbd` needs `--user=root`.
@@ -74,9 +97,20 @@ pub(crate) fn running_as_root() -> bool {
 /// Returns the template datadir for these binaries, installing it first if needed. Blocking: call it from
 /// `spawn_blocking`.
 pub fn ensure_template(bins: &Binaries) -> Result<PathBuf> {
-    let safe_version: String =
-        bins.version.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
-    let dir = std::env::temp_dir().join(format!("dropship-sandbox-template-{safe_version}-{TEMPLATE_FORMAT}"));
+    let safe_version: String = bins
+        .version
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let dir = std::env::temp_dir().join(format!(
+        "dropship-sandbox-template-{safe_version}-{TEMPLATE_FORMAT}"
+    ));
     if dir.join(OK_MARKER).is_file() {
         return Ok(dir);
     }
@@ -93,7 +127,8 @@ pub fn ensure_template(bins: &Binaries) -> Result<PathBuf> {
     }
     if dir.exists() {
         // Left by an older, unmarked layout: replace it.
-        fs::remove_dir_all(&dir).map_err(|e| Error::io(format!("removing stale template {}", dir.display()), e))?;
+        fs::remove_dir_all(&dir)
+            .map_err(|e| Error::io(format!("removing stale template {}", dir.display()), e))?;
     }
     let staging = dir.with_extension(format!("tmp-{}", std::process::id()));
     let _ = fs::remove_dir_all(&staging);
@@ -120,8 +155,12 @@ pub fn ensure_template(bins: &Binaries) -> Result<PathBuf> {
     }
     File::create(staging.join(OK_MARKER))
         .map_err(|e| Error::io(format!("marking template {}", staging.display()), e))?;
-    fs::rename(&staging, &dir)
-        .map_err(|e| Error::io(format!("moving template {} into place", staging.display()), e))?;
+    fs::rename(&staging, &dir).map_err(|e| {
+        Error::io(
+            format!("moving template {} into place", staging.display()),
+            e,
+        )
+    })?;
     tracing::info!(template = %dir.display(), elapsed_ms = started.elapsed().as_millis() as u64, "installed MariaDB template datadir");
     Ok(dir)
 }

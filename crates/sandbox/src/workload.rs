@@ -38,13 +38,19 @@ pub const TABLES: &[&str] = &["all_types", "composite_pk", "binary_pk"];
 /// What kind of value a column takes; drives both the DDL and the generator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    Int { bits: u32, unsigned: bool },
+    Int {
+        bits: u32,
+        unsigned: bool,
+    },
     Decimal65,
     Float,
     Double,
     Bit(u32),
     /// Text in a character set, at most `max` characters (bytes for `binary`).
-    Str { charset: &'static str, max: usize },
+    Str {
+        charset: &'static str,
+        max: usize,
+    },
     Binary8,
     Varbinary,
     Blob,
@@ -63,38 +69,196 @@ pub enum Kind {
 
 /// `(name, column definition, kind)` of every writable column of `all_types` after `id`.
 pub const ALL_TYPES_COLUMNS: &[(&str, &str, Kind)] = &[
-    ("c_tinyint", "TINYINT", Kind::Int { bits: 8, unsigned: false }),
-    ("c_tinyint_u", "TINYINT UNSIGNED", Kind::Int { bits: 8, unsigned: true }),
-    ("c_smallint", "SMALLINT", Kind::Int { bits: 16, unsigned: false }),
-    ("c_smallint_u", "SMALLINT UNSIGNED", Kind::Int { bits: 16, unsigned: true }),
-    ("c_mediumint", "MEDIUMINT", Kind::Int { bits: 24, unsigned: false }),
-    ("c_mediumint_u", "MEDIUMINT UNSIGNED", Kind::Int { bits: 24, unsigned: true }),
-    ("c_int", "INT", Kind::Int { bits: 32, unsigned: false }),
-    ("c_int_u", "INT UNSIGNED", Kind::Int { bits: 32, unsigned: true }),
-    ("c_bigint", "BIGINT", Kind::Int { bits: 64, unsigned: false }),
-    ("c_bigint_u", "BIGINT UNSIGNED", Kind::Int { bits: 64, unsigned: true }),
+    (
+        "c_tinyint",
+        "TINYINT",
+        Kind::Int {
+            bits: 8,
+            unsigned: false,
+        },
+    ),
+    (
+        "c_tinyint_u",
+        "TINYINT UNSIGNED",
+        Kind::Int {
+            bits: 8,
+            unsigned: true,
+        },
+    ),
+    (
+        "c_smallint",
+        "SMALLINT",
+        Kind::Int {
+            bits: 16,
+            unsigned: false,
+        },
+    ),
+    (
+        "c_smallint_u",
+        "SMALLINT UNSIGNED",
+        Kind::Int {
+            bits: 16,
+            unsigned: true,
+        },
+    ),
+    (
+        "c_mediumint",
+        "MEDIUMINT",
+        Kind::Int {
+            bits: 24,
+            unsigned: false,
+        },
+    ),
+    (
+        "c_mediumint_u",
+        "MEDIUMINT UNSIGNED",
+        Kind::Int {
+            bits: 24,
+            unsigned: true,
+        },
+    ),
+    (
+        "c_int",
+        "INT",
+        Kind::Int {
+            bits: 32,
+            unsigned: false,
+        },
+    ),
+    (
+        "c_int_u",
+        "INT UNSIGNED",
+        Kind::Int {
+            bits: 32,
+            unsigned: true,
+        },
+    ),
+    (
+        "c_bigint",
+        "BIGINT",
+        Kind::Int {
+            bits: 64,
+            unsigned: false,
+        },
+    ),
+    (
+        "c_bigint_u",
+        "BIGINT UNSIGNED",
+        Kind::Int {
+            bits: 64,
+            unsigned: true,
+        },
+    ),
     ("c_decimal", "DECIMAL(65,30)", Kind::Decimal65),
     ("c_float", "FLOAT", Kind::Float),
     ("c_double", "DOUBLE", Kind::Double),
     ("c_bit1", "BIT(1)", Kind::Bit(1)),
     ("c_bit64", "BIT(64)", Kind::Bit(64)),
-    ("c_char_utf8mb4", "CHAR(10) CHARACTER SET utf8mb4", Kind::Str { charset: "utf8mb4", max: 10 }),
-    ("c_varchar_utf8mb4", "VARCHAR(255) CHARACTER SET utf8mb4", Kind::Str { charset: "utf8mb4", max: 255 }),
-    ("c_text_utf8mb4", "TEXT CHARACTER SET utf8mb4", Kind::Str { charset: "utf8mb4", max: 16000 }),
-    ("c_char_utf8mb3", "CHAR(10) CHARACTER SET utf8mb3", Kind::Str { charset: "utf8mb3", max: 10 }),
-    ("c_varchar_utf8mb3", "VARCHAR(255) CHARACTER SET utf8mb3", Kind::Str { charset: "utf8mb3", max: 255 }),
-    ("c_text_utf8mb3", "TEXT CHARACTER SET utf8mb3", Kind::Str { charset: "utf8mb3", max: 20000 }),
-    ("c_char_latin1", "CHAR(10) CHARACTER SET latin1", Kind::Str { charset: "latin1", max: 10 }),
-    ("c_varchar_latin1", "VARCHAR(255) CHARACTER SET latin1", Kind::Str { charset: "latin1", max: 255 }),
-    ("c_text_latin1", "TEXT CHARACTER SET latin1", Kind::Str { charset: "latin1", max: 60000 }),
-    ("c_char_binary", "CHAR(10) CHARACTER SET binary", Kind::Str { charset: "binary", max: 10 }),
-    ("c_varchar_binary", "VARCHAR(255) CHARACTER SET binary", Kind::Str { charset: "binary", max: 255 }),
-    ("c_text_binary", "TEXT CHARACTER SET binary", Kind::Str { charset: "binary", max: 60000 }),
+    (
+        "c_char_utf8mb4",
+        "CHAR(10) CHARACTER SET utf8mb4",
+        Kind::Str {
+            charset: "utf8mb4",
+            max: 10,
+        },
+    ),
+    (
+        "c_varchar_utf8mb4",
+        "VARCHAR(255) CHARACTER SET utf8mb4",
+        Kind::Str {
+            charset: "utf8mb4",
+            max: 255,
+        },
+    ),
+    (
+        "c_text_utf8mb4",
+        "TEXT CHARACTER SET utf8mb4",
+        Kind::Str {
+            charset: "utf8mb4",
+            max: 16000,
+        },
+    ),
+    (
+        "c_char_utf8mb3",
+        "CHAR(10) CHARACTER SET utf8mb3",
+        Kind::Str {
+            charset: "utf8mb3",
+            max: 10,
+        },
+    ),
+    (
+        "c_varchar_utf8mb3",
+        "VARCHAR(255) CHARACTER SET utf8mb3",
+        Kind::Str {
+            charset: "utf8mb3",
+            max: 255,
+        },
+    ),
+    (
+        "c_text_utf8mb3",
+        "TEXT CHARACTER SET utf8mb3",
+        Kind::Str {
+            charset: "utf8mb3",
+            max: 20000,
+        },
+    ),
+    (
+        "c_char_latin1",
+        "CHAR(10) CHARACTER SET latin1",
+        Kind::Str {
+            charset: "latin1",
+            max: 10,
+        },
+    ),
+    (
+        "c_varchar_latin1",
+        "VARCHAR(255) CHARACTER SET latin1",
+        Kind::Str {
+            charset: "latin1",
+            max: 255,
+        },
+    ),
+    (
+        "c_text_latin1",
+        "TEXT CHARACTER SET latin1",
+        Kind::Str {
+            charset: "latin1",
+            max: 60000,
+        },
+    ),
+    (
+        "c_char_binary",
+        "CHAR(10) CHARACTER SET binary",
+        Kind::Str {
+            charset: "binary",
+            max: 10,
+        },
+    ),
+    (
+        "c_varchar_binary",
+        "VARCHAR(255) CHARACTER SET binary",
+        Kind::Str {
+            charset: "binary",
+            max: 255,
+        },
+    ),
+    (
+        "c_text_binary",
+        "TEXT CHARACTER SET binary",
+        Kind::Str {
+            charset: "binary",
+            max: 60000,
+        },
+    ),
     ("c_binary8", "BINARY(8)", Kind::Binary8),
     ("c_varbinary", "VARBINARY(255)", Kind::Varbinary),
     ("c_blob", "BLOB", Kind::Blob),
     ("c_longblob", "LONGBLOB", Kind::LongBlob),
-    ("c_enum", "ENUM('small','medium','large','x-large','ünïcödé')", Kind::Enum),
+    (
+        "c_enum",
+        "ENUM('small','medium','large','x-large','ünïcödé')",
+        Kind::Enum,
+    ),
     ("c_set", "SET('a','b','c','d','é')", Kind::Set),
     ("c_date", "DATE", Kind::Date),
     ("c_time0", "TIME(0)", Kind::Time(0)),
@@ -111,25 +275,67 @@ pub const ALL_TYPES_COLUMNS: &[(&str, &str, Kind)] = &[
     ("c_datetime4", "DATETIME(4)", Kind::DateTime(4)),
     ("c_datetime5", "DATETIME(5)", Kind::DateTime(5)),
     ("c_datetime6", "DATETIME(6)", Kind::DateTime(6)),
-    ("c_timestamp0", "TIMESTAMP(0) NULL DEFAULT NULL", Kind::Timestamp(0)),
-    ("c_timestamp1", "TIMESTAMP(1) NULL DEFAULT NULL", Kind::Timestamp(1)),
-    ("c_timestamp2", "TIMESTAMP(2) NULL DEFAULT NULL", Kind::Timestamp(2)),
-    ("c_timestamp3", "TIMESTAMP(3) NULL DEFAULT NULL", Kind::Timestamp(3)),
-    ("c_timestamp4", "TIMESTAMP(4) NULL DEFAULT NULL", Kind::Timestamp(4)),
-    ("c_timestamp5", "TIMESTAMP(5) NULL DEFAULT NULL", Kind::Timestamp(5)),
-    ("c_timestamp6", "TIMESTAMP(6) NULL DEFAULT NULL", Kind::Timestamp(6)),
+    (
+        "c_timestamp0",
+        "TIMESTAMP(0) NULL DEFAULT NULL",
+        Kind::Timestamp(0),
+    ),
+    (
+        "c_timestamp1",
+        "TIMESTAMP(1) NULL DEFAULT NULL",
+        Kind::Timestamp(1),
+    ),
+    (
+        "c_timestamp2",
+        "TIMESTAMP(2) NULL DEFAULT NULL",
+        Kind::Timestamp(2),
+    ),
+    (
+        "c_timestamp3",
+        "TIMESTAMP(3) NULL DEFAULT NULL",
+        Kind::Timestamp(3),
+    ),
+    (
+        "c_timestamp4",
+        "TIMESTAMP(4) NULL DEFAULT NULL",
+        Kind::Timestamp(4),
+    ),
+    (
+        "c_timestamp5",
+        "TIMESTAMP(5) NULL DEFAULT NULL",
+        Kind::Timestamp(5),
+    ),
+    (
+        "c_timestamp6",
+        "TIMESTAMP(6) NULL DEFAULT NULL",
+        Kind::Timestamp(6),
+    ),
     ("c_year", "YEAR", Kind::Year),
     ("c_json", "JSON", Kind::Json),
     ("c_geometry", "GEOMETRY", Kind::Geometry),
     ("c_point", "POINT", Kind::Point),
-    ("c_invisible", "INT INVISIBLE", Kind::Int { bits: 32, unsigned: false }),
+    (
+        "c_invisible",
+        "INT INVISIBLE",
+        Kind::Int {
+            bits: 32,
+            unsigned: false,
+        },
+    ),
 ];
 
 /// The `CREATE DATABASE` and `CREATE TABLE` statements (`;`-separated) for the workload tables in `db`.
 pub fn schema_sql(db: &str) -> String {
     let mut cols = vec!["  `id` BIGINT UNSIGNED NOT NULL".to_string()];
-    cols.extend(ALL_TYPES_COLUMNS.iter().map(|(n, def, _)| format!("  {} {def} NULL", ident(n))));
-    cols.push("  `c_gen_stored` BIGINT AS (CAST(`id` AS SIGNED) * 2 + COALESCE(`c_tinyint`, 0)) STORED".into());
+    cols.extend(
+        ALL_TYPES_COLUMNS
+            .iter()
+            .map(|(n, def, _)| format!("  {} {def} NULL", ident(n))),
+    );
+    cols.push(
+        "  `c_gen_stored` BIGINT AS (CAST(`id` AS SIGNED) * 2 + COALESCE(`c_tinyint`, 0)) STORED"
+            .into(),
+    );
     cols.push("  `c_gen_virtual` VARCHAR(40) AS (CONCAT('v', `id`)) VIRTUAL".into());
     cols.push("  PRIMARY KEY (`id`)".into());
     format!(
@@ -191,7 +397,12 @@ struct Keys {
 impl Workload {
     /// A workload over the tables of [`schema_sql`] in `db`.
     pub fn new(db: &str) -> Self {
-        Workload { db: db.to_string(), max_statements: 8, large_value_one_in: 200, huge_row: false }
+        Workload {
+            db: db.to_string(),
+            max_statements: 8,
+            large_value_one_in: 200,
+            huge_row: false,
+        }
     }
 
     /// Inserts one row over 16 MiB in the first transaction of each run.
@@ -207,25 +418,41 @@ impl Workload {
     }
 
     /// Runs `n_transactions` random transactions on `conn`, reproducible from `seed`.
-    pub async fn run(&self, conn: &mut Conn, n_transactions: u64, seed: u64) -> Result<WorkloadStats> {
+    pub async fn run(
+        &self,
+        conn: &mut Conn,
+        n_transactions: u64,
+        seed: u64,
+    ) -> Result<WorkloadStats> {
         let began = Instant::now();
-        let setup = "SET SESSION sql_mode='STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', time_zone='+00:00'";
-        conn.query_drop(setup).await.map_err(|e| Error::sql("preparing the workload session", setup, e))?;
+        let setup =
+            "SET SESSION sql_mode='STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', time_zone='+00:00'";
+        conn.query_drop(setup)
+            .await
+            .map_err(|e| Error::sql("preparing the workload session", setup, e))?;
         let mut keys = self.load_keys(conn).await?;
         let mut rng = StdRng::seed_from_u64(seed);
         let mut stats = WorkloadStats::default();
         for t in 0..n_transactions {
             let stmts = self.transaction(&mut rng, &mut keys, t == 0 && self.huge_row);
-            conn.query_drop("START TRANSACTION").await.map_err(|e| Error::sql("starting a transaction", "START TRANSACTION", e))?;
+            conn.query_drop("START TRANSACTION")
+                .await
+                .map_err(|e| Error::sql("starting a transaction", "START TRANSACTION", e))?;
             for s in &stmts {
                 if let Err(e) = conn.query_drop(s).await {
                     let _ = conn.query_drop("ROLLBACK").await;
-                    return Err(Error::sql(format!("workload transaction {t} (seed {seed})"), s, e));
+                    return Err(Error::sql(
+                        format!("workload transaction {t} (seed {seed})"),
+                        s,
+                        e,
+                    ));
                 }
                 stats.rows_affected += conn.affected_rows();
                 stats.statements += 1;
             }
-            conn.query_drop("COMMIT").await.map_err(|e| Error::sql("committing", "COMMIT", e))?;
+            conn.query_drop("COMMIT")
+                .await
+                .map_err(|e| Error::sql("committing", "COMMIT", e))?;
             stats.transactions += 1;
         }
         stats.elapsed = began.elapsed();
@@ -234,13 +461,30 @@ impl Workload {
 
     async fn load_keys(&self, conn: &mut Conn) -> Result<Keys> {
         let q = format!("SELECT `id` FROM {}", qualified(&self.db, "all_types"));
-        let ids: Vec<u64> = conn.query(&q).await.map_err(|e| Error::sql("reading workload keys", &q, e))?;
-        let q = format!("SELECT `tenant_id`, `region`, `seq` FROM {}", qualified(&self.db, "composite_pk"));
-        let composite: Vec<(u32, String, i64)> = conn.query(&q).await.map_err(|e| Error::sql("reading workload keys", &q, e))?;
+        let ids: Vec<u64> = conn
+            .query(&q)
+            .await
+            .map_err(|e| Error::sql("reading workload keys", &q, e))?;
+        let q = format!(
+            "SELECT `tenant_id`, `region`, `seq` FROM {}",
+            qualified(&self.db, "composite_pk")
+        );
+        let composite: Vec<(u32, String, i64)> = conn
+            .query(&q)
+            .await
+            .map_err(|e| Error::sql("reading workload keys", &q, e))?;
         let q = format!("SELECT `k` FROM {}", qualified(&self.db, "binary_pk"));
-        let binary: Vec<Vec<u8>> = conn.query(&q).await.map_err(|e| Error::sql("reading workload keys", &q, e))?;
+        let binary: Vec<Vec<u8>> = conn
+            .query(&q)
+            .await
+            .map_err(|e| Error::sql("reading workload keys", &q, e))?;
         let next_id = ids.iter().max().map_or(1, |m| m + 1);
-        Ok(Keys { ids: ids.into_iter().collect(), next_id, composite: composite.into_iter().collect(), binary: binary.into_iter().collect() })
+        Ok(Keys {
+            ids: ids.into_iter().collect(),
+            next_id,
+            composite: composite.into_iter().collect(),
+            binary: binary.into_iter().collect(),
+        })
     }
 
     /// The statements of one transaction, updating `keys` as if it committed.
@@ -274,7 +518,8 @@ impl Workload {
                 let n = rng.gen_range(1..=6);
                 let sets: Vec<String> = (0..n)
                     .map(|_| {
-                        let (name, _, kind) = ALL_TYPES_COLUMNS[rng.gen_range(0..ALL_TYPES_COLUMNS.len())];
+                        let (name, _, kind) =
+                            ALL_TYPES_COLUMNS[rng.gen_range(0..ALL_TYPES_COLUMNS.len())];
                         format!("{} = {}", ident(name), self.value_or_null(rng, kind))
                     })
                     .collect();
@@ -288,7 +533,13 @@ impl Workload {
                 format!("UPDATE {t} SET `id` = {new_id} WHERE `id` = {id}")
             }
             85..=89 => {
-                let v = self.value_or_null(rng, Kind::Str { charset: "utf8mb4", max: 255 });
+                let v = self.value_or_null(
+                    rng,
+                    Kind::Str {
+                        charset: "utf8mb4",
+                        max: 255,
+                    },
+                );
                 format!("UPDATE {t} SET `c_varchar_utf8mb4` = {v}, `c_smallint` = NULL WHERE `id` BETWEEN {id} AND {}", id + 5)
             }
             90..=94 => {
@@ -305,7 +556,12 @@ impl Workload {
         }
     }
 
-    fn insert_all_types(&self, rng: &mut StdRng, keys: &mut Keys, huge_blob: Option<usize>) -> String {
+    fn insert_all_types(
+        &self,
+        rng: &mut StdRng,
+        keys: &mut Keys,
+        huge_blob: Option<usize>,
+    ) -> String {
         let id = keys.next_id;
         keys.next_id += 1;
         keys.ids.insert(id);
@@ -319,16 +575,33 @@ impl Workload {
             };
             values.push(v);
         }
-        format!("INSERT INTO {} ({}) VALUES ({})", qualified(&self.db, "all_types"), names.join(", "), values.join(", "))
+        format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            qualified(&self.db, "all_types"),
+            names.join(", "),
+            values.join(", ")
+        )
     }
 
     fn composite_op(&self, rng: &mut StdRng, keys: &mut Keys, op: u32) -> String {
         let t = qualified(&self.db, "composite_pk");
         const REGIONS: &[&str] = &["eu", "us", "ap", "sa"];
-        let payload = |rng: &mut StdRng, w: &Workload| w.value_or_null(rng, Kind::Str { charset: "utf8mb4", max: 200 });
+        let payload = |rng: &mut StdRng, w: &Workload| {
+            w.value_or_null(
+                rng,
+                Kind::Str {
+                    charset: "utf8mb4",
+                    max: 200,
+                },
+            )
+        };
         if keys.composite.is_empty() || op < 50 {
             let key = loop {
-                let k = (rng.gen_range(1..=20u32), REGIONS[rng.gen_range(0..REGIONS.len())].to_string(), rng.gen_range(-1000..1_000_000i64));
+                let k = (
+                    rng.gen_range(1..=20u32),
+                    REGIONS[rng.gen_range(0..REGIONS.len())].to_string(),
+                    rng.gen_range(-1000..1_000_000i64),
+                );
                 if !keys.composite.contains(&k) {
                     break k;
                 }
@@ -347,9 +620,16 @@ impl Workload {
             return s;
         }
         let key = pick(rng, &keys.composite);
-        let wh = format!("`tenant_id` = {} AND `region` = '{}' AND `seq` = {}", key.0, key.1, key.2);
+        let wh = format!(
+            "`tenant_id` = {} AND `region` = '{}' AND `seq` = {}",
+            key.0, key.1, key.2
+        );
         match op {
-            50..=84 => format!("UPDATE {t} SET `payload` = {}, `amount` = {} WHERE {wh}", payload(rng, self), random_decimal(rng, 10, 4)),
+            50..=84 => format!(
+                "UPDATE {t} SET `payload` = {}, `amount` = {} WHERE {wh}",
+                payload(rng, self),
+                random_decimal(rng, 10, 4)
+            ),
             85..=89 => {
                 let new_seq = loop {
                     let s = rng.gen_range(-1000..1_000_000i64);
@@ -385,8 +665,20 @@ impl Workload {
             let s = format!(
                 "INSERT INTO {t} (`k`, `v`, `n`, `b`) VALUES ({}, {}, {}, {})",
                 hex_literal(&k),
-                self.value_or_null(rng, Kind::Str { charset: "latin1", max: 300 }),
-                self.value_or_null(rng, Kind::Int { bits: 32, unsigned: false }),
+                self.value_or_null(
+                    rng,
+                    Kind::Str {
+                        charset: "latin1",
+                        max: 300
+                    }
+                ),
+                self.value_or_null(
+                    rng,
+                    Kind::Int {
+                        bits: 32,
+                        unsigned: false
+                    }
+                ),
                 hex_literal(&random_bytes_between(rng, 0, 4)),
             );
             keys.binary.insert(k);
@@ -396,8 +688,20 @@ impl Workload {
         if op < 85 {
             format!(
                 "UPDATE {t} SET `v` = {}, `n` = {} WHERE `k` = {}",
-                self.value_or_null(rng, Kind::Str { charset: "latin1", max: 300 }),
-                self.value_or_null(rng, Kind::Int { bits: 32, unsigned: false }),
+                self.value_or_null(
+                    rng,
+                    Kind::Str {
+                        charset: "latin1",
+                        max: 300
+                    }
+                ),
+                self.value_or_null(
+                    rng,
+                    Kind::Int {
+                        bits: 32,
+                        unsigned: false
+                    }
+                ),
                 hex_literal(&k)
             )
         } else {
@@ -420,13 +724,40 @@ impl Workload {
             Kind::Int { bits, unsigned } => random_int(rng, bits, unsigned),
             Kind::Decimal65 => random_decimal(rng, 35, 30),
             Kind::Float => {
-                const EDGE: &[f32] = &[0.0, -0.0, 1.5, -2.25, f32::MAX, f32::MIN, f32::MIN_POSITIVE, 1e-10, 16777217.0];
-                let f = if rng.gen_ratio(1, 4) { EDGE[rng.gen_range(0..EDGE.len())] } else { random_f32(rng) };
+                const EDGE: &[f32] = &[
+                    0.0,
+                    -0.0,
+                    1.5,
+                    -2.25,
+                    f32::MAX,
+                    f32::MIN,
+                    f32::MIN_POSITIVE,
+                    1e-10,
+                    16777217.0,
+                ];
+                let f = if rng.gen_ratio(1, 4) {
+                    EDGE[rng.gen_range(0..EDGE.len())]
+                } else {
+                    random_f32(rng)
+                };
                 format!("{:e}", f as f64) // the exact double value of the f32 rounds back to it
             }
             Kind::Double => {
-                const EDGE: &[f64] = &[0.0, -0.0, 0.1, f64::MAX, f64::MIN, f64::MIN_POSITIVE, 1e300, -1e-300];
-                let f = if rng.gen_ratio(1, 4) { EDGE[rng.gen_range(0..EDGE.len())] } else { random_f64(rng) };
+                const EDGE: &[f64] = &[
+                    0.0,
+                    -0.0,
+                    0.1,
+                    f64::MAX,
+                    f64::MIN,
+                    f64::MIN_POSITIVE,
+                    1e300,
+                    -1e-300,
+                ];
+                let f = if rng.gen_ratio(1, 4) {
+                    EDGE[rng.gen_range(0..EDGE.len())]
+                } else {
+                    random_f64(rng)
+                };
                 format!("{f:e}")
             }
             Kind::Bit(1) => format!("b'{}'", rng.gen_range(0..2)),
@@ -454,10 +785,16 @@ impl Workload {
                 }
                 hex_literal(&b)
             }
-            Kind::Blob => hex_literal(&if large { random_bytes(rng, 65_535) } else { random_bytes_between(rng, 0, 300) }),
-            Kind::LongBlob => {
-                hex_literal(&if large { random_bytes_between(rng, 100_000, 2 * 1024 * 1024) } else { random_bytes_between(rng, 0, 300) })
-            }
+            Kind::Blob => hex_literal(&if large {
+                random_bytes(rng, 65_535)
+            } else {
+                random_bytes_between(rng, 0, 300)
+            }),
+            Kind::LongBlob => hex_literal(&if large {
+                random_bytes_between(rng, 100_000, 2 * 1024 * 1024)
+            } else {
+                random_bytes_between(rng, 0, 300)
+            }),
             Kind::Enum => {
                 const V: &[&str] = &["small", "medium", "large", "x-large", "ünïcödé"];
                 charset_literal("utf8mb4", V[rng.gen_range(0..V.len())].as_bytes())
@@ -472,14 +809,24 @@ impl Workload {
                 1 => "'2024-02-00'".into(),
                 2 => "'1000-01-01'".into(),
                 3 => "'9999-12-31'".into(),
-                _ => format!("'{:04}-{:02}-{:02}'", rng.gen_range(1000..=9999), rng.gen_range(1..=12), rng.gen_range(1..=28)),
+                _ => format!(
+                    "'{:04}-{:02}-{:02}'",
+                    rng.gen_range(1000..=9999),
+                    rng.gen_range(1..=12),
+                    rng.gen_range(1..=28)
+                ),
             },
             Kind::Time(p) => {
                 let (neg, h, m, s) = match rng.gen_range(0..10) {
                     0 => (true, 838, 59, 59),
                     1 => (false, 838, 59, 59),
                     2 => (true, 0, 0, 0),
-                    _ => (rng.gen_bool(0.4), rng.gen_range(0..=837), rng.gen_range(0..60), rng.gen_range(0..60)),
+                    _ => (
+                        rng.gen_bool(0.4),
+                        rng.gen_range(0..=837),
+                        rng.gen_range(0..60),
+                        rng.gen_range(0..60),
+                    ),
                 };
                 let frac = fraction(rng, p);
                 let body = format!("{h:02}:{m:02}:{s:02}{frac}");
@@ -502,7 +849,13 @@ impl Workload {
                     let secs = rng.gen_range(1..=2_147_483_647i64);
                     let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
                     let t = secs.rem_euclid(86_400);
-                    format!("'{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}{}'", t / 3600, t / 60 % 60, t % 60, fraction(rng, p))
+                    format!(
+                        "'{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}{}'",
+                        t / 3600,
+                        t / 60 % 60,
+                        t % 60,
+                        fraction(rng, p)
+                    )
                 }
             },
             Kind::Year => match rng.gen_range(0..8) {
@@ -515,7 +868,15 @@ impl Workload {
             Kind::Geometry => {
                 let wkt = match rng.gen_range(0..3) {
                     0 => format!("POINT({} {})", coord(rng), coord(rng)),
-                    1 => format!("LINESTRING({} {}, {} {}, {} {})", coord(rng), coord(rng), coord(rng), coord(rng), coord(rng), coord(rng)),
+                    1 => format!(
+                        "LINESTRING({} {}, {} {}, {} {})",
+                        coord(rng),
+                        coord(rng),
+                        coord(rng),
+                        coord(rng),
+                        coord(rng),
+                        coord(rng)
+                    ),
                     _ => "POLYGON((0 0, 10 0, 10 10, 0 10, 0 0), (2 2, 3 2, 3 3, 2 2))".into(),
                 };
                 let srid = if rng.gen_bool(0.3) { 4326 } else { 0 };
@@ -528,16 +889,29 @@ impl Workload {
 
 fn pick<T: Clone + Ord>(rng: &mut StdRng, set: &BTreeSet<T>) -> T {
     let i = rng.gen_range(0..set.len());
-    set.iter().nth(i).cloned().expect("index is below the set's length")
+    set.iter()
+        .nth(i)
+        .cloned()
+        .expect("index is below the set's length")
 }
 
 fn random_int(rng: &mut StdRng, bits: u32, unsigned: bool) -> String {
-    let (min, max): (i128, i128) = if unsigned { (0, (1i128 << bits) - 1) } else { (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1) };
+    let (min, max): (i128, i128) = if unsigned {
+        (0, (1i128 << bits) - 1)
+    } else {
+        (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+    };
     let v = match rng.gen_range(0..10) {
         0 => min,
         1 => max,
         2 => 0,
-        3 => if unsigned { 1 } else { -1 },
+        3 => {
+            if unsigned {
+                1
+            } else {
+                -1
+            }
+        }
         4 => rng.gen_range(0..100),
         _ => rng.gen_range(min..=max),
     };
@@ -548,7 +922,11 @@ fn random_decimal(rng: &mut StdRng, int_digits: usize, frac_digits: usize) -> St
     if rng.gen_ratio(1, 10) {
         return format!("-{}.{}", "9".repeat(int_digits), "9".repeat(frac_digits));
     }
-    let digits = |rng: &mut StdRng, n: usize| -> String { (0..n).map(|_| char::from(b'0' + rng.gen_range(0..10u8))).collect() };
+    let digits = |rng: &mut StdRng, n: usize| -> String {
+        (0..n)
+            .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
+            .collect()
+    };
     let i = rng.gen_range(1..=int_digits);
     let f = rng.gen_range(0..=frac_digits);
     let sign = if rng.gen_bool(0.3) { "-" } else { "" };
@@ -590,7 +968,11 @@ fn random_bytes(rng: &mut StdRng, len: usize) -> Vec<u8> {
 
 /// Random text of at most `max` characters in `charset`, as a hex literal with an introducer.
 fn random_text(rng: &mut StdRng, charset: &str, max: usize) -> String {
-    let len = if rng.gen_ratio(1, 20) { max } else { rng.gen_range(0..=max.min(40)) };
+    let len = if rng.gen_ratio(1, 20) {
+        max
+    } else {
+        rng.gen_range(0..=max.min(40))
+    };
     let bytes = match charset {
         "binary" => {
             let mut b = random_bytes(rng, len);
@@ -600,9 +982,19 @@ fn random_text(rng: &mut StdRng, charset: &str, max: usize) -> String {
             }
             b
         }
-        "latin1" => (0..len).map(|_| if rng.gen_bool(0.5) { rng.gen_range(0x20..0x7f) } else { rng.gen_range(0xA0..=0xFF) }).collect(),
+        "latin1" => (0..len)
+            .map(|_| {
+                if rng.gen_bool(0.5) {
+                    rng.gen_range(0x20..0x7f)
+                } else {
+                    rng.gen_range(0xA0..=0xFF)
+                }
+            })
+            .collect(),
         _ => {
-            const MB3: &[&str] = &["a", "Z", " ", "'", "\\", "\"", "é", "ß", "€", "日", "本", "\u{0}", "\n", "ñ"];
+            const MB3: &[&str] = &[
+                "a", "Z", " ", "'", "\\", "\"", "é", "ß", "€", "日", "本", "\u{0}", "\n", "ñ",
+            ];
             const MB4: &[&str] = &["😀", "𝄞", "🦀"];
             let mut s = String::new();
             for _ in 0..len {
@@ -656,9 +1048,27 @@ fn random_json(rng: &mut StdRng, depth: u32) -> serde_json::Value {
         1 => J::Bool(rng.gen()),
         2 => J::from(rng.gen::<i64>()),
         3 => J::from(rng.gen_range(-1e6..1e6f64)),
-        4 => J::String(["plain", "quote\"d", "back\\slash", "ünï 😀", "line\nbreak", ""][rng.gen_range(0..6)].to_string()),
-        5 => J::Array((0..rng.gen_range(0..4)).map(|_| random_json(rng, depth + 1)).collect()),
-        _ => J::Object((0..rng.gen_range(0..4)).map(|i| (format!("k{i}"), random_json(rng, depth + 1))).collect()),
+        4 => J::String(
+            [
+                "plain",
+                "quote\"d",
+                "back\\slash",
+                "ünï 😀",
+                "line\nbreak",
+                "",
+            ][rng.gen_range(0..6)]
+            .to_string(),
+        ),
+        5 => J::Array(
+            (0..rng.gen_range(0..4))
+                .map(|_| random_json(rng, depth + 1))
+                .collect(),
+        ),
+        _ => J::Object(
+            (0..rng.gen_range(0..4))
+                .map(|i| (format!("k{i}"), random_json(rng, depth + 1)))
+                .collect(),
+        ),
     }
 }
 
@@ -685,8 +1095,13 @@ mod tests {
         let w = Workload::new("db");
         let gen = |seed| {
             let mut rng = StdRng::seed_from_u64(seed);
-            let mut keys = Keys { next_id: 1, ..Keys::default() };
-            (0..20).flat_map(|_| w.transaction(&mut rng, &mut keys, false)).collect::<Vec<_>>()
+            let mut keys = Keys {
+                next_id: 1,
+                ..Keys::default()
+            };
+            (0..20)
+                .flat_map(|_| w.transaction(&mut rng, &mut keys, false))
+                .collect::<Vec<_>>()
         };
         assert_eq!(gen(7), gen(7));
         assert_ne!(gen(7), gen(8));
@@ -702,7 +1117,18 @@ mod tests {
     #[test]
     fn schema_has_a_column_for_every_kind() {
         let s = schema_sql("w");
-        for needle in ["MEDIUMINT UNSIGNED", "DECIMAL(65,30)", "BIT(64)", "CHARACTER SET utf8mb3", "TIME(6)", "INVISIBLE", "STORED", "VIRTUAL", "POINT", "JSON"] {
+        for needle in [
+            "MEDIUMINT UNSIGNED",
+            "DECIMAL(65,30)",
+            "BIT(64)",
+            "CHARACTER SET utf8mb3",
+            "TIME(6)",
+            "INVISIBLE",
+            "STORED",
+            "VIRTUAL",
+            "POINT",
+            "JSON",
+        ] {
             assert!(s.contains(needle), "schema lacks {needle}");
         }
     }

@@ -23,7 +23,10 @@ async fn a_source_and_two_targets_start_concurrently_on_distinct_ports() {
         t2.startup_time()
     );
     let ports = [src.port(), t1.port(), t2.port()];
-    assert!(ports[0] != ports[1] && ports[1] != ports[2] && ports[0] != ports[2], "ports {ports:?}");
+    assert!(
+        ports[0] != ports[1] && ports[1] != ports[2] && ports[0] != ports[2],
+        "ports {ports:?}"
+    );
     assert!(!ports.contains(&3306));
     let mut c = src.conn().await.expect("source connection");
     let (log_bin, fmt, meta, strict): (String, String, String, String) = c
@@ -31,15 +34,29 @@ async fn a_source_and_two_targets_start_concurrently_on_distinct_ports() {
         .await
         .expect("query")
         .expect("a row");
-    assert_eq!((log_bin.as_str(), fmt.as_str(), meta.as_str(), strict.as_str()), ("1", "ROW", "FULL", "1"));
+    assert_eq!(
+        (
+            log_bin.as_str(),
+            fmt.as_str(),
+            meta.as_str(),
+            strict.as_str()
+        ),
+        ("1", "ROW", "FULL", "1")
+    );
     let mut c = t2.conn().await.expect("target connection");
-    let (log_bin, id): (String, u32) = c.query_first("SELECT @@log_bin, @@server_id").await.expect("query").expect("a row");
+    let (log_bin, id): (String, u32) = c
+        .query_first("SELECT @@log_bin, @@server_id")
+        .await
+        .expect("query")
+        .expect("a row");
     assert_eq!((log_bin.as_str(), id), ("0", 3));
 }
 
 #[tokio::test]
 async fn killed_server_restarts_with_its_committed_data() {
-    let mut db = MariaDb::start(ServerOptions::source()).await.expect("start");
+    let mut db = MariaDb::start(ServerOptions::source())
+        .await
+        .expect("start");
     let port = db.port();
     db.exec("CREATE DATABASE d; CREATE TABLE d.t (id INT PRIMARY KEY, v VARCHAR(10)); INSERT INTO d.t VALUES (1,'a'),(2,'b')")
         .await
@@ -48,10 +65,16 @@ async fn killed_server_restarts_with_its_committed_data() {
     assert!(!db.is_running());
     let began = Instant::now();
     db.restart().await.expect("restart");
-    eprintln!("restart after kill -9 (crash recovery) took {:?}", began.elapsed());
+    eprintln!(
+        "restart after kill -9 (crash recovery) took {:?}",
+        began.elapsed()
+    );
     assert_eq!(db.port(), port);
     let mut c = db.conn().await.expect("connect after restart");
-    let n: Option<u64> = c.query_first("SELECT COUNT(*) FROM d.t").await.expect("count");
+    let n: Option<u64> = c
+        .query_first("SELECT COUNT(*) FROM d.t")
+        .await
+        .expect("count");
     assert_eq!(n, Some(2));
     db.stop().await.expect("graceful stop");
     assert!(!db.is_running());
@@ -59,25 +82,49 @@ async fn killed_server_restarts_with_its_committed_data() {
 
 #[tokio::test]
 async fn users_are_created_without_writing_to_the_binlog() {
-    let db = MariaDb::start(ServerOptions::source()).await.expect("start");
-    let mut c = db.conn().await.expect("connect");
-    let before: Option<String> = c.query_first("SELECT @@gtid_binlog_pos").await.expect("pos");
-    db.create_user("repl", "s3cr'et", &["REPLICATION SLAVE, REPLICATION CLIENT ON *.*", "SELECT ON *.*"])
+    let db = MariaDb::start(ServerOptions::source())
         .await
-        .expect("create user");
-    let after: Option<String> = c.query_first("SELECT @@gtid_binlog_pos").await.expect("pos");
+        .expect("start");
+    let mut c = db.conn().await.expect("connect");
+    let before: Option<String> = c
+        .query_first("SELECT @@gtid_binlog_pos")
+        .await
+        .expect("pos");
+    db.create_user(
+        "repl",
+        "s3cr'et",
+        &[
+            "REPLICATION SLAVE, REPLICATION CLIENT ON *.*",
+            "SELECT ON *.*",
+        ],
+    )
+    .await
+    .expect("create user");
+    let after: Option<String> = c
+        .query_first("SELECT @@gtid_binlog_pos")
+        .await
+        .expect("pos");
     assert_eq!(before, after, "user creation must not reach the binlog");
-    let mut repl = mysql_async::Conn::from_url(db.url("repl", "s3cr'et")).await.expect("log in as the new user");
+    let mut repl = mysql_async::Conn::from_url(db.url("repl", "s3cr'et"))
+        .await
+        .expect("log in as the new user");
     let one: Option<u8> = repl.query_first("SELECT 1").await.expect("select");
     assert_eq!(one, Some(1));
 }
 
 #[tokio::test]
 async fn workload_runs_on_a_source_and_produces_binlog() {
-    let db = MariaDb::start(ServerOptions::source()).await.expect("start");
+    let db = MariaDb::start(ServerOptions::source())
+        .await
+        .expect("start");
     let mut c = db.conn().await.expect("connect");
-    c.query_drop(workload::schema_sql("w")).await.expect("schema");
-    let stats = Workload::new("w").run(&mut c, 300, 42).await.expect("workload");
+    c.query_drop(workload::schema_sql("w"))
+        .await
+        .expect("schema");
+    let stats = Workload::new("w")
+        .run(&mut c, 300, 42)
+        .await
+        .expect("workload");
     eprintln!(
         "workload: {} transactions, {} statements, {} rows in {:?} = {:.0} tx/s, {:.0} statements/s",
         stats.transactions,
@@ -89,26 +136,45 @@ async fn workload_runs_on_a_source_and_produces_binlog() {
     );
     assert_eq!(stats.transactions, 300);
     // A second run continues from the keys now in the tables.
-    Workload::new("w").run(&mut c, 50, 43).await.expect("second run");
+    Workload::new("w")
+        .run(&mut c, 50, 43)
+        .await
+        .expect("second run");
     let rows: Vec<(String, u64)> = c.query("SHOW BINARY LOGS").await.expect("binlogs");
     let total: u64 = rows.iter().map(|(_, size)| size).sum();
     assert!(total > 100_000, "binlog is only {total} bytes");
-    let pos: Option<String> = c.query_first("SELECT @@gtid_binlog_pos").await.expect("gtid");
+    let pos: Option<String> = c
+        .query_first("SELECT @@gtid_binlog_pos")
+        .await
+        .expect("gtid");
     assert!(pos.is_some_and(|p| !p.is_empty()));
 }
 
 #[tokio::test]
 async fn compare_finds_a_one_byte_difference_and_names_key_and_column() {
-    let (a, b) = tokio::try_join!(MariaDb::start(ServerOptions::source()), MariaDb::start(ServerOptions::target()))
-        .expect("start");
+    let (a, b) = tokio::try_join!(
+        MariaDb::start(ServerOptions::source()),
+        MariaDb::start(ServerOptions::target())
+    )
+    .expect("start");
     let (mut ca, mut cb) = (a.conn().await.expect("a"), b.conn().await.expect("b"));
     for c in [&mut ca, &mut cb] {
-        c.query_drop(workload::schema_sql("w")).await.expect("schema");
+        c.query_drop(workload::schema_sql("w"))
+            .await
+            .expect("schema");
     }
-    Workload::new("w").run(&mut ca, 100, 7).await.expect("workload on a");
-    Workload::new("w").run(&mut cb, 100, 7).await.expect("same workload on b");
+    Workload::new("w")
+        .run(&mut ca, 100, 7)
+        .await
+        .expect("workload on a");
+    Workload::new("w")
+        .run(&mut cb, 100, 7)
+        .await
+        .expect("same workload on b");
     for t in workload::TABLES {
-        assert_tables_identical(&mut ca, "w", &mut cb, "w", t).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_tables_identical(&mut ca, "w", &mut cb, "w", t)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
     }
     let id: Option<u64> = cb.query_first("SELECT MIN(id) FROM w.all_types WHERE c_varbinary IS NOT NULL AND LENGTH(c_varbinary) > 0").await.expect("pick a row");
     let id = id.expect("a row with a varbinary value");
@@ -117,38 +183,74 @@ async fn compare_finds_a_one_byte_difference_and_names_key_and_column() {
     ))
     .await
     .expect("flip one bit");
-    let err = assert_tables_identical(&mut ca, "w", &mut cb, "w", "all_types").await.expect_err("a difference");
+    let err = assert_tables_identical(&mut ca, "w", &mut cb, "w", "all_types")
+        .await
+        .expect_err("a difference");
     eprintln!("{err}");
-    assert!(err.contains(&format!("id='{id}'")) && err.contains("c_varbinary"), "{err}");
-    cb.query_drop("DELETE FROM w.binary_pk ORDER BY k DESC LIMIT 1").await.expect("delete");
-    let err = assert_tables_identical(&mut ca, "w", &mut cb, "w", "binary_pk").await.expect_err("a missing row");
+    assert!(
+        err.contains(&format!("id='{id}'")) && err.contains("c_varbinary"),
+        "{err}"
+    );
+    cb.query_drop("DELETE FROM w.binary_pk ORDER BY k DESC LIMIT 1")
+        .await
+        .expect("delete");
+    let err = assert_tables_identical(&mut ca, "w", &mut cb, "w", "binary_pk")
+        .await
+        .expect_err("a missing row");
     assert!(err.contains("missing on the target"), "{err}");
 }
 
 #[tokio::test]
 async fn workload_writes_a_row_over_16_mib() {
-    let db = MariaDb::start(ServerOptions::source()).await.expect("start");
+    let db = MariaDb::start(ServerOptions::source())
+        .await
+        .expect("start");
     let mut c = db.conn().await.expect("connect");
-    c.query_drop(workload::schema_sql("w")).await.expect("schema");
-    Workload::new("w").with_huge_row(true).run(&mut c, 2, 1).await.expect("workload with a huge row");
-    let max: Option<u64> = c.query_first("SELECT MAX(LENGTH(c_longblob)) FROM w.all_types").await.expect("len");
+    c.query_drop(workload::schema_sql("w"))
+        .await
+        .expect("schema");
+    Workload::new("w")
+        .with_huge_row(true)
+        .run(&mut c, 2, 1)
+        .await
+        .expect("workload with a huge row");
+    let max: Option<u64> = c
+        .query_first("SELECT MAX(LENGTH(c_longblob)) FROM w.all_types")
+        .await
+        .expect("len");
     assert!(max.is_some_and(|m| m > 16 * 1024 * 1024), "{max:?}");
 }
 
 #[tokio::test]
 async fn live_writers_write_to_the_shop_until_stopped_and_count_acknowledged_writes() {
     use dropship_sandbox::monolith::{self, LiveWriters, LiveWritersConfig};
-    let db = MariaDb::start(ServerOptions::source()).await.expect("start");
+    let db = MariaDb::start(ServerOptions::source())
+        .await
+        .expect("start");
     let mut c = db.conn().await.expect("connect");
     c.query_drop(monolith::schema_sql()).await.expect("schema");
     monolith::seed(&mut c, 200, 60, 1).await.expect("seed");
-    let writers = LiveWriters::start(db.pool(), LiveWritersConfig { writers: 4, rate_per_sec: 0.0, seed: 3 });
+    let writers = LiveWriters::start(
+        db.pool(),
+        LiveWritersConfig {
+            writers: 4,
+            rate_per_sec: 0.0,
+            seed: 3,
+        },
+    );
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     let report = writers.stop().await;
     eprintln!("live writers, unthrottled, 1 s: {report:?}");
     assert!(report.acknowledged > 50, "{report:?}");
     assert_eq!(report.failed, 0, "{report:?}");
-    let writers = LiveWriters::start(db.pool(), LiveWritersConfig { writers: 2, rate_per_sec: 100.0, seed: 4 });
+    let writers = LiveWriters::start(
+        db.pool(),
+        LiveWritersConfig {
+            writers: 2,
+            rate_per_sec: 100.0,
+            seed: 4,
+        },
+    );
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     let report = writers.stop().await;
     eprintln!("live writers at 100/s, 1 s: {report:?}");

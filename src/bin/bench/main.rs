@@ -41,7 +41,10 @@ const TGT_PW: &str = "bench-tgt-pw";
 const SEED: u64 = 20240611;
 
 #[derive(Parser, Debug, Clone)]
-#[command(name = "bench", about = "dropship end-to-end benchmarks against MariaDB's own tools")]
+#[command(
+    name = "bench",
+    about = "dropship end-to-end benchmarks against MariaDB's own tools"
+)]
 struct Args {
     /// Tiny sizes (the test suite runs this).
     #[arg(long)]
@@ -113,8 +116,16 @@ struct Report {
 
 impl Report {
     fn line(&mut self, what: &str, dropship: String, baseline: String, ratio: String, goal: &str) {
-        println!("  => {what}: dropship {dropship} | baseline {baseline} | ratio {ratio} | goal {goal}");
-        self.lines.push(Line { what: what.into(), dropship, baseline, ratio, goal: goal.into() });
+        println!(
+            "  => {what}: dropship {dropship} | baseline {baseline} | ratio {ratio} | goal {goal}"
+        );
+        self.lines.push(Line {
+            what: what.into(),
+            dropship,
+            baseline,
+            ratio,
+            goal: goal.into(),
+        });
     }
     fn note(&mut self, n: impl Into<String>) {
         let n = n.into();
@@ -143,16 +154,31 @@ fn secs(v: &[f64]) -> String {
 }
 
 fn have(tool: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {tool} >/dev/null 2>&1")).status().map(|s| s.success()).unwrap_or(false)
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool} >/dev/null 2>&1"))
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
 }
 
 /// Runs `sh -c cmd`, returns wall seconds; fails with its stderr on a non-zero exit.
 fn time_sh(cmd: &str) -> Result<f64> {
     let t = Instant::now();
-    let out = Command::new("sh").arg("-c").arg(cmd).stdout(Stdio::null()).stderr(Stdio::piped()).output().with_context(|| format!("running {cmd}"))?;
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .with_context(|| format!("running {cmd}"))?;
     let el = t.elapsed().as_secs_f64();
     if !out.status.success() {
-        bail!("{cmd} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "{cmd} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(el)
 }
@@ -169,13 +195,18 @@ fn replica_options(id: u32) -> ServerOptions {
         .with_extra("innodb_buffer_pool_size=512M")
 }
 
-async fn q1<T: mysql_async::prelude::FromValue + Send + 'static>(c: &mut Conn, sql: &str) -> Result<T> {
+async fn q1<T: mysql_async::prelude::FromValue + Send + 'static>(
+    c: &mut Conn,
+    sql: &str,
+) -> Result<T> {
     let v: Option<T> = c.query_first(sql).await.with_context(|| sql.to_string())?;
     v.ok_or_else(|| anyhow!("{sql}: no row"))
 }
 
 async fn exec(c: &mut Conn, sql: &str) -> Result<()> {
-    c.query_drop(sql).await.with_context(|| sql.chars().take(300).collect::<String>())
+    c.query_drop(sql)
+        .await
+        .with_context(|| sql.chars().take(300).collect::<String>())
 }
 
 async fn source_position(src: &MariaDb) -> Result<Position> {
@@ -185,7 +216,12 @@ async fn source_position(src: &MariaDb) -> Result<Position> {
 }
 
 async fn target_position(c: &mut Conn, service: &str) -> Result<Option<Position>> {
-    let row: Option<(String, u64, String)> = c.exec_first("SELECT binlog_file, binlog_pos, gtid FROM `_dropship`.`positions` WHERE service = ?", (service,)).await?;
+    let row: Option<(String, u64, String)> = c
+        .exec_first(
+            "SELECT binlog_file, binlog_pos, gtid FROM `_dropship`.`positions` WHERE service = ?",
+            (service,),
+        )
+        .await?;
     Ok(row.map(|(file, pos, gtid)| Position { file, pos, gtid }))
 }
 
@@ -220,25 +256,44 @@ impl Replicate {
     /// Peak and current resident set (KiB) from /proc.
     fn memory_kib(&self) -> (u64, u64) {
         let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
-        let get = |k: &str| s.lines().find(|l| l.starts_with(k)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let get = |k: &str| {
+            s.lines()
+                .find(|l| l.starts_with(k))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
         (get("VmHWM:"), get("VmRSS:"))
     }
     fn check_alive(&mut self) -> Result<()> {
         if let Some(st) = self.child.try_wait()? {
             let tail = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail: String = tail.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+            let tail: String = tail
+                .lines()
+                .rev()
+                .take(15)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n");
             bail!("dropship replicate exited ({st}); log tail:\n{tail}");
         }
         Ok(())
     }
     /// SIGTERM, then wait (SIGKILL after 60 s).
     async fn stop(mut self) -> Result<()> {
-        let _ = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
         let t = Instant::now();
         loop {
             if let Some(st) = self.child.try_wait()? {
                 if !st.success() {
-                    bail!("dropship replicate exited with {st} on SIGTERM (log: {})", self.log.display());
+                    bail!(
+                        "dropship replicate exited with {st} on SIGTERM (log: {})",
+                        self.log.display()
+                    );
                 }
                 return Ok(());
             }
@@ -283,7 +338,11 @@ impl Ctx {
             target.port(),
             tables.join(", ")
         );
-        let text = if self.args.extra_config.is_empty() { text } else { format!("{}\n{text}", self.args.extra_config.replace("\\n", "\n")) };
+        let text = if self.args.extra_config.is_empty() {
+            text
+        } else {
+            format!("{}\n{text}", self.args.extra_config.replace("\\n", "\n"))
+        };
         let p = d.join("dropship.toml");
         std::fs::write(&p, text)?;
         Ok(p)
@@ -292,13 +351,21 @@ impl Ctx {
     async fn server(&mut self) -> Result<MariaDb> {
         self.next_id += 1;
         let s = MariaDb::start(replica_options(100 + self.next_id)).await?;
-        s.create_user("dropship", TGT_PW, &["ALL PRIVILEGES ON *.*"]).await?;
+        s.create_user("dropship", TGT_PW, &["ALL PRIVILEGES ON *.*"])
+            .await?;
         Ok(s)
     }
 }
 
 /// Waits until `service`'s committed position on `target` reaches `want`; returns the elapsed time since `t0`.
-async fn wait_position(tc: &mut Conn, rep: &mut Replicate, service: &str, want: &Position, t0: Instant, timeout: Duration) -> Result<f64> {
+async fn wait_position(
+    tc: &mut Conn,
+    rep: &mut Replicate,
+    service: &str,
+    want: &Position,
+    t0: Instant,
+    timeout: Duration,
+) -> Result<f64> {
     loop {
         if let Some(p) = target_position(tc, service).await.unwrap_or(None) {
             if covers(&p, want) {
@@ -328,25 +395,69 @@ async fn main() {
 
 async fn run(args: Args) -> Result<()> {
     let sizes = Sizes {
-        transactions: args.transactions.unwrap_or(if args.smoke { 300 } else { 20_000 }),
-        copy_rows: args.copy_rows.unwrap_or(if args.smoke { 5_000 } else { 1_000_000 }),
+        transactions: args
+            .transactions
+            .unwrap_or(if args.smoke { 300 } else { 20_000 }),
+        copy_rows: args
+            .copy_rows
+            .unwrap_or(if args.smoke { 5_000 } else { 1_000_000 }),
         huge_mib: args.huge_mib.unwrap_or(if args.smoke { 8 } else { 1024 }),
         lag_secs: args.lag_secs.unwrap_or(if args.smoke { 2 } else { 20 }),
     };
     if !args.dropship.exists() {
-        bail!("no dropship binary at {} (build it: cargo build --release --bin dropship)", args.dropship.display());
+        bail!(
+            "no dropship binary at {} (build it: cargo build --release --bin dropship)",
+            args.dropship.display()
+        );
     }
     let dropship = std::fs::canonicalize(&args.dropship)?;
-    let args = Args { dropship, runs: args.runs.max(1), ..args };
+    let args = Args {
+        dropship,
+        runs: args.runs.max(1),
+        ..args
+    };
     let began = Instant::now();
-    let source = MariaDb::start(ServerOptions::source().with_extra("max_allowed_packet=1G").with_extra("innodb_buffer_pool_size=1G")).await?;
-    source.create_user("repl", REPL_PW, &["REPLICATION SLAVE, BINLOG MONITOR, SELECT, RELOAD, LOCK TABLES, TRIGGER ON *.*"]).await?;
-    let dir = tempfile::Builder::new().prefix("ds-bench").tempdir_in("/tmp")?;
-    let mut cx = Ctx { args, sizes, dir, source, report: Report::default(), next_id: 0 };
-    println!("bench: source on port {}, MariaDB {}, work dir {}", cx.source.port(), cx.source.version(), cx.dir.path().display());
+    let source = MariaDb::start(
+        ServerOptions::source()
+            .with_extra("max_allowed_packet=1G")
+            .with_extra("innodb_buffer_pool_size=1G"),
+    )
+    .await?;
+    source
+        .create_user(
+            "repl",
+            REPL_PW,
+            &["REPLICATION SLAVE, BINLOG MONITOR, SELECT, RELOAD, LOCK TABLES, TRIGGER ON *.*"],
+        )
+        .await?;
+    let dir = tempfile::Builder::new()
+        .prefix("ds-bench")
+        .tempdir_in("/tmp")?;
+    let mut cx = Ctx {
+        args,
+        sizes,
+        dir,
+        source,
+        report: Report::default(),
+        next_id: 0,
+    };
+    println!(
+        "bench: source on port {}, MariaDB {}, work dir {}",
+        cx.source.port(),
+        cx.source.version(),
+        cx.dir.path().display()
+    );
 
     let on = |p: &str| cx.args.on(p);
-    let (decode, apply, lag, copy, verify, cutover, memory) = (on("decode"), on("apply"), on("lag"), on("copy"), on("verify"), on("cutover"), on("memory"));
+    let (decode, apply, lag, copy, verify, cutover, memory) = (
+        on("decode"),
+        on("apply"),
+        on("lag"),
+        on("copy"),
+        on("verify"),
+        on("cutover"),
+        on("memory"),
+    );
     if decode || apply {
         let wl = phase_workload(&mut cx).await?;
         if decode {
@@ -380,7 +491,9 @@ async fn run(args: Args) -> Result<()> {
     if let Some(out) = &cx.args.out {
         // Keep a hand-written analysis below the marker across runs.
         const MARKER: &str = "<!-- hand-written below: kept by the runner -->";
-        let kept = std::fs::read_to_string(out).ok().and_then(|old| old.find(MARKER).map(|i| old[i..].to_string()));
+        let kept = std::fs::read_to_string(out)
+            .ok()
+            .and_then(|old| old.find(MARKER).map(|i| old[i..].to_string()));
         let md = match kept {
             Some(tail) => format!("{md}\n{tail}"),
             None => md.clone(),
@@ -402,7 +515,11 @@ struct Workload {
 }
 
 async fn phase_workload(cx: &mut Ctx) -> Result<Workload> {
-    println!("\n== workload: {} transactions of {} single-row changes over 4 tables", cx.sizes.transactions, workload::OPS_PER_TX);
+    println!(
+        "\n== workload: {} transactions of {} single-row changes over 4 tables",
+        cx.sizes.transactions,
+        workload::OPS_PER_TX
+    );
     let mut c = cx.source.conn().await?;
     for s in workload::schema_sql() {
         exec(&mut c, &s).await?;
@@ -410,7 +527,9 @@ async fn phase_workload(cx: &mut Ctx) -> Result<Workload> {
     let start = source_position(&cx.source).await?;
     let start_gtid: String = q1(&mut c, "SELECT @@GLOBAL.gtid_binlog_pos").await?;
     let t = Instant::now();
-    workload::run(&mut c, cx.sizes.transactions, SEED).await.context("running the workload on the source")?;
+    workload::run(&mut c, cx.sizes.transactions, SEED)
+        .await
+        .context("running the workload on the source")?;
     let wrote = t.elapsed().as_secs_f64();
     let end = source_position(&cx.source).await?;
     let end_gtid: String = q1(&mut c, "SELECT @@GLOBAL.gtid_binlog_pos").await?;
@@ -418,33 +537,51 @@ async fn phase_workload(cx: &mut Ctx) -> Result<Workload> {
     let binlog = Path::new(&base).with_file_name(&end.file);
     let size = std::fs::metadata(&binlog).map(|m| m.len()).unwrap_or(0);
     let rows = cx.sizes.transactions * workload::OPS_PER_TX as u64;
-    println!("  source wrote {rows} changes in {wrote:.2} s; binlog {} = {:.1} MB; {start} -> {end}", binlog.display(), size as f64 / 1e6);
+    println!(
+        "  source wrote {rows} changes in {wrote:.2} s; binlog {} = {:.1} MB; {start} -> {end}",
+        binlog.display(),
+        size as f64 / 1e6
+    );
     cx.report.note(format!(
         "workload: {rows} single-row changes in {} transactions of {} over 4 tables (BIGINT/INT/VARCHAR/DECIMAL/DATETIME(6)/DOUBLE; composite INT+VARCHAR key with TEXT/DATE; BINARY(16) key with BLOB/ENUM/TIMESTAMP(3)/BIGINT UNSIGNED; INT UNSIGNED key with JSON/latin1 CHAR/FLOAT/TIME(2)/BIT(12)); about 50% inserts, 35% updates, 15% deletes; binlog {:.1} MB; the source took {wrote:.1} s to write it",
         cx.sizes.transactions,
         workload::OPS_PER_TX,
         size as f64 / 1e6
     ));
-    Ok(Workload { start, end, end_gtid, start_gtid, binlog, rows })
+    Ok(Workload {
+        start,
+        end,
+        end_gtid,
+        start_gtid,
+        binlog,
+        rows,
+    })
 }
 
 async fn phase_decode(cx: &mut Ctx, wl: &Workload) -> Result<()> {
     println!("\n== decode: {}", wl.binlog.display());
     let f = wl.binlog.display().to_string();
-    let (mut native, mut inspect, mut decode, mut events) = (Vec::new(), Vec::new(), Vec::new(), 0u64);
+    let (mut native, mut inspect, mut decode, mut events) =
+        (Vec::new(), Vec::new(), Vec::new(), 0u64);
     let have_mb = have("mariadb-binlog");
     for run in 0..cx.args.runs {
         if have_mb {
-            native.push(time_sh(&format!("mariadb-binlog --no-defaults --base64-output=decode-rows -v '{f}' > /dev/null"))?);
+            native.push(time_sh(&format!(
+                "mariadb-binlog --no-defaults --base64-output=decode-rows -v '{f}' > /dev/null"
+            ))?);
         }
-        inspect.push(time_sh(&format!("'{}' binlog inspect '{f}' > /dev/null", cx.args.dropship.display()))?);
+        inspect.push(time_sh(&format!(
+            "'{}' binlog inspect '{f}' > /dev/null",
+            cx.args.dropship.display()
+        ))?);
         let t = Instant::now();
         let mut n = 0u64;
         let mut sink = |_h, _e| {
             n += 1;
             Ok(())
         };
-        dropship_mysql::binlog::read_file(&wl.binlog, &mut sink).context("decoding the workload binlog")?;
+        dropship_mysql::binlog::read_file(&wl.binlog, &mut sink)
+            .context("decoding the workload binlog")?;
         decode.push(t.elapsed().as_secs_f64());
         events = n;
         println!("  run {}: mariadb-binlog {:?} s, dropship inspect {:.2} s, decode-only {:.2} s ({n} events)", run + 1, native.last(), inspect[run], decode[run]);
@@ -452,16 +589,33 @@ async fn phase_decode(cx: &mut Ctx, wl: &Workload) -> Result<()> {
     let size = std::fs::metadata(&wl.binlog).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
     if have_mb {
         let b = median(&native);
-        cx.report.line("binlog decode: `dropship binlog inspect` (JSON lines)", secs(&inspect), format!("mariadb-binlog -v: {}", secs(&native)), format!("{:.2}x", b / median(&inspect)), ">= 3x");
+        cx.report.line(
+            "binlog decode: `dropship binlog inspect` (JSON lines)",
+            secs(&inspect),
+            format!("mariadb-binlog -v: {}", secs(&native)),
+            format!("{:.2}x", b / median(&inspect)),
+            ">= 3x",
+        );
         cx.report.line(
             "binlog decode: decode-only loop (no printing)",
-            format!("{} ({:.0} MB/s, {:.0}k events/s)", secs(&decode), size / median(&decode), events as f64 / median(&decode) / 1e3),
+            format!(
+                "{} ({:.0} MB/s, {:.0}k events/s)",
+                secs(&decode),
+                size / median(&decode),
+                events as f64 / median(&decode) / 1e3
+            ),
             format!("mariadb-binlog -v: {}", secs(&native)),
             format!("{:.2}x", b / median(&decode)),
             ">= 3x",
         );
     } else {
-        cx.report.line("binlog decode", secs(&inspect), "mariadb-binlog not installed".into(), "n/a".into(), ">= 3x");
+        cx.report.line(
+            "binlog decode",
+            secs(&inspect),
+            "mariadb-binlog not installed".into(),
+            "n/a".into(),
+            ">= 3x",
+        );
     }
     Ok(())
 }
@@ -475,7 +629,11 @@ async fn native_apply(cx: &mut Ctx, wl: &Workload) -> Result<f64> {
     for s in workload::schema_sql() {
         exec(&mut c, &s).await?;
     }
-    exec(&mut c, &format!("SET GLOBAL gtid_slave_pos = '{}'", wl.start_gtid)).await?;
+    exec(
+        &mut c,
+        &format!("SET GLOBAL gtid_slave_pos = '{}'", wl.start_gtid),
+    )
+    .await?;
     exec(
         &mut c,
         &format!("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='repl', MASTER_PASSWORD='{REPL_PW}', MASTER_USE_GTID=slave_pos", cx.source.port()),
@@ -510,11 +668,16 @@ async fn native_apply(cx: &mut Ctx, wl: &Workload) -> Result<f64> {
             break;
         }
         if t.elapsed() > Duration::from_secs(1200) {
-            bail!("native replica SQL thread did not reach {} within 1200 s (at {pos})", wl.end_gtid);
+            bail!(
+                "native replica SQL thread did not reach {} within 1200 s (at {pos})",
+                wl.end_gtid
+            );
         }
         if t.elapsed().as_millis() % 1000 < 5 {
             let row: Option<Row> = c.query_first("SHOW SLAVE STATUS").await?;
-            let err: String = row.and_then(|r| r.get("Last_SQL_Error")).unwrap_or_default();
+            let err: String = row
+                .and_then(|r| r.get("Last_SQL_Error"))
+                .unwrap_or_default();
             if !err.is_empty() {
                 bail!("native replica SQL thread: {err}");
             }
@@ -529,7 +692,11 @@ async fn native_apply(cx: &mut Ctx, wl: &Workload) -> Result<f64> {
 
 /// dropship: a fresh target with the tables and the position row at the workload start; time the binary until
 /// its committed position reaches the workload end.
-async fn dropship_apply(cx: &mut Ctx, wl: &Workload, run: usize) -> Result<(f64, MariaDb, Replicate)> {
+async fn dropship_apply(
+    cx: &mut Ctx,
+    wl: &Workload,
+    run: usize,
+) -> Result<(f64, MariaDb, Replicate)> {
     let t = cx.server().await?;
     let mut c = t.conn().await?;
     exec(&mut c, "SET SESSION sql_log_bin = 0").await?;
@@ -538,16 +705,31 @@ async fn dropship_apply(cx: &mut Ctx, wl: &Workload, run: usize) -> Result<(f64,
     }
     let cfg_path = cx.config("bench", &t, &["bench.*"], &format!("apply{run}"))?;
     let cfg = dropship_core::config::Config::load(&cfg_path)?;
-    let svc = cfg.services.first().ok_or_else(|| anyhow!("no service in the bench config"))?;
+    let svc = cfg
+        .services
+        .first()
+        .ok_or_else(|| anyhow!("no service in the bench config"))?;
     dropship_core::meta::migrate(&svc.target).await?;
-    exec(&mut c, &dropship_core::meta::position_sql("bench", &wl.start, 0)).await?;
+    exec(
+        &mut c,
+        &dropship_core::meta::position_sql("bench", &wl.start, 0),
+    )
+    .await?;
     exec(&mut c, "INSERT INTO `_dropship`.`service_state` (service, state, message) VALUES ('bench', 'replicating', '')").await?;
     let perf = match (&cx.args.perf, run) {
         (Some(out), 0) => Some(
             Command::new("perf")
                 // DROPSHIP_BENCH_PERF_DWARF=1: DWARF call graphs (the release build has no frame pointers).
                 .args(if std::env::var_os("DROPSHIP_BENCH_PERF_DWARF").is_some() {
-                    &["record", "-a", "--call-graph", "dwarf,16384", "-F", "199", "-o"][..]
+                    &[
+                        "record",
+                        "-a",
+                        "--call-graph",
+                        "dwarf,16384",
+                        "-F",
+                        "199",
+                        "-o",
+                    ][..]
                 } else {
                     &["record", "-a", "-g", "-F", "499", "-o"][..]
                 })
@@ -563,20 +745,45 @@ async fn dropship_apply(cx: &mut Ctx, wl: &Workload, run: usize) -> Result<(f64,
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let t0 = Instant::now();
-    let mut rep = Replicate::spawn(&cx.args.dropship, &cfg_path, cx.dir.path().join(format!("apply{run}/replicate.log")))?;
-    let el = wait_position(&mut c, &mut rep, "bench", &wl.end, t0, Duration::from_secs(1200)).await?;
+    let mut rep = Replicate::spawn(
+        &cx.args.dropship,
+        &cfg_path,
+        cx.dir.path().join(format!("apply{run}/replicate.log")),
+    )?;
+    let el = wait_position(
+        &mut c,
+        &mut rep,
+        "bench",
+        &wl.end,
+        t0,
+        Duration::from_secs(1200),
+    )
+    .await?;
     if let Some(mut p) = perf {
-        let _ = Command::new("kill").args(["-INT", &p.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-INT", &p.id().to_string()])
+            .status();
         let _ = p.wait();
     }
     let (hwm, _) = rep.memory_kib();
-    println!("  dropship: applied {} rows in {el:.2} s ({:.0} rows/s), replicate peak RSS {} MiB", wl.rows, wl.rows as f64 / el, hwm / 1024);
+    println!(
+        "  dropship: applied {} rows in {el:.2} s ({:.0} rows/s), replicate peak RSS {} MiB",
+        wl.rows,
+        wl.rows as f64 / el,
+        hwm / 1024
+    );
     if run == 0 {
         let mut s = cx.source.conn().await?;
         for table in workload::TABLES {
-            dropship_sandbox::assert_tables_identical(&mut s, workload::DB, &mut c, workload::DB, table)
-                .await
-                .map_err(|e| anyhow!("after the apply run the target differs from the source: {e}"))?;
+            dropship_sandbox::assert_tables_identical(
+                &mut s,
+                workload::DB,
+                &mut c,
+                workload::DB,
+                table,
+            )
+            .await
+            .map_err(|e| anyhow!("after the apply run the target differs from the source: {e}"))?;
         }
         println!("  dropship: target tables identical to the source");
     }
@@ -603,7 +810,11 @@ async fn phase_apply(cx: &mut Ctx, wl: &Workload) -> Result<(f64, Option<(MariaD
     cx.report.line(
         "apply rate (200k-op workload; replica/target binlog ON)",
         format!("{:.0} rows/s; {}", rate(&ours), secs(&ours)),
-        format!("native SQL thread: {:.0} rows/s; {}", rate(&native), secs(&native)),
+        format!(
+            "native SQL thread: {:.0} rows/s; {}",
+            rate(&native),
+            secs(&native)
+        ),
         format!("{:.2}x", median(&native) / median(&ours)),
         ">= 2x",
     );
@@ -613,8 +824,14 @@ async fn phase_apply(cx: &mut Ctx, wl: &Workload) -> Result<(f64, Option<(MariaD
     Ok((rate(&ours), last))
 }
 
-async fn phase_lag(cx: &mut Ctx, apply_rate: f64, last: Option<(MariaDb, Replicate)>) -> Result<()> {
-    let Some((target, mut rep)) = last else { bail!("no running replicate for the lag phase") };
+async fn phase_lag(
+    cx: &mut Ctx,
+    apply_rate: f64,
+    last: Option<(MariaDb, Replicate)>,
+) -> Result<()> {
+    let Some((target, mut rep)) = last else {
+        bail!("no running replicate for the lag phase")
+    };
     const WRITERS: u32 = 4;
     let rows_per_tx = workload::OPS_PER_TX as f64 + 1.0;
     let want_rows = apply_rate / 2.0;
@@ -622,16 +839,31 @@ async fn phase_lag(cx: &mut Ctx, apply_rate: f64, last: Option<(MariaDb, Replica
     println!("\n== steady lag: {WRITERS} writers at {:.0} rows/s total (half of {apply_rate:.0}) for {} s x {}", want_rows, cx.sizes.lag_secs, cx.args.runs);
     let mut c = cx.source.conn().await?;
     for w in 0..WRITERS {
-        exec(&mut c, &format!("INSERT INTO `bench`.`lag_probe` VALUES ({w}, 0) ON DUPLICATE KEY UPDATE seq = 0")).await?;
+        exec(
+            &mut c,
+            &format!(
+                "INSERT INTO `bench`.`lag_probe` VALUES ({w}, 0) ON DUPLICATE KEY UPDATE seq = 0"
+            ),
+        )
+        .await?;
     }
     let mut p99s = Vec::new();
     let mut maxes = Vec::new();
     let mut achieved = Vec::new();
     let mut tc = target.conn().await?;
     let pos = source_position(&cx.source).await?;
-    wait_position(&mut tc, &mut rep, "bench", &pos, Instant::now(), Duration::from_secs(120)).await?;
+    wait_position(
+        &mut tc,
+        &mut rep,
+        "bench",
+        &pos,
+        Instant::now(),
+        Duration::from_secs(120),
+    )
+    .await?;
     for run in 0..cx.args.runs {
-        let acks: Arc<Mutex<Vec<Vec<Instant>>>> = Arc::new(Mutex::new(vec![Vec::new(); WRITERS as usize]));
+        let acks: Arc<Mutex<Vec<Vec<Instant>>>> =
+            Arc::new(Mutex::new(vec![Vec::new(); WRITERS as usize]));
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut tasks = Vec::new();
         for w in 0..WRITERS {
@@ -680,7 +912,8 @@ async fn phase_lag(cx: &mut Ctx, apply_rate: f64, last: Option<(MariaDb, Replica
                     }
                 }
             }
-            if t.elapsed() >= Duration::from_secs(1).min(Duration::from_secs(cx.sizes.lag_secs) / 2) {
+            if t.elapsed() >= Duration::from_secs(1).min(Duration::from_secs(cx.sizes.lag_secs) / 2)
+            {
                 samples.push(lag);
             }
             rep.check_alive()?;
@@ -692,17 +925,32 @@ async fn phase_lag(cx: &mut Ctx, apply_rate: f64, last: Option<(MariaDb, Replica
         }
         let el = t.elapsed().as_secs_f64();
         samples.sort_by(|a, b| a.total_cmp(b));
-        let p99 = samples.get(((samples.len() as f64 * 0.99).ceil() as usize).saturating_sub(1)).copied().unwrap_or(f64::NAN);
+        let p99 = samples
+            .get(((samples.len() as f64 * 0.99).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or(f64::NAN);
         let max = samples.last().copied().unwrap_or(f64::NAN);
         let rate = n_tx as f64 * rows_per_tx / el;
-        println!("  run {}: {} samples, p99 {:.3} s, max {:.3} s, achieved {:.0} rows/s", run + 1, samples.len(), p99, max, rate);
+        println!(
+            "  run {}: {} samples, p99 {:.3} s, max {:.3} s, achieved {:.0} rows/s",
+            run + 1,
+            samples.len(),
+            p99,
+            max,
+            rate
+        );
         p99s.push(p99);
         maxes.push(max);
         achieved.push(rate);
     }
     cx.report.line(
         "steady lag p99 at half the max apply rate",
-        format!("p99 {:.3} s, max {:.3} s at {:.0} rows/s", median(&p99s), median(&maxes), median(&achieved)),
+        format!(
+            "p99 {:.3} s, max {:.3} s at {:.0} rows/s",
+            median(&p99s),
+            median(&maxes),
+            median(&achieved)
+        ),
         "-".into(),
         "-".into(),
         "p99 < 1 s",
@@ -756,7 +1004,10 @@ async fn phase_copy(cx: &mut Ctx) -> Result<MariaDb> {
     }
     exec(&mut c, &format!("ANALYZE TABLE `{COPY_DB}`.`big`")).await?;
     let mb: f64 = q1(&mut c, &format!("SELECT (DATA_LENGTH + INDEX_LENGTH) / 1e6 FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{COPY_DB}' AND TABLE_NAME = 'big'")).await.unwrap_or(0.0);
-    println!("  source table filled in {:.1} s ({mb:.0} MB on disk, not binlogged)", t.elapsed().as_secs_f64());
+    println!(
+        "  source table filled in {:.1} s ({mb:.0} MB on disk, not binlogged)",
+        t.elapsed().as_secs_f64()
+    );
     let have_mydumper = have("mydumper") && have("myloader");
     let have_dump = have("mariadb-dump") && have("mariadb");
     let (mut ours, mut myd, mut dump) = (Vec::new(), Vec::new(), Vec::new());
@@ -764,16 +1015,28 @@ async fn phase_copy(cx: &mut Ctx) -> Result<MariaDb> {
     for run in 0..cx.args.runs {
         let t = cx.server().await?;
         // dropship: a new service (no position) copies, then switches to replicating.
-        let cfg = cx.config("copy", &t, &[&format!("{COPY_DB}.big")], &format!("copy{run}"))?;
+        let cfg = cx.config(
+            "copy",
+            &t,
+            &[&format!("{COPY_DB}.big")],
+            &format!("copy{run}"),
+        )?;
         let t0 = Instant::now();
-        let mut rep = Replicate::spawn(&cx.args.dropship, &cfg, cx.dir.path().join(format!("copy{run}/replicate.log")))?;
+        let mut rep = Replicate::spawn(
+            &cx.args.dropship,
+            &cfg,
+            cx.dir.path().join(format!("copy{run}/replicate.log")),
+        )?;
         let mut tc = loop {
             if let Ok(c) = t.conn().await {
                 break c;
             }
         };
         loop {
-            let st: Option<String> = tc.query_first("SELECT state FROM `_dropship`.`service_state` WHERE service = 'copy'").await.unwrap_or(None);
+            let st: Option<String> = tc
+                .query_first("SELECT state FROM `_dropship`.`service_state` WHERE service = 'copy'")
+                .await
+                .unwrap_or(None);
             if st.as_deref() == Some("replicating") {
                 break;
             }
@@ -795,10 +1058,19 @@ async fn phase_copy(cx: &mut Ctx) -> Result<MariaDb> {
             let p = cx.source.port();
             let a = time_sh(&format!("mydumper -h 127.0.0.1 -P {p} -u root -B {COPY_DB} -t 2 -r 100000 --trx-consistency-only -o '{}'", d.display()))?;
             exec(&mut tc, "CREATE DATABASE `copyt_m`").await?;
-            let b = time_sh(&format!("myloader -h 127.0.0.1 -P {} -u root -t 2 -d '{}' -s {COPY_DB} -B copyt_m", t.port(), d.display()))?;
+            let b = time_sh(&format!(
+                "myloader -h 127.0.0.1 -P {} -u root -t 2 -d '{}' -s {COPY_DB} -B copyt_m",
+                t.port(),
+                d.display()
+            ))?;
             let got: u64 = q1(&mut tc, "SELECT COUNT(*) FROM `copyt_m`.`big`")
                 .await
-                .with_context(|| format!("after myloader; dump files: {}", sh_out(&format!("ls '{}'", d.display()))))?;
+                .with_context(|| {
+                    format!(
+                        "after myloader; dump files: {}",
+                        sh_out(&format!("ls '{}'", d.display()))
+                    )
+                })?;
             if got != n {
                 bail!("myloader loaded {got} rows, the source has {n}");
             }
@@ -829,10 +1101,22 @@ async fn phase_copy(cx: &mut Ctx) -> Result<MariaDb> {
             ">= 2x",
         );
     } else {
-        cx.report.line(&format!("initial copy of a {n}-row table"), secs(&ours), "mydumper not installed (scripts/install-deps.sh --bench)".into(), "n/a".into(), ">= 2x");
+        cx.report.line(
+            &format!("initial copy of a {n}-row table"),
+            secs(&ours),
+            "mydumper not installed (scripts/install-deps.sh --bench)".into(),
+            "n/a".into(),
+            ">= 2x",
+        );
     }
     if have_dump {
-        cx.report.line("initial copy vs mariadb-dump | mariadb", secs(&ours), format!("mariadb-dump|mariadb: {}", secs(&dump)), format!("{:.2}x", median(&dump) / median(&ours)), "(info)");
+        cx.report.line(
+            "initial copy vs mariadb-dump | mariadb",
+            secs(&ours),
+            format!("mariadb-dump|mariadb: {}", secs(&dump)),
+            format!("{:.2}x", median(&dump) / median(&ours)),
+            "(info)",
+        );
     }
     cx.report.note("copy: dropship = `dropship replicate` on a fresh target with no position: timed from spawn until the service state turns `replicating` (tables created, rows copied, copy end recorded); mydumper `-B copyt -t 2 -r 100000 --trx-consistency-only` (the database holds only that table; mydumper 0.10 dumped nothing with `-T`) then `myloader -t 2` (sum of both); `mariadb-dump --single-transaction --quick --master-data=2 --gtid | mariadb`; all into a fresh server with the same options as the apply targets (binlog ON)");
     keep.ok_or_else(|| anyhow!("no copy run"))
@@ -840,7 +1124,11 @@ async fn phase_copy(cx: &mut Ctx) -> Result<MariaDb> {
 
 /// Whether `dropship <cmd>` exists in this build (the placeholder says "not available in this build").
 fn command_available(dropship: &Path, args: &[&str]) -> bool {
-    let out = Command::new(dropship).arg("-c").arg("/nonexistent/dropship.toml").args(args).output();
+    let out = Command::new(dropship)
+        .arg("-c")
+        .arg("/nonexistent/dropship.toml")
+        .args(args)
+        .output();
     match out {
         Ok(o) => !String::from_utf8_lossy(&o.stderr).contains("not available in this build"),
         Err(_) => false,
@@ -855,7 +1143,9 @@ async fn phase_verify(cx: &mut Ctx, target: &MariaDb) -> Result<()> {
     let ck_src = t.elapsed().as_secs_f64();
     let mut tc = target.conn().await?;
     let t = Instant::now();
-    let _: Vec<Row> = tc.query(format!("CHECKSUM TABLE `{COPY_DB}`.`big`")).await?;
+    let _: Vec<Row> = tc
+        .query(format!("CHECKSUM TABLE `{COPY_DB}`.`big`"))
+        .await?;
     let ck_tgt = t.elapsed().as_secs_f64();
     let pt = if have("pt-table-checksum") {
         let cmd = format!(
@@ -868,13 +1158,19 @@ async fn phase_verify(cx: &mut Ctx, target: &MariaDb) -> Result<()> {
         let el = t.elapsed().as_secs_f64();
         let text = String::from_utf8_lossy(&out.stdout);
         if !text.contains(&format!("{COPY_DB}.big")) {
-            bail!("pt-table-checksum failed: {}{}", text, String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "pt-table-checksum failed: {}{}",
+                text,
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Some(el)
     } else {
         None
     };
-    println!("  CHECKSUM TABLE: source {ck_src:.2} s, target {ck_tgt:.2} s; pt-table-checksum: {pt:?}");
+    println!(
+        "  CHECKSUM TABLE: source {ck_src:.2} s, target {ck_tgt:.2} s; pt-table-checksum: {pt:?}"
+    );
     let base = match pt {
         Some(s) => format!("pt-table-checksum --chunk-size=10000: {s:.2} s (source side only); CHECKSUM TABLE {ck_src:.2} s + {ck_tgt:.2} s"),
         None => format!("pt-table-checksum not installed; CHECKSUM TABLE {ck_src:.2} s + {ck_tgt:.2} s"),
@@ -882,28 +1178,83 @@ async fn phase_verify(cx: &mut Ctx, target: &MariaDb) -> Result<()> {
     if command_available(&cx.args.dropship, &["verify", "--service", "x"]) {
         // The contract: `verify --service S` exits 0 when identical. Run it against the last copy run's
         // target while replicate runs (verify compares under live replication).
-        let cfg = cx.dir.path().join(format!("copy{}/dropship.toml", cx.args.runs - 1));
-        let mut rep = Replicate::spawn(&cx.args.dropship, &cfg, cx.dir.path().join("verify-replicate.log"))?;
+        let cfg = cx
+            .dir
+            .path()
+            .join(format!("copy{}/dropship.toml", cx.args.runs - 1));
+        let mut rep = Replicate::spawn(
+            &cx.args.dropship,
+            &cfg,
+            cx.dir.path().join("verify-replicate.log"),
+        )?;
         let p = source_position(&cx.source).await?;
-        wait_position(&mut tc, &mut rep, "copy", &p, Instant::now(), Duration::from_secs(300)).await?;
+        wait_position(
+            &mut tc,
+            &mut rep,
+            "copy",
+            &p,
+            Instant::now(),
+            Duration::from_secs(300),
+        )
+        .await?;
         let t = Instant::now();
-        let st = Command::new(&cx.args.dropship).arg("-c").arg(&cfg).args(["verify", "--service", "copy"]).stdout(Stdio::null()).stderr(Stdio::null()).status()?;
+        let st = Command::new(&cx.args.dropship)
+            .arg("-c")
+            .arg(&cfg)
+            .args(["verify", "--service", "copy"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
         let el = t.elapsed().as_secs_f64();
         rep.stop().await?;
         let ok = st.code() == Some(0);
-        let ratio = pt.map(|p| format!("{:.2}x", p / el)).unwrap_or_else(|| "n/a".into());
-        cx.report.line("verify (1M-row table)", format!("{el:.2} s (exit {}{})", st.code().map_or("by signal".to_string(), |c| c.to_string()), if ok { ", identical" } else { ", NOT identical or error" }), base, ratio, ">= 2x");
+        let ratio = pt
+            .map(|p| format!("{:.2}x", p / el))
+            .unwrap_or_else(|| "n/a".into());
+        cx.report.line(
+            "verify (1M-row table)",
+            format!(
+                "{el:.2} s (exit {}{})",
+                st.code().map_or("by signal".to_string(), |c| c.to_string()),
+                if ok {
+                    ", identical"
+                } else {
+                    ", NOT identical or error"
+                }
+            ),
+            base,
+            ratio,
+            ">= 2x",
+        );
     } else {
-        cx.report.line("verify", "not available in this build".into(), base, "n/a".into(), ">= 2x");
+        cx.report.line(
+            "verify",
+            "not available in this build".into(),
+            base,
+            "n/a".into(),
+            ">= 2x",
+        );
     }
     Ok(())
 }
 
 async fn phase_cutover(cx: &mut Ctx) -> Result<()> {
     if command_available(&cx.args.dropship, &["cutover", "--service", "x"]) {
-        cx.report.line("cutover freeze, 8 writers", "available in this build but not measured by this runner yet".into(), "-".into(), "-".into(), "< 1 s, 0 lost");
+        cx.report.line(
+            "cutover freeze, 8 writers",
+            "available in this build but not measured by this runner yet".into(),
+            "-".into(),
+            "-".into(),
+            "< 1 s, 0 lost",
+        );
     } else {
-        cx.report.line("cutover freeze, 8 writers", "not available in this build".into(), "-".into(), "-".into(), "< 1 s, 0 lost");
+        cx.report.line(
+            "cutover freeze, 8 writers",
+            "not available in this build".into(),
+            "-".into(),
+            "-".into(),
+            "< 1 s, 0 lost",
+        );
     }
     Ok(())
 }
@@ -918,14 +1269,26 @@ async fn phase_memory(cx: &mut Ctx) -> Result<()> {
     exec(&mut c, "CREATE DATABASE IF NOT EXISTS `huge`").await?;
     exec(&mut c, "CREATE TABLE `huge`.`blobs` (id INT NOT NULL PRIMARY KEY, payload LONGBLOB NOT NULL) ENGINE=InnoDB").await?;
     let cfg = cx.config("huge", &t, &["huge.blobs"], "huge")?;
-    let mut rep = Replicate::spawn(&cx.args.dropship, &cfg, cx.dir.path().join("huge/replicate.log"))?;
+    let mut rep = Replicate::spawn(
+        &cx.args.dropship,
+        &cfg,
+        cx.dir.path().join("huge/replicate.log"),
+    )?;
     let mut tc = loop {
         if let Ok(c) = t.conn().await {
             break c;
         }
     };
     let p = source_position(&cx.source).await?;
-    wait_position(&mut tc, &mut rep, "huge", &p, Instant::now(), Duration::from_secs(120)).await?;
+    wait_position(
+        &mut tc,
+        &mut rep,
+        "huge",
+        &p,
+        Instant::now(),
+        Duration::from_secs(120),
+    )
+    .await?;
     let (idle_hwm, _) = rep.memory_kib();
     let t0 = Instant::now();
     exec(&mut c, &format!("INSERT INTO `huge`.`blobs` SELECT seq, REPEAT(CHAR(65 + seq % 26), {}) FROM `huge`.`seq_1_to_{n_rows}`", row_kib * 1024)).await?;
@@ -959,7 +1322,13 @@ async fn phase_memory(cx: &mut Ctx) -> Result<()> {
     peak = peak.max(hwm);
     if killed {
         drop(rep);
-        cx.report.line(&format!("peak RSS replicating one {mib} MiB transaction"), format!("> {} MiB (stopped by the watchdog)", limit_kib / 1024), "-".into(), "-".into(), "< 256 MiB");
+        cx.report.line(
+            &format!("peak RSS replicating one {mib} MiB transaction"),
+            format!("> {} MiB (stopped by the watchdog)", limit_kib / 1024),
+            "-".into(),
+            "-".into(),
+            "< 256 MiB",
+        );
     } else {
         rep.stop().await?;
         let n: u64 = q1(&mut tc, "SELECT COUNT(*) FROM `huge`.`blobs`").await?;
@@ -968,8 +1337,14 @@ async fn phase_memory(cx: &mut Ctx) -> Result<()> {
         }
         println!("  source wrote it in {wrote:.1} s; dropship applied it {applied:.1} s later; VmHWM {} MiB (idle {} MiB)", peak / 1024, idle_hwm / 1024);
         cx.report.line(
-            &format!("peak RSS replicating one {mib} MiB transaction ({n_rows} rows of {row_kib} KiB)"),
-            format!("{} MiB (VmHWM; {} MiB before it)", peak / 1024, idle_hwm / 1024),
+            &format!(
+                "peak RSS replicating one {mib} MiB transaction ({n_rows} rows of {row_kib} KiB)"
+            ),
+            format!(
+                "{} MiB (VmHWM; {} MiB before it)",
+                peak / 1024,
+                idle_hwm / 1024
+            ),
             "-".into(),
             "-".into(),
             "< 256 MiB",
@@ -979,7 +1354,12 @@ async fn phase_memory(cx: &mut Ctx) -> Result<()> {
 }
 
 fn sh_out(cmd: &str) -> String {
-    Command::new("sh").arg("-c").arg(cmd).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
+    Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
 }
 
 fn render(cx: &Ctx, total: f64) -> String {
@@ -991,9 +1371,15 @@ fn render(cx: &Ctx, total: f64) -> String {
         if cx.args.smoke { "SMOKE (tiny sizes: the figures mean nothing)" } else { "full" },
         cx.args.runs
     );
-    let _ = writeln!(s, "| what | dropship | baseline | ratio | goal |\n|---|---|---|---|---|");
+    let _ = writeln!(
+        s,
+        "| what | dropship | baseline | ratio | goal |\n|---|---|---|---|---|"
+    );
     for l in &cx.report.lines {
-        let cells: Vec<String> = [&l.what, &l.dropship, &l.baseline, &l.ratio, &l.goal].iter().map(|c| c.replace('|', "\\|")).collect();
+        let cells: Vec<String> = [&l.what, &l.dropship, &l.baseline, &l.ratio, &l.goal]
+            .iter()
+            .map(|c| c.replace('|', "\\|"))
+            .collect();
         let _ = writeln!(s, "| {} |", cells.join(" | "));
     }
     let _ = writeln!(s, "\n## Method\n");
@@ -1003,18 +1389,61 @@ fn render(cx: &Ctx, total: f64) -> String {
     let _ = writeln!(s, "- every server is a throwaway dropship-sandbox MariaDB with the fast options of BASELINES.md (`innodb_flush_log_at_trx_commit=2`, `sync_binlog=0`, no doublewrite); replicas/targets also `log_slave_updates=ON`, `innodb_buffer_pool_size=512M`");
     let _ = writeln!(s, "- dropship is the binary at `{}` (build: `cargo build --release`, profile release with debug=1)", cx.args.dropship.display());
     if !cx.args.extra_config.is_empty() {
-        let _ = writeln!(s, "- extra dropship config for this run: `{}`", cx.args.extra_config.replace("\\n", "; ").replace('\n', "; "));
+        let _ = writeln!(
+            s,
+            "- extra dropship config for this run: `{}`",
+            cx.args
+                .extra_config
+                .replace("\\n", "; ")
+                .replace('\n', "; ")
+        );
     }
     let _ = writeln!(s, "\n## Machine\n");
-    let _ = writeln!(s, "- CPU: {} x `{}`", sh_out("nproc"), sh_out("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'"));
-    let _ = writeln!(s, "- memory: {}", sh_out("free -g | awk '/^Mem:/ {print $2 \" GiB total, \" $7 \" GiB available\"}'"));
-    let _ = writeln!(s, "- kernel: {}; load average at the end: {}", sh_out("uname -r"), sh_out("cut -d' ' -f1-3 /proc/loadavg"));
+    let _ = writeln!(
+        s,
+        "- CPU: {} x `{}`",
+        sh_out("nproc"),
+        sh_out("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'")
+    );
+    let _ = writeln!(
+        s,
+        "- memory: {}",
+        sh_out("free -g | awk '/^Mem:/ {print $2 \" GiB total, \" $7 \" GiB available\"}'")
+    );
+    let _ = writeln!(
+        s,
+        "- kernel: {}; load average at the end: {}",
+        sh_out("uname -r"),
+        sh_out("cut -d' ' -f1-3 /proc/loadavg")
+    );
     let _ = writeln!(s, "- MariaDB: {}", cx.source.version());
-    for (tool, cmd) in [("mydumper", "mydumper --version 2>&1"), ("pt-table-checksum", "pt-table-checksum --version 2>&1"), ("mariadb-binlog", "mariadb-binlog --version 2>&1"), ("rustc", "rustc --version 2>&1")] {
-        let v = if have(tool) { sh_out(cmd) } else { "not installed".into() };
+    for (tool, cmd) in [
+        ("mydumper", "mydumper --version 2>&1"),
+        ("pt-table-checksum", "pt-table-checksum --version 2>&1"),
+        ("mariadb-binlog", "mariadb-binlog --version 2>&1"),
+        ("rustc", "rustc --version 2>&1"),
+    ] {
+        let v = if have(tool) {
+            sh_out(cmd)
+        } else {
+            "not installed".into()
+        };
         let _ = writeln!(s, "- {tool}: {}", v.lines().next().unwrap_or(""));
     }
-    let _ = writeln!(s, "- dropship: {} (git {})", sh_out(&format!("'{}' --version", cx.args.dropship.display())), sh_out("git rev-parse --short HEAD 2>/dev/null"));
-    let _ = writeln!(s, "\nTotal runner time: {total:.0} s.\n\nCommand:\n\n```\n{}\n```", if cx.args.command_line.is_empty() { "scripts/bench.sh".to_string() } else { cx.args.command_line.clone() });
+    let _ = writeln!(
+        s,
+        "- dropship: {} (git {})",
+        sh_out(&format!("'{}' --version", cx.args.dropship.display())),
+        sh_out("git rev-parse --short HEAD 2>/dev/null")
+    );
+    let _ = writeln!(
+        s,
+        "\nTotal runner time: {total:.0} s.\n\nCommand:\n\n```\n{}\n```",
+        if cx.args.command_line.is_empty() {
+            "scripts/bench.sh".to_string()
+        } else {
+            cx.args.command_line.clone()
+        }
+    );
     s
 }

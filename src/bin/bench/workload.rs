@@ -72,12 +72,20 @@ pub struct Generator {
     probe_seq: u64,
 }
 
-const WORDS: &[&str] = &["alpha", "beta", "gamma", "delta", "épsilon", "ζeta", "eta", "theta", "iota", "kappa"];
+const WORDS: &[&str] = &[
+    "alpha", "beta", "gamma", "delta", "épsilon", "ζeta", "eta", "theta", "iota", "kappa",
+];
 
 impl Generator {
     pub fn new(seed: u64, writer: u32) -> Generator {
         let base = u64::from(writer) << 40;
-        Generator { rng: Rng::new(seed), next_key: [base + 1; 4], live: Default::default(), probe: None, probe_seq: 0 }
+        Generator {
+            rng: Rng::new(seed),
+            next_key: [base + 1; 4],
+            live: Default::default(),
+            probe: None,
+            probe_seq: 0,
+        }
     }
 
     /// Also update `lag_probe` row `writer` with a sequence number in every transaction.
@@ -96,7 +104,10 @@ impl Generator {
         }
         if let Some(w) = self.probe {
             self.probe_seq += 1;
-            s.push_str(&format!(";UPDATE `{DB}`.`lag_probe` SET seq = {} WHERE id = {w}", self.probe_seq));
+            s.push_str(&format!(
+                ";UPDATE `{DB}`.`lag_probe` SET seq = {} WHERE id = {w}",
+                self.probe_seq
+            ));
         }
         s.push_str(";COMMIT");
         (s, self.probe_seq)
@@ -117,7 +128,11 @@ impl Generator {
         } else {
             let i = self.rng.below(n_live) as usize;
             let k = self.live[t].swap_remove(i);
-            s.push_str(&format!("DELETE FROM `{DB}`.`{}` WHERE {}", TABLES[t], key_pred(t, k)));
+            s.push_str(&format!(
+                "DELETE FROM `{DB}`.`{}` WHERE {}",
+                TABLES[t],
+                key_pred(t, k)
+            ));
         }
     }
 
@@ -133,17 +148,44 @@ impl Generator {
             2 => bin_key(k),
             _ => format!("{}", misc_key(k)),
         };
-        s.push_str(&format!("INSERT INTO `{DB}`.`{}` VALUES ({key}, {v})", TABLES[t]));
+        s.push_str(&format!(
+            "INSERT INTO `{DB}`.`{}` VALUES ({key}, {v})",
+            TABLES[t]
+        ));
     }
 
     fn update(&mut self, t: usize, k: u64, s: &mut String) {
         let set = match t {
-            0 => format!("a = {}, b = '{}-{}', e = {}", self.rng.below(1 << 30) as i64 - (1 << 29), self.word(), self.rng.below(100000), self.rng.below(1_000_000) as f64 / 7.0),
-            1 => format!("txt = '{} {}', flag = {}", self.word(), self.word(), self.rng.below(256)),
-            2 => format!("state = {}, big = {}", self.rng.below(4) + 1, self.rng.next()),
-            _ => format!("j = '{{\"n\": {}, \"w\": \"{}\"}}', f = {}", self.rng.below(1000), self.word(), self.rng.below(10000) as f32 / 3.0),
+            0 => format!(
+                "a = {}, b = '{}-{}', e = {}",
+                self.rng.below(1 << 30) as i64 - (1 << 29),
+                self.word(),
+                self.rng.below(100000),
+                self.rng.below(1_000_000) as f64 / 7.0
+            ),
+            1 => format!(
+                "txt = '{} {}', flag = {}",
+                self.word(),
+                self.word(),
+                self.rng.below(256)
+            ),
+            2 => format!(
+                "state = {}, big = {}",
+                self.rng.below(4) + 1,
+                self.rng.next()
+            ),
+            _ => format!(
+                "j = '{{\"n\": {}, \"w\": \"{}\"}}', f = {}",
+                self.rng.below(1000),
+                self.word(),
+                self.rng.below(10000) as f32 / 3.0
+            ),
         };
-        s.push_str(&format!("UPDATE `{DB}`.`{}` SET {set} WHERE {}", TABLES[t], key_pred(t, k)));
+        s.push_str(&format!(
+            "UPDATE `{DB}`.`{}` SET {set} WHERE {}",
+            TABLES[t],
+            key_pred(t, k)
+        ));
     }
 
     fn row_values(&mut self, t: usize) -> String {
@@ -151,16 +193,44 @@ impl Generator {
         match t {
             0 => {
                 let a = r.below(1 << 31) as i64 - (1 << 30);
-                let c = if r.below(10) == 0 { "NULL".to_string() } else { format!("{}.{:04}", r.below(10_000_000) as i64 - 5_000_000, r.below(10000)) };
-                let d = format!("'20{:02}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}'", r.below(30), r.below(12) + 1, r.below(28) + 1, r.below(24), r.below(60), r.below(60), r.below(1_000_000));
+                let c = if r.below(10) == 0 {
+                    "NULL".to_string()
+                } else {
+                    format!(
+                        "{}.{:04}",
+                        r.below(10_000_000) as i64 - 5_000_000,
+                        r.below(10000)
+                    )
+                };
+                let d = format!(
+                    "'20{:02}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}'",
+                    r.below(30),
+                    r.below(12) + 1,
+                    r.below(28) + 1,
+                    r.below(24),
+                    r.below(60),
+                    r.below(60),
+                    r.below(1_000_000)
+                );
                 let e = r.next() as f64 / 3.0e10;
                 let w = WORDS[r.below(WORDS.len() as u64) as usize];
                 format!("{a}, '{w}-{}', {c}, {d}, {e}", r.below(1_000_000))
             }
             1 => {
                 let len = r.below(200) as usize;
-                let txt: String = (0..len).map(|i| (b'a' + ((i as u64 + r.below(3)) % 26) as u8) as char).collect();
-                let dt = if r.below(10) == 0 { "NULL".to_string() } else { format!("'20{:02}-{:02}-{:02}'", r.below(30), r.below(12) + 1, r.below(28) + 1) };
+                let txt: String = (0..len)
+                    .map(|i| (b'a' + ((i as u64 + r.below(3)) % 26) as u8) as char)
+                    .collect();
+                let dt = if r.below(10) == 0 {
+                    "NULL".to_string()
+                } else {
+                    format!(
+                        "'20{:02}-{:02}-{:02}'",
+                        r.below(30),
+                        r.below(12) + 1,
+                        r.below(28) + 1
+                    )
+                };
                 format!("'{txt}', {}, {dt}", r.below(256))
             }
             2 => {
@@ -169,14 +239,45 @@ impl Generator {
                 for _ in 0..len {
                     hex.push_str(&format!("{:02X}", r.below(256)));
                 }
-                let payload = if len == 0 { "NULL".to_string() } else { format!("X'{hex}'") };
-                let ts = format!("'20{:02}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}'", 10 + r.below(20), r.below(12) + 1, r.below(28) + 1, r.below(24), r.below(60), r.below(60), r.below(1000));
+                let payload = if len == 0 {
+                    "NULL".to_string()
+                } else {
+                    format!("X'{hex}'")
+                };
+                let ts = format!(
+                    "'20{:02}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}'",
+                    10 + r.below(20),
+                    r.below(12) + 1,
+                    r.below(28) + 1,
+                    r.below(24),
+                    r.below(60),
+                    r.below(60),
+                    r.below(1000)
+                );
                 format!("{payload}, {}, {ts}, {}", r.below(4) + 1, r.next())
             }
             _ => {
-                let j = format!("'{{\"n\": {}, \"tags\": [\"{}\", \"{}\"]}}'", r.below(1_000_000), WORDS[r.below(10) as usize], WORDS[r.below(10) as usize]);
-                let t = format!("'{}{:02}:{:02}:{:02}.{:02}'", if r.below(5) == 0 { "-" } else { "" }, r.below(838), r.below(60), r.below(60), r.below(100));
-                format!("{j}, 'c{}', {}, {t}, b'{:012b}', '{}'", r.below(100_000_000), r.below(100000) as f32 / 7.0, r.below(4096), WORDS[r.below(10) as usize])
+                let j = format!(
+                    "'{{\"n\": {}, \"tags\": [\"{}\", \"{}\"]}}'",
+                    r.below(1_000_000),
+                    WORDS[r.below(10) as usize],
+                    WORDS[r.below(10) as usize]
+                );
+                let t = format!(
+                    "'{}{:02}:{:02}:{:02}.{:02}'",
+                    if r.below(5) == 0 { "-" } else { "" },
+                    r.below(838),
+                    r.below(60),
+                    r.below(60),
+                    r.below(100)
+                );
+                format!(
+                    "{j}, 'c{}', {}, {t}, b'{:012b}', '{}'",
+                    r.below(100_000_000),
+                    r.below(100000) as f32 / 7.0,
+                    r.below(4096),
+                    WORDS[r.below(10) as usize]
+                )
             }
         }
     }

@@ -42,15 +42,41 @@ pub struct Changes {
     pub deleted: u64,
 }
 
-async fn read(conn: &mut Conn, t: &TableSchema, db: &str, predicate: &str, limit: bool) -> Result<Vec<Vec<Value>>> {
+async fn read(
+    conn: &mut Conn,
+    t: &TableSchema,
+    db: &str,
+    predicate: &str,
+    limit: bool,
+) -> Result<Vec<Vec<Value>>> {
     let cols: Vec<String> = t.columns.iter().map(|c| sql::ident(&c.name)).collect();
     let order: Vec<String> = t.key_names().iter().map(|k| sql::ident(k)).collect();
-    let mut text = format!("SELECT {} FROM {} WHERE {predicate} ORDER BY {}", cols.join(","), sql::qualified(db, &t.table), order.join(","));
+    let mut text = format!(
+        "SELECT {} FROM {} WHERE {predicate} ORDER BY {}",
+        cols.join(","),
+        sql::qualified(db, &t.table),
+        order.join(",")
+    );
     if limit {
         text.push_str(&format!(" LIMIT {CHUNK}"));
     }
-    let rows: Vec<mysql_async::Row> = conn.exec(text.as_str(), ()).await.map_err(Error::db(format!("reading {db}.{} for the copy-back", t.table)))?;
-    Ok(rows.into_iter().map(|r| r.unwrap().into_iter().enumerate().map(|(i, v)| from_driver(v, &t.columns[i].data_type)).collect()).collect())
+    let rows: Vec<mysql_async::Row> =
+        conn.exec(text.as_str(), ())
+            .await
+            .map_err(Error::db(format!(
+                "reading {db}.{} for the copy-back",
+                t.table
+            )))?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            r.unwrap()
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| from_driver(v, &t.columns[i].data_type))
+                .collect()
+        })
+        .collect())
 }
 
 fn key_of(t: &TableSchema, row: &[Value]) -> Vec<Value> {
@@ -62,23 +88,42 @@ fn key_bytes(key: &[Value]) -> Vec<u8> {
 }
 
 /// Makes `src_db.table` equal to `tgt_db.table`. `src` must carry the bypass token.
-pub async fn sync_table(svc: &ServiceConfig, t: &TableSchema, src: &mut Conn, tgt: &mut Conn) -> Result<Changes> {
+pub async fn sync_table(
+    svc: &ServiceConfig,
+    t: &TableSchema,
+    src: &mut Conn,
+    tgt: &mut Conn,
+) -> Result<Changes> {
     let tdb = svc.target_database(&t.database).to_string();
     let keys: Vec<&str> = t.key_names();
-    let insert_idx: Vec<usize> = (0..t.columns.len()).filter(|&i| !t.columns[i].generated).collect();
+    let insert_idx: Vec<usize> = (0..t.columns.len())
+        .filter(|&i| !t.columns[i].generated)
+        .collect();
     let mut changes = Changes::default();
     let mut last: Option<Vec<Value>> = None;
-    tgt.query_drop("SET time_zone = '+00:00', NAMES binary").await.map_err(Error::db("preparing the copy-back session on the target"))?;
+    tgt.query_drop("SET time_zone = '+00:00', NAMES binary")
+        .await
+        .map_err(Error::db("preparing the copy-back session on the target"))?;
     loop {
-        let lower = last.as_ref().map(|k| after_key_predicate(&keys, k)).unwrap_or_else(|| "1".into());
+        let lower = last
+            .as_ref()
+            .map(|k| after_key_predicate(&keys, k))
+            .unwrap_or_else(|| "1".into());
         let tgt_rows = read(tgt, t, &tdb, &lower, true).await?;
-        let upper = if tgt_rows.len() == CHUNK { tgt_rows.last().map(|r| key_of(t, r)) } else { None };
+        let upper = if tgt_rows.len() == CHUNK {
+            tgt_rows.last().map(|r| key_of(t, r))
+        } else {
+            None
+        };
         let mut pred = lower.clone();
         if let Some(u) = &upper {
             pred = format!("{pred} AND NOT {}", after_key_predicate(&keys, u));
         }
         let src_rows = read(src, t, &t.database, &pred, false).await?;
-        let mut on_source: HashMap<Vec<u8>, Vec<Value>> = src_rows.into_iter().map(|r| (key_bytes(&key_of(t, &r)), r)).collect();
+        let mut on_source: HashMap<Vec<u8>, Vec<Value>> = src_rows
+            .into_iter()
+            .map(|r| (key_bytes(&key_of(t, &r)), r))
+            .collect();
         let mut write = Vec::new();
         for r in &tgt_rows {
             let k = key_bytes(&key_of(t, r));
@@ -91,7 +136,10 @@ pub async fn sync_table(svc: &ServiceConfig, t: &TableSchema, src: &mut Conn, tg
         let mut stmts = Vec::new();
         if !on_source.is_empty() {
             for row in on_source.values() {
-                let mut d = format!("DELETE FROM {} WHERE ", sql::qualified(&t.database, &t.table));
+                let mut d = format!(
+                    "DELETE FROM {} WHERE ",
+                    sql::qualified(&t.database, &t.table)
+                );
                 let conds: Vec<String> = t
                     .key
                     .iter()
@@ -109,7 +157,10 @@ pub async fn sync_table(svc: &ServiceConfig, t: &TableSchema, src: &mut Conn, tg
         }
         for part in write.chunks(500) {
             let mut s = format!("REPLACE INTO {} ", sql::qualified(&t.database, &t.table));
-            sql::push_ident_list(&mut s, insert_idx.iter().map(|&i| t.columns[i].name.as_str()));
+            sql::push_ident_list(
+                &mut s,
+                insert_idx.iter().map(|&i| t.columns[i].name.as_str()),
+            );
             s.push_str(" VALUES ");
             for (n, r) in part.iter().enumerate() {
                 if n > 0 {
@@ -122,7 +173,10 @@ pub async fn sync_table(svc: &ServiceConfig, t: &TableSchema, src: &mut Conn, tg
         changes.written += write.len() as u64;
         if !stmts.is_empty() {
             let text = format!("START TRANSACTION;{};COMMIT", stmts.join(";"));
-            src.query_drop(text).await.map_err(Error::db(format!("writing the copy-back of {}.{} to the source", t.database, t.table)))?;
+            src.query_drop(text).await.map_err(Error::db(format!(
+                "writing the copy-back of {}.{} to the source",
+                t.database, t.table
+            )))?;
         }
         match upper {
             Some(u) => last = Some(u),

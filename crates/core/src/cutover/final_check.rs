@@ -50,8 +50,13 @@ fn digest_sql(db: &str, t: &TableSchema) -> String {
 
 /// Digest of `db.table` (with the columns of `t`) on `conn`.
 pub async fn digest(conn: &mut Conn, db: &str, t: &TableSchema) -> Result<Digest> {
-    conn.query_drop("SET time_zone = '+00:00'").await.map_err(Error::db("preparing the final-check session"))?;
-    let row: Option<(u64, u64, u64)> = conn.query_first(digest_sql(db, t)).await.map_err(Error::db(format!("checksumming {db}.{}", t.table)))?;
+    conn.query_drop("SET time_zone = '+00:00'")
+        .await
+        .map_err(Error::db("preparing the final-check session"))?;
+    let row: Option<(u64, u64, u64)> = conn
+        .query_first(digest_sql(db, t))
+        .await
+        .map_err(Error::db(format!("checksumming {db}.{}", t.table)))?;
     let (rows, a, b) = row.unwrap_or((0, 0, 0));
     Ok(Digest { rows, hash: (a, b) })
 }
@@ -66,7 +71,12 @@ pub struct Mismatch {
 
 /// Compares every table of the service; returns the tables that differ
 /// and the number of rows checked.
-pub async fn compare(svc: &ServiceConfig, tables: &[Arc<TableSchema>], src: &mut Conn, tgt: &mut Conn) -> Result<(Vec<Mismatch>, u64)> {
+pub async fn compare(
+    svc: &ServiceConfig,
+    tables: &[Arc<TableSchema>],
+    src: &mut Conn,
+    tgt: &mut Conn,
+) -> Result<(Vec<Mismatch>, u64)> {
     let mut bad = Vec::new();
     let mut rows = 0;
     for t in tables {
@@ -75,7 +85,11 @@ pub async fn compare(svc: &ServiceConfig, tables: &[Arc<TableSchema>], src: &mut
         let (s, d) = (s?, d?);
         rows += s.rows;
         if s != d {
-            bad.push(Mismatch { table: format!("{}.{}", t.database, t.table), source: s, target: d });
+            bad.push(Mismatch {
+                table: format!("{}.{}", t.database, t.table),
+                source: s,
+                target: d,
+            });
         }
     }
     Ok((bad, rows))

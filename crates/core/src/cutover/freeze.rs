@@ -57,13 +57,21 @@ const EVENTS: [(&str, &str); 3] = [("INSERT", "ins"), ("UPDATE", "upd"), ("DELET
 
 /// The freeze trigger's name for `table` and an event short name.
 pub fn trigger_name(short: &str, table: &str) -> String {
-    let head: String = table.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(30).collect();
-    format!("{PREFIX}{short}_{head}_{:08x}", crc32fast::hash(table.as_bytes()))
+    let head: String = table
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(30)
+        .collect();
+    format!(
+        "{PREFIX}{short}_{head}_{:08x}",
+        crc32fast::hash(table.as_bytes())
+    )
 }
 
 /// The error text a frozen write gets (SIGNAL texts are capped at 128 characters).
 pub fn message(db: &str, table: &str, service: &str) -> String {
-    let m = format!("dropship: writes to {db}.{table} are frozen for the cutover of service {service}");
+    let m =
+        format!("dropship: writes to {db}.{table} are frozen for the cutover of service {service}");
     if m.chars().count() <= 128 {
         m
     } else {
@@ -72,8 +80,18 @@ pub fn message(db: &str, table: &str, service: &str) -> String {
     }
 }
 
-fn create_sql(db: &str, table: &str, event: &str, short: &str, service: &str, token: &str, precedes: Option<&str>) -> String {
-    let order = precedes.map(|p| format!(" PRECEDES {}", sql::ident(p))).unwrap_or_default();
+fn create_sql(
+    db: &str,
+    table: &str,
+    event: &str,
+    short: &str,
+    service: &str,
+    token: &str,
+    precedes: Option<&str>,
+) -> String {
+    let order = precedes
+        .map(|p| format!(" PRECEDES {}", sql::ident(p)))
+        .unwrap_or_default();
     format!(
         "CREATE TRIGGER {} BEFORE {event} ON {} FOR EACH ROW{order} \
          IF NOT (@dropship_freeze_bypass <=> {}) THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = {}; END IF",
@@ -97,7 +115,13 @@ pub async fn existing(conn: &mut Conn, db: &str, table: &str) -> Result<Vec<Stri
 /// Freezes `tables` (db, table) for `service`. Idempotent: triggers that
 /// exist are kept. Fails (having created possibly some triggers: the caller
 /// unfreezes) when the tables cannot be frozen within `max_wait`.
-pub async fn freeze(conn: &mut Conn, tables: &[(String, String)], service: &str, token: &str, max_wait: Duration) -> Result<()> {
+pub async fn freeze(
+    conn: &mut Conn,
+    tables: &[(String, String)],
+    service: &str,
+    token: &str,
+    max_wait: Duration,
+) -> Result<()> {
     let started = Instant::now();
     for (db, table) in tables {
         let have = existing(conn, db, table).await?;
@@ -111,7 +135,9 @@ pub async fn freeze(conn: &mut Conn, tables: &[(String, String)], service: &str,
                 return Err(drain_timeout(db, table, max_wait));
             }
             let secs = left.as_secs_f64().ceil().max(1.0) as u64;
-            conn.query_drop(format!("SET SESSION lock_wait_timeout = {secs}")).await.map_err(Error::db("setting lock_wait_timeout for the freeze"))?;
+            conn.query_drop(format!("SET SESSION lock_wait_timeout = {secs}"))
+                .await
+                .map_err(Error::db("setting lock_wait_timeout for the freeze"))?;
             let first: Option<String> = conn
                 .exec_first(
                     "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? AND EVENT_OBJECT_TABLE = ? \
@@ -152,13 +178,20 @@ fn drain_timeout(db: &str, table: &str, max_wait: Duration) -> Error {
 
 /// Drops every dropship freeze trigger on `tables`. Returns how many it dropped.
 pub async fn unfreeze(conn: &mut Conn, tables: &[(String, String)]) -> Result<usize> {
-    conn.query_drop("SET SESSION lock_wait_timeout = 60").await.map_err(Error::db("setting lock_wait_timeout for the unfreeze"))?;
+    conn.query_drop("SET SESSION lock_wait_timeout = 60")
+        .await
+        .map_err(Error::db("setting lock_wait_timeout for the unfreeze"))?;
     let mut n = 0;
     for (db, table) in tables {
         for name in existing(conn, db, table).await? {
-            conn.query_drop(format!("DROP TRIGGER IF EXISTS {}", sql::qualified(db, &name)))
-                .await
-                .map_err(Error::db(format!("dropping the freeze trigger {name} on {db}.{table}")))?;
+            conn.query_drop(format!(
+                "DROP TRIGGER IF EXISTS {}",
+                sql::qualified(db, &name)
+            ))
+            .await
+            .map_err(Error::db(format!(
+                "dropping the freeze trigger {name} on {db}.{table}"
+            )))?;
             n += 1;
         }
     }
@@ -169,7 +202,10 @@ pub async fn unfreeze(conn: &mut Conn, tables: &[(String, String)]) -> Result<us
 pub async fn is_frozen(conn: &mut Conn, tables: &[(String, String)]) -> Result<bool> {
     for (db, table) in tables {
         let have = existing(conn, db, table).await?;
-        if EVENTS.iter().any(|(_, short)| !have.contains(&trigger_name(short, table))) {
+        if EVENTS
+            .iter()
+            .any(|(_, short)| !have.contains(&trigger_name(short, table)))
+        {
             return Ok(false);
         }
     }
@@ -188,7 +224,10 @@ pub async fn check_privileges(conn: &mut Conn, tables: &[(String, String)]) -> R
         .map_err(Error::db("reading the current user"))?
         .unwrap_or_default();
     let global: Vec<String> = conn
-        .exec("SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = ?", (&grantee,))
+        .exec(
+            "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = ?",
+            (&grantee,),
+        )
         .await
         .map_err(Error::db("reading the user's privileges"))?;
     let mut problems = Vec::new();

@@ -66,7 +66,14 @@ impl Run {
 }
 
 /// id, kind, token, freeze_file, freeze_pos, freeze_gtid.
-type RunRow = (u64, String, String, Option<String>, Option<u64>, Option<String>);
+type RunRow = (
+    u64,
+    String,
+    String,
+    Option<String>,
+    Option<u64>,
+    Option<String>,
+);
 
 /// The open run of `service`, if any.
 pub async fn open_run(conn: &mut Conn, service: &str) -> Result<Option<Run>> {
@@ -78,19 +85,23 @@ pub async fn open_run(conn: &mut Conn, service: &str) -> Result<Option<Run>> {
         )
         .await
         .map_err(Error::db("reading the cutover journal"))?;
-    let Some((id, kind, token, file, pos, gtid)) = row else { return Ok(None) };
+    let Some((id, kind, token, file, pos, gtid)) = row else {
+        return Ok(None);
+    };
     let kind = match kind.as_str() {
         "cutover" => Kind::Cutover,
         "rollback" => Kind::Rollback,
-        other => {
-            return Err(Error::definite(
-                format!("cutover journal run {id} of service {service} has an unknown kind {other:?}"),
-                "the journal was written by a newer dropship; use that version to resume or abort it",
-            ))
-        }
+        other => return Err(Error::definite(
+            format!("cutover journal run {id} of service {service} has an unknown kind {other:?}"),
+            "the journal was written by a newer dropship; use that version to resume or abort it",
+        )),
     };
     let position = match (file, pos) {
-        (Some(f), Some(p)) => Some(Position { file: f, pos: p, gtid: gtid.unwrap_or_default() }),
+        (Some(f), Some(p)) => Some(Position {
+            file: f,
+            pos: p,
+            gtid: gtid.unwrap_or_default(),
+        }),
         _ => None,
     };
     let steps: Vec<(u32, String, bool)> = conn
@@ -111,7 +122,14 @@ pub async fn open_run(conn: &mut Conn, service: &str) -> Result<Option<Run>> {
         kind,
         token,
         position,
-        steps: steps.into_iter().map(|(seq, step, finished)| StepRow { seq, step, finished }).collect(),
+        steps: steps
+            .into_iter()
+            .map(|(seq, step, finished)| StepRow {
+                seq,
+                step,
+                finished,
+            })
+            .collect(),
         frozen_for,
     }))
 }
@@ -132,17 +150,36 @@ pub async fn create_run(conn: &mut Conn, service: &str, kind: Kind, token: &str)
     )
     .await
     .map_err(Error::db("recording the cutover run in the journal"))?;
-    let id = conn.last_insert_id().ok_or_else(|| Error::definite("the target returned no id for the new cutover run", ""))?;
-    Ok(Run { id, service: service.to_string(), kind, token: token.to_string(), position: None, steps: Vec::new(), frozen_for: None })
+    let id = conn
+        .last_insert_id()
+        .ok_or_else(|| Error::definite("the target returned no id for the new cutover run", ""))?;
+    Ok(Run {
+        id,
+        service: service.to_string(),
+        kind,
+        token: token.to_string(),
+        position: None,
+        steps: Vec::new(),
+        frozen_for: None,
+    })
 }
 
 /// Records that `step` starts; returns its sequence number.
 pub async fn begin_step(conn: &mut Conn, run: &mut Run, step: &str, note: &str) -> Result<u32> {
     let seq = run.steps.iter().map(|s| s.seq).max().unwrap_or(0) + 1;
-    conn.exec_drop("INSERT INTO `_dropship`.`cutover_journal` (run_id, seq, step, note) VALUES (?, ?, ?, ?)", (run.id, seq, step, note))
-        .await
-        .map_err(Error::db(format!("recording step {step} in the cutover journal")))?;
-    run.steps.push(StepRow { seq, step: step.to_string(), finished: false });
+    conn.exec_drop(
+        "INSERT INTO `_dropship`.`cutover_journal` (run_id, seq, step, note) VALUES (?, ?, ?, ?)",
+        (run.id, seq, step, note),
+    )
+    .await
+    .map_err(Error::db(format!(
+        "recording step {step} in the cutover journal"
+    )))?;
+    run.steps.push(StepRow {
+        seq,
+        step: step.to_string(),
+        finished: false,
+    });
     Ok(seq)
 }
 

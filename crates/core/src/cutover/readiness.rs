@@ -37,7 +37,10 @@ pub struct Readiness {
 }
 
 pub async fn assess(cfg: &Config, svc: &ServiceConfig, tgt: &mut Conn) -> Result<Readiness> {
-    let state = meta::load_state(tgt, &svc.name).await?.map(|s| s.0).unwrap_or_default();
+    let state = meta::load_state(tgt, &svc.name)
+        .await?
+        .map(|s| s.0)
+        .unwrap_or_default();
     let pos = meta::load_position(tgt, &svc.name).await?;
     let age: Option<f64> = tgt
         .exec_first("SELECT TIMESTAMPDIFF(MICROSECOND, updated_at, NOW(6)) / 1e6 FROM `_dropship`.`positions` WHERE service = ?", (&svc.name,))
@@ -47,7 +50,10 @@ pub async fn assess(cfg: &Config, svc: &ServiceConfig, tgt: &mut Conn) -> Result
     let control_state = match crate::status::http_get(&cfg.control.listen, "/status").await {
         Ok((200, body)) => serde_json::from_str::<Vec<serde_json::Value>>(&body)
             .ok()
-            .and_then(|v| v.into_iter().find(|s| s["service"].as_str() == Some(svc.name.as_str())))
+            .and_then(|v| {
+                v.into_iter()
+                    .find(|s| s["service"].as_str() == Some(svc.name.as_str()))
+            })
             .and_then(|s| s["state"].as_str().map(str::to_string)),
         _ => None,
     };
@@ -67,7 +73,11 @@ impl Readiness {
             return Some(format!("service {service} is already cut over; `dropship rollback --service {service}` sends it back"));
         }
         if self.state != "replicating" {
-            let st = if self.state.is_empty() { "not started".to_string() } else { self.state.clone() };
+            let st = if self.state.is_empty() {
+                "not started".to_string()
+            } else {
+                self.state.clone()
+            };
             return Some(format!("service {service} is not replicating (state on its target: {st}); start `dropship replicate` and wait until it is"));
         }
         let Some(lag) = self.lag_seconds else {
@@ -76,7 +86,10 @@ impl Readiness {
         if lag as f64 > max_lag.as_secs_f64() {
             return Some(format!("service {service} lags {lag}s behind the source, more than --max-lag {max_lag:?}; wait until it catches up"));
         }
-        if self.position_age.is_none_or(|a| a > STALE_AFTER.as_secs_f64()) {
+        if self
+            .position_age
+            .is_none_or(|a| a > STALE_AFTER.as_secs_f64())
+        {
             return Some(format!(
                 "replicate is not applying service {service}: its position on the target last changed {:.0}s ago; start `dropship replicate` (or resume the service) first",
                 self.position_age.unwrap_or(f64::INFINITY)
@@ -84,7 +97,9 @@ impl Readiness {
         }
         if let Some(cs) = &self.control_state {
             if cs != "replicating" {
-                return Some(format!("the running replicate reports service {service} as {cs}, not replicating"));
+                return Some(format!(
+                    "the running replicate reports service {service} as {cs}, not replicating"
+                ));
             }
         }
         None

@@ -30,7 +30,10 @@
 //! A crash leaves an open journal run; running `rollback` again finishes it
 //! (every step is idempotent; the copy-back is redone if it had not finished).
 
-use super::{connect_source, connect_target, copy_back, freeze, journal, new_token, service, switch, CutoverReport, Outcome};
+use super::{
+    connect_source, connect_target, copy_back, freeze, journal, new_token, service, switch,
+    CutoverReport, Outcome,
+};
 use crate::config::{Config, ServiceConfig};
 use crate::error::{Error, Result};
 use crate::stats::now_epoch;
@@ -54,7 +57,11 @@ pub struct RollbackOptions {
 
 impl RollbackOptions {
     pub fn new(service: &str) -> RollbackOptions {
-        RollbackOptions { service: service.into(), switch_cmd: None, max_freeze: Duration::from_secs(5) }
+        RollbackOptions {
+            service: service.into(),
+            switch_cmd: None,
+            max_freeze: Duration::from_secs(5),
+        }
     }
 }
 
@@ -70,8 +77,14 @@ pub async fn rollback(cfg: &Config, opts: RollbackOptions) -> Result<CutoverRepo
     let run = match journal::open_run(&mut tgt, &svc.name).await? {
         Some(r) if r.kind == Kind::Cutover => {
             return Err(Error::definite(
-                format!("service {} has an unfinished cutover (journal run {})", svc.name, r.id),
-                format!("finish or undo it first: dropship cutover --service {} --resume|--abort", svc.name),
+                format!(
+                    "service {} has an unfinished cutover (journal run {})",
+                    svc.name, r.id
+                ),
+                format!(
+                    "finish or undo it first: dropship cutover --service {} --resume|--abort",
+                    svc.name
+                ),
             ))
         }
         Some(r) => {
@@ -79,9 +92,16 @@ pub async fn rollback(cfg: &Config, opts: RollbackOptions) -> Result<CutoverRepo
             r
         }
         None => {
-            let state = meta::load_state(&mut tgt, &svc.name).await?.map(|s| s.0).unwrap_or_default();
+            let state = meta::load_state(&mut tgt, &svc.name)
+                .await?
+                .map(|s| s.0)
+                .unwrap_or_default();
             if state != "cut-over" {
-                report.outcome = Outcome::Refused(format!("service {} is not cut over (state: {}); nothing to roll back", svc.name, if state.is_empty() { "none" } else { &state }));
+                report.outcome = Outcome::Refused(format!(
+                    "service {} is not cut over (state: {}); nothing to roll back",
+                    svc.name,
+                    if state.is_empty() { "none" } else { &state }
+                ));
                 return Ok(report);
             }
             if let Some(r) = wait_parked(cfg, svc, &mut tgt).await? {
@@ -89,13 +109,36 @@ pub async fn rollback(cfg: &Config, opts: RollbackOptions) -> Result<CutoverRepo
                 return Ok(report);
             }
             // Same token as the cutover's source triggers (see `freeze`).
-            let token = journal::last_cutover_token(&mut tgt, &svc.name).await?.unwrap_or_else(new_token);
+            let token = journal::last_cutover_token(&mut tgt, &svc.name)
+                .await?
+                .unwrap_or_else(new_token);
             journal::create_run(&mut tgt, &svc.name, Kind::Rollback, &token).await?
         }
     };
-    let target_tables: Vec<(String, String)> = tables.iter().map(|t| (svc.target_database(&t.database).to_string(), t.table.clone())).collect();
-    let mut state = RunState { run, freeze_started: None };
-    let before_switch = steps_before_switch(cfg, svc, &tables, &target_tables, &opts, &mut state, &mut tgt, &mut report).await;
+    let target_tables: Vec<(String, String)> = tables
+        .iter()
+        .map(|t| {
+            (
+                svc.target_database(&t.database).to_string(),
+                t.table.clone(),
+            )
+        })
+        .collect();
+    let mut state = RunState {
+        run,
+        freeze_started: None,
+    };
+    let before_switch = steps_before_switch(
+        cfg,
+        svc,
+        &tables,
+        &target_tables,
+        &opts,
+        &mut state,
+        &mut tgt,
+        &mut report,
+    )
+    .await;
     let abort_reason = match before_switch {
         Ok(()) => None,
         Err(e) => Some(e.to_string()),
@@ -110,11 +153,18 @@ pub async fn rollback(cfg: &Config, opts: RollbackOptions) -> Result<CutoverRepo
         let mut tgt = connect_target(svc).await?;
         let dropped = freeze::unfreeze(&mut tgt, &target_tables).await?;
         journal::close_run(&mut tgt, &state.run, "aborted", &reason).await?;
-        report.step("abort", t, format!("target unfrozen ({dropped} triggers dropped); service stays cut over"));
+        report.step(
+            "abort",
+            t,
+            format!("target unfrozen ({dropped} triggers dropped); service stays cut over"),
+        );
         report.outcome = Outcome::Aborted(reason);
         return Ok(report);
     }
-    let names: Vec<(String, String)> = tables.iter().map(|t| (t.database.clone(), t.table.clone())).collect();
+    let names: Vec<(String, String)> = tables
+        .iter()
+        .map(|t| (t.database.clone(), t.table.clone()))
+        .collect();
     if !state.run.finished("unfreeze-source") {
         let t = Instant::now();
         let seq = journal::begin_step(&mut tgt, &mut state.run, "unfreeze-source", "").await?;
@@ -132,10 +182,20 @@ pub async fn rollback(cfg: &Config, opts: RollbackOptions) -> Result<CutoverRepo
     }
     let t = Instant::now();
     let seq = journal::begin_step(&mut tgt, &mut state.run, "mark-replicating", "").await?;
-    meta::set_state(&mut tgt, &svc.name, "replicating", "rolled back by dropship rollback").await?;
+    meta::set_state(
+        &mut tgt,
+        &svc.name,
+        "replicating",
+        "rolled back by dropship rollback",
+    )
+    .await?;
     journal::finish_step(&mut tgt, &mut state.run, seq, "").await?;
     journal::close_run(&mut tgt, &state.run, "done", "rolled back").await?;
-    report.step("mark-replicating", t, "forward replication resumes from the copy-back position");
+    report.step(
+        "mark-replicating",
+        t,
+        "forward replication resumes from the copy-back position",
+    );
     report.outcome = Outcome::RolledBack;
     Ok(report)
 }
@@ -151,7 +211,8 @@ async fn wait_parked(cfg: &Config, svc: &ServiceConfig, tgt: &mut Conn) -> Resul
     let start = Instant::now();
     loop {
         let r = super::readiness::assess(cfg, svc, tgt).await?;
-        if r.control_state.as_deref() == Some("cut-over") || r.position_age.is_none_or(|a| a >= 3.0) {
+        if r.control_state.as_deref() == Some("cut-over") || r.position_age.is_none_or(|a| a >= 3.0)
+        {
             return Ok(None);
         }
         if start.elapsed() > Duration::from_secs(15) {
@@ -176,19 +237,44 @@ async fn steps_before_switch(
         let t = Instant::now();
         st.freeze_started = Some(t);
         let seq = journal::begin_step(tgt, &mut st.run, "freeze-target", "").await?;
-        freeze::freeze(tgt, target_tables, &svc.name, &st.run.token, opts.max_freeze).await?;
+        freeze::freeze(
+            tgt,
+            target_tables,
+            &svc.name,
+            &st.run.token,
+            opts.max_freeze,
+        )
+        .await?;
         journal::finish_step(tgt, &mut st.run, seq, "").await?;
-        report.step("freeze-target", t, format!("{} target tables frozen", target_tables.len()));
+        report.step(
+            "freeze-target",
+            t,
+            format!("{} target tables frozen", target_tables.len()),
+        );
     } else {
-        st.freeze_started = st.run.frozen_for.and_then(|s| Instant::now().checked_sub(Duration::from_secs_f64(s.max(0.0))));
-        freeze::freeze(tgt, target_tables, &svc.name, &st.run.token, opts.max_freeze).await?;
+        st.freeze_started = st
+            .run
+            .frozen_for
+            .and_then(|s| Instant::now().checked_sub(Duration::from_secs_f64(s.max(0.0))));
+        freeze::freeze(
+            tgt,
+            target_tables,
+            &svc.name,
+            &st.run.token,
+            opts.max_freeze,
+        )
+        .await?;
     }
     if !st.run.finished("copy-back") {
         let t = Instant::now();
         let seq = journal::begin_step(tgt, &mut st.run, "copy-back", "").await?;
         let mut src = connect_source(cfg).await?;
-        src.query_drop(crate::applier::SESSION_SQL).await.map_err(Error::db("preparing the copy-back session on the source"))?;
-        src.exec_drop("SET @dropship_freeze_bypass = ?", (&st.run.token,)).await.map_err(Error::db("preparing the copy-back session on the source"))?;
+        src.query_drop(crate::applier::SESSION_SQL)
+            .await
+            .map_err(Error::db("preparing the copy-back session on the source"))?;
+        src.exec_drop("SET @dropship_freeze_bypass = ?", (&st.run.token,))
+            .await
+            .map_err(Error::db("preparing the copy-back session on the source"))?;
         let (mut checked, mut written, mut deleted) = (0, 0, 0);
         for table in tables {
             let c = copy_back::sync_table(svc, table, &mut src, tgt).await?;
@@ -199,9 +285,14 @@ async fn steps_before_switch(
         let b = copy::source_position(&mut src).await?;
         let _ = src.disconnect().await;
         journal::set_position(tgt, &mut st.run, &b).await?;
-        tgt.query_drop(format!("START TRANSACTION;{};COMMIT", meta::position_sql(&svc.name, &b, now_epoch() as u32)))
-            .await
-            .map_err(Error::db("recording the service position after the copy-back"))?;
+        tgt.query_drop(format!(
+            "START TRANSACTION;{};COMMIT",
+            meta::position_sql(&svc.name, &b, now_epoch() as u32)
+        ))
+        .await
+        .map_err(Error::db(
+            "recording the service position after the copy-back",
+        ))?;
         journal::finish_step(tgt, &mut st.run, seq, &b.to_string()).await?;
         report.step("copy-back", t, format!("{checked} rows checked, {written} written, {deleted} deleted on the source; forward position {b}"));
     }
@@ -209,12 +300,24 @@ async fn steps_before_switch(
 }
 
 /// Runs the switch back. `Ok(Some(reason))` means abort.
-async fn switch_back(svc: &ServiceConfig, opts: &RollbackOptions, st: &mut RunState, tgt: &mut Conn, report: &mut CutoverReport) -> Result<Option<String>> {
+async fn switch_back(
+    svc: &ServiceConfig,
+    opts: &RollbackOptions,
+    st: &mut RunState,
+    tgt: &mut Conn,
+    report: &mut CutoverReport,
+) -> Result<Option<String>> {
     if st.run.finished("switch") {
         return Ok(None);
     }
     let t = Instant::now();
-    let seq = journal::begin_step(tgt, &mut st.run, "switch", opts.switch_cmd.as_deref().unwrap_or("")).await?;
+    let seq = journal::begin_step(
+        tgt,
+        &mut st.run,
+        "switch",
+        opts.switch_cmd.as_deref().unwrap_or(""),
+    )
+    .await?;
     match opts.switch_cmd.as_deref() {
         Some(cmd) => {
             let out = match switch::run(cmd, svc, switch::Direction::Back).await {
@@ -223,14 +326,24 @@ async fn switch_back(svc: &ServiceConfig, opts: &RollbackOptions, st: &mut RunSt
             };
             report.switch_output = Some(out.output.clone());
             if !out.success {
-                return Ok(Some(format!("the switch command failed (exit {}): {}", out.code.map(|c| c.to_string()).unwrap_or_else(|| "killed".into()), out.output.trim())));
+                return Ok(Some(format!(
+                    "the switch command failed (exit {}): {}",
+                    out.code
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "killed".into()),
+                    out.output.trim()
+                )));
             }
             journal::finish_step(tgt, &mut st.run, seq, "").await?;
             report.step("switch", t, format!("`{cmd}` exited 0"));
         }
         None => {
             journal::finish_step(tgt, &mut st.run, seq, "no switch command").await?;
-            report.step("switch", t, "no --switch-cmd: repoint the application to the source yourself now");
+            report.step(
+                "switch",
+                t,
+                "no --switch-cmd: repoint the application to the source yourself now",
+            );
         }
     }
     Ok(None)

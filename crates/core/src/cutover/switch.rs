@@ -45,7 +45,11 @@ pub struct Outcome {
 
 /// The environment the command sees.
 pub fn environment(svc: &ServiceConfig, direction: Direction) -> Vec<(String, String)> {
-    let dbs: Vec<String> = svc.source_databases().iter().map(|d| svc.target_database(d).to_string()).collect();
+    let dbs: Vec<String> = svc
+        .source_databases()
+        .iter()
+        .map(|d| svc.target_database(d).to_string())
+        .collect();
     vec![
         ("DROPSHIP_SERVICE".into(), svc.name.clone()),
         ("DROPSHIP_TARGET_HOST".into(), svc.target.host.clone()),
@@ -71,10 +75,21 @@ pub async fn run(cmd: &str, svc: &ServiceConfig, direction: Direction) -> Result
         Ok(Ok(out)) => {
             let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
             output.push_str(&String::from_utf8_lossy(&out.stderr));
-            Ok(Outcome { success: out.status.success(), code: out.status.code(), output })
+            Ok(Outcome {
+                success: out.status.success(),
+                code: out.status.code(),
+                output,
+            })
         }
-        Ok(Err(e)) => Err(Error::Io { what: "waiting for the switch command".into(), source: e }),
-        Err(_) => Ok(Outcome { success: false, code: None, output: format!("(killed after {TIMEOUT:?})") }),
+        Ok(Err(e)) => Err(Error::Io {
+            what: "waiting for the switch command".into(),
+            source: e,
+        }),
+        Err(_) => Ok(Outcome {
+            success: false,
+            code: None,
+            output: format!("(killed after {TIMEOUT:?})"),
+        }),
     }
 }
 
@@ -82,14 +97,27 @@ pub async fn run(cmd: &str, svc: &ServiceConfig, direction: Direction) -> Result
 /// is a command `sh` can find. Returns the problems.
 pub async fn check(cmd: &str) -> Vec<String> {
     let mut problems = Vec::new();
-    match tokio::process::Command::new("sh").arg("-n").arg("-c").arg(cmd).stdin(Stdio::null()).output().await {
+    match tokio::process::Command::new("sh")
+        .arg("-n")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(Stdio::null())
+        .output()
+        .await
+    {
         Ok(o) if o.status.success() => {}
-        Ok(o) => problems.push(format!("the switch command does not parse: {}", String::from_utf8_lossy(&o.stderr).trim())),
+        Ok(o) => problems.push(format!(
+            "the switch command does not parse: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
         Err(e) => problems.push(format!("cannot run sh: {e}")),
     }
     let first = cmd.split_whitespace().find(|w| !w.contains('='));
     if let Some(word) = first {
-        if word.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c)) {
+        if word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c))
+        {
             let found = tokio::process::Command::new("sh")
                 .arg("-c")
                 .arg("command -v -- \"$1\" >/dev/null")
@@ -101,7 +129,10 @@ pub async fn check(cmd: &str) -> Vec<String> {
                 .map(|s| s.success())
                 .unwrap_or(false);
             if !found {
-                problems.push(format!("the switch command's program {word:?} is not found (PATH={})", std::env::var("PATH").unwrap_or_default()));
+                problems.push(format!(
+                    "the switch command's program {word:?} is not found (PATH={})",
+                    std::env::var("PATH").unwrap_or_default()
+                ));
             }
         }
     }

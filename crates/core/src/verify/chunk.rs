@@ -62,7 +62,12 @@ pub struct LagGate {
 
 impl LagGate {
     pub fn new(service: &str, timeout: Duration, awaitable: bool) -> LagGate {
-        LagGate { service: service.to_string(), timeout, awaitable: AtomicBool::new(awaitable), note: Mutex::new(None) }
+        LagGate {
+            service: service.to_string(),
+            timeout,
+            awaitable: AtomicBool::new(awaitable),
+            note: Mutex::new(None),
+        }
     }
 
     pub fn awaitable(&self) -> bool {
@@ -119,7 +124,9 @@ pub struct Ctx {
 type Sums = (u64, String, String);
 
 async fn checksum(conn: &mut Conn, q: &str, side: &str, table: &str) -> Result<Sums> {
-    let row: Option<(u64, String, String)> = conn.query_first(q).await.map_err(Error::db(format!("checksumming a chunk of {table} on the {side}")))?;
+    let row: Option<(u64, String, String)> = conn.query_first(q).await.map_err(Error::db(
+        format!("checksumming a chunk of {table} on the {side}"),
+    ))?;
     Ok(row.unwrap_or((0, "0".into(), "0".into())))
 }
 
@@ -127,7 +134,10 @@ async fn checksum(conn: &mut Conn, q: &str, side: &str, table: &str) -> Result<S
 pub async fn compare(ctx: &Ctx, src: &mut Conn, tgt: &mut Conn, c: &Chunk) -> Result<Outcome> {
     let started = Instant::now();
     let plan = &c.plan;
-    let (qs, qt) = (plan.checksum_sql(&plan.src_table(), &c.range), plan.checksum_sql(&plan.tgt_table(), &c.range));
+    let (qs, qt) = (
+        plan.checksum_sql(&plan.src_table(), &c.range),
+        plan.checksum_sql(&plan.tgt_table(), &c.range),
+    );
     let mut rows = 0;
     for attempt in 0..=ctx.retries {
         if attempt > 0 {
@@ -140,7 +150,12 @@ pub async fn compare(ctx: &Ctx, src: &mut Conn, tgt: &mut Conn, c: &Chunk) -> Re
         let t = checksum(tgt, &qt, "target", &plan.name).await?;
         rows = s.0;
         if s == t {
-            return Ok(Outcome { rows, elapsed: started.elapsed(), rechecked: attempt > 0, ..Outcome::default() });
+            return Ok(Outcome {
+                rows,
+                elapsed: started.elapsed(),
+                rechecked: attempt > 0,
+                ..Outcome::default()
+            });
         }
     }
     // Still different: find the rows that differ every time.
@@ -150,9 +165,25 @@ pub async fn compare(ctx: &Ctx, src: &mut Conn, tgt: &mut Conn, c: &Chunk) -> Re
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
         }
-        let s = row_hashes(src, plan, &plan.src_table(), &c.range, "source", &mut shown_keys).await?;
+        let s = row_hashes(
+            src,
+            plan,
+            &plan.src_table(),
+            &c.range,
+            "source",
+            &mut shown_keys,
+        )
+        .await?;
         ctx.gate.wait(src, tgt).await?;
-        let t = row_hashes(tgt, plan, &plan.tgt_table(), &c.range, "target", &mut shown_keys).await?;
+        let t = row_hashes(
+            tgt,
+            plan,
+            &plan.tgt_table(),
+            &c.range,
+            "target",
+            &mut shown_keys,
+        )
+        .await?;
         let mut diff = BTreeSet::new();
         for (k, h) in &s {
             if t.get(k) != Some(h) {
@@ -169,7 +200,12 @@ pub async fn compare(ctx: &Ctx, src: &mut Conn, tgt: &mut Conn, c: &Chunk) -> Re
             Some(prev) => prev.intersection(&diff).cloned().collect(),
         };
         if next.is_empty() {
-            return Ok(Outcome { rows, elapsed: started.elapsed(), rechecked: true, ..Outcome::default() });
+            return Ok(Outcome {
+                rows,
+                elapsed: started.elapsed(),
+                rechecked: true,
+                ..Outcome::default()
+            });
         }
         suspects = Some(next);
     }
@@ -181,8 +217,16 @@ pub async fn compare(ctx: &Ctx, src: &mut Conn, tgt: &mut Conn, c: &Chunk) -> Re
     for k in &described {
         let key = shown_keys.get(k).cloned().unwrap_or_default();
         match (a.get(k), b.get(k)) {
-            (Some(_), None) => diffs.push(RowDiff { key, kind: RowKind::MissingOnTarget, columns: vec![] }),
-            (None, Some(_)) => diffs.push(RowDiff { key, kind: RowKind::ExtraOnTarget, columns: vec![] }),
+            (Some(_), None) => diffs.push(RowDiff {
+                key,
+                kind: RowKind::MissingOnTarget,
+                columns: vec![],
+            }),
+            (None, Some(_)) => diffs.push(RowDiff {
+                key,
+                kind: RowKind::ExtraOnTarget,
+                columns: vec![],
+            }),
             (Some(x), Some(y)) => {
                 let columns: Vec<ColumnDiff> = plan
                     .columns
@@ -199,33 +243,87 @@ pub async fn compare(ctx: &Ctx, src: &mut Conn, tgt: &mut Conn, c: &Chunk) -> Re
                     })
                     .collect();
                 if !columns.is_empty() {
-                    diffs.push(RowDiff { key, kind: RowKind::Different, columns });
+                    diffs.push(RowDiff {
+                        key,
+                        kind: RowKind::Different,
+                        columns,
+                    });
                 }
             }
             (None, None) => {}
         }
     }
     let differing = diffs.len() as u64 + (suspects.len() - described.len()) as u64;
-    Ok(Outcome { rows, elapsed: started.elapsed(), diffs, differing, rechecked: true })
+    Ok(Outcome {
+        rows,
+        elapsed: started.elapsed(),
+        diffs,
+        differing,
+        rechecked: true,
+    })
 }
 
 fn is_text(c: &dropship_mysql::schema::Column) -> bool {
     c.charset.as_deref().is_some_and(|cs| cs != "binary")
-        || matches!(c.data_type.as_str(), "int" | "integer" | "tinyint" | "smallint" | "mediumint" | "bigint" | "decimal" | "year" | "date" | "time" | "datetime" | "timestamp" | "enum" | "set" | "json")
+        || matches!(
+            c.data_type.as_str(),
+            "int"
+                | "integer"
+                | "tinyint"
+                | "smallint"
+                | "mediumint"
+                | "bigint"
+                | "decimal"
+                | "year"
+                | "date"
+                | "time"
+                | "datetime"
+                | "timestamp"
+                | "enum"
+                | "set"
+                | "json"
+        )
 }
 
 /// Row key (as literals) -> row hash, for every row of a range.
-async fn row_hashes(conn: &mut Conn, plan: &TablePlan, table: &str, range: &Range, side: &str, shown: &mut HashMap<Vec<String>, Vec<KeyPart>>) -> Result<HashMap<Vec<String>, Value>> {
-    let rows: Vec<Row> = conn.exec(plan.row_hashes_sql(table, range), ()).await.map_err(Error::db(format!("reading row hashes of {} on the {side}", plan.name)))?;
+async fn row_hashes(
+    conn: &mut Conn,
+    plan: &TablePlan,
+    table: &str,
+    range: &Range,
+    side: &str,
+    shown: &mut HashMap<Vec<String>, Vec<KeyPart>>,
+) -> Result<HashMap<Vec<String>, Value>> {
+    let rows: Vec<Row> = conn
+        .exec(plan.row_hashes_sql(table, range), ())
+        .await
+        .map_err(Error::db(format!(
+            "reading row hashes of {} on the {side}",
+            plan.name
+        )))?;
     let nk = plan.key.len();
     let mut out = HashMap::with_capacity(rows.len());
     for row in rows {
-        let vals: Vec<Value> = row.unwrap_raw().into_iter().map(|v| v.unwrap_or(Value::NULL)).collect();
+        let vals: Vec<Value> = row
+            .unwrap_raw()
+            .into_iter()
+            .map(|v| v.unwrap_or(Value::NULL))
+            .collect();
         if vals.len() != nk + 1 {
-            return Err(Error::definite(format!("reading row hashes of {}: expected {} columns, got {}", plan.name, nk + 1, vals.len()), ""));
+            return Err(Error::definite(
+                format!(
+                    "reading row hashes of {}: expected {} columns, got {}",
+                    plan.name,
+                    nk + 1,
+                    vals.len()
+                ),
+                "",
+            ));
         }
         let key: Vec<String> = vals[..nk].iter().map(literal).collect();
-        shown.entry(key.clone()).or_insert_with(|| key_parts(plan, &vals[..nk]));
+        shown
+            .entry(key.clone())
+            .or_insert_with(|| key_parts(plan, &vals[..nk]));
         out.insert(key, vals[nk].clone());
     }
     Ok(out)
@@ -236,24 +334,55 @@ fn key_parts(plan: &TablePlan, vals: &[Value]) -> Vec<KeyPart> {
         .iter()
         .zip(vals)
         .map(|(k, v)| {
-            let text = plan.columns.iter().find(|c| &c.name == k).is_some_and(is_text);
-            KeyPart { column: k.clone(), value: show(v, text) }
+            let text = plan
+                .columns
+                .iter()
+                .find(|c| &c.name == k)
+                .is_some_and(is_text);
+            KeyPart {
+                column: k.clone(),
+                value: show(v, text),
+            }
         })
         .collect()
 }
 
 /// Key -> (raw values, exact text forms) of the given keys.
-async fn full_rows(conn: &mut Conn, plan: &TablePlan, table: &str, keys: &[Vec<String>], side: &str) -> Result<HashMap<Vec<String>, (Vec<Value>, Vec<Value>)>> {
+async fn full_rows(
+    conn: &mut Conn,
+    plan: &TablePlan,
+    table: &str,
+    keys: &[Vec<String>],
+    side: &str,
+) -> Result<HashMap<Vec<String>, (Vec<Value>, Vec<Value>)>> {
     let mut out = HashMap::new();
     if keys.is_empty() {
         return Ok(out);
     }
-    let rows: Vec<Row> = conn.exec(plan.rows_sql(table, keys), ()).await.map_err(Error::db(format!("reading differing rows of {} on the {side}", plan.name)))?;
+    let rows: Vec<Row> = conn
+        .exec(plan.rows_sql(table, keys), ())
+        .await
+        .map_err(Error::db(format!(
+            "reading differing rows of {} on the {side}",
+            plan.name
+        )))?;
     let (nk, nc) = (plan.key.len(), plan.columns.len());
     for row in rows {
-        let vals: Vec<Value> = row.unwrap_raw().into_iter().map(|v| v.unwrap_or(Value::NULL)).collect();
+        let vals: Vec<Value> = row
+            .unwrap_raw()
+            .into_iter()
+            .map(|v| v.unwrap_or(Value::NULL))
+            .collect();
         if vals.len() != nk + 2 * nc {
-            return Err(Error::definite(format!("reading rows of {}: expected {} columns, got {}", plan.name, nk + 2 * nc, vals.len()), ""));
+            return Err(Error::definite(
+                format!(
+                    "reading rows of {}: expected {} columns, got {}",
+                    plan.name,
+                    nk + 2 * nc,
+                    vals.len()
+                ),
+                "",
+            ));
         }
         let key: Vec<String> = vals[..nk].iter().map(literal).collect();
         out.insert(key, (vals[nk..nk + nc].to_vec(), vals[nk + nc..].to_vec()));

@@ -65,16 +65,25 @@ pub enum Planned {
 /// Compares definitions and builds the plan.
 pub fn plan(src: &TableSchema, tgt: Option<&TableSchema>, tgt_db: &str) -> Planned {
     let Some(tgt) = tgt else {
-        return Planned::Refused { drift: vec![format!("table {tgt_db}.{} does not exist on the target", src.table)] };
+        return Planned::Refused {
+            drift: vec![format!(
+                "table {tgt_db}.{} does not exist on the target",
+                src.table
+            )],
+        };
     };
     let mut drift = Vec::new();
     let mut columns = Vec::new();
     for c in &src.columns {
         match tgt.columns.iter().find(|t| t.name == c.name) {
-            None => drift.push(format!("column {} ({}) is missing on the target", c.name, c.column_type)),
-            Some(t) if !t.column_type.eq_ignore_ascii_case(&c.column_type) => {
-                drift.push(format!("column {} is {} on the source but {} on the target", c.name, c.column_type, t.column_type))
-            }
+            None => drift.push(format!(
+                "column {} ({}) is missing on the target",
+                c.name, c.column_type
+            )),
+            Some(t) if !t.column_type.eq_ignore_ascii_case(&c.column_type) => drift.push(format!(
+                "column {} is {} on the source but {} on the target",
+                c.name, c.column_type, t.column_type
+            )),
             Some(t) if t.charset != c.charset => drift.push(format!(
                 "column {} has character set {} on the source but {} on the target",
                 c.name,
@@ -86,15 +95,27 @@ pub fn plan(src: &TableSchema, tgt: Option<&TableSchema>, tgt_db: &str) -> Plann
     }
     for t in &tgt.columns {
         if !src.columns.iter().any(|c| c.name == t.name) {
-            drift.push(format!("column {} ({}) exists only on the target", t.name, t.column_type));
+            drift.push(format!(
+                "column {} ({}) exists only on the target",
+                t.name, t.column_type
+            ));
         }
     }
     let key: Vec<String> = src.key_names().into_iter().map(String::from).collect();
     if let Some(k) = key.iter().find(|k| !columns.iter().any(|c| &c.name == *k)) {
-        drift.push(format!("key column {k} differs, so rows cannot be matched; fix the schema first"));
+        drift.push(format!(
+            "key column {k} differs, so rows cannot be matched; fix the schema first"
+        ));
         return Planned::Refused { drift };
     }
-    let plan = TablePlan { name: format!("{}.{}", src.database, src.table), src_db: src.database.clone(), tgt_db: tgt_db.to_string(), table: src.table.clone(), key, columns };
+    let plan = TablePlan {
+        name: format!("{}.{}", src.database, src.table),
+        src_db: src.database.clone(),
+        tgt_db: tgt_db.to_string(),
+        table: src.table.clone(),
+        key,
+        columns,
+    };
     Planned::Compare { plan, drift }
 }
 
@@ -103,7 +124,9 @@ pub fn value_expr(c: &Column) -> String {
     let id = sql::ident(&c.name);
     match c.data_type.as_str() {
         "float" | "double" | "real" => format!("CAST({id} + 0e0 AS CHAR)"),
-        "decimal" | "numeric" | "date" | "time" | "datetime" | "timestamp" => format!("CAST({id} AS CHAR)"),
+        "decimal" | "numeric" | "date" | "time" | "datetime" | "timestamp" => {
+            format!("CAST({id} AS CHAR)")
+        }
         _ => format!("HEX({id})"),
     }
 }
@@ -125,7 +148,11 @@ impl TablePlan {
     }
 
     fn key_list(&self) -> String {
-        self.key.iter().map(|k| sql::ident(k)).collect::<Vec<_>>().join(",")
+        self.key
+            .iter()
+            .map(|k| sql::ident(k))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// `MD5(CONCAT_WS(...))` over every compared column.
@@ -167,7 +194,10 @@ impl TablePlan {
 
     /// The key of the `n`th row after `lo` (the next chunk's `hi`).
     pub fn boundary_sql(&self, lo: Option<&Vec<String>>, n: usize) -> String {
-        let r = Range { lo: lo.cloned(), hi: None };
+        let r = Range {
+            lo: lo.cloned(),
+            hi: None,
+        };
         format!(
             "SELECT {k} FROM {} WHERE {} ORDER BY {k} LIMIT 1 OFFSET {}",
             self.src_table(),
@@ -179,16 +209,40 @@ impl TablePlan {
 
     /// Key columns and row hash of every row of a range.
     pub fn row_hashes_sql(&self, table: &str, r: &Range) -> String {
-        format!("SELECT {}, {} FROM {table} WHERE {}", self.key_list(), self.row_hash(), self.range_sql(r))
+        format!(
+            "SELECT {}, {} FROM {table} WHERE {}",
+            self.key_list(),
+            self.row_hash(),
+            self.range_sql(r)
+        )
     }
 
     /// Key columns, raw values, then exact text forms, of the given keys.
     pub fn rows_sql(&self, table: &str, keys: &[Vec<String>]) -> String {
         let raw: Vec<String> = self.columns.iter().map(|c| sql::ident(&c.name)).collect();
         let exact: Vec<String> = self.columns.iter().map(value_expr).collect();
-        let tuples: Vec<String> = keys.iter().map(|k| if k.len() == 1 { k[0].clone() } else { format!("({})", k.join(",")) }).collect();
-        let lhs = if self.key.len() == 1 { self.key_list() } else { format!("({})", self.key_list()) };
-        format!("SELECT {}, {}, {} FROM {table} WHERE {lhs} IN ({})", self.key_list(), raw.join(","), exact.join(","), tuples.join(","))
+        let tuples: Vec<String> = keys
+            .iter()
+            .map(|k| {
+                if k.len() == 1 {
+                    k[0].clone()
+                } else {
+                    format!("({})", k.join(","))
+                }
+            })
+            .collect();
+        let lhs = if self.key.len() == 1 {
+            self.key_list()
+        } else {
+            format!("({})", self.key_list())
+        };
+        format!(
+            "SELECT {}, {}, {} FROM {table} WHERE {lhs} IN ({})",
+            self.key_list(),
+            raw.join(","),
+            exact.join(","),
+            tuples.join(",")
+        )
     }
 }
 
@@ -203,16 +257,29 @@ fn cmp_key(keys: &[String], v: &[String], le: bool) -> String {
         for j in 0..i {
             and.push(format!("{} = {}", sql::ident(&keys[j]), v[j]));
         }
-        and.push(format!("{} {} {}", sql::ident(&keys[i]), if le { "<" } else { ">" }, v[i]));
+        and.push(format!(
+            "{} {} {}",
+            sql::ident(&keys[i]),
+            if le { "<" } else { ">" },
+            v[i]
+        ));
         ors.push(format!("({})", and.join(" AND ")));
     }
     if le {
-        let all: Vec<String> = (0..n).map(|j| format!("{} = {}", sql::ident(&keys[j]), v[j])).collect();
+        let all: Vec<String> = (0..n)
+            .map(|j| format!("{} = {}", sql::ident(&keys[j]), v[j]))
+            .collect();
         ors.push(format!("({})", all.join(" AND ")));
     }
     match n {
         0 => "1".into(),
-        _ => format!("({} {} {} AND ({}))", sql::ident(&keys[0]), if le { "<=" } else { ">=" }, v[0], ors.join(" OR ")),
+        _ => format!(
+            "({} {} {} AND ({}))",
+            sql::ident(&keys[0]),
+            if le { "<=" } else { ">=" },
+            v[0],
+            ors.join(" OR ")
+        ),
     }
 }
 
@@ -227,14 +294,28 @@ mod tests {
     use super::*;
 
     fn col(name: &str, data_type: &str) -> Column {
-        Column { name: name.into(), data_type: data_type.into(), column_type: data_type.into(), unsigned: false, nullable: true, generated: false, charset: None }
+        Column {
+            name: name.into(),
+            data_type: data_type.into(),
+            column_type: data_type.into(),
+            unsigned: false,
+            nullable: true,
+            generated: false,
+            charset: None,
+        }
     }
 
     #[test]
     fn composite_key_ranges_are_lexicographic_and_bounded_on_the_first_column() {
         let k = vec!["a".to_string(), "b".to_string()];
-        assert_eq!(cmp_key(&k, &["1".into(), "'x'".into()], false), "(`a` >= 1 AND ((`a` > 1) OR (`a` = 1 AND `b` > 'x')))");
-        assert_eq!(cmp_key(&k, &["1".into(), "'x'".into()], true), "(`a` <= 1 AND ((`a` < 1) OR (`a` = 1 AND `b` < 'x') OR (`a` = 1 AND `b` = 'x')))");
+        assert_eq!(
+            cmp_key(&k, &["1".into(), "'x'".into()], false),
+            "(`a` >= 1 AND ((`a` > 1) OR (`a` = 1 AND `b` > 'x')))"
+        );
+        assert_eq!(
+            cmp_key(&k, &["1".into(), "'x'".into()], true),
+            "(`a` <= 1 AND ((`a` < 1) OR (`a` = 1 AND `b` < 'x') OR (`a` = 1 AND `b` = 'x')))"
+        );
     }
 
     #[test]
@@ -247,13 +328,22 @@ mod tests {
 
     #[test]
     fn a_dropped_target_column_is_drift_and_left_out_of_the_hash() {
-        let src = TableSchema { database: "d".into(), table: "t".into(), columns: vec![col("id", "int"), col("x", "int")], key: vec![0], key_is_primary: true };
+        let src = TableSchema {
+            database: "d".into(),
+            table: "t".into(),
+            columns: vec![col("id", "int"), col("x", "int")],
+            key: vec![0],
+            key_is_primary: true,
+        };
         let mut tgt = src.clone();
         tgt.columns.pop();
         match plan(&src, Some(&tgt), "d2") {
             Planned::Compare { plan, drift } => {
                 assert_eq!(plan.columns.len(), 1);
-                assert_eq!(drift, vec!["column x (int) is missing on the target".to_string()]);
+                assert_eq!(
+                    drift,
+                    vec!["column x (int) is missing on the target".to_string()]
+                );
             }
             other => panic!("{other:?}"),
         }

@@ -33,7 +33,9 @@ pub async fn load(tgt: &mut Conn, service: &str) -> Result<HashMap<String, Saved
     let mut out = HashMap::new();
     for (table, key, done, result) in rows {
         // Unreadable progress (written by another version) means: start that table over.
-        let Ok(report) = serde_json::from_str::<TableReport>(&result) else { continue };
+        let Ok(report) = serde_json::from_str::<TableReport>(&result) else {
+            continue;
+        };
         let last_key = match key {
             Some(k) => match serde_json::from_str::<Vec<String>>(&k) {
                 Ok(k) => Some(k),
@@ -41,12 +43,26 @@ pub async fn load(tgt: &mut Conn, service: &str) -> Result<HashMap<String, Saved
             },
             None => None,
         };
-        out.insert(table, Saved { last_key, done, report });
+        out.insert(
+            table,
+            Saved {
+                last_key,
+                done,
+                report,
+            },
+        );
     }
     Ok(out)
 }
 
-pub async fn save(tgt: &mut Conn, service: &str, table: &str, last_key: Option<&Vec<String>>, done: bool, report: &TableReport) -> Result<()> {
+pub async fn save(
+    tgt: &mut Conn,
+    service: &str,
+    table: &str,
+    last_key: Option<&Vec<String>>,
+    done: bool,
+    report: &TableReport,
+) -> Result<()> {
     let key = last_key.map(|k| serde_json::to_string(k).unwrap_or_default());
     let result = serde_json::to_string(report).unwrap_or_default();
     tgt.exec_drop(
@@ -60,7 +76,12 @@ pub async fn save(tgt: &mut Conn, service: &str, table: &str, last_key: Option<&
 
 /// Forgets the progress of a finished run (or of `--restart`).
 pub async fn clear(tgt: &mut Conn, service: &str) -> Result<()> {
-    tgt.exec_drop("DELETE FROM `_dropship`.`verify_progress` WHERE service = ?", (service,)).await.map_err(Error::db("clearing verify progress"))
+    tgt.exec_drop(
+        "DELETE FROM `_dropship`.`verify_progress` WHERE service = ?",
+        (service,),
+    )
+    .await
+    .map_err(Error::db("clearing verify progress"))
 }
 
 /// A `rows, rate, ETA` line on stderr, redrawn at most once a second.
@@ -75,7 +96,13 @@ pub struct Line {
 impl Line {
     pub fn new(enabled: bool, total_estimate: u64) -> Line {
         let now = Instant::now();
-        Line { enabled, started: now, last: now, total_estimate, drawn: false }
+        Line {
+            enabled,
+            started: now,
+            last: now,
+            total_estimate,
+            drawn: false,
+        }
     }
 
     pub fn tick(&mut self, table: &str, rows: u64) {
@@ -85,9 +112,17 @@ impl Line {
         self.last = Instant::now();
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
         let rate = rows as f64 / secs;
-        let eta = if rate > 0.0 && self.total_estimate > rows { format!("{:.0}s", (self.total_estimate - rows) as f64 / rate) } else { "-".into() };
+        let eta = if rate > 0.0 && self.total_estimate > rows {
+            format!("{:.0}s", (self.total_estimate - rows) as f64 / rate)
+        } else {
+            "-".into()
+        };
         let mut e = std::io::stderr().lock();
-        let _ = write!(e, "\r\x1b[2Kverify {table}: {rows} of ~{} rows, {rate:.0} rows/s, ETA {eta}", self.total_estimate);
+        let _ = write!(
+            e,
+            "\r\x1b[2Kverify {table}: {rows} of ~{} rows, {rate:.0} rows/s, ETA {eta}",
+            self.total_estimate
+        );
         let _ = e.flush();
         self.drawn = true;
     }

@@ -91,7 +91,11 @@ pub struct RowDiff {
 
 impl RowDiff {
     pub fn key_text(&self) -> String {
-        let parts: Vec<String> = self.key.iter().map(|k| format!("{}={}", k.column, k.value)).collect();
+        let parts: Vec<String> = self
+            .key
+            .iter()
+            .map(|k| format!("{}={}", k.column, k.value))
+            .collect();
         format!("({})", parts.join(", "))
     }
 }
@@ -102,10 +106,15 @@ pub fn show(v: &mysql_async::Value, text_column: bool) -> String {
     match v {
         V::NULL => "NULL".into(),
         V::Bytes(b) => match std::str::from_utf8(b) {
-            Ok(s) if text_column && !s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') => {
+            Ok(s)
+                if text_column && !s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') =>
+            {
                 let n = s.chars().count();
                 if n > MAX_SHOWN {
-                    format!("'{}'... ({n} characters)", s.chars().take(MAX_SHOWN).collect::<String>())
+                    format!(
+                        "'{}'... ({n} characters)",
+                        s.chars().take(MAX_SHOWN).collect::<String>()
+                    )
                 } else {
                     format!("'{s}'")
                 }
@@ -155,8 +164,16 @@ impl Report {
                 t.target,
                 t.rows_compared,
                 t.chunks,
-                if t.rechecked_chunks > 0 { format!(", {} rechecked", t.rechecked_chunks) } else { String::new() },
-                if t.differing_rows > 0 { format!(", {} differing rows", t.differing_rows) } else { String::new() },
+                if t.rechecked_chunks > 0 {
+                    format!(", {} rechecked", t.rechecked_chunks)
+                } else {
+                    String::new()
+                },
+                if t.differing_rows > 0 {
+                    format!(", {} differing rows", t.differing_rows)
+                } else {
+                    String::new()
+                },
                 if t.resumed { ", resumed" } else { "" }
             );
             for d in &t.drift {
@@ -173,13 +190,21 @@ impl Report {
                     RowKind::Different => {
                         let _ = writeln!(s, "  row {} differs:", r.key_text());
                         for c in &r.columns {
-                            let _ = writeln!(s, "    {}: source {}, target {}", c.column, c.source, c.target);
+                            let _ = writeln!(
+                                s,
+                                "    {}: source {}, target {}",
+                                c.column, c.source, c.target
+                            );
                         }
                     }
                 }
             }
             if (t.rows.len() as u64) < t.differing_rows {
-                let _ = writeln!(s, "  ... and {} more differing rows", t.differing_rows - t.rows.len() as u64);
+                let _ = writeln!(
+                    s,
+                    "  ... and {} more differing rows",
+                    t.differing_rows - t.rows.len() as u64
+                );
             }
         }
         let _ = writeln!(
@@ -189,7 +214,11 @@ impl Report {
             self.rows_compared,
             self.chunks,
             self.elapsed_ms as f64 / 1000.0,
-            if self.identical { "identical" } else { "DIFFERENCES FOUND" }
+            if self.identical {
+                "identical"
+            } else {
+                "DIFFERENCES FOUND"
+            }
         );
         s
     }
@@ -202,9 +231,16 @@ mod tests {
     #[test]
     fn long_and_binary_values_are_cut_and_shown_as_hex() {
         let long = "x".repeat(100);
-        assert!(show(&mysql_async::Value::Bytes(long.into_bytes()), true).ends_with("... (100 characters)"));
-        assert_eq!(show(&mysql_async::Value::Bytes(vec![0x61, 0]), false), "0x6100");
-        assert_eq!(show(&mysql_async::Value::Bytes(vec![0x61, 0]), true), "0x6100");
+        assert!(show(&mysql_async::Value::Bytes(long.into_bytes()), true)
+            .ends_with("... (100 characters)"));
+        assert_eq!(
+            show(&mysql_async::Value::Bytes(vec![0x61, 0]), false),
+            "0x6100"
+        );
+        assert_eq!(
+            show(&mysql_async::Value::Bytes(vec![0x61, 0]), true),
+            "0x6100"
+        );
         assert_eq!(show(&mysql_async::Value::NULL, true), "NULL");
     }
 }

@@ -54,7 +54,11 @@ fn frac_micros(c: &mut Cursor<'_>, fsp: u16) -> Result<u32, Short> {
 
 fn int(c: &mut Cursor<'_>, bytes: usize, unsigned: Option<bool>) -> Result<Value, Short> {
     let v = c.uint_le(bytes, "integer")?;
-    Ok(if unsigned == Some(true) { Value::UInt(v) } else { Value::Int(sign_extend(v, bytes)) })
+    Ok(if unsigned == Some(true) {
+        Value::UInt(v)
+    } else {
+        Value::Int(sign_extend(v, bytes))
+    })
 }
 
 /// Length of a STRING column's length prefix and its max length, from meta.
@@ -92,7 +96,11 @@ pub fn decode(c: &mut Cursor<'_>, m: &ColumnMeta) -> Result<Value, ColumnError> 
         }
         DATE | NEWDATE => {
             let v = c.uint_le(3, "DATE")? as u32;
-            Value::Date { year: (v >> 9) as u16, month: ((v >> 5) & 15) as u8, day: (v & 31) as u8 }
+            Value::Date {
+                year: (v >> 9) as u16,
+                month: ((v >> 5) & 15) as u8,
+                day: (v & 31) as u8,
+            }
         }
         TIME => {
             let raw = sign_extend(c.uint_le(3, "TIME")?, 3);
@@ -122,7 +130,10 @@ pub fn decode(c: &mut Cursor<'_>, m: &ColumnMeta) -> Result<Value, ColumnError> 
         TIMESTAMP => {
             // MySQL: u32 LE seconds. MariaDB 5.3-10.0 TIMESTAMP(n>0) "hires" also
             // uses type 7 but with a metadata byte; that layout is not handled.
-            Value::Timestamp { secs: i64::from(c.u32("TIMESTAMP")?), micros: 0 }
+            Value::Timestamp {
+                secs: i64::from(c.u32("TIMESTAMP")?),
+                micros: 0,
+            }
         }
         TIMESTAMP2 => {
             let secs = c.uint_be(4, "TIMESTAMP2")? as i64;
@@ -151,7 +162,9 @@ pub fn decode(c: &mut Cursor<'_>, m: &ColumnMeta) -> Result<Value, ColumnError> 
             let bits = usize::from(meta & 0xff);
             let bytes = usize::from(meta >> 8) + usize::from(bits > 0);
             if bytes > 8 {
-                return Err(ColumnError::Malformed(format!("BIT column of {bytes} bytes")));
+                return Err(ColumnError::Malformed(format!(
+                    "BIT column of {bytes} bytes"
+                )));
             }
             Value::Bit(c.uint_be(bytes, "BIT")?)
         }
@@ -165,13 +178,19 @@ pub fn decode(c: &mut Cursor<'_>, m: &ColumnMeta) -> Result<Value, ColumnError> 
                 let size = usize::from(meta & 0xff);
                 match size {
                     1 | 2 => Value::Enum(c.uint_le(size, "ENUM")? as u16),
-                    _ => return Err(ColumnError::Malformed(format!("ENUM with pack length {size}"))),
+                    _ => {
+                        return Err(ColumnError::Malformed(format!(
+                            "ENUM with pack length {size}"
+                        )))
+                    }
                 }
             }
             SET => {
                 let size = usize::from(meta & 0xff);
                 if !(1..=8).contains(&size) {
-                    return Err(ColumnError::Malformed(format!("SET with pack length {size}")));
+                    return Err(ColumnError::Malformed(format!(
+                        "SET with pack length {size}"
+                    )));
                 }
                 Value::Set(c.uint_le(size, "SET")?)
             }
@@ -189,15 +208,29 @@ pub fn decode(c: &mut Cursor<'_>, m: &ColumnMeta) -> Result<Value, ColumnError> 
             let bytes = blob(c, meta, "JSON")?;
             Value::Json(json::to_text(bytes).map_err(ColumnError::Malformed)?)
         }
-        DECIMAL => return Err(ColumnError::Unsupported("pre-5.0 DECIMAL is not written by supported servers")),
-        _ => return Err(ColumnError::Unsupported("no decoder for this binlog column type")),
+        DECIMAL => {
+            return Err(ColumnError::Unsupported(
+                "pre-5.0 DECIMAL is not written by supported servers",
+            ))
+        }
+        _ => {
+            return Err(ColumnError::Unsupported(
+                "no decoder for this binlog column type",
+            ))
+        }
     })
 }
 
 /// Reads a length-prefixed blob whose prefix is `meta` (1-4) bytes long.
-pub fn blob<'a>(c: &mut Cursor<'a>, meta: u16, what: &'static str) -> Result<&'a [u8], ColumnError> {
+pub fn blob<'a>(
+    c: &mut Cursor<'a>,
+    meta: u16,
+    what: &'static str,
+) -> Result<&'a [u8], ColumnError> {
     if !(1..=4).contains(&meta) {
-        return Err(ColumnError::Malformed(format!("{what} length prefix of {meta} bytes")));
+        return Err(ColumnError::Malformed(format!(
+            "{what} length prefix of {meta} bytes"
+        )));
     }
     let len = c.uint_le(usize::from(meta), what)? as usize;
     Ok(c.bytes(len, what)?)
@@ -256,7 +289,9 @@ pub fn decimal_size(precision: usize, scale: usize) -> Option<usize> {
 /// Decodes MySQL's binary DECIMAL into exact text (`-12.3400`, `0.5`, `7`).
 pub fn decimal(c: &mut Cursor<'_>, precision: usize, scale: usize) -> Result<String, ColumnError> {
     if precision == 0 || precision > 65 || scale > 30 || scale > precision {
-        return Err(ColumnError::Malformed(format!("DECIMAL({precision},{scale})")));
+        return Err(ColumnError::Malformed(format!(
+            "DECIMAL({precision},{scale})"
+        )));
     }
     let size = decimal_size(precision, scale).unwrap_or(0);
     let mut b = c.bytes(size, "DECIMAL")?.to_vec();
@@ -292,7 +327,9 @@ pub fn decimal(c: &mut Cursor<'_>, precision: usize, scale: usize) -> Result<Str
         frac_digits.push_str(&format!("{:0width$}", v, width = trail));
     }
     if int_digits.len() > intg || frac_digits.len() > scale {
-        return Err(ColumnError::Malformed(format!("DECIMAL({precision},{scale}) digits out of range")));
+        return Err(ColumnError::Malformed(format!(
+            "DECIMAL({precision},{scale}) digits out of range"
+        )));
     }
     let int_part = int_digits.trim_start_matches('0');
     let mut s = String::with_capacity(precision + 2);
@@ -318,9 +355,15 @@ mod tests {
     #[test]
     fn decimals_decode_to_exact_text_with_sign_and_scale() {
         // 1234567890.1234 as DECIMAL(14,4): MySQL's documented example layout.
-        assert_eq!(dec(&[0x81, 0x0D, 0xFB, 0x38, 0xD2, 0x04, 0xD2], 14, 4), "1234567890.1234");
+        assert_eq!(
+            dec(&[0x81, 0x0D, 0xFB, 0x38, 0xD2, 0x04, 0xD2], 14, 4),
+            "1234567890.1234"
+        );
         // -1234567890.1234
-        assert_eq!(dec(&[0x7E, 0xF2, 0x04, 0xC7, 0x2D, 0xFB, 0x2D], 14, 4), "-1234567890.1234");
+        assert_eq!(
+            dec(&[0x7E, 0xF2, 0x04, 0xC7, 0x2D, 0xFB, 0x2D], 14, 4),
+            "-1234567890.1234"
+        );
         // 0.1 as DECIMAL(10,1): 9 integer digits in 4 bytes, 1 fraction digit in 1 byte.
         assert_eq!(dec(&[0x80, 0, 0, 0, 1], 10, 1), "0.1");
         // -0.5 as DECIMAL(2,1): all bytes inverted.
@@ -338,25 +381,59 @@ mod tests {
             (&[117, 200, 127, 255], 4, 2, "-10.55", 2),
             (&[127, 255, 244, 127, 245], 5, 0, "-11", 3),
             (&[127, 245, 253, 217, 127, 255], 7, 3, "-10.550", 4),
-            (&[118, 196, 101, 54, 0, 254, 121, 96, 127, 255], 15, 14, "-9.99999999999999", 8),
             (
-                &[127, 255, 245, 223, 55, 170, 127, 255, 255, 255, 255, 255, 255, 255, 255, 4, 0],
+                &[118, 196, 101, 54, 0, 254, 121, 96, 127, 255],
+                15,
+                14,
+                "-9.99999999999999",
+                8,
+            ),
+            (
+                &[
+                    127, 255, 245, 223, 55, 170, 127, 255, 255, 255, 255, 255, 255, 255, 255, 4, 0,
+                ],
                 30,
                 25,
                 "-10.5500000000000000000000000",
                 15,
             ),
             (
-                &[128, 0, 0, 0, 188, 97, 78, 53, 183, 191, 135, 0, 135, 253, 217, 30, 0],
+                &[
+                    128, 0, 0, 0, 188, 97, 78, 53, 183, 191, 135, 0, 135, 253, 217, 30, 0,
+                ],
                 30,
                 25,
                 "0.0123456789012345678912345",
                 15,
             ),
-            (&[128, 0, 0, 0, 0, 0, 0, 0, 0, 0, 48, 57, 0, 0, 0, 128, 0], 30, 5, "12345.00000", 15),
-            (&[127, 255, 255, 255, 132, 229, 45, 139, 127, 255, 127, 255], 20, 10, "-123.4500000000", 10),
-            (&[128, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 123, 0, 175, 200, 128, 0], 30, 5, "123.45000", 15),
-            (&[128, 0, 188, 97, 78, 1, 96, 11, 128, 0], 15, 14, "0.01234567890123", 8),
+            (
+                &[128, 0, 0, 0, 0, 0, 0, 0, 0, 0, 48, 57, 0, 0, 0, 128, 0],
+                30,
+                5,
+                "12345.00000",
+                15,
+            ),
+            (
+                &[127, 255, 255, 255, 132, 229, 45, 139, 127, 255, 127, 255],
+                20,
+                10,
+                "-123.4500000000",
+                10,
+            ),
+            (
+                &[128, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 123, 0, 175, 200, 128, 0],
+                30,
+                5,
+                "123.45000",
+                15,
+            ),
+            (
+                &[128, 0, 188, 97, 78, 1, 96, 11, 128, 0],
+                15,
+                14,
+                "0.01234567890123",
+                8,
+            ),
             (&[128, 0, 0, 128, 0], 5, 0, "0", 3),
         ];
         for &(bytes, p, s, text, used) in cases {
@@ -387,32 +464,71 @@ mod tests {
         // From my_time_packed_from_binary()'s table: disk 7FFFFF.FF is -00:00:00.01.
         assert_eq!(
             value(&[0x7f, 0xff, 0xff, 0xff], col::TIME2, 2),
-            Value::Time { negative: true, hours: 0, minutes: 0, seconds: 0, micros: 10_000 }
+            Value::Time {
+                negative: true,
+                hours: 0,
+                minutes: 0,
+                seconds: 0,
+                micros: 10_000
+            }
         );
         assert_eq!(
             value(&[0x80, 0, 0, 0], col::TIME2, 2),
-            Value::Time { negative: false, hours: 0, minutes: 0, seconds: 0, micros: 0 }
+            Value::Time {
+                negative: false,
+                hours: 0,
+                minutes: 0,
+                seconds: 0,
+                micros: 0
+            }
         );
         // 838:59:59 at fsp 0: 0x800000 + (838 << 12 | 59 << 6 | 59).
         let v = 0x80_0000u32 + ((838 << 12) | (59 << 6) | 59);
         assert_eq!(
             value(&v.to_be_bytes()[1..], col::TIME2, 0),
-            Value::Time { negative: false, hours: 838, minutes: 59, seconds: 59, micros: 0 }
+            Value::Time {
+                negative: false,
+                hours: 838,
+                minutes: 59,
+                seconds: 59,
+                micros: 0
+            }
         );
     }
 
     #[test]
     fn zero_dates_years_and_unsigned_ints_decode_as_stored() {
-        assert_eq!(value(&[0, 0, 0], col::DATE, 0), Value::Date { year: 0, month: 0, day: 0 });
+        assert_eq!(
+            value(&[0, 0, 0], col::DATE, 0),
+            Value::Date {
+                year: 0,
+                month: 0,
+                day: 0
+            }
+        );
         assert_eq!(
             value(&[0x80, 0, 0, 0, 0], col::DATETIME2, 0),
-            Value::DateTime { year: 0, month: 0, day: 0, hour: 0, minute: 0, second: 0, micros: 0 }
+            Value::DateTime {
+                year: 0,
+                month: 0,
+                day: 0,
+                hour: 0,
+                minute: 0,
+                second: 0,
+                micros: 0
+            }
         );
-        assert_eq!(value(&[0, 0, 0, 0], col::TIMESTAMP2, 0), Value::Timestamp { secs: 0, micros: 0 });
+        assert_eq!(
+            value(&[0, 0, 0, 0], col::TIMESTAMP2, 0),
+            Value::Timestamp { secs: 0, micros: 0 }
+        );
         assert_eq!(value(&[0], col::YEAR, 0), Value::Year(0));
         assert_eq!(value(&[155], col::YEAR, 0), Value::Year(2055));
         assert_eq!(value(&[0xff], col::TINY, 0), Value::Int(-1));
-        assert_eq!(value(&[0xff, 0xff, 0x7f], col::INT24, 0), Value::Int(8_388_607));
+        assert_eq!(
+            value(&[0xff, 0xff, 0x7f], col::INT24, 0),
+            Value::Int(8_388_607)
+        );
         assert_eq!(value(&[0, 0, 0x80], col::INT24, 0), Value::Int(-8_388_608));
     }
 
@@ -421,7 +537,13 @@ mod tests {
         // -00:00:01.5 with fsp 1: intpart -2 stored? check via packed helper instead.
         assert_eq!(
             time_from_packed(-((1i64 << 24) + 500_000)),
-            Value::Time { negative: true, hours: 0, minutes: 0, seconds: 1, micros: 500_000 }
+            Value::Time {
+                negative: true,
+                hours: 0,
+                minutes: 0,
+                seconds: 1,
+                micros: 500_000
+            }
         );
     }
 }

@@ -15,7 +15,11 @@ pub struct Short {
 
 impl std::fmt::Display for Short {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: needs {} bytes, {} left", self.what, self.wanted, self.left)
+        write!(
+            f,
+            "{}: needs {} bytes, {} left",
+            self.what, self.wanted, self.left
+        )
     }
 }
 
@@ -49,13 +53,21 @@ impl<'a> Cursor<'a> {
         self.buf.get(self.pos..).unwrap_or(&[])
     }
     pub fn bytes(&mut self, n: usize, what: &'static str) -> R<&'a [u8]> {
-        let end = self.pos.checked_add(n).ok_or(Short { what, wanted: n, left: self.left() })?;
+        let end = self.pos.checked_add(n).ok_or(Short {
+            what,
+            wanted: n,
+            left: self.left(),
+        })?;
         match self.buf.get(self.pos..end) {
             Some(s) => {
                 self.pos = end;
                 Ok(s)
             }
-            None => Err(Short { what, wanted: n, left: self.left() }),
+            None => Err(Short {
+                what,
+                wanted: n,
+                left: self.left(),
+            }),
         }
     }
     pub fn skip(&mut self, n: usize, what: &'static str) -> R<()> {
@@ -67,7 +79,9 @@ impl<'a> Cursor<'a> {
     /// Little-endian unsigned integer of `n` (<= 8) bytes.
     pub fn uint_le(&mut self, n: usize, what: &'static str) -> R<u64> {
         let b = self.bytes(n.min(8), what)?;
-        Ok(b.iter().rev().fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
+        Ok(b.iter()
+            .rev()
+            .fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
     }
     /// Big-endian unsigned integer of `n` (<= 8) bytes.
     pub fn uint_be(&mut self, n: usize, what: &'static str) -> R<u64> {
@@ -104,7 +118,11 @@ impl<'a> Cursor<'a> {
     pub fn lenenc_len(&mut self, what: &'static str) -> R<usize> {
         let v = self.lenenc(what)?;
         if v > self.left() as u64 {
-            return Err(Short { what, wanted: usize::try_from(v).unwrap_or(usize::MAX), left: self.left() });
+            return Err(Short {
+                what,
+                wanted: usize::try_from(v).unwrap_or(usize::MAX),
+                left: self.left(),
+            });
         }
         Ok(v as usize)
     }
@@ -121,5 +139,7 @@ pub fn bit(bitmap: &[u8], i: usize) -> bool {
 
 /// Bit `i` of a most-significant-bit-first bitmap (optional metadata).
 pub fn bit_msb(bitmap: &[u8], i: usize) -> bool {
-    bitmap.get(i / 8).is_some_and(|b| b & (0x80 >> (i % 8)) != 0)
+    bitmap
+        .get(i / 8)
+        .is_some_and(|b| b & (0x80 >> (i % 8)) != 0)
 }

@@ -51,13 +51,26 @@ struct Ctx {
 
 impl Ctx {
     fn short(&self, s: Short) -> DecodeError {
-        DecodeError::Truncated { offset: self.offset, type_code: self.type_code, what: s.to_string() }
+        DecodeError::Truncated {
+            offset: self.offset,
+            type_code: self.type_code,
+            what: s.to_string(),
+        }
     }
     fn bad(&self, what: impl Into<String>) -> DecodeError {
-        DecodeError::Malformed { offset: self.offset, type_code: self.type_code, what: what.into() }
+        DecodeError::Malformed {
+            offset: self.offset,
+            type_code: self.type_code,
+            what: what.into(),
+        }
     }
     fn unsupported(&self, hint: &'static str) -> DecodeError {
-        DecodeError::Unsupported { type_code: self.type_code, offset: self.offset, name: t::name(self.type_code), hint }
+        DecodeError::Unsupported {
+            type_code: self.type_code,
+            offset: self.offset,
+            name: t::name(self.type_code),
+            hint,
+        }
     }
 }
 
@@ -92,11 +105,22 @@ impl Decoder {
 
     /// Decodes one whole event (header + body + CRC trailer if checksums are
     /// on) that starts at byte `offset` of its file.
-    pub fn decode_at(&mut self, raw: &[u8], offset: u64, out: &mut Sink<'_>) -> Result<(), DecodeError> {
+    pub fn decode_at(
+        &mut self,
+        raw: &[u8],
+        offset: u64,
+        out: &mut Sink<'_>,
+    ) -> Result<(), DecodeError> {
         self.decode_inner(raw, offset, false, out)
     }
 
-    fn decode_inner(&mut self, raw: &[u8], offset: u64, embedded: bool, out: &mut Sink<'_>) -> Result<(), DecodeError> {
+    fn decode_inner(
+        &mut self,
+        raw: &[u8],
+        offset: u64,
+        embedded: bool,
+        out: &mut Sink<'_>,
+    ) -> Result<(), DecodeError> {
         let Some(h) = RawHeader::parse(raw) else {
             return Err(DecodeError::Truncated {
                 offset,
@@ -104,7 +128,10 @@ impl Decoder {
                 what: format!("header needs {HEADER_LEN} bytes, {} present", raw.len()),
             });
         };
-        let cx = Ctx { offset, type_code: h.type_code };
+        let cx = Ctx {
+            offset,
+            type_code: h.type_code,
+        };
         let size = h.event_size as usize;
         if size > raw.len() {
             return Err(DecodeError::Truncated {
@@ -114,19 +141,26 @@ impl Decoder {
             });
         }
         if size < raw.len() {
-            return Err(cx.bad(format!("header says {size} bytes but {} were given", raw.len())));
+            return Err(cx.bad(format!(
+                "header says {size} bytes but {} were given",
+                raw.len()
+            )));
         }
         if size < HEADER_LEN {
-            return Err(cx.bad(format!("header says {size} bytes, less than the {HEADER_LEN}-byte header")));
+            return Err(cx.bad(format!(
+                "header says {size} bytes, less than the {HEADER_LEN}-byte header"
+            )));
         }
         // An FDE is parsed whole (its checksum_alg byte sits before the CRC slot).
         let new_format = if h.type_code == t::FORMAT_DESCRIPTION && !embedded {
-            Some(Format::parse(raw.get(HEADER_LEN..).unwrap_or(&[])).map_err(|e| match e {
-                super::format::FdeError::Short(sh) => cx.short(sh),
-                super::format::FdeError::BadAlgorithm(a) => {
-                    cx.bad(format!("checksum algorithm {a} is neither OFF (0) nor CRC32 (1)"))
-                }
-            })?)
+            Some(
+                Format::parse(raw.get(HEADER_LEN..).unwrap_or(&[])).map_err(|e| match e {
+                    super::format::FdeError::Short(sh) => cx.short(sh),
+                    super::format::FdeError::BadAlgorithm(a) => cx.bad(format!(
+                        "checksum algorithm {a} is neither OFF (0) nor CRC32 (1)"
+                    )),
+                })?,
+            )
         } else {
             None
         };
@@ -138,23 +172,48 @@ impl Decoder {
         } else if let Some(f) = &self.format {
             f.checksum
         } else {
-            h.type_code == t::ROTATE && size >= HEADER_LEN + CRC_LEN && crc_matches(raw, h.type_code)
+            h.type_code == t::ROTATE
+                && size >= HEADER_LEN + CRC_LEN
+                && crc_matches(raw, h.type_code)
         };
         let end = if checksum {
             let Some(split) = size.checked_sub(CRC_LEN).filter(|&s| s >= HEADER_LEN) else {
-                return Err(cx.short(Short { what: "CRC32 trailer", wanted: CRC_LEN, left: size - HEADER_LEN }));
+                return Err(cx.short(Short {
+                    what: "CRC32 trailer",
+                    wanted: CRC_LEN,
+                    left: size - HEADER_LEN,
+                }));
             };
-            let expected = raw.get(split..size).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).unwrap_or(0);
+            let expected = raw
+                .get(split..size)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .unwrap_or(0);
             let actual = event_crc(raw.get(..split).unwrap_or(&[]), h.type_code);
             if expected != actual {
-                return Err(DecodeError::Checksum { offset, type_code: h.type_code, expected, actual });
+                return Err(DecodeError::Checksum {
+                    offset,
+                    type_code: h.type_code,
+                    expected,
+                    actual,
+                });
             }
             split
         } else {
             size
         };
-        let header_len = self.format.as_ref().map(|f| usize::from(f.header_len)).filter(|&l| l >= HEADER_LEN).unwrap_or(HEADER_LEN);
-        let body = raw.get(header_len..end).ok_or_else(|| cx.short(Short { what: "body", wanted: header_len, left: end }))?;
+        let header_len = self
+            .format
+            .as_ref()
+            .map(|f| usize::from(f.header_len))
+            .filter(|&l| l >= HEADER_LEN)
+            .unwrap_or(HEADER_LEN);
+        let body = raw.get(header_len..end).ok_or_else(|| {
+            cx.short(Short {
+                what: "body",
+                wanted: header_len,
+                left: end,
+            })
+        })?;
         let header = EventHeader {
             timestamp: h.timestamp,
             server_id: h.server_id,
@@ -172,7 +231,9 @@ impl Decoder {
         }
         if let Some(f) = new_format {
             if f.binlog_version != 4 {
-                return Err(cx.unsupported("binlog format versions before 4 (MySQL < 5.0) are not supported"));
+                return Err(cx.unsupported(
+                    "binlog format versions before 4 (MySQL < 5.0) are not supported",
+                ));
             }
             let ev = Event::FormatDescription {
                 binlog_version: f.binlog_version,
@@ -189,7 +250,10 @@ impl Decoder {
     fn phl(&self, cx: &Ctx, default: u8) -> Result<u8, DecodeError> {
         match &self.format {
             Some(f) => Ok(f.post_header_len(cx.type_code).unwrap_or(default)),
-            None => Err(DecodeError::NoFormatDescription { offset: cx.offset, type_code: cx.type_code }),
+            None => Err(DecodeError::NoFormatDescription {
+                offset: cx.offset,
+                type_code: cx.type_code,
+            }),
         }
     }
 
@@ -324,11 +388,19 @@ impl Decoder {
 
     fn rows(&mut self, cx: &Ctx, body: &[u8]) -> Result<Event, DecodeError> {
         let code = cx.type_code;
-        let v2 = matches!(code, t::WRITE_ROWS_V2 | t::UPDATE_ROWS_V2 | t::DELETE_ROWS_V2 | t::PARTIAL_UPDATE_ROWS);
+        let v2 = matches!(
+            code,
+            t::WRITE_ROWS_V2 | t::UPDATE_ROWS_V2 | t::DELETE_ROWS_V2 | t::PARTIAL_UPDATE_ROWS
+        );
         let phl = self.phl(cx, if v2 { 10 } else { 8 })?;
-        let head = rows::read_head(body, phl, v2 && phl != 6 && phl != 8).map_err(|e| cx.short(e))?;
+        let head =
+            rows::read_head(body, phl, v2 && phl != 6 && phl != 8).map_err(|e| cx.short(e))?;
         let Some(tm) = self.tables.get(&head.table_id).cloned() else {
-            return Err(DecodeError::UnknownTable { offset: cx.offset, type_code: code, table_id: head.table_id });
+            return Err(DecodeError::UnknownTable {
+                offset: cx.offset,
+                type_code: code,
+                table_id: head.table_id,
+            });
         };
         let kind = match code {
             t::WRITE_ROWS_V1 | t::WRITE_ROWS_V2 => RowKind::Insert,
@@ -390,7 +462,9 @@ impl Decoder {
 }
 
 fn crc_matches(raw: &[u8], type_code: u8) -> bool {
-    let Some(split) = raw.len().checked_sub(CRC_LEN) else { return false };
+    let Some(split) = raw.len().checked_sub(CRC_LEN) else {
+        return false;
+    };
     let (data, trailer) = raw.split_at(split);
     let want = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
     event_crc(data, type_code) == want
@@ -447,10 +521,15 @@ fn tagged_gtid(c: &mut Cursor<'_>) -> Result<Event, TagErr> {
     let payload_size = varlen_u(c)?;
     let _last_non_ignorable = varlen_u(c)?;
     let consumed = (start_left - c.left()) as u64;
-    let fields_len = payload_size
-        .checked_sub(consumed)
-        .ok_or_else(|| TagErr::Bad(format!("payload size {payload_size} is smaller than its envelope")))?;
-    let fields = c.bytes(usize::try_from(fields_len).unwrap_or(usize::MAX), "tagged GTID fields")?;
+    let fields_len = payload_size.checked_sub(consumed).ok_or_else(|| {
+        TagErr::Bad(format!(
+            "payload size {payload_size} is smaller than its envelope"
+        ))
+    })?;
+    let fields = c.bytes(
+        usize::try_from(fields_len).unwrap_or(usize::MAX),
+        "tagged GTID fields",
+    )?;
     let mut f = Cursor::new(fields);
     let mut uuid = None;
     let mut gno = None;
@@ -461,7 +540,8 @@ fn tagged_gtid(c: &mut Cursor<'_>) -> Result<Event, TagErr> {
                 let mut u = [0u8; 16];
                 for b in u.iter_mut() {
                     let v = varlen_u(&mut f)?;
-                    *b = u8::try_from(v).map_err(|_| TagErr::Bad(format!("uuid byte {v} out of range")))?;
+                    *b = u8::try_from(v)
+                        .map_err(|_| TagErr::Bad(format!("uuid byte {v} out of range")))?;
                 }
                 uuid = Some(u);
             }
@@ -485,7 +565,10 @@ fn tagged_gtid(c: &mut Cursor<'_>) -> Result<Event, TagErr> {
         }
     }
     match (uuid, gno) {
-        (Some(uuid), Some(gno)) => Ok(Event::Gtid { gtid: Gtid::MySql { uuid, tag, gno }, standalone: false }),
+        (Some(uuid), Some(gno)) => Ok(Event::Gtid {
+            gtid: Gtid::MySql { uuid, tag, gno },
+            standalone: false,
+        }),
         _ => Err(TagErr::Bad("tagged GTID event without sid or gno".into())),
     }
 }
@@ -500,7 +583,11 @@ fn tagged_gtid(c: &mut Cursor<'_>) -> Result<Event, TagErr> {
 fn previous_gtids(c: &mut Cursor<'_>) -> Result<String, TagErr> {
     let header = c.u64("n_sids")?;
     let tagged = (header >> 56) != 0;
-    let n = if tagged { (header >> 8) & ((1 << 48) - 1) } else { header };
+    let n = if tagged {
+        (header >> 8) & ((1 << 48) - 1)
+    } else {
+        header
+    };
     let mut set = GtidSet::new();
     for _ in 0..n {
         let uuid = uuid16(c)?;
@@ -517,7 +604,11 @@ fn previous_gtids(c: &mut Cursor<'_>) -> Result<String, TagErr> {
         };
         let k = c.u64("n_intervals")?;
         if k.saturating_mul(16) > c.left() as u64 {
-            return Err(TagErr::Short(Short { what: "intervals", wanted: usize::MAX, left: c.left() }));
+            return Err(TagErr::Short(Short {
+                what: "intervals",
+                wanted: usize::MAX,
+                left: c.left(),
+            }));
         }
         for _ in 0..k {
             let start = c.u64("interval start")?;

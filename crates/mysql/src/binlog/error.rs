@@ -13,29 +13,51 @@ use thiserror::Error;
 pub enum DecodeError {
     /// The event is shorter than its own header or body says.
     #[error("truncated event at offset {offset} (type {type_code}): {what}")]
-    Truncated { offset: u64, type_code: u8, what: String },
+    Truncated {
+        offset: u64,
+        type_code: u8,
+        what: String,
+    },
 
     /// A field holds a value the format does not allow.
     #[error("malformed event at offset {offset} (type {type_code}): {what}")]
-    Malformed { offset: u64, type_code: u8, what: String },
+    Malformed {
+        offset: u64,
+        type_code: u8,
+        what: String,
+    },
 
     /// The CRC32 trailer does not match the event bytes.
     #[error(
         "checksum mismatch at offset {offset} (type {type_code}): event says {expected:#010x}, bytes give {actual:#010x}; \
          hint: the file is corrupt or was copied while being written"
     )]
-    Checksum { offset: u64, type_code: u8, expected: u32, actual: u32 },
+    Checksum {
+        offset: u64,
+        type_code: u8,
+        expected: u32,
+        actual: u32,
+    },
 
     /// An event type the design does not support (it would lose data if skipped).
     #[error("unsupported event at offset {offset} (type {type_code}, {name}): {hint}")]
-    Unsupported { type_code: u8, offset: u64, name: &'static str, hint: &'static str },
+    Unsupported {
+        type_code: u8,
+        offset: u64,
+        name: &'static str,
+        hint: &'static str,
+    },
 
     /// A rows event refers to a table_id no TABLE_MAP announced.
     #[error(
         "rows event at offset {offset} (type {type_code}) refers to table_id {table_id} with no preceding TABLE_MAP; \
          hint: start reading at a transaction boundary"
     )]
-    UnknownTable { offset: u64, type_code: u8, table_id: u64 },
+    UnknownTable {
+        offset: u64,
+        type_code: u8,
+        table_id: u64,
+    },
 
     /// A column type the decoder cannot turn into a [`crate::Value`].
     #[error("unsupported column at offset {offset} (type {type_code}): `{table}` column {column} has binlog type {column_type} (meta {meta}): {hint}")]
@@ -63,7 +85,11 @@ pub enum DecodeError {
 
     /// Reading a binlog file failed, or its framing is wrong.
     #[error("{path}: {source}")]
-    File { path: String, #[source] source: Box<DecodeError> },
+    File {
+        path: String,
+        #[source]
+        source: Box<DecodeError>,
+    },
 
     #[error("{path}: {what}")]
     Io { path: String, what: String },

@@ -33,21 +33,40 @@ pub struct FileSummary {
 
 fn wrap(path: &str, e: DecodeError) -> DecodeError {
     match e {
-        DecodeError::Sink(_) | DecodeError::File { .. } | DecodeError::Io { .. } | DecodeError::BadMagic { .. } => e,
-        other => DecodeError::File { path: path.to_string(), source: Box::new(other) },
+        DecodeError::Sink(_)
+        | DecodeError::File { .. }
+        | DecodeError::Io { .. }
+        | DecodeError::BadMagic { .. } => e,
+        other => DecodeError::File {
+            path: path.to_string(),
+            source: Box::new(other),
+        },
     }
 }
 
 /// Reads a whole binlog file, calling `out` for every decoded event.
 pub fn read_file(path: &Path, out: &mut Sink<'_>) -> Result<FileSummary, DecodeError> {
     let name = path.display().to_string();
-    let f = std::fs::File::open(path).map_err(|e| DecodeError::Io { path: name.clone(), what: e.to_string() })?;
+    let f = std::fs::File::open(path).map_err(|e| DecodeError::Io {
+        path: name.clone(),
+        what: e.to_string(),
+    })?;
     let len = f.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
-    read_from(&name, BufReader::with_capacity(256 * 1024, f), len, &mut Decoder::new(), out)
+    read_from(
+        &name,
+        BufReader::with_capacity(256 * 1024, f),
+        len,
+        &mut Decoder::new(),
+        out,
+    )
 }
 
 /// Reads binlog bytes already in memory (`name` is used in errors).
-pub fn read_bytes(name: &str, bytes: &[u8], out: &mut Sink<'_>) -> Result<FileSummary, DecodeError> {
+pub fn read_bytes(
+    name: &str,
+    bytes: &[u8],
+    out: &mut Sink<'_>,
+) -> Result<FileSummary, DecodeError> {
     read_from(name, bytes, bytes.len() as u64, &mut Decoder::new(), out)
 }
 
@@ -61,17 +80,29 @@ pub fn read_from(
     out: &mut Sink<'_>,
 ) -> Result<FileSummary, DecodeError> {
     let mut magic = [0u8; 4];
-    let got = fill(&mut r, &mut magic).map_err(|e| DecodeError::Io { path: name.to_string(), what: e.to_string() })?;
+    let got = fill(&mut r, &mut magic).map_err(|e| DecodeError::Io {
+        path: name.to_string(),
+        what: e.to_string(),
+    })?;
     if got < 4 || magic != MAGIC {
-        return Err(DecodeError::BadMagic { path: name.to_string(), found: magic.get(..got).unwrap_or(&[]).to_vec() });
+        return Err(DecodeError::BadMagic {
+            path: name.to_string(),
+            found: magic.get(..got).unwrap_or(&[]).to_vec(),
+        });
     }
-    let mut summary = FileSummary { end_offset: 4, ..Default::default() };
+    let mut summary = FileSummary {
+        end_offset: 4,
+        ..Default::default()
+    };
     let mut offset: u64 = 4;
     let mut buf: Vec<u8> = Vec::new();
     let mut events = 0u64;
     loop {
         let mut head = [0u8; HEADER_LEN];
-        let got = fill(&mut r, &mut head).map_err(|e| DecodeError::Io { path: name.to_string(), what: e.to_string() })?;
+        let got = fill(&mut r, &mut head).map_err(|e| DecodeError::Io {
+            path: name.to_string(),
+            what: e.to_string(),
+        })?;
         if got == 0 {
             break;
         }
@@ -82,7 +113,9 @@ pub fn read_from(
                 DecodeError::Truncated {
                     offset,
                     type_code,
-                    what: format!("file ends inside an event header: {got} of {HEADER_LEN} bytes present"),
+                    what: format!(
+                        "file ends inside an event header: {got} of {HEADER_LEN} bytes present"
+                    ),
                 },
             ));
         }
@@ -90,7 +123,11 @@ pub fn read_from(
         if size < HEADER_LEN as u64 {
             return Err(wrap(
                 name,
-                DecodeError::Malformed { offset, type_code, what: format!("header says {size} bytes, less than a header") },
+                DecodeError::Malformed {
+                    offset,
+                    type_code,
+                    what: format!("header says {size} bytes, less than a header"),
+                },
             ));
         }
         let left = len.saturating_sub(offset);
@@ -108,7 +145,10 @@ pub fn read_from(
         buf.extend_from_slice(&head);
         buf.resize(size as usize, 0);
         let body = buf.get_mut(HEADER_LEN..).unwrap_or(&mut []);
-        let got = fill(&mut r, body).map_err(|e| DecodeError::Io { path: name.to_string(), what: e.to_string() })?;
+        let got = fill(&mut r, body).map_err(|e| DecodeError::Io {
+            path: name.to_string(),
+            what: e.to_string(),
+        })?;
         if got < body.len() {
             return Err(wrap(
                 name,
@@ -123,7 +163,9 @@ pub fn read_from(
             events += 1;
             out(h, e)
         };
-        decoder.decode_at(&buf, offset, &mut counting).map_err(|e| wrap(name, e))?;
+        decoder
+            .decode_at(&buf, offset, &mut counting)
+            .map_err(|e| wrap(name, e))?;
         offset += size;
         summary.raw_events += 1;
         summary.end_offset = offset;
@@ -136,7 +178,9 @@ pub fn read_from(
 fn fill(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut got = 0;
     while got < buf.len() {
-        let Some(slot) = buf.get_mut(got..) else { break };
+        let Some(slot) = buf.get_mut(got..) else {
+            break;
+        };
         match r.read(slot) {
             Ok(0) => break,
             Ok(n) => got += n,

@@ -97,7 +97,8 @@ impl Format {
         let header_len = c.u8("header_len").map_err(FdeError::Short)?;
         let rest = c.rest();
         let mariadb = server_version.contains("MariaDB");
-        let has_alg = version_at_least(&server_version, if mariadb { (5, 3, 0) } else { (5, 6, 1) });
+        let has_alg =
+            version_at_least(&server_version, if mariadb { (5, 3, 0) } else { (5, 6, 1) });
         let (post_header, checksum) = if has_alg && rest.len() >= 5 {
             let split = rest.len() - 5;
             let alg = rest.get(split).copied().unwrap_or(0);
@@ -111,14 +112,28 @@ impl Format {
         } else {
             (rest.to_vec(), false)
         };
-        Ok(Format { binlog_version, server_version, header_len, post_header, checksum, mariadb })
+        Ok(Format {
+            binlog_version,
+            server_version,
+            header_len,
+            post_header,
+            checksum,
+            mariadb,
+        })
     }
 }
 
 /// True when the leading `x.y.z` of `version` is at least `min`.
 pub fn version_at_least(version: &str, min: (u32, u32, u32)) -> bool {
-    let mut parts = version.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty());
-    let mut next = || parts.next().and_then(|p| p.parse::<u32>().ok()).unwrap_or(0);
+    let mut parts = version
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty());
+    let mut next = || {
+        parts
+            .next()
+            .and_then(|p| p.parse::<u32>().ok())
+            .unwrap_or(0)
+    };
     let v = (next(), next(), next());
     v >= min
 }

@@ -86,8 +86,10 @@ pub fn inspect(paths: &[PathBuf], out: &mut dyn Write) -> Result<InspectSummary,
         let mut sink = |h: EventHeader, e: Event| -> Result<(), DecodeError> {
             summary.events += 1;
             let line = render(&name, &h, &e, &mut gtid, &mut summary);
-            let text = serde_json::to_string(&line).map_err(|err| DecodeError::Sink(format!("rendering JSON: {err}")))?;
-            writeln!(out, "{text}").map_err(|err| DecodeError::Sink(format!("writing output: {err}")))
+            let text = serde_json::to_string(&line)
+                .map_err(|err| DecodeError::Sink(format!("rendering JSON: {err}")))?;
+            writeln!(out, "{text}")
+                .map_err(|err| DecodeError::Sink(format!("writing output: {err}")))
         };
         let s: &mut Sink<'_> = &mut sink;
         file::read_file(path, s)?;
@@ -96,13 +98,22 @@ pub fn inspect(paths: &[PathBuf], out: &mut dyn Write) -> Result<InspectSummary,
     Ok(summary)
 }
 
-fn render(file: &str, h: &EventHeader, e: &Event, gtid: &mut Option<String>, sum: &mut InspectSummary) -> Obj {
+fn render(
+    file: &str,
+    h: &EventHeader,
+    e: &Event,
+    gtid: &mut Option<String>,
+    sum: &mut InspectSummary,
+) -> Obj {
     let mut o = Obj::default();
     o.insert("file", json!(file));
     o.insert("offset", json!(h.offset));
     o.insert("type", json!(types::name(h.type_code)));
     match e {
-        Event::Gtid { gtid: g, standalone } => {
+        Event::Gtid {
+            gtid: g,
+            standalone,
+        } => {
             *gtid = Some(g.to_string());
             sum.transactions += 1;
             if *standalone {
@@ -119,7 +130,11 @@ fn render(file: &str, h: &EventHeader, e: &Event, gtid: &mut Option<String>, sum
         o.insert("gtid", json!(g));
     }
     match e {
-        Event::FormatDescription { binlog_version, server_version, checksum } => {
+        Event::FormatDescription {
+            binlog_version,
+            server_version,
+            checksum,
+        } => {
             o.insert("binlog_version", json!(binlog_version));
             o.insert("server_version", json!(server_version));
             o.insert("checksum", json!(checksum));
@@ -141,7 +156,10 @@ fn render(file: &str, h: &EventHeader, e: &Event, gtid: &mut Option<String>, sum
             o.insert("columns", json!(tm.columns.len()));
         }
         Event::Rows { table, changes } => {
-            o.insert("table", json!(format!("{}.{}", table.database, table.table)));
+            o.insert(
+                "table",
+                json!(format!("{}.{}", table.database, table.table)),
+            );
             let op = match changes.first().map(|c| c.kind) {
                 Some(RowKind::Insert) => "insert",
                 Some(RowKind::Update) => "update",
@@ -192,8 +210,16 @@ fn render(file: &str, h: &EventHeader, e: &Event, gtid: &mut Option<String>, sum
 fn image(tm: &TableMap, img: &RowImage) -> Obj {
     let mut m = Obj::default();
     for (i, v) in img.values.iter().enumerate() {
-        let name = tm.columns.get(i).and_then(|c| c.name.clone()).unwrap_or_else(|| format!("@{}", i + 1));
-        let jv = if img.missing.contains(&i) { json!({"missing": true}) } else { value(v) };
+        let name = tm
+            .columns
+            .get(i)
+            .and_then(|c| c.name.clone())
+            .unwrap_or_else(|| format!("@{}", i + 1));
+        let jv = if img.missing.contains(&i) {
+            json!({"missing": true})
+        } else {
+            value(v)
+        };
         m.insert(name, jv);
     }
     m
@@ -218,10 +244,28 @@ pub fn value(v: &Value) -> J {
         Value::Bytes(b) => bytes(b),
         Value::Json(s) => serde_json::from_str(s).unwrap_or_else(|_| json!(s)),
         Value::Date { year, month, day } => json!(format!("{year:04}-{month:02}-{day:02}")),
-        Value::Time { negative, hours, minutes, seconds, micros } => {
-            json!(format!("{}{hours:02}:{minutes:02}:{seconds:02}{}", if *negative { "-" } else { "" }, frac(*micros)))
+        Value::Time {
+            negative,
+            hours,
+            minutes,
+            seconds,
+            micros,
+        } => {
+            json!(format!(
+                "{}{hours:02}:{minutes:02}:{seconds:02}{}",
+                if *negative { "-" } else { "" },
+                frac(*micros)
+            ))
         }
-        Value::DateTime { year, month, day, hour, minute, second, micros } => json!(format!(
+        Value::DateTime {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            micros,
+        } => json!(format!(
             "{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}{}",
             frac(*micros)
         )),
@@ -230,7 +274,10 @@ pub fn value(v: &Value) -> J {
                 json!("0000-00-00 00:00:00")
             } else {
                 let (y, mo, d, hh, mi, s) = civil_from_epoch(*secs);
-                json!(format!("{y:04}-{mo:02}-{d:02} {hh:02}:{mi:02}:{s:02}{} UTC", frac(*micros)))
+                json!(format!(
+                    "{y:04}-{mo:02}-{d:02} {hh:02}:{mi:02}:{s:02}{} UTC",
+                    frac(*micros)
+                ))
             }
         }
         Value::Year(y) => json!(y),

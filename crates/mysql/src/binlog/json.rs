@@ -76,7 +76,9 @@ fn parse_value(t: u8, data: &[u8], depth: usize, budget: &mut usize) -> Result<J
     if depth > MAX_DEPTH {
         return Err("binary JSON nested deeper than 150 levels".into());
     }
-    *budget = budget.checked_sub(1).ok_or_else(|| "binary JSON has more values than bytes (shared offsets)".to_string())?;
+    *budget = budget
+        .checked_sub(1)
+        .ok_or_else(|| "binary JSON has more values than bytes (shared offsets)".to_string())?;
     let mut c = Cursor::new(data);
     Ok(match t {
         0x00 => container(data, false, true, depth, budget)?,
@@ -94,7 +96,10 @@ fn parse_value(t: u8, data: &[u8], depth: usize, budget: &mut usize) -> Result<J
         0x0c => {
             let len = varlen(&mut c)?;
             let b = c.bytes(len, "").map_err(|_| short("string"))?;
-            Json::Str(String::from_utf8(b.to_vec()).map_err(|_| "binary JSON string is not UTF-8".to_string())?)
+            Json::Str(
+                String::from_utf8(b.to_vec())
+                    .map_err(|_| "binary JSON string is not UTF-8".to_string())?,
+            )
         }
         0x0f => {
             let ft = c.u8("").map_err(|_| short("opaque type"))?;
@@ -127,13 +132,22 @@ fn varlen(c: &mut Cursor<'_>) -> Result<usize, String> {
     Err("binary JSON length longer than 5 bytes".into())
 }
 
-fn container(data: &[u8], large: bool, object: bool, depth: usize, budget: &mut usize) -> Result<Json, String> {
+fn container(
+    data: &[u8],
+    large: bool,
+    object: bool,
+    depth: usize,
+    budget: &mut usize,
+) -> Result<Json, String> {
     let w = if large { 4 } else { 2 };
     let mut c = Cursor::new(data);
     let count = c.uint_le(w, "").map_err(|_| short("element count"))? as usize;
     let size = c.uint_le(w, "").map_err(|_| short("container size"))? as usize;
     if size > data.len() {
-        return Err(format!("binary JSON container says {size} bytes, {} present", data.len()));
+        return Err(format!(
+            "binary JSON container says {size} bytes, {} present",
+            data.len()
+        ));
     }
     let data = data.get(..size).unwrap_or(data);
     // Every element needs at least its entry; refuse counts the bytes cannot hold.
@@ -141,7 +155,9 @@ fn container(data: &[u8], large: bool, object: bool, depth: usize, budget: &mut 
     let key_entry = w + 2;
     let need = count.saturating_mul(entry + if object { key_entry } else { 0 });
     if need > size {
-        return Err(format!("binary JSON container of {size} bytes cannot hold {count} elements"));
+        return Err(format!(
+            "binary JSON container of {size} bytes cannot hold {count} elements"
+        ));
     }
     let mut keys = Vec::new();
     if object {
@@ -152,7 +168,10 @@ fn container(data: &[u8], large: bool, object: bool, depth: usize, budget: &mut 
                 .checked_add(len)
                 .and_then(|end| data.get(off..end))
                 .ok_or_else(|| short("object key"))?;
-            keys.push(String::from_utf8(k.to_vec()).map_err(|_| "binary JSON key is not UTF-8".to_string())?);
+            keys.push(
+                String::from_utf8(k.to_vec())
+                    .map_err(|_| "binary JSON key is not UTF-8".to_string())?,
+            );
         }
     }
     let mut values = Vec::with_capacity(count);
@@ -168,7 +187,11 @@ fn container(data: &[u8], large: bool, object: bool, depth: usize, budget: &mut 
             values.push(parse_value(t, v, depth + 1, budget)?);
         }
     }
-    Ok(if object { Json::Object(keys.into_iter().zip(values).collect()) } else { Json::Array(values) })
+    Ok(if object {
+        Json::Object(keys.into_iter().zip(values).collect())
+    } else {
+        Json::Array(values)
+    })
 }
 
 fn opaque(field_type: u8, b: &[u8]) -> Result<Json, String> {
@@ -178,7 +201,8 @@ fn opaque(field_type: u8, b: &[u8]) -> Result<Json, String> {
         246 => {
             let p = c.u8("").map_err(|_| short("opaque decimal"))?;
             let s = c.u8("").map_err(|_| short("opaque decimal"))?;
-            let text = decimal(&mut c, usize::from(p), usize::from(s)).map_err(|e| format!("opaque DECIMAL: {e:?}"))?;
+            let text = decimal(&mut c, usize::from(p), usize::from(s))
+                .map_err(|e| format!("opaque DECIMAL: {e:?}"))?;
             Ok(Json::Raw(text))
         }
         // DATE, DATETIME, TIMESTAMP, TIME: packed i64 little-endian
@@ -186,8 +210,17 @@ fn opaque(field_type: u8, b: &[u8]) -> Result<Json, String> {
             let packed = c.u64("").map_err(|_| short("opaque temporal"))? as i64;
             let text = match field_type {
                 11 | 19 => match time_from_packed(packed) {
-                    Value::Time { negative, hours, minutes, seconds, micros } => {
-                        format!("{}{hours:02}:{minutes:02}:{seconds:02}.{micros:06}", if negative { "-" } else { "" })
+                    Value::Time {
+                        negative,
+                        hours,
+                        minutes,
+                        seconds,
+                        micros,
+                    } => {
+                        format!(
+                            "{}{hours:02}:{minutes:02}:{seconds:02}.{micros:06}",
+                            if negative { "-" } else { "" }
+                        )
                     }
                     _ => String::new(),
                 },
@@ -221,7 +254,10 @@ fn base64(b: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::with_capacity(b.len().div_ceil(3) * 4);
     for chunk in b.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &x)| acc | (u32::from(x) << (16 - 8 * i)));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &x)| acc | (u32::from(x) << (16 - 8 * i)));
         for i in 0..4 {
             if i <= chunk.len() {
                 s.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
@@ -364,10 +400,13 @@ pub fn parse_diffs(bytes: &[u8]) -> Result<Vec<Diff>, String> {
     while !c.is_empty() {
         let op = c.u8("").map_err(|_| short("diff operation"))?;
         if op > 2 {
-            return Err(format!("JSON diff operation {op} is not REPLACE/INSERT/REMOVE"));
+            return Err(format!(
+                "JSON diff operation {op} is not REPLACE/INSERT/REMOVE"
+            ));
         }
         let path = c.lenenc_bytes("").map_err(|_| short("diff path"))?;
-        let path = String::from_utf8(path.to_vec()).map_err(|_| "JSON diff path is not UTF-8".to_string())?;
+        let path = String::from_utf8(path.to_vec())
+            .map_err(|_| "JSON diff path is not UTF-8".to_string())?;
         let value = if op != 2 {
             let v = c.lenenc_bytes("").map_err(|_| short("diff value"))?;
             Some(parse(v)?)
@@ -395,9 +434,19 @@ pub fn apply(doc: &mut Json, diffs: &[Diff]) -> Result<(), String> {
         };
         let mut node = &mut *doc;
         for leg in parents {
-            node = step(node, leg).ok_or_else(|| format!("JSON diff path `{}` does not exist in the before image", d.path))?;
+            node = step(node, leg).ok_or_else(|| {
+                format!(
+                    "JSON diff path `{}` does not exist in the before image",
+                    d.path
+                )
+            })?;
         }
-        let missing = || format!("JSON diff path `{}` does not exist in the before image", d.path);
+        let missing = || {
+            format!(
+                "JSON diff path `{}` does not exist in the before image",
+                d.path
+            )
+        };
         match (d.op, last, node) {
             (0, leg, n) => {
                 let slot = step(n, leg).ok_or_else(missing)?;
@@ -405,7 +454,10 @@ pub fn apply(doc: &mut Json, diffs: &[Diff]) -> Result<(), String> {
             }
             (1, Leg::Key(k), Json::Object(m)) => {
                 if m.iter().any(|(key, _)| key == k) {
-                    return Err(format!("JSON diff INSERT at `{}` but the key exists", d.path));
+                    return Err(format!(
+                        "JSON diff INSERT at `{}` but the key exists",
+                        d.path
+                    ));
                 }
                 m.push((k.clone(), d.value.clone().ok_or_else(missing)?));
             }
@@ -423,7 +475,12 @@ pub fn apply(doc: &mut Json, diffs: &[Diff]) -> Result<(), String> {
                 }
                 a.remove(*i);
             }
-            _ => return Err(format!("JSON diff op {} at `{}` does not fit the before image", d.op, d.path)),
+            _ => {
+                return Err(format!(
+                    "JSON diff op {} at `{}` does not fit the before image",
+                    d.op, d.path
+                ))
+            }
         }
     }
     Ok(())
@@ -455,7 +512,9 @@ pub fn from_text(s: &str) -> Result<Json, String> {
             }
             serde_json::Value::String(s) => Json::Str(s),
             serde_json::Value::Array(a) => Json::Array(a.into_iter().map(conv).collect()),
-            serde_json::Value::Object(m) => Json::Object(m.into_iter().map(|(k, v)| (k, conv(v))).collect()),
+            serde_json::Value::Object(m) => {
+                Json::Object(m.into_iter().map(|(k, v)| (k, conv(v))).collect())
+            }
         }
     }
     Ok(conv(v))
@@ -489,15 +548,35 @@ mod tests {
     fn diffs_replace_insert_and_remove_members() {
         let mut doc = from_text(r#"{"age": 1, "tags": [1, 2]}"#).unwrap();
         let diffs = vec![
-            Diff { op: 0, path: "$.age".into(), value: Some(Json::UInt(2)) },
-            Diff { op: 1, path: "$.tags[1]".into(), value: Some(Json::Str("x".into())) },
-            Diff { op: 2, path: "$.tags[0]".into(), value: None },
+            Diff {
+                op: 0,
+                path: "$.age".into(),
+                value: Some(Json::UInt(2)),
+            },
+            Diff {
+                op: 1,
+                path: "$.tags[1]".into(),
+                value: Some(Json::Str("x".into())),
+            },
+            Diff {
+                op: 2,
+                path: "$.tags[0]".into(),
+                value: None,
+            },
         ];
         apply(&mut doc, &diffs).unwrap();
         let mut s = String::new();
         write(&doc, &mut s);
         assert_eq!(s, r#"{"age": 2, "tags": ["x", 2]}"#);
-        assert!(apply(&mut doc, &[Diff { op: 0, path: "$.nope".into(), value: Some(Json::Null) }]).is_err());
+        assert!(apply(
+            &mut doc,
+            &[Diff {
+                op: 0,
+                path: "$.nope".into(),
+                value: Some(Json::Null)
+            }]
+        )
+        .is_err());
     }
 
     #[test]

@@ -26,7 +26,10 @@ use std::io::Read;
 pub const MAX_INNER_EVENT: u64 = 1 << 30;
 
 fn perr(offset: u64, what: impl Into<String>) -> DecodeError {
-    DecodeError::Payload { offset, what: what.into() }
+    DecodeError::Payload {
+        offset,
+        what: what.into(),
+    }
 }
 
 /// Calls `f` with each inner event's raw bytes, in order.
@@ -40,13 +43,21 @@ pub fn for_each_inner(
     let mut algorithm: Option<u64> = None;
     let mut uncompressed_size: Option<u64> = None;
     loop {
-        let field = c.lenenc("payload header field").map_err(|e| perr(offset, format!("header: {e}")))?;
+        let field = c
+            .lenenc("payload header field")
+            .map_err(|e| perr(offset, format!("header: {e}")))?;
         if field == 0 {
             break;
         }
-        let len = c.lenenc_len("payload header length").map_err(|e| perr(offset, format!("header: {e}")))?;
-        let value = c.bytes(len, "payload header value").map_err(|e| perr(offset, format!("header: {e}")))?;
-        let v = Cursor::new(value).lenenc("payload header value").map_err(|e| perr(offset, format!("header: {e}")));
+        let len = c
+            .lenenc_len("payload header length")
+            .map_err(|e| perr(offset, format!("header: {e}")))?;
+        let value = c
+            .bytes(len, "payload header value")
+            .map_err(|e| perr(offset, format!("header: {e}")))?;
+        let v = Cursor::new(value)
+            .lenenc("payload header value")
+            .map_err(|e| perr(offset, format!("header: {e}")));
         match field {
             1 => compressed_size = Some(v?),
             2 => algorithm = Some(v?),
@@ -55,18 +66,31 @@ pub fn for_each_inner(
         }
     }
     let data = c.rest();
-    let size = compressed_size.ok_or_else(|| perr(offset, "header has no COMPRESSED_SIZE field"))?;
+    let size =
+        compressed_size.ok_or_else(|| perr(offset, "header has no COMPRESSED_SIZE field"))?;
     if size != data.len() as u64 {
-        return Err(perr(offset, format!("header says {size} compressed bytes, {} present", data.len())));
+        return Err(perr(
+            offset,
+            format!(
+                "header says {size} compressed bytes, {} present",
+                data.len()
+            ),
+        ));
     }
-    let limit = uncompressed_size.unwrap_or(MAX_INNER_EVENT).min(MAX_INNER_EVENT.saturating_mul(4));
+    let limit = uncompressed_size
+        .unwrap_or(MAX_INNER_EVENT)
+        .min(MAX_INNER_EVENT.saturating_mul(4));
     match algorithm {
         Some(0) => {
-            let dec = zstd::stream::read::Decoder::new(data).map_err(|e| perr(offset, format!("zstd: {e}")))?;
+            let dec = zstd::stream::read::Decoder::new(data)
+                .map_err(|e| perr(offset, format!("zstd: {e}")))?;
             walk(dec, offset, limit, uncompressed_size, f)
         }
         Some(255) => walk(data, offset, limit, uncompressed_size, f),
-        Some(other) => Err(perr(offset, format!("unknown compression type {other} (0 = ZSTD, 255 = NONE)"))),
+        Some(other) => Err(perr(
+            offset,
+            format!("unknown compression type {other} (0 = ZSTD, 255 = NONE)"),
+        )),
         None => Err(perr(offset, "header has no COMPRESSION_TYPE field")),
     }
 }
@@ -75,10 +99,17 @@ pub fn for_each_inner(
 fn fill(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<bool> {
     let mut got = 0;
     while got < buf.len() {
-        let Some(slot) = buf.get_mut(got..) else { break };
+        let Some(slot) = buf.get_mut(got..) else {
+            break;
+        };
         match r.read(slot) {
             Ok(0) if got == 0 => return Ok(false),
-            Ok(0) => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("{got} of {} bytes", buf.len()))),
+            Ok(0) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("{got} of {} bytes", buf.len()),
+                ))
+            }
             Ok(n) => got += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -101,7 +132,12 @@ fn walk(
         match fill(&mut r, &mut head) {
             Ok(false) => break,
             Ok(true) => {}
-            Err(e) => return Err(perr(offset, format!("inner event {index} header at byte {total}: {e}"))),
+            Err(e) => {
+                return Err(perr(
+                    offset,
+                    format!("inner event {index} header at byte {total}: {e}"),
+                ))
+            }
         }
         let size = u64::from(u32::from_le_bytes([head[9], head[10], head[11], head[12]]));
         if size < HEADER_LEN as u64 {
@@ -118,10 +154,12 @@ fn walk(
         let mut ev = Vec::with_capacity(HEADER_LEN.max((size as usize).min(1 << 20)));
         ev.extend_from_slice(&head);
         let want = size - HEADER_LEN as u64;
-        let got = (&mut r)
-            .take(want)
-            .read_to_end(&mut ev)
-            .map_err(|e| perr(offset, format!("inner event {index} at byte {total} ({size} bytes): {e}")))?;
+        let got = (&mut r).take(want).read_to_end(&mut ev).map_err(|e| {
+            perr(
+                offset,
+                format!("inner event {index} at byte {total} ({size} bytes): {e}"),
+            )
+        })?;
         if got as u64 != want {
             return Err(perr(
                 offset,
@@ -134,7 +172,10 @@ fn walk(
     }
     if let Some(d) = declared {
         if d != total {
-            return Err(perr(offset, format!("header says {d} uncompressed bytes, the events total {total}")));
+            return Err(perr(
+                offset,
+                format!("header says {d} uncompressed bytes, the events total {total}"),
+            ));
         }
     }
     Ok(())

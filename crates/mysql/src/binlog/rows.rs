@@ -55,11 +55,20 @@ pub fn read_head(body: &[u8], post_header_len: u8, v2: bool) -> Result<RowsHead<
         let extra = c.u16("extra data length")?;
         c.skip(usize::from(extra).saturating_sub(2), "extra data")?;
     }
-    Ok(RowsHead { table_id, flags, rest: c })
+    Ok(RowsHead {
+        table_id,
+        flags,
+        rest: c,
+    })
 }
 
 /// Decodes every row of the event body after its head.
-pub fn decode(mut c: Cursor<'_>, tm: &TableMap, kind: RowKind, partial: bool) -> Result<Vec<RowChange>, RowsError> {
+pub fn decode(
+    mut c: Cursor<'_>,
+    tm: &TableMap,
+    kind: RowKind,
+    partial: bool,
+) -> Result<Vec<RowChange>, RowsError> {
     let ncols = c.lenenc_len("column count")?;
     if ncols > tm.columns.len() {
         return Err(RowsError::Malformed(format!(
@@ -70,13 +79,25 @@ pub fn decode(mut c: Cursor<'_>, tm: &TableMap, kind: RowKind, partial: bool) ->
         )));
     }
     let present = c.bytes(ncols.div_ceil(8), "columns-present bitmap")?;
-    let present_after = if kind == RowKind::Update { c.bytes(ncols.div_ceil(8), "columns-after bitmap")? } else { present };
+    let present_after = if kind == RowKind::Update {
+        c.bytes(ncols.div_ceil(8), "columns-after bitmap")?
+    } else {
+        present
+    };
     let mut changes = Vec::new();
     while !c.is_empty() {
         let before_row = c.left();
         let change = match kind {
-            RowKind::Insert => RowChange { kind, before: None, after: Some(image(&mut c, tm, ncols, present, None)?.0) },
-            RowKind::Delete => RowChange { kind, before: Some(image(&mut c, tm, ncols, present, None)?.0), after: None },
+            RowKind::Insert => RowChange {
+                kind,
+                before: None,
+                after: Some(image(&mut c, tm, ncols, present, None)?.0),
+            },
+            RowKind::Delete => RowChange {
+                kind,
+                before: Some(image(&mut c, tm, ncols, present, None)?.0),
+                after: None,
+            },
             RowKind::Update => {
                 let (before, trees) = image(&mut c, tm, ncols, present, None)?;
                 let after = if partial {
@@ -84,13 +105,19 @@ pub fn decode(mut c: Cursor<'_>, tm: &TableMap, kind: RowKind, partial: bool) ->
                 } else {
                     image(&mut c, tm, ncols, present_after, None)?.0
                 };
-                RowChange { kind, before: Some(before), after: Some(after) }
+                RowChange {
+                    kind,
+                    before: Some(before),
+                    after: Some(after),
+                }
             }
         };
         if c.left() == before_row {
             // An image with no present columns consumes no bytes; without this
             // check a forged event would make the loop produce rows forever.
-            return Err(RowsError::Malformed("row image with no columns present cannot advance".into()));
+            return Err(RowsError::Malformed(
+                "row image with no columns present cannot advance".into(),
+            ));
         }
         changes.push(change);
     }
@@ -112,7 +139,11 @@ fn image(
     if before.is_some() {
         let options = c.lenenc("value options")?;
         if options & 1 != 0 {
-            let njson = tm.columns.iter().filter(|m| m.type_code == col::JSON).count();
+            let njson = tm
+                .columns
+                .iter()
+                .filter(|m| m.type_code == col::JSON)
+                .count();
             partial_bits = c.bytes(njson.div_ceil(8), "partial JSON bitmap")?;
         }
     }
@@ -141,10 +172,14 @@ fn image(
             continue;
         }
         if is_json {
-            let raw = column::blob(c, m.meta, "JSON").map_err(|err| RowsError::Column { column: i, err })?;
+            let raw = column::blob(c, m.meta, "JSON")
+                .map_err(|err| RowsError::Column { column: i, err })?;
             let partial = bit(partial_bits, this_json);
             let doc = if partial {
-                let diffs = json::parse_diffs(raw).map_err(|e| RowsError::Column { column: i, err: ColumnError::Malformed(e) })?;
+                let diffs = json::parse_diffs(raw).map_err(|e| RowsError::Column {
+                    column: i,
+                    err: ColumnError::Malformed(e),
+                })?;
                 let mut doc = before
                     .and_then(|t| t.get(i).cloned().flatten())
                     .ok_or_else(|| RowsError::Malformed(format!(
@@ -152,10 +187,16 @@ fn image(
                          hint: use binlog_row_image=FULL with binlog_row_value_options=PARTIAL_JSON",
                         tm.database, tm.table
                     )))?;
-                json::apply(&mut doc, &diffs).map_err(|e| RowsError::Column { column: i, err: ColumnError::Malformed(e) })?;
+                json::apply(&mut doc, &diffs).map_err(|e| RowsError::Column {
+                    column: i,
+                    err: ColumnError::Malformed(e),
+                })?;
                 doc
             } else {
-                json::parse(raw).map_err(|e| RowsError::Column { column: i, err: ColumnError::Malformed(e) })?
+                json::parse(raw).map_err(|e| RowsError::Column {
+                    column: i,
+                    err: ColumnError::Malformed(e),
+                })?
             };
             let mut text = String::new();
             json::write(&doc, &mut text);
@@ -205,7 +246,9 @@ mod tests {
     }
 
     // {"age": 26} in binary JSON.
-    const AGE_26: [u8; 15] = [0x00, 1, 0, 14, 0, 11, 0, 3, 0, 0x05, 26, 0, b'a', b'g', b'e'];
+    const AGE_26: [u8; 15] = [
+        0x00, 1, 0, 14, 0, 11, 0, 3, 0, 0x05, 26, 0, b'a', b'g', b'e',
+    ];
 
     fn partial_body(before_present: u8) -> Vec<u8> {
         let mut b = vec![2, before_present, 0b11];
@@ -232,8 +275,14 @@ mod tests {
         assert_eq!(changes.len(), 1);
         let before = changes[0].before.as_ref().unwrap();
         let after = changes[0].after.as_ref().unwrap();
-        assert_eq!(before.values, vec![Value::Int(1), Value::Json(r#"{"age": 26}"#.into())]);
-        assert_eq!(after.values, vec![Value::Int(1), Value::Json(r#"{"age": 27}"#.into())]);
+        assert_eq!(
+            before.values,
+            vec![Value::Int(1), Value::Json(r#"{"age": 26}"#.into())]
+        );
+        assert_eq!(
+            after.values,
+            vec![Value::Int(1), Value::Json(r#"{"age": 27}"#.into())]
+        );
         assert!(after.missing.is_empty());
     }
 

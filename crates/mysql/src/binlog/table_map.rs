@@ -85,12 +85,18 @@ pub fn read_table_id(c: &mut Cursor<'_>, post_header_len: u8) -> Result<u64, Sho
 /// YEAR decoded as signed).
 fn is_numeric(t: u8, mariadb: bool) -> bool {
     use col::*;
-    matches!(t, TINY | SHORT | INT24 | LONG | LONGLONG | FLOAT | DOUBLE | NEWDECIMAL | DECIMAL) || (mariadb && t == YEAR)
+    matches!(
+        t,
+        TINY | SHORT | INT24 | LONG | LONGLONG | FLOAT | DOUBLE | NEWDECIMAL | DECIMAL
+    ) || (mariadb && t == YEAR)
 }
 
 fn is_character(c: &ColumnMeta) -> bool {
     use col::*;
-    matches!(c.real_type, STRING | VAR_STRING | VARCHAR | BLOB | TINY_BLOB | MEDIUM_BLOB | LONG_BLOB)
+    matches!(
+        c.real_type,
+        STRING | VAR_STRING | VARCHAR | BLOB | TINY_BLOB | MEDIUM_BLOB | LONG_BLOB
+    )
 }
 
 fn is_enum_or_set(c: &ColumnMeta) -> bool {
@@ -104,9 +110,13 @@ pub fn parse(body: &[u8], post_header_len: u8, mariadb: bool) -> Result<TableMap
     c.skip(2, "table map flags")?;
     // Some post-header lengths are longer than what we read; skip the rest.
     let read = if post_header_len == 6 { 6 } else { 8 };
-    c.skip(usize::from(post_header_len).saturating_sub(read), "post-header padding")?;
+    c.skip(
+        usize::from(post_header_len).saturating_sub(read),
+        "post-header padding",
+    )?;
     let db_len = c.u8("database name length")?;
-    let database = String::from_utf8_lossy(c.bytes(usize::from(db_len), "database name")?).into_owned();
+    let database =
+        String::from_utf8_lossy(c.bytes(usize::from(db_len), "database name")?).into_owned();
     c.skip(1, "database name NUL")?;
     let tbl_len = c.u8("table name length")?;
     let table = String::from_utf8_lossy(c.bytes(usize::from(tbl_len), "table name")?).into_owned();
@@ -175,7 +185,13 @@ pub fn parse(body: &[u8], post_header_len: u8, mariadb: bool) -> Result<TableMap
     }
     let mut primary_key = None;
     parse_optional(&mut c, &mut columns, &mut primary_key, mariadb)?;
-    Ok(TableMap { table_id, database, table, columns, primary_key })
+    Ok(TableMap {
+        table_id,
+        database,
+        table,
+        columns,
+        primary_key,
+    })
 }
 
 fn parse_optional(
@@ -191,7 +207,11 @@ fn parse_optional(
         match kind {
             // SIGNEDNESS: MSB-first bitmap over numeric columns.
             1 => {
-                for (n, col) in columns.iter_mut().filter(|c| is_numeric(c.type_code, mariadb)).enumerate() {
+                for (n, col) in columns
+                    .iter_mut()
+                    .filter(|c| is_numeric(c.type_code, mariadb))
+                    .enumerate()
+                {
                     col.unsigned = Some(bit_msb(value, n));
                 }
             }
@@ -205,7 +225,11 @@ fn parse_optional(
                     overrides.push((idx, cs));
                 }
                 for (n, col) in columns.iter_mut().filter(|c| is_character(c)).enumerate() {
-                    let cs = overrides.iter().find(|(i, _)| *i == n as u64).map(|p| p.1).unwrap_or(default);
+                    let cs = overrides
+                        .iter()
+                        .find(|(i, _)| *i == n as u64)
+                        .map(|p| p.1)
+                        .unwrap_or(default);
                     col.charset = Some(cs);
                 }
             }
@@ -224,7 +248,8 @@ fn parse_optional(
                     if v.is_empty() {
                         break;
                     }
-                    col.name = Some(String::from_utf8_lossy(v.lenenc_bytes("column name")?).into_owned());
+                    col.name =
+                        Some(String::from_utf8_lossy(v.lenenc_bytes("column name")?).into_owned());
                 }
             }
             // SET_STR_VALUE / ENUM_STR_VALUE: per SET/ENUM column, count then strings.
@@ -273,7 +298,11 @@ fn parse_optional(
                     overrides.push((idx, cs));
                 }
                 for (n, col) in columns.iter_mut().filter(|c| is_enum_or_set(c)).enumerate() {
-                    let cs = overrides.iter().find(|(i, _)| *i == n as u64).map(|p| p.1).unwrap_or(default);
+                    let cs = overrides
+                        .iter()
+                        .find(|(i, _)| *i == n as u64)
+                        .map(|p| p.1)
+                        .unwrap_or(default);
                     col.charset = Some(cs);
                 }
             }

@@ -42,12 +42,17 @@ pub fn corpus_files(dir: &std::path::Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if std::fs::read(&p).map(|b| b.starts_with(&[0xfe, b'b', b'i', b'n'])).unwrap_or(false) {
+            } else if std::fs::read(&p)
+                .map(|b| b.starts_with(&[0xfe, b'b', b'i', b'n']))
+                .unwrap_or(false)
+            {
                 out.push(p);
             }
         }
