@@ -17,16 +17,15 @@
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::gtid_state::{gtid_to_string, GtidState};
+use crate::gtid_state::GtidState;
 use crate::record::{DdlRecord, Record, RowsRecord};
 use crate::source_schema::SourceSchemas;
 use crate::stats::{now_epoch, ReaderStats};
 use dropship_mysql::binlog::Decoder;
 use dropship_mysql::flavor::Flavor;
 use dropship_mysql::position::Position;
-use dropship_mysql::{Event, EventHeader, RowChange, RowImage, TableMap, Value};
+use dropship_mysql::{Event, EventHeader, Gtid, RowChange, RowImage, TableMap, Value};
 use futures_util::StreamExt;
-use mysql_async::binlog::events::BinlogEventFooter;
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStreamRequest, Conn};
 use std::collections::HashMap;
@@ -42,7 +41,7 @@ pub trait RecordSink: Send {
 }
 
 struct Tx {
-    gtid: String,
+    gtid: Option<Gtid>,
     ts: u32,
     begun: bool,
     explicit: bool,
@@ -217,6 +216,8 @@ impl<S: RecordSink> Reader<S> {
             if let (Some(sum), Ok(Some(alg))) = (item.checksum(), item.footer().get_checksum_alg())
             {
                 let calc = item.calc_checksum(alg);
+                // The FORMAT_DESCRIPTION's CRC is computed with its in-use flag
+                // cleared; the decoder checks that one itself.
                 if header.event_type_raw() != 15
                     && u32::from_le_bytes(sum) != calc
                     && alg as u8 != 0
@@ -230,7 +231,6 @@ impl<S: RecordSink> Reader<S> {
             raw.clear();
             item.write(mysql_async::binlog::BinlogVersion::Version4, &mut raw)
                 .map_err(|e| Error::definite(format!("re-encoding a binlog event: {e}"), ""))?;
-            let _ = BinlogEventFooter::BINLOG_CHECKSUM_LEN;
             self.stats.events.fetch_add(1, Relaxed);
             self.stats.bytes.fetch_add(raw.len() as u64, Relaxed);
             events.clear();
@@ -295,7 +295,7 @@ impl<S: RecordSink> Reader<S> {
         if !tx.begun {
             tx.begun = true;
             let rec = Record::Begin {
-                gtid: tx.gtid.clone(),
+                gtid: tx.gtid.as_ref().map(|g| g.to_string()).unwrap_or_default(),
                 ts: tx.ts,
                 start: tx.start.clone(),
             };
@@ -304,7 +304,7 @@ impl<S: RecordSink> Reader<S> {
         Ok(())
     }
 
-    fn open_tx(&mut self, gtid: String, ts: u32, explicit: bool) {
+    fn open_tx(&mut self, gtid: Option<Gtid>, ts: u32, explicit: bool) {
         self.tx = Some(Tx {
             gtid,
             ts,
@@ -324,8 +324,8 @@ impl<S: RecordSink> Reader<S> {
         let Some(tx) = self.tx.take() else {
             return Ok(());
         };
-        if !tx.gtid.is_empty() {
-            self.gtid.apply(&tx.gtid);
+        if let Some(g) = &tx.gtid {
+            self.gtid.add(g);
         }
         let pos = Position {
             file: self.file.clone(),
@@ -385,11 +385,8 @@ impl<S: RecordSink> Reader<S> {
                     };
                 }
             }
-            Event::Gtid { gtid, .. } => {
-                let g = gtid_to_string(&gtid);
-                self.open_tx(g, h.timestamp, false);
-            }
-            Event::AnonymousGtid => self.open_tx(String::new(), h.timestamp, false),
+            Event::Gtid { gtid, .. } => self.open_tx(Some(gtid), h.timestamp, false),
+            Event::AnonymousGtid => self.open_tx(None, h.timestamp, false),
             Event::GtidSet(s) => {
                 if self.gtid.is_empty() {
                     self.gtid = GtidState::parse(self.flavor.is_mariadb(), &s);
@@ -458,7 +455,7 @@ impl<S: RecordSink> Reader<S> {
         if trimmed.eq_ignore_ascii_case("BEGIN") || trimmed.eq_ignore_ascii_case("XA START") {
             match self.tx.as_mut() {
                 Some(tx) => tx.explicit = true,
-                None => self.open_tx(String::new(), h.timestamp, true),
+                None => self.open_tx(None, h.timestamp, true),
             }
             return Ok(());
         }
@@ -470,7 +467,7 @@ impl<S: RecordSink> Reader<S> {
             return self.commit(&h, outer_next);
         }
         if self.tx.is_none() {
-            self.open_tx(String::new(), h.timestamp, false);
+            self.open_tx(None, h.timestamp, false);
         }
         if let Some(ddl) = dropship_mysql::ddl::parse(trimmed) {
             let tables: Vec<(String, String)> = ddl
@@ -519,7 +516,7 @@ impl<S: RecordSink> Reader<S> {
             return Ok(());
         }
         if self.tx.is_none() {
-            self.open_tx(String::new(), 0, false);
+            self.open_tx(None, 0, false);
         }
         let names_from_map: Option<Vec<String>> =
             table.columns.iter().map(|c| c.name.clone()).collect();

@@ -427,12 +427,12 @@ impl MariaDb {
         let mut conn = Conn::new(root_opts(self.port))
             .await
             .map_err(|e| Error::sql(format!("connecting to sandbox port {}", self.port), "", e))?;
-        let account = format!("{}@'%'", quote_str(name));
+        let account = format!("{}@'%'", crate::sql::string_literal(name));
         let mut stmts = vec![
             "SET SESSION sql_log_bin=0".to_string(),
             format!(
                 "CREATE USER IF NOT EXISTS {account} IDENTIFIED BY {}",
-                quote_str(password)
+                crate::sql::string_literal(password)
             ),
         ];
         stmts.extend(grants.iter().map(|g| format!("GRANT {g} TO {account}")));
@@ -675,21 +675,5 @@ fn pct(s: &str) -> String {
             out.push_str(&format!("%{b:02X}"));
         }
     }
-    out
-}
-
-/// A single-quoted SQL string literal.
-pub(crate) fn quote_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('\'');
-    for c in s.chars() {
-        match c {
-            '\'' => out.push_str("''"),
-            '\\' => out.push_str("\\\\"),
-            '\0' => out.push_str("\\0"),
-            c => out.push(c),
-        }
-    }
-    out.push('\'');
     out
 }

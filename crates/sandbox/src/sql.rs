@@ -4,20 +4,8 @@
 //! Values are written as hex literals with a charset introducer (`_latin1 X'E9'`), which puts exact bytes on the
 //! server without any client-side charset conversion or escaping.
 
-/// A backtick-quoted identifier (backticks inside are doubled).
-pub fn ident(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
-}
-
-/// `db`.`table`, both quoted.
-pub fn qualified(db: &str, table: &str) -> String {
-    format!("{}.{}", ident(db), ident(table))
-}
-
-/// A single-quoted string literal with `'`, `\` and NUL escaped.
-pub fn string_literal(s: &str) -> String {
-    crate::server::quote_str(s)
-}
+// Identifiers and string literals are quoted exactly as dropship itself does.
+pub use dropship_mysql::sql::{ident, qualified, string_literal};
 
 /// `X'...'` for raw bytes (`X''` for the empty string).
 pub fn hex_literal(bytes: &[u8]) -> String {

@@ -847,13 +847,9 @@ impl Workload {
                 2 => format!("'1970-01-01 00:00:01{}'", fraction(rng, p)),
                 _ => {
                     let secs = rng.gen_range(1..=2_147_483_647i64);
-                    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-                    let t = secs.rem_euclid(86_400);
+                    let (y, mo, d, hh, mi, ss) = dropship_mysql::value::civil_from_epoch(secs);
                     format!(
-                        "'{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}{}'",
-                        t / 3600,
-                        t / 60 % 60,
-                        t % 60,
+                        "'{y:04}-{mo:02}-{d:02} {hh:02}:{mi:02}:{ss:02}{}'",
                         fraction(rng, p)
                     )
                 }
@@ -1072,20 +1068,6 @@ fn random_json(rng: &mut StdRng, depth: u32) -> serde_json::Value {
     }
 }
 
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1109,9 +1091,13 @@ mod tests {
 
     #[test]
     fn days_convert_to_calendar_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(24_855), (2038, 1, 19));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        let days = |d: i64| {
+            let (y, m, dd, ..) = dropship_mysql::value::civil_from_epoch(d * 86_400);
+            (y, m, dd)
+        };
+        assert_eq!(days(0), (1970, 1, 1));
+        assert_eq!(days(24_855), (2038, 1, 19));
+        assert_eq!(days(11_016), (2000, 2, 29));
     }
 
     #[test]
