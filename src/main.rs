@@ -278,6 +278,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 replicate::Options {
                     services,
                     truncate_existing,
+                    mirrored: false,
                 },
             )
             .await

@@ -21,8 +21,8 @@ const SVC: Svc<'static> = Svc {
 
 /// Source and one target with the shop schema, seeded; the dropship source
 /// user may create triggers and write back (rollback).
-async fn setup() -> Env {
-    let env = start_env(1, ServerOptions::source()).await;
+async fn setup(target_binlog: bool) -> Env {
+    let env = start_env_with(1, ServerOptions::source(), target_binlog).await;
     let mut src = env.source.conn().await.unwrap();
     for stmt in monolith::schema_sql()
         .split(";\n")
@@ -34,6 +34,12 @@ async fn setup() -> Env {
     exec(
         &mut src,
         "GRANT TRIGGER, INSERT, UPDATE, DELETE ON `shop`.* TO 'repl'@'%'",
+    )
+    .await;
+    // Reverse replication keeps its position in `_dropship` on the source.
+    exec(
+        &mut src,
+        "GRANT ALL PRIVILEGES ON `_dropship`.* TO 'repl'@'%'",
     )
     .await;
     exec(&mut src, "SET GLOBAL log_bin_trust_function_creators = 1").await;
@@ -92,9 +98,9 @@ fn opts(max_lag_s: u64, switch_cmd: Option<&str>) -> CutoverOptions {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn with_eight_live_writers_cutover_refuses_on_lag_aborts_on_a_failing_switch_cuts_over_and_rolls_back_losing_nothing(
+async fn with_eight_live_writers_cutover_refuses_on_lag_aborts_on_a_failing_switch_cuts_over_streams_back_and_rolls_back_losing_nothing(
 ) {
-    let env = setup().await;
+    let env = setup(true).await;
     let cfg: Config = env.config(&[SVC], "");
     let running = spawn_replicate(cfg.clone(), vec![]);
     let w = writers(&env, 100);
@@ -172,6 +178,13 @@ async fn with_eight_live_writers_cutover_refuses_on_lag_aborts_on_a_failing_swit
     println!("{}", rep.render());
     assert_eq!(rep.outcome, Outcome::CutOver, "{}", rep.render());
     assert!(rep.freeze.is_some());
+    assert!(
+        rep.steps.iter().any(|s| s.step == "reverse-start"
+            && s.note
+                .contains("reverse replication (target -> source) starts")),
+        "{}",
+        rep.render()
+    );
     for step in [
         "freeze",
         "catch-up",
@@ -221,7 +234,7 @@ async fn with_eight_live_writers_cutover_refuses_on_lag_aborts_on_a_failing_swit
         .expect("cutover runs");
     assert!(matches!(rep.outcome, Outcome::Refused(_)));
 
-    // 5. Writes on the target, then rollback: they reach the source, forward replication runs again.
+    // 5. Writes on the target stream back to the (still frozen) source.
     exec(&mut t0, "INSERT INTO `accounts_db`.`users` (`email`, `name`, `country`, `status`, `balance`, `created_at`) VALUES ('after-cutover@example.com', 'New', 'DE', 'active', 1.50, NOW(6))").await;
     exec(
         &mut t0,
@@ -233,6 +246,32 @@ async fn with_eight_live_writers_cutover_refuses_on_lag_aborts_on_a_failing_swit
         "DELETE FROM `accounts_db`.`user_sessions` ORDER BY `token` LIMIT 3",
     )
     .await;
+    let mut s = env.source.conn().await.unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let name: Option<String> = s
+            .query_first("SELECT `name` FROM `shop`.`users` WHERE `id` = 2")
+            .await
+            .unwrap();
+        if name.as_deref() == Some("changed on the target") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "reverse replication did not bring the target's update to the source (source has {name:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_identical(&env, "shop", 0, "accounts_db", TABLES).await;
+    try_write(&env).await.expect_err(
+        "the source stays frozen for the application while reverse replication writes it",
+    );
+    // More target writes while the rollback begins: the rollback waits for them.
+    for i in 0..20 {
+        exec(&mut t0, &format!("INSERT INTO `accounts_db`.`users` (`email`, `name`, `country`, `status`, `balance`, `created_at`) VALUES ('late-{i}@example.com', 'Late', 'FR', 'active', {i}, NOW(6))")).await;
+    }
+
+    // 6. Rollback: waits for the reverse stream, switches back, forward replication runs again.
     let back_file = env.dir.path().join("back.env");
     let mut ro = RollbackOptions::new("accounts");
     ro.switch_cmd = Some(format!(
@@ -242,6 +281,25 @@ async fn with_eight_live_writers_cutover_refuses_on_lag_aborts_on_a_failing_swit
     let rep = cutover::rollback(&cfg, ro).await.expect("rollback runs");
     println!("{}", rep.render());
     assert_eq!(rep.outcome, Outcome::RolledBack, "{}", rep.render());
+    assert!(
+        rep.steps.iter().any(|s| s.step == "reverse-catch-up"),
+        "rollback waits for the reverse stream: {}",
+        rep.render()
+    );
+    assert!(
+        !rep.steps.iter().any(|s| s.step == "copy-back"),
+        "no full copy-back with reverse replication: {}",
+        rep.render()
+    );
+    let late: Option<u64> = s
+        .query_first("SELECT COUNT(*) FROM `shop`.`users` WHERE `email` LIKE 'late-%'")
+        .await
+        .unwrap();
+    assert_eq!(
+        late,
+        Some(20),
+        "every target write before the rollback is on the source"
+    );
     assert!(std::fs::read_to_string(&back_file)
         .unwrap()
         .contains("DROPSHIP_DIRECTION=back"));
@@ -252,7 +310,6 @@ async fn with_eight_live_writers_cutover_refuses_on_lag_aborts_on_a_failing_swit
         .unwrap();
     assert_eq!(n, Some(0), "the target is unfrozen");
     assert_identical(&env, "shop", 0, "accounts_db", TABLES).await;
-    let mut s = env.source.conn().await.unwrap();
     let name: Option<String> = s
         .query_first("SELECT `name` FROM `shop`.`users` WHERE `id` = 2")
         .await
@@ -329,9 +386,11 @@ async fn cutover_killed_during_the_switch(env: &Env, config: &std::path::Path) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn kill_9_during_the_switch_then_abort_or_resume_loses_no_acknowledged_write() {
-    let env = setup().await;
+async fn kill_9_during_the_switch_then_abort_or_resume_loses_no_acknowledged_write_and_rollback_without_target_binlog_copies_back(
+) {
+    let env = setup(false).await;
     let cfg = env.config(&[SVC], "");
+    let cfg_for_rollback = cfg.clone();
     let config = env.config_file(&[SVC], "", free_port());
     let running = spawn_replicate(cfg, vec![]);
     let w = writers(&env, 300);
@@ -399,8 +458,46 @@ async fn kill_9_during_the_switch_then_abort_or_resume_loses_no_acknowledged_wri
     );
     assert!(stdout.contains("freeze:"), "{stdout}");
     assert_eq!(state(&env).await, "cut-over");
+    let mut t0 = env.targets[0].conn().await.unwrap();
+    let note: Option<String> = t0
+        .query_first("SELECT note FROM `_dropship`.`cutover_journal` WHERE step = 'reverse-start' ORDER BY run_id DESC LIMIT 1")
+        .await
+        .unwrap();
+    let journal: Vec<(u64, String, String)> = t0
+        .query("SELECT run_id, step, note FROM `_dropship`.`cutover_journal` ORDER BY run_id, seq")
+        .await
+        .unwrap();
+    assert!(
+        note.as_deref()
+            .unwrap_or("")
+            .starts_with("no reverse replication"),
+        "the target binlog is off: the journal says there is no reverse replication: {note:?}\n{journal:?}"
+    );
     let report = w.stop().await;
     assert!(report.acknowledged > 0);
+    assert_identical(&env, "shop", 0, "accounts_db", TABLES).await;
+
+    // Without the target's binlog, rollback copies the tables back in full.
+    exec(
+        &mut t0,
+        "UPDATE `accounts_db`.`users` SET `name` = 'copied back' WHERE `id` = 3",
+    )
+    .await;
+    let rep = cutover::rollback(&cfg_for_rollback, RollbackOptions::new("accounts"))
+        .await
+        .expect("rollback runs");
+    assert_eq!(rep.outcome, Outcome::RolledBack, "{}", rep.render());
+    assert!(
+        rep.steps.iter().any(|s| s.step == "copy-back"),
+        "{}",
+        rep.render()
+    );
+    assert_identical(&env, "shop", 0, "accounts_db", TABLES).await;
+    assert_eq!(state(&env).await, "replicating");
+    try_write(&env)
+        .await
+        .expect("the source is writable after the rollback");
+    wait_caught_up(&env, 0, "accounts", Duration::from_secs(60)).await;
     assert_identical(&env, "shop", 0, "accounts_db", TABLES).await;
     running.stop().await.expect("clean stop");
 }

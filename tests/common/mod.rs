@@ -33,13 +33,27 @@ pub fn init_logs() {
 }
 
 pub async fn start_env(n_targets: usize, source_opts: ServerOptions) -> Env {
+    start_env_with(n_targets, source_opts, true).await
+}
+
+/// Like [`start_env`]; `target_binlog` = binlog ON, ROW, FULL on the targets
+/// (what reverse replication after a cutover needs), else binlog OFF.
+pub async fn start_env_with(
+    n_targets: usize,
+    source_opts: ServerOptions,
+    target_binlog: bool,
+) -> Env {
     init_logs();
     let src = MariaDb::start(source_opts.with_extra("max_allowed_packet=256M"));
     let mut tgts = Vec::new();
     for i in 0..n_targets {
-        tgts.push(MariaDb::start(
+        let opts = if target_binlog {
+            ServerOptions::source()
+        } else {
             ServerOptions::target()
-                .with_server_id(10 + i as u32)
+        };
+        tgts.push(MariaDb::start(
+            opts.with_server_id(10 + i as u32)
                 .with_extra("max_allowed_packet=256M"),
         ));
     }
@@ -144,7 +158,7 @@ pub fn spawn_replicate(cfg: Config, services: Vec<String>) -> Running {
             Arc::new(cfg),
             replicate::Options {
                 services,
-                truncate_existing: false,
+                ..Default::default()
             },
             c,
             rx,

@@ -227,19 +227,20 @@ impl Applier {
                     if self.open.is_none() && (due || *stop.borrow()) {
                         self.flush(true).await?;
                     }
-                    // Progress records arrive at most once a second; writing
-                    // them 200 ms after the last write (not 1 s) keeps the
-                    // cutover's catch-up wait short.
+                    // Progress records arrive every 100 ms or so; writing
+                    // them 100 ms after the last write keeps the cutover's
+                    // and the rollback's catch-up waits (inside the freeze)
+                    // short.
                     if self.open.is_none()
                         && self.batch.is_empty()
-                        && self.last_progress_write.elapsed() >= Duration::from_millis(200)
+                        && self.last_progress_write.elapsed() >= Duration::from_millis(100)
                     {
                         self.write_progress().await?;
                     }
                     let wait = if self.batch_started.is_some() {
                         self.batch_delay
                     } else {
-                        Duration::from_millis(200)
+                        Duration::from_millis(100)
                     };
                     src.wait(wait).await;
                 }

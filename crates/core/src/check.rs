@@ -311,6 +311,10 @@ async fn target_check(svc: &crate::config::ServiceConfig) -> Line {
         .filter(|p| !all && !g.contains(p))
         .collect();
     let log_bin = var(&mut c, "log_bin").await.unwrap_or_default();
+    let format = var(&mut c, "binlog_format").await.unwrap_or_default();
+    let image = var(&mut c, "binlog_row_image")
+        .await
+        .unwrap_or_else(|| "FULL".into());
     let _ = c.disconnect().await;
     if !missing.is_empty() {
         return line(
@@ -323,17 +327,28 @@ async fn target_check(svc: &crate::config::ServiceConfig) -> Line {
             ),
         );
     }
-    // Rollback resyncs the service's tables from the target inside a freeze
-    // (cutover::rollback), so it does not need the target's binlog.
-    let binlog = if log_bin == "ON" {
-        "binlog ON"
-    } else {
-        "binlog OFF (fine: rollback resyncs from the target's tables)"
-    };
+    // Reverse replication after a cutover reads the target's binlog
+    // (`reverse`); without it a rollback copies the tables back in full.
+    if log_bin != "ON" || format != "ROW" || image != "FULL" {
+        let now = if log_bin != "ON" {
+            "binlog OFF".to_string()
+        } else {
+            format!("binlog_format={format}, binlog_row_image={image}")
+        };
+        return line(
+            Status::Warn,
+            &what,
+            format!("{} reachable, privileges ok, {now}: no reverse replication after a cutover, so a rollback would copy the service's tables back in full inside its freeze", svc.target),
+            "for a rollback that loses nothing in about a second: log_bin=ON, binlog_format=ROW, binlog_row_image=FULL on the target (RDS/Aurora: automated backups on, both in the DB parameter group), and GRANT REPLICATION SLAVE, BINLOG MONITOR (MySQL: REPLICATION CLIENT) to the dropship user",
+        );
+    }
     line(
         Status::Ok,
         &what,
-        format!("{} reachable, privileges ok, {binlog}", svc.target),
+        format!(
+            "{} reachable, privileges ok, binlog ROW/FULL (reverse replication keeps the source current after a cutover)",
+            svc.target
+        ),
         "",
     )
 }

@@ -161,6 +161,16 @@ impl Endpoint {
             .into()
     }
 
+    /// The same endpoint with SQL run on every new connection (reverse
+    /// replication sets the freeze bypass this way).
+    pub fn with_session_init(&self, statements: Vec<String>) -> Endpoint {
+        let mut e = self.clone();
+        e.opts = OptsBuilder::from_opts(self.opts.clone())
+            .init(statements)
+            .into();
+        e
+    }
+
     /// The URL with the password replaced by `***`.
     pub fn redacted(&self) -> &str {
         &self.redacted

@@ -8,6 +8,7 @@
 //! | `freeze` | [`freeze`] | triggers on the source tables make writes fail fast, naming the service; drains in-flight transactions within `--max-freeze` |
 //! | `catch-up` | here | records the source position `P` after the freeze, waits until the target's applied position >= `P` |
 //! | `final-check` | [`final_check`] | exact count + digest of every frozen table on both sides |
+//! | `reverse-start` | [`crate::reverse`] | records the target position `T0` on the source: reverse replication (run by `replicate`) streams target changes from there back to the source; skipped, with a warning, when the target binlog is not ROW/FULL |
 //! | `switch` | [`switch`] | `sh -c --switch-cmd`, direction `forward`; non-zero exit aborts |
 //! | `mark-cut-over` | here | `_dropship.service_state` = `cut-over`; the source stays frozen |
 //!
@@ -40,16 +41,21 @@
 //! before the switch aborts by itself: the source is unfrozen, exit 1.
 //!
 //! # Rollback
-//! See [`rollback`]: freezes the target tables, copies the target's rows back
-//! to the source (a full resync, not a stream: [`copy_back`]), switches back,
-//! unfreezes both, and sets the service's position to the source position
-//! after the copy-back, so forward replication continues exactly.
+//! See [`rollback`]: freezes the target tables, waits until reverse
+//! replication has brought the source up to date (or, without it, copies
+//! the target's rows back in full: [`copy_back`]), switches back, unfreezes
+//! both, and sets the service's position to the source position taken while
+//! the source was still frozen, so forward replication continues exactly.
 //!
 //! # Privileges
 //! Source user: TRIGGER on the service's tables (plus
 //! `log_bin_trust_function_creators=1` with the binlog on and no SUPER), and
-//! for rollback SELECT, INSERT, UPDATE, DELETE on them. Target user: what
-//! `replicate` needs, plus TRIGGER (rollback freezes the target tables).
+//! for rollback and reverse replication SELECT, INSERT, UPDATE, DELETE on
+//! them, and CREATE, ALTER, SELECT, INSERT, UPDATE, DELETE on `_dropship`.*
+//! (the reverse stream's position lives on the source). Target user: what
+//! `replicate` needs, plus TRIGGER (rollback freezes the target tables) and,
+//! for reverse replication, REPLICATION SLAVE and BINLOG MONITOR
+//! (REPLICATION CLIENT on MySQL) with the binlog ROW/FULL.
 //!
 //! # Exit codes (CLI)
 //! 0 cut over / rolled back / dry run passed; 1 refused or aborted (the source
@@ -67,7 +73,7 @@ pub mod switch;
 
 use crate::config::{Config, ServiceConfig};
 use crate::error::{Error, Result};
-use crate::{copy, meta};
+use crate::{copy, meta, reverse};
 use dropship_mysql::position::Position;
 use dropship_mysql::schema::TableSchema;
 use journal::{Kind, Run};
@@ -453,7 +459,12 @@ async fn proceed(
     tgt: &mut Conn,
     report: &mut CutoverReport,
 ) -> Result<(), Failure> {
-    let _ = cfg;
+    // Checked before the freeze: what reverse replication needs.
+    let reverse_ready = if run.finished("reverse-start") {
+        Ok(())
+    } else {
+        reverse::prepare(cfg, tgt).await.map_err(|e| e.to_string())
+    };
     let frozen_since = run
         .frozen_for
         .and_then(|s| Instant::now().checked_sub(Duration::from_secs_f64(s.max(0.0))));
@@ -465,6 +476,29 @@ async fn proceed(
             run,
             switch_started: false,
         });
+    }
+    // Reverse replication start: the source is frozen and the target holds
+    // exactly its rows, so the target position now is where the
+    // application's writes on the target will begin (see `reverse`).
+    if !run.finished("reverse-start") {
+        let t = Instant::now();
+        let seq = journal::begin_step(tgt, &mut run, "reverse-start", "").await?;
+        let note = match reverse_ready {
+            Ok(()) => match reverse::start(cfg, &svc.name, tgt).await {
+                Ok(t0) => format!("reverse replication (target -> source) starts at target {t0}"),
+                Err(e) => format!(
+                    "no reverse replication: {e}; rollback will copy the tables back in full"
+                ),
+            },
+            Err(r) => {
+                format!("no reverse replication: {r}; rollback will copy the tables back in full")
+            }
+        };
+        if note.starts_with("no ") {
+            warn!(service = %svc.name, "{note}");
+        }
+        journal::finish_step(tgt, &mut run, seq, &note).await?;
+        report.step("reverse-start", t, note);
     }
     // Switch.
     if !run.finished("switch") {
@@ -749,15 +783,13 @@ async fn dry_run(
     report: &mut CutoverReport,
 ) -> Result<()> {
     let mut failed = false;
-    let mut line = |ok: bool, text: String| {
-        failed |= !ok;
-        report
-            .checks
-            .push(format!("{} {text}", if ok { "ok  " } else { "FAIL" }));
+    let mut line = |status: &str, text: String| {
+        failed |= status == "FAIL";
+        report.checks.push(format!("{status} {text}"));
     };
     match refusal {
         None => line(
-            true,
+            "ok  ",
             format!(
                 "service {} replicating, lag {}s (max {:?})",
                 svc.name,
@@ -765,39 +797,48 @@ async fn dry_run(
                 opts.max_lag
             ),
         ),
-        Some(r) => line(false, r),
+        Some(r) => line("FAIL", r),
     }
     let names = source_tables(tables);
     let problems = freeze::check_privileges(src, &names).await?;
     if problems.is_empty() {
         line(
-            true,
+            "ok  ",
             format!("can create freeze triggers on {} tables", names.len()),
         );
     }
     for p in problems {
-        line(false, p);
+        line("FAIL", p);
     }
     for (db, t) in &names {
         if !freeze::existing(src, db, t).await?.is_empty() {
-            line(false, format!("{db}.{t} already carries dropship freeze triggers (an earlier run?): `dropship cutover --abort` removes them"));
+            line("FAIL", format!("{db}.{t} already carries dropship freeze triggers (an earlier run?): `dropship cutover --abort` removes them"));
         }
+    }
+    match reverse::prepare_check(tgt).await {
+        Ok(()) => line(
+            "ok  ",
+            "target binlog is ROW/FULL: reverse replication will keep the source current for a rollback".into(),
+        ),
+        Err(e) => line("warn", format!(
+            "no reverse replication after the cutover ({e}): a rollback would copy the tables back in full inside its freeze"
+        )),
     }
     match opts.switch_cmd.as_deref() {
         Some(cmd) => {
             let problems = switch::check(cmd).await;
             if problems.is_empty() {
                 line(
-                    true,
+                    "ok  ",
                     format!("switch command parses and its program is found: {cmd}"),
                 );
             }
             for p in problems {
-                line(false, p);
+                line("FAIL", p);
             }
         }
         None => line(
-            true,
+            "ok  ",
             "no --switch-cmd: the application must be repointed by hand during the freeze".into(),
         ),
     }
@@ -806,7 +847,7 @@ async fn dry_run(
     let (_, rows) = final_check::compare(svc, tables, src, tgt).await?;
     let check_time = t.elapsed();
     line(
-        true,
+        "ok  ",
         format!(
             "final check reads {rows} rows in {:.0} ms",
             check_time.as_secs_f64() * 1e3

@@ -19,6 +19,7 @@ pub mod reader;
 pub mod record;
 pub mod relay_state;
 pub mod replicate;
+pub mod reverse;
 pub mod service;
 pub mod source_schema;
 pub mod stats;

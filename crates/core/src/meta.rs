@@ -20,18 +20,20 @@ mod embedded {
 pub async fn migrate(target: &crate::config::Endpoint) -> Result<()> {
     let mut conn = Conn::new(target.opts())
         .await
-        .map_err(Error::db(format!("connecting to target {target}")))?;
+        .map_err(Error::db(format!("connecting to {target}")))?;
     conn.query_drop("CREATE DATABASE IF NOT EXISTS `_dropship`")
         .await
-        .map_err(Error::db("creating database _dropship on the target"))?;
+        .map_err(Error::db(format!(
+            "creating database _dropship on {target}"
+        )))?;
     let _ = conn.disconnect().await;
     let mut pool = mysql_async::Pool::new(target.opts_with_db(DB));
     let res = embedded::migrations::runner().run_async(&mut pool).await;
     let _ = pool.disconnect().await;
     res.map_err(|e| {
         Error::definite(
-            format!("running dropship's metadata migrations on the target: {e}"),
-            "the target user needs CREATE, ALTER, INSERT, UPDATE, DELETE, SELECT on `_dropship`.*",
+            format!("running dropship's metadata migrations on {target}: {e}"),
+            "the user needs CREATE, ALTER, INSERT, UPDATE, DELETE, SELECT on `_dropship`.*",
         )
     })?;
     Ok(())

@@ -50,6 +50,12 @@ struct Tx {
     heartbeat: bool,
 }
 
+/// How often the position between transactions is sent on to the appliers
+/// (a small relay record). It bounds how long an applier with nothing to
+/// apply takes to show a position past a point: the cutover's and the
+/// rollback's catch-up waits, inside the freeze, depend on it.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
 pub struct Reader<S: RecordSink> {
     cfg: Arc<Config>,
     sink: S,
@@ -275,7 +281,7 @@ impl<S: RecordSink> Reader<S> {
         // with their source commit time; the reader's clock is not evidence.
         if !self.cfg.heartbeat
             && self.tx.is_none()
-            && self.last_progress.elapsed() >= Duration::from_secs(1)
+            && self.last_progress.elapsed() >= PROGRESS_EVERY
         {
             self.stats.last_source_ts.store(now_epoch(), Relaxed);
             self.sink.append(&Record::Progress {
@@ -354,7 +360,7 @@ impl<S: RecordSink> Reader<S> {
         if tx.heartbeat {
             self.stats.heartbeats_read.fetch_add(1, Relaxed);
         }
-        if (tx.heartbeat && !tx.begun) || self.last_progress.elapsed() >= Duration::from_secs(1) {
+        if (tx.heartbeat && !tx.begun) || self.last_progress.elapsed() >= PROGRESS_EVERY {
             self.sink.append(&Record::Progress {
                 pos: self.boundary.clone(),
                 ts: h.timestamp,

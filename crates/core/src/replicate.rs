@@ -30,6 +30,9 @@ pub struct Options {
     pub services: Vec<String>,
     /// Empty non-empty target tables of services that have no position.
     pub truncate_existing: bool,
+    /// This run is a reverse pipeline (`reverse`): it runs no reverse
+    /// replication of its own.
+    pub mirrored: bool,
 }
 
 struct RelaySink {
@@ -51,7 +54,18 @@ impl RecordSink for RelaySink {
     }
 }
 
-pub async fn run(
+/// Runs until `stop` (or a fatal error). Boxed as a trait object because
+/// reverse replication (`reverse`), which this spawns, runs this again.
+pub fn run(
+    cfg: Arc<Config>,
+    opts: Options,
+    control: Arc<Control>,
+    stop: watch::Receiver<bool>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>> {
+    Box::pin(run_inner(cfg, opts, control, stop))
+}
+
+async fn run_inner(
     cfg: Arc<Config>,
     opts: Options,
     control: Arc<Control>,
@@ -147,6 +161,18 @@ pub async fn run(
         stop.clone(),
     ));
 
+    // Reverse replication (target -> source) of each service while it is cut over.
+    let mut reverse_tasks = Vec::new();
+    if !opts.mirrored {
+        for (svc, _, _) in &starts {
+            reverse_tasks.push(tokio::spawn(crate::reverse::supervise(
+                cfg.clone(),
+                svc.clone(),
+                stop.clone(),
+            )));
+        }
+    }
+
     // One controller per service; they stop on `stop` or when the reader dies.
     let (svc_stop_tx, svc_stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -189,6 +215,9 @@ pub async fn run(
         if let Ok(Err(e)) = t.await {
             error!(error = %e, "service stopped with an error");
         }
+    }
+    for t in reverse_tasks {
+        let _ = t.await;
     }
     tracing::debug!("stopping: services stopped; waiting for the reader");
     let reader_result = match reader_done {

@@ -277,14 +277,17 @@ async fn attempt(
         .map_err(Error::db("recording the copy end"))?;
         meta::set_state(&mut tgt, name, "replicating", "").await?;
         info!(service = %name, rows = ctx.stats.rows_copied.load(Relaxed), until = %end, "copy finished; replaying changes made during the copy");
-    } else if state != "cut-over" {
+    } else if !crate::reverse::runs_in(&state) {
         meta::set_state(&mut tgt, name, "replicating", "").await?;
     } else {
-        // Cut over: park until stopped or rolled back (state changes). Ack
-        // the relay log while parked so it does not grow: records read before
-        // the state was last seen `cut-over` predate the rollback's unfreeze,
-        // and the rollback sets the position past them anyway.
-        ctx.stats.set_state("cut-over");
+        // Cut over (or being rolled back): park until stopped or rolled back.
+        // While the state reads `cut-over`, ack the relay log so it does not
+        // grow: `last` is read before the state, so every record up to it was
+        // read before the rollback set `rolling-back` — which it does before
+        // it unfreezes the source — and the rollback sets the position past
+        // them. While `rolling-back`, nothing is acked: the writes that follow
+        // the source's unfreeze must stay in the relay log.
+        ctx.stats.set_state(&state);
         let mut s = stop.clone();
         loop {
             tokio::select! {
@@ -296,11 +299,12 @@ async fn attempt(
                 .await?
                 .map(|s| s.0)
                 .unwrap_or_default();
-            if state != "cut-over" {
+            if !crate::reverse::runs_in(&state) {
                 info!(service = %name, state = %state, "service is no longer cut over; replication resumes from its position");
                 return Ok((Stop::Requested, 0));
             }
-            if last > 0 {
+            ctx.stats.set_state(&state);
+            if last > 0 && state == "cut-over" {
                 let _ = ctx.relay.ack(name, last);
             }
         }

@@ -2,30 +2,43 @@
 //! source, losing nothing written on the target meanwhile.
 //!
 //! Steps (each journaled before it runs, like the cutover's):
-//! 1. `freeze-target`: freeze triggers on the service's target tables (the
-//!    application now writes there), draining in-flight transactions within
-//!    the max freeze.
-//! 2. `copy-back`: make every source table equal to its target table
-//!    ([`super::copy_back`], a full resync, not a change stream), through the
-//!    source freeze with the run's bypass token; then record the source
-//!    position `B` and write it as the service's position on the target.
+//! 1. `freeze-target`: service state `rolling-back`, then freeze triggers on
+//!    the service's target tables (the application now writes there),
+//!    draining in-flight transactions within the max freeze.
+//! 2. `reverse-catch-up`: since the cutover, reverse replication
+//!    ([`crate::reverse`], run by `replicate`) has streamed the target's
+//!    changes to the source. Record the target position `T1` (every
+//!    acknowledged target write is before it), wait until the reverse stream
+//!    has applied up to `T1`, then record the source position `B` — the
+//!    source is still frozen, so `B` follows every reverse write and precedes
+//!    every later application write — and write it as the service's forward
+//!    position on the target. Time taken: the reverse lag, not the data size.
+//!
+//!    Without reverse replication (the target's binlog was off or not ROW
+//!    when the service was cut over), `copy-back` instead makes every source
+//!    table equal to its target table ([`super::copy_back`], a full resync
+//!    inside the freeze, through the source freeze with the run's bypass
+//!    token), then records `B` the same way.
 //! 3. `switch`: `--switch-cmd` with `DROPSHIP_DIRECTION=back`. It runs while
 //!    both sides are frozen, so a failing command aborts cleanly: the target
-//!    is unfrozen, the service stays cut over, nothing changed for the app.
+//!    is unfrozen, the service goes back to `cut-over`, nothing changed for
+//!    the app.
 //! 4. `unfreeze-source`, 5. `unfreeze-target`.
 //! 6. `mark-replicating`: service state `replicating`; a running `replicate`
-//!    notices within a second and its applier resumes from `B`, so it skips
-//!    the copy-back's own writes (before `B`) and applies every later source
-//!    change exactly once. The tables are equal at `B`, so this is exact.
+//!    notices within a second: its forward applier resumes from `B`, so it
+//!    skips the reverse stream's own writes (before `B`) and applies every
+//!    later source change exactly once, and reverse replication stops. The
+//!    tables are equal at `B`, so this is exact.
 //!
 //! Between 5 and 6 a write that still reaches the target (a stale connection
 //! the switch command did not drain) would be overwritten or collide with
 //! forward replication: the switch command must stop target writes.
 //!
 //! Before step 1 it waits (up to 15 s) until a running `replicate` has parked
-//! the service's applier (no position write for 3 s, or the control endpoint
-//! says `cut-over`): otherwise the applier could apply the copy-back to the
-//! frozen target.
+//! the service's forward applier (no position write for 3 s, or the control
+//! endpoint says `cut-over`). The parked applier stops acking the relay log
+//! once the state reads `rolling-back`, so the source writes that follow the
+//! unfreeze stay in the relay log for it.
 //!
 //! A crash leaves an open journal run; running `rollback` again finishes it
 //! (every step is idempotent; the copy-back is redone if it had not finished).
@@ -37,7 +50,7 @@ use super::{
 use crate::config::{Config, ServiceConfig};
 use crate::error::{Error, Result};
 use crate::stats::now_epoch;
-use crate::{copy, meta};
+use crate::{copy, meta, reverse};
 use dropship_mysql::schema::TableSchema;
 use journal::{Kind, Run};
 use mysql_async::prelude::Queryable;
@@ -45,6 +58,9 @@ use mysql_async::Conn;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
+
+/// How long the reverse stream may take to apply the last target writes.
+const REVERSE_CATCH_UP: Duration = Duration::from_secs(30);
 
 /// Options of `dropship rollback`.
 #[derive(Debug, Clone)]
@@ -152,6 +168,13 @@ pub async fn rollback(cfg: &Config, opts: RollbackOptions) -> Result<CutoverRepo
         let t = Instant::now();
         let mut tgt = connect_target(svc).await?;
         let dropped = freeze::unfreeze(&mut tgt, &target_tables).await?;
+        meta::set_state(
+            &mut tgt,
+            &svc.name,
+            "cut-over",
+            &format!("rollback aborted: {reason}"),
+        )
+        .await?;
         journal::close_run(&mut tgt, &state.run, "aborted", &reason).await?;
         report.step(
             "abort",
@@ -194,7 +217,7 @@ pub async fn rollback(cfg: &Config, opts: RollbackOptions) -> Result<CutoverRepo
     report.step(
         "mark-replicating",
         t,
-        "forward replication resumes from the copy-back position",
+        "forward replication resumes; reverse replication stops",
     );
     report.outcome = Outcome::RolledBack;
     Ok(report)
@@ -237,6 +260,15 @@ async fn steps_before_switch(
         let t = Instant::now();
         st.freeze_started = Some(t);
         let seq = journal::begin_step(tgt, &mut st.run, "freeze-target", "").await?;
+        // From here on, a parked forward applier keeps every relay record
+        // (see `service`): the source is unfrozen later in this run.
+        meta::set_state(
+            tgt,
+            &svc.name,
+            "rolling-back",
+            "target tables frozen by dropship rollback",
+        )
+        .await?;
         freeze::freeze(
             tgt,
             target_tables,
@@ -265,7 +297,45 @@ async fn steps_before_switch(
         )
         .await?;
     }
+    // Reverse replication ran since the cutover: wait for it (unless an
+    // earlier attempt of this run had already begun a full copy-back).
+    let reverse = if st.run.started("copy-back") {
+        None
+    } else if st.run.finished("reverse-catch-up") {
+        return Ok(());
+    } else {
+        reverse::applied(cfg, &svc.name).await?
+    };
+    if reverse.is_some() {
+        let t = Instant::now();
+        let seq = journal::begin_step(tgt, &mut st.run, "reverse-catch-up", "").await?;
+        // Every write the target acknowledged is before `t1` (its tables are frozen).
+        let t1 = copy::source_position(tgt).await?;
+        let reached = reverse::wait_applied(cfg, &svc.name, &t1, REVERSE_CATCH_UP).await?;
+        // The source is still frozen: `b` follows every reverse write and
+        // precedes every application write after the unfreeze.
+        let mut src = connect_source(cfg).await?;
+        let b = copy::source_position(&mut src).await?;
+        let _ = src.disconnect().await;
+        journal::set_position(tgt, &mut st.run, &b).await?;
+        tgt.query_drop(format!(
+            "START TRANSACTION;{};COMMIT",
+            meta::position_sql(&svc.name, &b, now_epoch() as u32)
+        ))
+        .await
+        .map_err(Error::db(
+            "recording the service position after the reverse catch-up",
+        ))?;
+        journal::finish_step(tgt, &mut st.run, seq, &b.to_string()).await?;
+        report.step(
+            "reverse-catch-up",
+            t,
+            format!("source has every target write up to {t1} (reverse stream at {reached}); forward position {b}"),
+        );
+        return Ok(());
+    }
     if !st.run.finished("copy-back") {
+        warn!(service = %svc.name, "no reverse replication ran for this service (target binlog off when it was cut over?): copying its tables back in full");
         let t = Instant::now();
         let seq = journal::begin_step(tgt, &mut st.run, "copy-back", "").await?;
         let mut src = connect_source(cfg).await?;
