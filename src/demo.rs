@@ -25,7 +25,8 @@ pub async fn run() -> Result<()> {
     );
     let (source, accounts_db, orders_db) = tokio::try_join!(
         MariaDb::start(ServerOptions::source()),
-        MariaDb::start(ServerOptions::target().with_server_id(2)),
+        // Binlog ROW/FULL on the accounts target: reverse replication after its cutover.
+        MariaDb::start(ServerOptions::source().with_server_id(2)),
         MariaDb::start(ServerOptions::target().with_server_id(3)),
     )
     .context(
@@ -52,6 +53,14 @@ pub async fn run() -> Result<()> {
         .await?;
     source
         .exec("SET GLOBAL log_bin_trust_function_creators = 1")
+        .await?;
+    // Reverse replication after the cutover writes the accounts tables back
+    // and keeps its position in `_dropship` on the source.
+    source
+        .exec("GRANT INSERT, UPDATE, DELETE ON `shop`.* TO 'repl'@'%'")
+        .await?;
+    source
+        .exec("GRANT ALL PRIVILEGES ON `_dropship`.* TO 'repl'@'%'")
         .await?;
     for t in [&accounts_db, &orders_db] {
         t.create_user("dropship", "demo-target", &["ALL PRIVILEGES ON *.*"])
@@ -171,6 +180,32 @@ tables = ["shop.order*", "shop.products"]
     }
     if cut.exit_code() != 0 {
         bail!("cutover did not complete");
+    }
+    // The application now writes to the accounts target; reverse replication
+    // keeps the (frozen) source current so a rollback would lose nothing.
+    {
+        let mut a = accounts_db.conn().await?;
+        a.query_drop(
+            "UPDATE `accounts`.`users` SET `name` = 'renamed after the cutover' WHERE `id` = 1",
+        )
+        .await?;
+        let t = Instant::now();
+        loop {
+            let name: Option<String> = src
+                .query_first("SELECT `name` FROM `shop`.`users` WHERE `id` = 1")
+                .await?;
+            if name.as_deref() == Some("renamed after the cutover") {
+                println!(
+                    "\nreverse replication: a write on the accounts target reached the source in {} ms",
+                    t.elapsed().as_millis()
+                );
+                break;
+            }
+            if t.elapsed() > Duration::from_secs(30) {
+                bail!("reverse replication did not bring a target write back to the source within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let report = writers.stop().await;

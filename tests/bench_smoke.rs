@@ -37,7 +37,7 @@ fn the_benchmark_runner_in_smoke_mode_completes_and_prints_every_comparison() {
         "| steady lag p99",
         "| initial copy of a 5000-row table",
         "| verify",
-        "| cutover freeze, 8 writers",
+        "| cutover + rollback freeze, 8 writers",
         "| peak RSS replicating one 8 MiB transaction",
     ] {
         assert!(md.contains(row), "report lacks the row {row:?}:\n{md}");

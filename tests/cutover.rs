@@ -266,6 +266,16 @@ async fn with_eight_live_writers_cutover_refuses_on_lag_aborts_on_a_failing_swit
     try_write(&env).await.expect_err(
         "the source stays frozen for the application while reverse replication writes it",
     );
+    // replicate restarts while the service is cut over: reverse replication
+    // resumes from its committed position (the old forward position does not
+    // hold the reader back).
+    running.stop().await.expect("clean stop");
+    exec(
+        &mut t0,
+        "UPDATE `accounts_db`.`users` SET `name` = 'while replicate was down' WHERE `id` = 3",
+    )
+    .await;
+    let running = spawn_replicate(cfg.clone(), vec![]);
     // More target writes while the rollback begins: the rollback waits for them.
     for i in 0..20 {
         exec(&mut t0, &format!("INSERT INTO `accounts_db`.`users` (`email`, `name`, `country`, `status`, `balance`, `created_at`) VALUES ('late-{i}@example.com', 'Late', 'FR', 'active', {i}, NOW(6))")).await;
@@ -315,6 +325,11 @@ async fn with_eight_live_writers_cutover_refuses_on_lag_aborts_on_a_failing_swit
         .await
         .unwrap();
     assert_eq!(name.as_deref(), Some("changed on the target"));
+    let name: Option<String> = s
+        .query_first("SELECT `name` FROM `shop`.`users` WHERE `id` = 3")
+        .await
+        .unwrap();
+    assert_eq!(name.as_deref(), Some("while replicate was down"));
     // Forward replication resumes from the copy-back position.
     let w = writers(&env, 200);
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -208,13 +208,31 @@ pub async fn target_position(t: &MariaDb, service: &str) -> Option<Position> {
     row.map(|(f, p)| Position::new(f, p))
 }
 
+/// The service's state on a target (`_dropship.service_state`).
+pub async fn target_state(t: &MariaDb, service: &str) -> Option<String> {
+    let mut c = t.conn().await.ok()?;
+    let row: Option<String> = c
+        .exec_first(
+            "SELECT state FROM `_dropship`.`service_state` WHERE service = ?",
+            (service,),
+        )
+        .await
+        .ok()
+        .flatten();
+    let _ = c.disconnect().await;
+    row
+}
+
 /// Waits until `service` on target `t` has applied up to the source's current position.
 pub async fn wait_caught_up(env: &Env, t: usize, service: &str, timeout: Duration) {
     let want = source_position(&env.source).await;
     let start = Instant::now();
     loop {
         if let Some(p) = target_position(&env.targets[t], service).await {
-            if p >= want {
+            // During the copy the position row holds the copy start: not caught up.
+            if p >= want
+                && target_state(&env.targets[t], service).await.as_deref() != Some("copying")
+            {
                 return;
             }
         }

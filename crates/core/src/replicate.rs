@@ -161,20 +161,21 @@ async fn run_inner(
         stop.clone(),
     ));
 
-    // Reverse replication (target -> source) of each service while it is cut over.
+    // One controller per service; they stop on `stop` or when the reader dies.
+    let (svc_stop_tx, svc_stop_rx) = watch::channel(false);
+    // Reverse replication (target -> source) of each service while it is cut
+    // over; stops with the services.
     let mut reverse_tasks = Vec::new();
     if !opts.mirrored {
         for (svc, _, _) in &starts {
             reverse_tasks.push(tokio::spawn(crate::reverse::supervise(
                 cfg.clone(),
                 svc.clone(),
-                stop.clone(),
+                control.service(&svc.name),
+                svc_stop_rx.clone(),
             )));
         }
     }
-
-    // One controller per service; they stop on `stop` or when the reader dies.
-    let (svc_stop_tx, svc_stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     for (svc, tables, _) in starts {
         let ctx = service::Ctx {
@@ -270,7 +271,22 @@ async fn setup(
             .await
             .map_err(Error::db(format!("connecting to target {}", svc.target)))?;
         let (tables, pos) = match meta::load_position(&mut tgt, &svc.name).await? {
-            Some((p, _, _)) => (copy::resolve_tables(cfg, svc, &mut src).await?, p),
+            Some((p, _, _)) => {
+                let state = meta::load_state(&mut tgt, &svc.name)
+                    .await?
+                    .map(|s| s.0)
+                    .unwrap_or_default();
+                // A cut-over service applies nothing until a rollback sets
+                // its position to a source position taken while this reader
+                // runs: its old position (maybe purged weeks ago) must not
+                // hold the reader back.
+                let p = if state == "cut-over" {
+                    copy::source_position(&mut src).await?
+                } else {
+                    p
+                };
+                (copy::resolve_tables(cfg, svc, &mut src).await?, p)
+            }
             None => {
                 let (tables, p0) =
                     copy::start(cfg, svc, &mut src, &mut tgt, opts.truncate_existing).await?;

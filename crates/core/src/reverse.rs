@@ -50,6 +50,7 @@ use crate::control::Control;
 use crate::cutover::journal;
 use crate::error::{Error, Result};
 use crate::stats::now_epoch;
+use crate::stats::ServiceStats;
 use crate::{check, copy, meta, replicate};
 use dropship_mysql::position::Position;
 use dropship_mysql::schema::TableSchema;
@@ -268,7 +269,16 @@ async fn wanted(
 }
 
 /// Runs reverse replication for `svc` whenever it is cut over, until `stop`.
-pub async fn supervise(cfg: Arc<Config>, svc: ServiceConfig, mut stop: watch::Receiver<bool>) {
+///
+/// It starts only once the service's forward applier has parked (`forward`
+/// shows `cut-over`): a forward applier still running would apply the
+/// reverse stream's writes on the source back to the target.
+pub async fn supervise(
+    cfg: Arc<Config>,
+    svc: ServiceConfig,
+    forward: Arc<ServiceStats>,
+    mut stop: watch::Receiver<bool>,
+) {
     type Running = (watch::Sender<bool>, tokio::task::JoinHandle<Result<()>>);
     let mut running: Option<Running> = None;
     let mut tgt: Option<Conn> = None;
@@ -303,6 +313,9 @@ pub async fn supervise(cfg: Arc<Config>, svc: ServiceConfig, mut stop: watch::Re
             }
         }
         match (&running, want) {
+            (None, Some(_)) if !runs_in(&forward.state()) => {
+                tracing::debug!(service = %svc.name, "reverse replication waits until the forward applier has parked");
+            }
             (None, Some(token)) => match start_pipeline(&cfg, &svc, &token).await {
                 Ok(r) => {
                     info!(service = %svc.name, "service is cut over: reverse replication (target -> source) runs");
