@@ -309,6 +309,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
                     "control_endpoint": cfg.control.listen,
                     "unreachable": r.unreachable,
                     "services": r.services,
+                    "reverse_replication": r.reverse,
                 });
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {
@@ -338,6 +339,18 @@ async fn dispatch(cli: Cli) -> ExitCode {
                     }
                     if !s.last_error.is_empty() {
                         println!("  last error: {}", s.last_error);
+                    }
+                    if let Some(rv) = r.reverse.iter().find(|x| x.service == s.service) {
+                        if rv.applied_position.is_empty() {
+                            println!("  reverse replication: none for this cutover (a rollback copies the tables back in full)");
+                        } else {
+                            println!(
+                                "  reverse replication: the source has the target's writes up to {} (target at {}{})",
+                                rv.applied_position,
+                                if rv.target_position.is_empty() { "?" } else { &rv.target_position },
+                                if rv.caught_up { ", caught up" } else { ", behind" }
+                            );
+                        }
                     }
                 }
                 if let Some(p) = r

@@ -266,6 +266,14 @@ async fn with_eight_live_writers_cutover_refuses_on_lag_aborts_on_a_failing_swit
     try_write(&env).await.expect_err(
         "the source stays frozen for the application while reverse replication writes it",
     );
+    let st = dropship_core::status::gather(&cfg).await;
+    let rv = st
+        .reverse
+        .iter()
+        .find(|r| r.service == "accounts")
+        .expect("status shows reverse replication of the cut-over service");
+    assert!(!rv.applied_position.is_empty(), "{rv:?}");
+    assert!(!rv.target_position.is_empty(), "{rv:?}");
     // replicate restarts while the service is cut over: reverse replication
     // resumes from its committed position (the old forward position does not
     // hold the reader back).

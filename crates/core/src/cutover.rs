@@ -496,6 +496,7 @@ async fn proceed(
         };
         if note.starts_with("no ") {
             warn!(service = %svc.name, "{note}");
+            reverse::forget(cfg, &svc.name).await;
         }
         journal::finish_step(tgt, &mut run, seq, &note).await?;
         report.step("reverse-start", t, note);

@@ -172,6 +172,22 @@ pub async fn start(cfg: &Config, service: &str, tgt: &mut Conn) -> Result<Positi
     Ok(t0)
 }
 
+/// Removes a reverse position left by an earlier cutover (best effort: when
+/// this cutover has no reverse replication, rollback must not wait for one).
+pub async fn forget(cfg: &Config, service: &str) {
+    if let Ok(Some(_)) = applied(cfg, service).await {
+        if let Ok(mut src) = Conn::new(cfg.source.opts()).await {
+            let _ = src
+                .exec_drop(
+                    "DELETE FROM `_dropship`.`positions` WHERE service = ?",
+                    (service,),
+                )
+                .await;
+            let _ = src.disconnect().await;
+        }
+    }
+}
+
 /// The reverse stream's committed target position, if it was started.
 pub async fn applied(cfg: &Config, service: &str) -> Result<Option<Position>> {
     let mut src = Conn::new(cfg.source.opts())

@@ -57,9 +57,51 @@ pub struct Report {
     pub services: Vec<ServiceStatus>,
     /// What could not be reached (`source`, or service names whose target failed).
     pub unreachable: Vec<String>,
+    /// Reverse replication of the cut-over services (see `reverse`).
+    pub reverse: Vec<ReverseStatus>,
+}
+
+/// Where reverse replication (target -> source) of a cut-over service is.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReverseStatus {
+    pub service: String,
+    /// Target binlog position up to which the source has the target's writes
+    /// (empty: no reverse replication for this cutover).
+    pub applied_position: String,
+    /// The target's current binlog position.
+    pub target_position: String,
+    pub caught_up: bool,
 }
 
 pub async fn gather(cfg: &Config) -> Report {
+    let mut r = gather_services(cfg).await;
+    for s in &r.services {
+        if !crate::reverse::runs_in(&s.state) {
+            continue;
+        }
+        let Some(svc) = cfg.service(&s.service) else {
+            continue;
+        };
+        let applied = crate::reverse::applied(cfg, &svc.name).await.ok().flatten();
+        let target = match Conn::new(svc.target.opts()).await {
+            Ok(mut c) => {
+                let p = crate::copy::source_position(&mut c).await.ok();
+                let _ = c.disconnect().await;
+                p
+            }
+            Err(_) => None,
+        };
+        r.reverse.push(ReverseStatus {
+            service: svc.name.clone(),
+            caught_up: matches!((&applied, &target), (Some(a), Some(t)) if a >= t),
+            applied_position: applied.map(|p| p.to_string()).unwrap_or_default(),
+            target_position: target.map(|p| p.to_string()).unwrap_or_default(),
+        });
+    }
+    r
+}
+
+async fn gather_services(cfg: &Config) -> Report {
     if let Ok((200, body)) = http_get(&cfg.control.listen, "/status").await {
         if let Ok(v) = serde_json::from_str::<Vec<serde_json::Value>>(&body) {
             let services = v
@@ -81,6 +123,7 @@ pub async fn gather(cfg: &Config) -> Report {
                 running: true,
                 services,
                 unreachable: vec![],
+                reverse: vec![],
             };
         }
     }
@@ -147,5 +190,6 @@ pub async fn gather(cfg: &Config) -> Report {
         running: false,
         services,
         unreachable,
+        reverse: vec![],
     }
 }
