@@ -151,7 +151,8 @@ pub struct CutoverReport {
     pub service: String,
     pub outcome: Outcome,
     pub steps: Vec<StepTiming>,
-    /// Freeze to switch done (cutover), target freeze to target unfreeze (rollback).
+    /// Freeze to switch done (cutover); target freeze to source unfreeze
+    /// (rollback: from then on the application, switched back, writes again).
     pub freeze: Option<Duration>,
     pub switch_output: Option<String>,
     /// Dry-run check lines: `ok ...` / `FAIL ...`.

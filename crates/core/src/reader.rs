@@ -54,7 +54,7 @@ struct Tx {
 /// (a small relay record). It bounds how long an applier with nothing to
 /// apply takes to show a position past a point: the cutover's and the
 /// rollback's catch-up waits, inside the freeze, depend on it.
-const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+const PROGRESS_EVERY: Duration = Duration::from_millis(50);
 
 pub struct Reader<S: RecordSink> {
     cfg: Arc<Config>,

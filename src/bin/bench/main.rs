@@ -1263,6 +1263,26 @@ fn freeze_ms(out: &str) -> Option<f64> {
         .and_then(|r| r.trim_end_matches(" ms").trim().parse().ok())
 }
 
+/// Adds each `step   12.3 ms  note` line of a cutover/rollback report to `into`.
+fn step_times(out: &str, into: &mut std::collections::BTreeMap<String, Vec<f64>>) {
+    for l in out.lines() {
+        let mut w = l.split_whitespace();
+        let (Some(step), Some(ms), Some("ms")) = (w.next(), w.next(), w.next()) else {
+            continue;
+        };
+        if let Ok(v) = ms.parse::<f64>() {
+            into.entry(step.to_string()).or_default().push(v);
+        }
+    }
+}
+
+fn step_medians(m: &std::collections::BTreeMap<String, Vec<f64>>) -> String {
+    m.iter()
+        .map(|(k, v)| format!("{k} {:.0}", percentile(v, 50.0)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn percentile(v: &[f64], p: f64) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.total_cmp(b));
@@ -1350,6 +1370,7 @@ async fn phase_cutover(cx: &mut Ctx) -> Result<()> {
         },
     );
     let (mut fwd, mut back) = (Vec::new(), Vec::new());
+    let (mut fwd_steps, mut back_steps) = (Default::default(), Default::default());
     let mut refused = 0;
     let mut target_writes = 0u64;
     for cycle in 0..cycles {
@@ -1375,6 +1396,7 @@ async fn phase_cutover(cx: &mut Ctx) -> Result<()> {
                 let f = freeze_ms(&out).ok_or_else(|| anyhow!("no freeze line in: {out}"))?;
                 println!("  cycle {cycle}: cutover freeze {f:.0} ms");
                 fwd.push(f);
+                step_times(&out, &mut fwd_steps);
                 break;
             }
             tries += 1;
@@ -1407,6 +1429,7 @@ async fn phase_cutover(cx: &mut Ctx) -> Result<()> {
         let f = freeze_ms(&out).ok_or_else(|| anyhow!("no freeze line in: {out}"))?;
         println!("  cycle {cycle}: rollback freeze {f:.0} ms");
         back.push(f);
+        step_times(&out, &mut back_steps);
         // Let forward replication settle before the next cutover's lag check.
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -1451,8 +1474,13 @@ async fn phase_cutover(cx: &mut Ctx) -> Result<()> {
         "p99 < 1 s, 0 lost",
     );
     cx.report.note(format!(
-        "cutover: {cycles} cycles of `dropship cutover --max-lag 2s --switch-cmd true` then 50 single-row updates on the target then `dropship rollback --switch-cmd true`, while 8 writers ran unpaced on the source (LiveWriters: {} transactions acknowledged, {} failed on the freeze); {refused} cutover attempts refused on lag and retried; {target_writes} target writes streamed back; freeze = the tool's own `freeze:` line (cutover: freeze to switch done; rollback: target freeze to target unfreeze); every cutover and rollback p99 over both: {:.0} ms",
+        "cutover: {cycles} cycles of `dropship cutover --max-lag 2s --switch-cmd true` then 50 single-row updates on the target then `dropship rollback --switch-cmd true`, while 8 writers ran unpaced on the source (LiveWriters: {} transactions acknowledged, {} failed on the freeze); {refused} cutover attempts refused on lag and retried; {target_writes} target writes streamed back; freeze = the tool's own `freeze:` line (cutover: freeze to switch done; rollback: target freeze to source unfreeze, when the switched-back application can write again); every cutover and rollback p99 over both: {:.0} ms",
         w.acknowledged, w.failed, percentile(&all, 99.0)
+    ));
+    cx.report.note(format!(
+        "cutover step medians (ms): {}; rollback step medians (ms): {}",
+        step_medians(&fwd_steps),
+        step_medians(&back_steps)
     ));
     Ok(())
 }

@@ -124,10 +124,19 @@ pub async fn freeze(
 ) -> Result<()> {
     let started = Instant::now();
     for (db, table) in tables {
-        let have = existing(conn, db, table).await?;
+        // One look at the table's BEFORE triggers (ours and the app's), then
+        // one round trip per trigger: the freeze window is made of these.
+        let before: Vec<(String, String)> = conn
+            .exec(
+                "SELECT TRIGGER_NAME, EVENT_MANIPULATION FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? AND EVENT_OBJECT_TABLE = ? \
+                 AND ACTION_TIMING = 'BEFORE' ORDER BY ACTION_ORDER",
+                (db, table),
+            )
+            .await
+            .map_err(Error::db(format!("listing triggers on {db}.{table}")))?;
         for (event, short) in EVENTS {
             let name = trigger_name(short, table);
-            if have.contains(&name) {
+            if before.iter().any(|(n, _)| *n == name) {
                 continue;
             }
             let left = max_wait.saturating_sub(started.elapsed());
@@ -135,18 +144,14 @@ pub async fn freeze(
                 return Err(drain_timeout(db, table, max_wait));
             }
             let secs = left.as_secs_f64().ceil().max(1.0) as u64;
-            conn.query_drop(format!("SET SESSION lock_wait_timeout = {secs}"))
-                .await
-                .map_err(Error::db("setting lock_wait_timeout for the freeze"))?;
-            let first: Option<String> = conn
-                .exec_first(
-                    "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? AND EVENT_OBJECT_TABLE = ? \
-                     AND EVENT_MANIPULATION = ? AND ACTION_TIMING = 'BEFORE' ORDER BY ACTION_ORDER LIMIT 1",
-                    (db, table, event),
-                )
-                .await
-                .map_err(Error::db(format!("listing triggers on {db}.{table}")))?;
-            let stmt = create_sql(db, table, event, short, service, token, first.as_deref());
+            let first = before
+                .iter()
+                .find(|(n, e)| e == event && !n.starts_with(PREFIX))
+                .map(|(n, _)| n.as_str());
+            let stmt = format!(
+                "SET SESSION lock_wait_timeout = {secs}; {}",
+                create_sql(db, table, event, short, service, token, first)
+            );
             match conn.query_drop(stmt).await {
                 Ok(()) => {}
                 Err(mysql_async::Error::Server(e)) if e.code == 1205 => return Err(drain_timeout(db, table, max_wait)),
@@ -183,17 +188,21 @@ pub async fn unfreeze(conn: &mut Conn, tables: &[(String, String)]) -> Result<us
         .map_err(Error::db("setting lock_wait_timeout for the unfreeze"))?;
     let mut n = 0;
     for (db, table) in tables {
-        for name in existing(conn, db, table).await? {
-            conn.query_drop(format!(
-                "DROP TRIGGER IF EXISTS {}",
-                sql::qualified(db, &name)
-            ))
+        let names = existing(conn, db, table).await?;
+        if names.is_empty() {
+            continue;
+        }
+        // One round trip per table.
+        let stmts: Vec<String> = names
+            .iter()
+            .map(|name| format!("DROP TRIGGER IF EXISTS {}", sql::qualified(db, name)))
+            .collect();
+        conn.query_drop(stmts.join("; "))
             .await
             .map_err(Error::db(format!(
-                "dropping the freeze trigger {name} on {db}.{table}"
+                "dropping the freeze triggers on {db}.{table}"
             )))?;
-            n += 1;
-        }
+        n += names.len();
     }
     Ok(n)
 }

@@ -192,6 +192,8 @@ pub async fn rollback(cfg: &Config, opts: RollbackOptions) -> Result<CutoverRepo
         let t = Instant::now();
         let seq = journal::begin_step(&mut tgt, &mut state.run, "unfreeze-source", "").await?;
         let n = freeze::unfreeze(&mut src, &names).await?;
+        // The application, switched back, can write again: the freeze ends.
+        report.freeze = state.freeze_started.map(|s| s.elapsed());
         journal::finish_step(&mut tgt, &mut state.run, seq, "").await?;
         report.step("unfreeze-source", t, format!("{n} triggers dropped"));
     }
@@ -201,7 +203,6 @@ pub async fn rollback(cfg: &Config, opts: RollbackOptions) -> Result<CutoverRepo
         let n = freeze::unfreeze(&mut tgt, &target_tables).await?;
         journal::finish_step(&mut tgt, &mut state.run, seq, "").await?;
         report.step("unfreeze-target", t, format!("{n} triggers dropped"));
-        report.freeze = state.freeze_started.map(|s| s.elapsed());
     }
     let t = Instant::now();
     let seq = journal::begin_step(&mut tgt, &mut state.run, "mark-replicating", "").await?;
