@@ -43,6 +43,8 @@ const BLOCK: usize = 1 << 18;
 /// no per-value allocation; column keys are escaped once per table map. The
 /// text is exactly what serde_json prints for the same document (compact,
 /// keys in the order documented above; strings escaped the serde_json way).
+/// (Decoding on a second thread was tried: on the shared 2-core machine it
+/// cost CPU and gained no wall time, so it is not done.)
 pub fn inspect(paths: &[PathBuf], out: &mut dyn Write) -> Result<InspectSummary, DecodeError> {
     let mut summary = InspectSummary::default();
     let mut r = Renderer::default();
@@ -335,9 +337,11 @@ fn value_into(b: &mut Vec<u8>, v: &Value) {
             Err(_) => esc_str(b, s),
         },
         Value::Date { year, month, day } => {
-            b.push(b'"');
-            date(b, i64::from(*year), u32::from(*month), u32::from(*day));
-            b.push(b'"');
+            let mut st = Stack::new();
+            st.push(b'"');
+            st.date(i64::from(*year), u32::from(*month), u32::from(*day));
+            st.push(b'"');
+            st.put(b);
         }
         Value::Time {
             negative,
@@ -346,17 +350,15 @@ fn value_into(b: &mut Vec<u8>, v: &Value) {
             seconds,
             micros,
         } => {
-            b.push(b'"');
+            let mut st = Stack::new();
+            st.push(b'"');
             if *negative {
-                b.push(b'-');
+                st.push(b'-');
             }
-            pad(b, u64::from(*hours), 2);
-            b.push(b':');
-            pad(b, u64::from(*minutes), 2);
-            b.push(b':');
-            pad(b, u64::from(*seconds), 2);
-            frac_into(b, *micros);
-            b.push(b'"');
+            st.hms(*hours, u32::from(*minutes), u32::from(*seconds));
+            st.frac(*micros);
+            st.push(b'"');
+            st.put(b);
         }
         Value::DateTime {
             year,
@@ -367,24 +369,30 @@ fn value_into(b: &mut Vec<u8>, v: &Value) {
             second,
             micros,
         } => {
-            b.push(b'"');
-            date(b, i64::from(*year), u32::from(*month), u32::from(*day));
-            b.push(b' ');
-            hms(b, u32::from(*hour), u32::from(*minute), u32::from(*second));
-            frac_into(b, *micros);
-            b.push(b'"');
+            let mut st = Stack::new();
+            st.push(b'"');
+            st.date(i64::from(*year), u32::from(*month), u32::from(*day));
+            st.push(b' ');
+            st.hms(u32::from(*hour), u32::from(*minute), u32::from(*second));
+            st.frac(*micros);
+            st.push(b'"');
+            st.put(b);
         }
         Value::Timestamp { secs, micros } => {
             if *secs == 0 && *micros == 0 {
                 b.extend_from_slice(b"\"0000-00-00 00:00:00\"");
             } else {
                 let (y, mo, d, hh, mi, s) = civil_from_epoch(*secs);
-                b.push(b'"');
-                date(b, y, mo, d);
-                b.push(b' ');
-                hms(b, hh, mi, s);
-                frac_into(b, *micros);
-                b.extend_from_slice(b" UTC\"");
+                let mut st = Stack::new();
+                st.push(b'"');
+                st.date(y, mo, d);
+                st.push(b' ');
+                st.hms(hh, mi, s);
+                st.frac(*micros);
+                for &c in b" UTC\"" {
+                    st.push(c);
+                }
+                st.put(b);
             }
         }
         Value::Year(y) => int(b, u64::from(*y)),
@@ -392,52 +400,107 @@ fn value_into(b: &mut Vec<u8>, v: &Value) {
     }
 }
 
-fn date(b: &mut Vec<u8>, y: i64, mo: u32, d: u32) {
-    if y < 0 {
-        // Not produced by the decoder; same text as `{y:04}` would give.
-        let _ = write!(b, "{y:04}");
-    } else {
-        pad(b, y as u64, 4);
+const DIGITS2: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// A small stack buffer for one rendered value, copied out in one go.
+struct Stack {
+    a: [u8; 40],
+    n: usize,
+}
+
+impl Stack {
+    fn new() -> Stack {
+        Stack { a: [0; 40], n: 0 }
     }
-    b.push(b'-');
-    pad(b, u64::from(mo), 2);
-    b.push(b'-');
-    pad(b, u64::from(d), 2);
-}
-
-fn hms(b: &mut Vec<u8>, h: u32, m: u32, s: u32) {
-    pad(b, u64::from(h), 2);
-    b.push(b':');
-    pad(b, u64::from(m), 2);
-    b.push(b':');
-    pad(b, u64::from(s), 2);
-}
-
-fn frac_into(b: &mut Vec<u8>, micros: u32) {
-    if micros != 0 {
-        b.push(b'.');
-        pad(b, u64::from(micros), 6);
+    fn push(&mut self, c: u8) {
+        if let Some(slot) = self.a.get_mut(self.n) {
+            *slot = c;
+            self.n += 1;
+        }
+    }
+    /// Two digits of `v % 100`.
+    fn two(&mut self, v: u32) {
+        let i = (v % 100) as usize * 2;
+        self.push(DIGITS2[i]);
+        self.push(DIGITS2[i + 1]);
+    }
+    /// `v` with at least `width` digits (zero-padded), like `{v:0width$}`.
+    fn pad(&mut self, v: u64, width: usize) {
+        let mut tmp = [0u8; 20];
+        let mut i = tmp.len();
+        let mut n = v;
+        while n >= 100 {
+            let d = (n % 100) as usize * 2;
+            n /= 100;
+            i -= 2;
+            tmp[i] = DIGITS2[d];
+            tmp[i + 1] = DIGITS2[d + 1];
+        }
+        if n >= 10 {
+            let d = n as usize * 2;
+            i -= 2;
+            tmp[i] = DIGITS2[d];
+            tmp[i + 1] = DIGITS2[d + 1];
+        } else {
+            i -= 1;
+            tmp[i] = b'0' + n as u8;
+        }
+        for _ in (tmp.len() - i)..width {
+            self.push(b'0');
+        }
+        for &c in &tmp[i..] {
+            self.push(c);
+        }
+    }
+    fn date(&mut self, y: i64, mo: u32, d: u32) {
+        if y < 0 {
+            self.push(b'-');
+            self.pad(y.unsigned_abs(), 3);
+        } else {
+            self.pad(y as u64, 4);
+        }
+        self.push(b'-');
+        self.pad(u64::from(mo), 2);
+        self.push(b'-');
+        self.pad(u64::from(d), 2);
+    }
+    fn hms(&mut self, h: u32, m: u32, s: u32) {
+        if h < 100 {
+            self.two(h);
+        } else {
+            self.pad(u64::from(h), 2);
+        }
+        self.push(b':');
+        if m < 100 && s < 100 {
+            self.two(m);
+            self.push(b':');
+            self.two(s);
+        } else {
+            self.pad(u64::from(m), 2);
+            self.push(b':');
+            self.pad(u64::from(s), 2);
+        }
+    }
+    fn frac(&mut self, micros: u32) {
+        if micros != 0 {
+            self.push(b'.');
+            self.pad(u64::from(micros), 6);
+        }
+    }
+    fn put(&self, b: &mut Vec<u8>) {
+        b.extend_from_slice(&self.a[..self.n]);
     }
 }
 
 /// `v` in decimal, left-padded with zeros to `width` digits (like `{v:0width$}`).
 fn pad(b: &mut Vec<u8>, v: u64, width: usize) {
-    let mut tmp = [0u8; 20];
-    let mut n = v;
-    let mut i = tmp.len();
-    loop {
-        i -= 1;
-        tmp[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let digits = tmp.len() - i;
-    for _ in digits..width {
-        b.push(b'0');
-    }
-    b.extend_from_slice(&tmp[i..]);
+    let mut s = Stack::new();
+    s.pad(v, width);
+    s.put(b);
 }
 
 /// `v` in decimal.
