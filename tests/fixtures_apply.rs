@@ -485,8 +485,7 @@ async fn run_file(server: &MariaDb, svc: &str, name: &str, bytes: &[u8]) -> Outc
             let head = l.split('(').next().unwrap_or("");
             let named = head
                 .split(|c: char| c.is_whitespace() || c == '.' || c == '`')
-                .filter(|w| !w.is_empty())
-                .next_back()
+                .rfind(|w| !w.is_empty())
                 .is_some_and(|w| w == t.to_ascii_lowercase());
             named && (d.eq_ignore_ascii_case(db) || head.contains(&db.to_ascii_lowercase()))
         });
