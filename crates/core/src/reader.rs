@@ -85,8 +85,22 @@ impl<S: RecordSink> Reader<S> {
         let flavor = Flavor::detect(&mut meta)
             .await
             .map_err(Error::db("detecting the source flavor"))?;
+        Ok(Reader::with_flavor(cfg, sink, stats, meta, start, flavor))
+    }
+
+    /// Like [`Reader::new`] with the flavor of the binlog given rather than
+    /// detected. `meta` answers table definitions when the binlog carries no
+    /// column names (see [`SourceSchemas`]).
+    pub fn with_flavor(
+        cfg: Arc<Config>,
+        sink: S,
+        stats: Arc<ReaderStats>,
+        meta: Conn,
+        start: Position,
+        flavor: Flavor,
+    ) -> Reader<S> {
         let gtid = GtidState::parse(flavor.is_mariadb(), &start.gtid);
-        Ok(Reader {
+        Reader {
             cfg,
             sink,
             stats,
@@ -101,7 +115,90 @@ impl<S: RecordSink> Reader<S> {
             last_progress: Instant::now(),
             last_flush: Instant::now(),
             dirty: false,
-        })
+        }
+    }
+
+    /// Turns one raw event (header, body, CRC trailer) into records: decodes
+    /// it (a TRANSACTION_PAYLOAD yields its inner events) and converts every
+    /// event exactly as the live stream does. `offset` is the event's offset
+    /// in its file. Returns how many events the raw event held.
+    pub async fn feed_raw(
+        &mut self,
+        decoder: &mut Decoder,
+        raw: &[u8],
+        offset: u64,
+        events: &mut Vec<(EventHeader, Event)>,
+    ) -> Result<usize> {
+        let log_pos = raw
+            .get(13..17)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        events.clear();
+        decoder
+            .decode_at(raw, offset, &mut |h, e| {
+                events.push((h, e));
+                Ok(())
+            })
+            .map_err(|e| Error::definite(format!("decoding the binlog at {}:{log_pos}: {e} (event bytes: {})", self.file, hex_prefix(raw)), "run `dropship binlog inspect` on that binlog file to see the event; report it if dropship should support it"))?;
+        let n = events.len();
+        let outer_next = u64::from(log_pos);
+        for (h, e) in events.drain(..) {
+            self.handle(h, e, outer_next).await?;
+        }
+        Ok(n)
+    }
+
+    /// Converts a whole binlog file into records, as if the source had sent
+    /// it (offline replay: tests, tools). Stops at the first error, with the
+    /// records before it already in the sink.
+    pub async fn replay_file(&mut self, path: &std::path::Path) -> Result<u64> {
+        let name = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| {
+            Error::definite(
+                format!("reading binlog file {name}: {e}"),
+                "check the path and its permissions",
+            )
+        })?;
+        self.replay_bytes(&name, &bytes).await
+    }
+
+    /// [`Reader::replay_file`] for bytes in memory (`name` is used in errors).
+    pub async fn replay_bytes(&mut self, name: &str, bytes: &[u8]) -> Result<u64> {
+        if bytes.get(..4) != Some(&dropship_mysql::binlog::file::MAGIC[..]) {
+            return Err(Error::definite(
+                format!("{name} is not a binlog file (no magic number)"),
+                "pass a binlog or relay-log file",
+            ));
+        }
+        let mut decoder = Decoder::new();
+        let mut events = Vec::new();
+        let mut offset = 4usize;
+        let mut count = 0u64;
+        while offset < bytes.len() {
+            let size = bytes
+                .get(offset + 9..offset + 13)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+                .filter(|&n| n >= 19)
+                .and_then(|n| bytes.get(offset..offset + n));
+            let Some(raw) = size else {
+                return Err(Error::definite(
+                    format!("{name}: truncated or malformed event header at offset {offset}"),
+                    "the file ends inside an event; replay stops there",
+                ));
+            };
+            self.stats.events.fetch_add(1, Relaxed);
+            self.stats.bytes.fetch_add(raw.len() as u64, Relaxed);
+            self.feed_raw(&mut decoder, raw, offset as u64, &mut events)
+                .await?;
+            count += 1;
+            offset += raw.len();
+        }
+        self.sink.flush()?;
+        Ok(count)
+    }
+
+    /// The sink records go to.
+    pub fn sink_mut(&mut self) -> &mut S {
+        &mut self.sink
     }
 
     pub fn position(&self) -> &Position {
@@ -239,19 +336,12 @@ impl<S: RecordSink> Reader<S> {
                 .map_err(|e| Error::definite(format!("re-encoding a binlog event: {e}"), ""))?;
             self.stats.events.fetch_add(1, Relaxed);
             self.stats.bytes.fetch_add(raw.len() as u64, Relaxed);
-            events.clear();
-            decoder
-                .decode(&raw, &mut |h, e| {
-                    events.push((h, e));
-                    Ok(())
-                })
-                .map_err(|e| Error::definite(format!("decoding the binlog at {}:{}: {e} (event bytes: {})", self.file, header.log_pos(), hex_prefix(&raw)), "run `dropship binlog inspect` on that binlog file to see the event; report it if dropship should support it"))?;
+            let offset = u64::from(header.log_pos()).saturating_sub(raw.len() as u64);
+            let n = self
+                .feed_raw(&mut decoder, &raw, offset, &mut events)
+                .await?;
             if header.event_type_raw() == 40 {
-                skip_inner = events.len();
-            }
-            let outer_next = u64::from(header.log_pos());
-            for (h, e) in events.drain(..) {
-                self.handle(h, e, outer_next).await?;
+                skip_inner = n;
             }
         }
     }

@@ -8,7 +8,9 @@
 //! 1. workload: 200k single-row changes in 20k transactions of 10 over 4
 //!    tables of mixed types, written once to the source (`workload`);
 //! 2. decode: `mariadb-binlog --base64-output=decode-rows -v` vs `dropship
-//!    binlog inspect` and an in-process decode-only loop on that binlog;
+//!    binlog inspect` and an in-process decode-only loop on that binlog,
+//!    then the same on the fixture corpus's MySQL 5.5 `mysql-bin.sakila`
+//!    (read 10x per command; skipped with a note when the fixtures are absent);
 //! 3. apply: native replica SQL thread (relay log filled first) vs the
 //!    `dropship replicate` binary resuming from a position row at the
 //!    workload's start, each on a fresh server with the same options;
@@ -560,44 +562,89 @@ async fn phase_workload(cx: &mut Ctx) -> Result<Workload> {
 
 async fn phase_decode(cx: &mut Ctx, wl: &Workload) -> Result<()> {
     println!("\n== decode: {}", wl.binlog.display());
-    let f = wl.binlog.display().to_string();
+    decode_compare(cx, "", std::slice::from_ref(&wl.binlog))?;
+    // The second file: the real MySQL 5.5 sakila load binlog from the
+    // fixture corpus (1.4 MB). Read 10 times in one command per tool so that
+    // process start-up does not dominate.
+    let dir = match std::env::var_os("DROPSHIP_FIXTURES") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/binlogs"),
+    };
+    let sakila = dir.join("mysql-binlog-connector-java/mysql-bin.sakila");
+    if sakila.is_file() {
+        println!("\n== decode: {} (x10)", sakila.display());
+        decode_compare(
+            cx,
+            " on mysql-bin.sakila (MySQL 5.5, 1.4 MB, read 10x)",
+            &vec![sakila; 10],
+        )?;
+    } else {
+        println!(
+            "  note: {} absent (set DROPSHIP_FIXTURES): sakila decode skipped",
+            sakila.display()
+        );
+        cx.report.line(
+            "binlog decode on mysql-bin.sakila",
+            "skipped: fixture absent".into(),
+            "n/a".into(),
+            "n/a".into(),
+            ">= 3x",
+        );
+    }
+    Ok(())
+}
+
+/// Times `mariadb-binlog -v`, `dropship binlog inspect` and an in-process
+/// decode-only loop over `files` (read in one command each), side by side.
+fn decode_compare(cx: &mut Ctx, label: &str, files: &[PathBuf]) -> Result<()> {
+    let f = files
+        .iter()
+        .map(|p| format!("'{}'", p.display()))
+        .collect::<Vec<_>>()
+        .join(" ");
     let (mut native, mut inspect, mut decode, mut events) =
         (Vec::new(), Vec::new(), Vec::new(), 0u64);
     let have_mb = have("mariadb-binlog");
     for run in 0..cx.args.runs {
         if have_mb {
             native.push(time_sh(&format!(
-                "mariadb-binlog --no-defaults --base64-output=decode-rows -v '{f}' > /dev/null"
+                "mariadb-binlog --no-defaults --base64-output=decode-rows -v {f} > /dev/null"
             ))?);
         }
         inspect.push(time_sh(&format!(
-            "'{}' binlog inspect '{f}' > /dev/null",
+            "'{}' binlog inspect {f} > /dev/null",
             cx.args.dropship.display()
         ))?);
         let t = Instant::now();
         let mut n = 0u64;
-        let mut sink = |_h, _e| {
-            n += 1;
-            Ok(())
-        };
-        dropship_mysql::binlog::read_file(&wl.binlog, &mut sink)
-            .context("decoding the workload binlog")?;
+        for file in files {
+            let mut sink = |_h, _e| {
+                n += 1;
+                Ok(())
+            };
+            dropship_mysql::binlog::read_file(file, &mut sink)
+                .with_context(|| format!("decoding {}", file.display()))?;
+        }
         decode.push(t.elapsed().as_secs_f64());
         events = n;
         println!("  run {}: mariadb-binlog {:?} s, dropship inspect {:.2} s, decode-only {:.2} s ({n} events)", run + 1, native.last(), inspect[run], decode[run]);
     }
-    let size = std::fs::metadata(&wl.binlog).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
+    let size = files
+        .iter()
+        .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum::<u64>() as f64
+        / 1e6;
     if have_mb {
         let b = median(&native);
         cx.report.line(
-            "binlog decode: `dropship binlog inspect` (JSON lines)",
+            &format!("binlog decode{label}: `dropship binlog inspect` (JSON lines)"),
             secs(&inspect),
             format!("mariadb-binlog -v: {}", secs(&native)),
             format!("{:.2}x", b / median(&inspect)),
             ">= 3x",
         );
         cx.report.line(
-            "binlog decode: decode-only loop (no printing)",
+            &format!("binlog decode{label}: decode-only loop (no printing)"),
             format!(
                 "{} ({:.0} MB/s, {:.0}k events/s)",
                 secs(&decode),
@@ -610,7 +657,7 @@ async fn phase_decode(cx: &mut Ctx, wl: &Workload) -> Result<()> {
         );
     } else {
         cx.report.line(
-            "binlog decode",
+            &format!("binlog decode{label}"),
             secs(&inspect),
             "mariadb-binlog not installed".into(),
             "n/a".into(),
