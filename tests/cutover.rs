@@ -524,3 +524,182 @@ async fn kill_9_during_the_switch_then_abort_or_resume_loses_no_acknowledged_wri
     assert_identical(&env, "shop", 0, "accounts_db", TABLES).await;
     running.stop().await.expect("clean stop");
 }
+
+/// The step a killed run was in: (run kind, last step started, whether it finished).
+async fn open_step(env: &Env) -> Option<(String, String, bool)> {
+    let mut t = env.targets[0].conn().await.unwrap();
+    t.query_first(
+        "SELECT r.kind, j.step, j.finished_at IS NOT NULL FROM `_dropship`.`cutover_runs` r \
+         JOIN `_dropship`.`cutover_journal` j ON j.run_id = r.id \
+         WHERE r.status = 'open' ORDER BY j.seq DESC LIMIT 1",
+    )
+    .await
+    .unwrap()
+}
+
+/// Runs the binary to completion (bounded), returning its exit code and output.
+fn finish(config: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let out = binary(config, args).output().expect("run dropship");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// `wait_caught_up`, printing replicate's log if it times out.
+async fn caught_up_or_log(env: &Env, replicate: &Child) {
+    let want = source_position(&env.source).await;
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(p) = target_position(&env.targets[0], "accounts").await {
+            if p >= want {
+                return;
+            }
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            panic!(
+                "not caught up with {want} in 60 s; replicate log:\n{}",
+                replicate.log_text()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs the binary crashing (abort, as a kill -9) at `crash` (`kind:step[+]`).
+fn crash_at(config: &std::path::Path, args: &[&str], crash: &str) -> (Option<i32>, String) {
+    let out = binary(config, args)
+        .env("DROPSHIP_CRASH_AT", crash)
+        .output()
+        .expect("run dropship");
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crash_at_every_step_of_cutover_and_rollback_then_resume_or_abort_loses_nothing() {
+    const CUTOVER: &[&str] = &[
+        "freeze",
+        "catch-up",
+        "final-check",
+        "reverse-start",
+        "switch",
+        "mark-cut-over",
+        "switch+",
+    ];
+    const ROLLBACK: &[&str] = &[
+        "freeze-target",
+        "reverse-catch-up",
+        "switch",
+        "unfreeze-source",
+        "unfreeze-target",
+        "mark-replicating",
+        "reverse-catch-up+",
+    ];
+    let env = setup(true).await;
+    let config = env.config_file(&[SVC], "", free_port());
+    let mut replicate = spawn_binary(&config, &["replicate"], "replicate.log");
+    let w = writers(&env, 500);
+    wait_caught_up(&env, 0, "accounts", Duration::from_secs(120)).await;
+    let mut t0 = env.targets[0].conn().await.unwrap();
+    let mut s = env.source.conn().await.unwrap();
+    let cut = [
+        "cutover",
+        "--service",
+        "accounts",
+        "--max-lag",
+        "30s",
+        "--switch-cmd",
+        "true",
+    ];
+    for (i, (c_step, r_step)) in CUTOVER.iter().zip(ROLLBACK).enumerate() {
+        // Crash the cutover at this step; resume (even) or abort (odd).
+        let crash = format!("cutover:{c_step}");
+        let (code, out) = crash_at(&config, &cut, &crash);
+        assert_eq!(
+            code, None,
+            "{crash}: the process must die by the signal: {out}"
+        );
+        let (kind, step, _) = open_step(&env)
+            .await
+            .expect("an open journal run after the crash");
+        assert_eq!(
+            (kind.as_str(), step.as_str()),
+            ("cutover", c_step.trim_end_matches('+'))
+        );
+        let mut args = vec!["cutover", "--service", "accounts", "--switch-cmd", "true"];
+        args.push(if i % 2 == 0 { "--resume" } else { "--abort" });
+        let (code, out) = finish(&config, &args);
+        if i % 2 == 0 {
+            assert_eq!(code, 0, "{crash} then --resume: {out}");
+            assert_eq!(state(&env).await, "cut-over", "{crash}: {out}");
+        } else {
+            assert_eq!(code, 1, "{crash} then --abort: {out}");
+            assert_eq!(state(&env).await, "replicating", "{crash}: {out}");
+            assert_eq!(frozen_triggers(&env).await, 0, "{crash}: --abort unfreezes");
+            try_write(&env).await.expect("writable after --abort");
+            caught_up_or_log(&env, &replicate).await;
+            let (code, out) = finish(&config, &cut);
+            assert_eq!(code, 0, "cutover after the abort: {out}");
+        }
+        // The application writes on the target; a rollback crashes at this step, then finishes.
+        exec(
+            &mut t0,
+            &format!(
+                "UPDATE `accounts_db`.`users` SET `name` = 'cycle {i}' WHERE `id` = {}",
+                i + 1
+            ),
+        )
+        .await;
+        let crash = format!("rollback:{r_step}");
+        let (code, out) = crash_at(
+            &config,
+            &["rollback", "--service", "accounts", "--switch-cmd", "true"],
+            &crash,
+        );
+        assert_eq!(
+            code, None,
+            "{crash}: the process must die by the signal: {out}"
+        );
+        let (code, out) = finish(
+            &config,
+            &["rollback", "--service", "accounts", "--switch-cmd", "true"],
+        );
+        assert_eq!(code, 0, "{crash} then rollback again: {out}");
+        assert_eq!(state(&env).await, "replicating", "{crash}");
+        assert_eq!(
+            frozen_triggers(&env).await,
+            0,
+            "{crash}: the source is writable"
+        );
+        let name: Option<String> = s
+            .query_first(format!(
+                "SELECT `name` FROM `shop`.`users` WHERE `id` = {}",
+                i + 1
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            name,
+            Some(format!("cycle {i}")),
+            "{crash}: the target's write is on the source"
+        );
+        eprintln!("iteration {i}: {c_step} / {r_step} done");
+        caught_up_or_log(&env, &replicate).await;
+    }
+    let report = w.stop().await;
+    assert!(report.acknowledged > 0);
+    wait_caught_up(&env, 0, "accounts", Duration::from_secs(60)).await;
+    assert_identical(&env, "shop", 0, "accounts_db", TABLES).await;
+    assert_eq!(replicate.terminate(), Some(0), "{}", replicate.log_text());
+}

@@ -180,7 +180,27 @@ pub async fn begin_step(conn: &mut Conn, run: &mut Run, step: &str, note: &str) 
         step: step.to_string(),
         finished: false,
     });
+    crash_point(run, step, false);
     Ok(seq)
+}
+
+/// Test hook of the crash tests (`tests/cutover.rs`): with
+/// `DROPSHIP_CRASH_AT=<kind>:<step>` the process aborts right after the
+/// journal records that `step` of a `kind` run (`cutover`/`rollback`) started,
+/// before the step does anything, leaving what a kill -9 at that moment
+/// would; `<kind>:<step>+` aborts right after the step is recorded finished.
+fn crash_point(run: &Run, step: &str, finished: bool) {
+    if let Ok(want) = std::env::var("DROPSHIP_CRASH_AT") {
+        let here = format!(
+            "{}:{step}{}",
+            run.kind.as_str(),
+            if finished { "+" } else { "" }
+        );
+        if want == here {
+            eprintln!("DROPSHIP_CRASH_AT={want}: aborting here");
+            std::process::abort();
+        }
+    }
 }
 
 /// Records that step `seq` finished.
@@ -191,8 +211,13 @@ pub async fn finish_step(conn: &mut Conn, run: &mut Run, seq: u32, note: &str) -
     )
     .await
     .map_err(Error::db("recording a finished step in the cutover journal"))?;
+    let mut step = None;
     if let Some(s) = run.steps.iter_mut().find(|s| s.seq == seq) {
         s.finished = true;
+        step = Some(s.step.clone());
+    }
+    if let Some(step) = step {
+        crash_point(run, &step, true);
     }
     Ok(())
 }

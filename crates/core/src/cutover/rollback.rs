@@ -284,7 +284,9 @@ async fn steps_before_switch(
             t,
             format!("{} target tables frozen", target_tables.len()),
         );
-    } else {
+    } else if !st.run.finished("unfreeze-target") {
+        // Resuming: make sure the target is still frozen (not once this run
+        // has unfrozen it: that would leave it frozen for good).
         st.freeze_started = st
             .run
             .frozen_for
