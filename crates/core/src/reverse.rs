@@ -295,7 +295,11 @@ pub async fn supervise(
     forward: Arc<ServiceStats>,
     mut stop: watch::Receiver<bool>,
 ) {
-    type Running = (watch::Sender<bool>, tokio::task::JoinHandle<Result<()>>);
+    type Running = (
+        watch::Sender<bool>,
+        tokio::task::JoinHandle<Result<()>>,
+        Arc<Control>,
+    );
     let mut running: Option<Running> = None;
     let mut tgt: Option<Conn> = None;
     let mut backoff = Duration::from_secs(1);
@@ -311,9 +315,18 @@ pub async fn supervise(
                 continue;
             }
         };
-        if let Some((_, h)) = &running {
+        // A reverse applier paused by a definite error (say, a write the
+        // source refused) is restarted after a backoff: its cause may be gone.
+        if let Some((tx, _, control)) = &running {
+            let st = control.service(&svc.name);
+            if st.state() == "paused" {
+                warn!(service = %svc.name, error = %st.last_error(), retry_in_s = backoff.as_secs(), "reverse replication paused on an error; restarting it");
+                let _ = tx.send(true);
+            }
+        }
+        if let Some((_, h, _)) = &running {
             if h.is_finished() {
-                let (_, h) = running.take().expect("checked");
+                let (_, h, _) = running.take().expect("checked");
                 match h.await {
                     Ok(Err(e)) => {
                         warn!(service = %svc.name, error = %e, hint = e.hint().unwrap_or_default(), retry_in_s = backoff.as_secs(), "reverse replication stopped with an error; restarting it")
@@ -343,7 +356,7 @@ pub async fn supervise(
                 }
             },
             (Some(_), None) => {
-                let (tx, h) = running.take().expect("checked");
+                let (tx, h, _) = running.take().expect("checked");
                 let _ = tx.send(true);
                 let _ = h.await;
                 let _ = std::fs::remove_dir_all(state_dir(&cfg, &svc.name));
@@ -352,7 +365,7 @@ pub async fn supervise(
             _ => {}
         }
     }
-    if let Some((tx, h)) = running {
+    if let Some((tx, h, _)) = running {
         let _ = tx.send(true);
         let _ = h.await;
     }
@@ -362,7 +375,11 @@ async fn start_pipeline(
     cfg: &Config,
     svc: &ServiceConfig,
     token: &str,
-) -> Result<(watch::Sender<bool>, tokio::task::JoinHandle<Result<()>>)> {
+) -> Result<(
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<Result<()>>,
+    Arc<Control>,
+)> {
     let mut src = Conn::new(cfg.source.opts())
         .await
         .map_err(Error::db(format!(
@@ -373,6 +390,7 @@ async fn start_pipeline(
     let _ = src.disconnect().await;
     let rcfg = Arc::new(config(cfg, svc, &tables, token));
     let control = Arc::new(Control::new(None, cfg.control.health_max_lag));
+    let c = control.clone();
     let (tx, rx) = watch::channel(false);
     let span = tracing::info_span!("reverse", service = %svc.name);
     let h = tokio::spawn(
@@ -381,9 +399,9 @@ async fn start_pipeline(
                 mirrored: true,
                 ..Default::default()
             };
-            replicate::run(rcfg, opts, control, rx).await
+            replicate::run(rcfg, opts, c, rx).await
         }
         .instrument(span),
     );
-    Ok((tx, h))
+    Ok((tx, h, control))
 }

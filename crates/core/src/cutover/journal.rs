@@ -137,7 +137,10 @@ pub async fn open_run(conn: &mut Conn, service: &str) -> Result<Option<Run>> {
 /// Token of the service's last finished cutover: the source freeze triggers
 /// it left carry it, so the rollback's copy-back uses it to write through them.
 pub async fn last_cutover_token(conn: &mut Conn, service: &str) -> Result<Option<String>> {
-    conn.exec_first("SELECT token FROM `_dropship`.`cutover_runs` WHERE service = ? AND kind = 'cutover' AND status = 'done' ORDER BY id DESC LIMIT 1", (service,))
+    // The latest cutover run that was not undone made the source's freeze
+    // triggers; it may still be open for a moment after it marked the
+    // service cut over.
+    conn.exec_first("SELECT token FROM `_dropship`.`cutover_runs` WHERE service = ? AND kind = 'cutover' AND status <> 'aborted' ORDER BY id DESC LIMIT 1", (service,))
         .await
         .map_err(Error::db("reading the cutover journal"))
 }
