@@ -138,7 +138,7 @@ async fn kill_9_during_a_multi_range_copy_resumes_each_range_and_ends_identical(
     exec(&mut src, "CREATE DATABASE mr").await;
     exec(
         &mut src,
-        "CREATE TABLE mr.t (id BIGINT NOT NULL PRIMARY KEY, u BIGINT NOT NULL, n INT, b BLOB, UNIQUE KEY (u))",
+        "CREATE TABLE mr.t (id BIGINT NOT NULL PRIMARY KEY, u BIGINT NOT NULL, n INT, b BLOB, UNIQUE KEY (u), KEY `by n` (n, id))",
     )
     .await;
     exec(
@@ -267,6 +267,17 @@ async fn kill_9_during_a_multi_range_copy_resumes_each_range_and_ends_identical(
     wait_caught_up(&env, 0, "mr", Duration::from_secs(120)).await;
     assert_eq!(child.terminate(), Some(0));
     assert_identical(&env, "mr", 0, "mr", &["t"]).await;
+    // The secondary index dropped while the rows loaded is back, as defined.
+    let mut s2 = env.source.conn().await.unwrap();
+    let show = "SHOW CREATE TABLE mr.t";
+    let on_target: Option<(String, String)> = tgt.query_first(show).await.unwrap();
+    let on_source: Option<(String, String)> = s2.query_first(show).await.unwrap();
+    assert_eq!(on_target.unwrap().1, on_source.unwrap().1);
+    let pending: Option<u64> = tgt
+        .query_first("SELECT COUNT(*) FROM _dropship.copy_deferred_indexes")
+        .await
+        .unwrap();
+    assert_eq!(pending, Some(0));
 }
 
 /// Rows inserted (and changed) after `dropship check` ran and before
