@@ -1314,7 +1314,7 @@ pub async fn run(
     stats.copy_rows_total.store(total, Relaxed);
     stats.rows_copied.store(committed, Relaxed);
     let queue = Arc::new(std::sync::Mutex::new(work));
-    let mut tasks = Vec::new();
+    let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..threads {
         let queue = queue.clone();
         let cfg = cfg.clone();
@@ -1325,7 +1325,7 @@ pub async fn run(
             .tuning
             .max_rows_per_second
             .map(|r| (r / threads as u64).max(1));
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn(async move {
             let next = || queue.lock().map(|mut q| q.pop_front()).ok().flatten();
             let Some(mut item) = next() else {
                 return Ok(());
@@ -1362,24 +1362,18 @@ pub async fn run(
             let _ = source.disconnect().await;
             let _ = target.disconnect().await;
             Ok::<(), Error>(())
-        }));
+        });
     }
-    let mut first_err = None;
-    for t in tasks {
-        let r = t
-            .await
+    while let Some(r) = tasks.join_next().await {
+        let r = r
             .map_err(|e| Error::definite(format!("copy task failed: {e}"), ""))
             .and_then(|r| r);
         if let Err(e) = r {
-            // Stop the other workers at their next range.
-            if let Ok(mut q) = queue.lock() {
-                q.clear();
-            }
-            first_err.get_or_insert(e);
+            // Stop the other workers now: their uncommitted chunks roll back
+            // with their connections, committed ones are resumed next time.
+            tasks.abort_all();
+            return Err(e);
         }
-    }
-    if let Some(e) = first_err {
-        return Err(e);
     }
     let mut target = Conn::new(svc.target.opts())
         .await
