@@ -329,6 +329,12 @@ async fn a_table_that_gains_rows_between_check_and_the_copy_arrives_whole() {
     let n: Option<u64> = tgt.query_first("SELECT COUNT(*) FROM g.t").await.unwrap();
     assert_eq!(n, Some(3500 - 11), "log:\n{}", child.log_text());
     assert_eq!(child.terminate(), Some(0));
+    // stderr is a file here: no progress line (terminal escapes) in it.
+    let log = child.log_text();
+    assert!(
+        !log.contains('\u{1b}') && log.contains("copy finished"),
+        "log:\n{log}"
+    );
     assert_identical(&env, "g", 0, "g", &["t"]).await;
 }
 
