@@ -71,8 +71,8 @@
 //! # Target binary log
 //! The copy's target sessions set `sql_log_bin = 0` when the target user
 //! may (SUPER, or BINLOG ADMIN on MariaDB 10.5+), as myloader does by
-//! default: writing 1M copied rows to the target binlog as well is a large
-//! part of the copy's cost. Without the privilege the rows are binlogged and
+//! default: otherwise every copied row is written a second time, to the
+//! target binlog. Without the privilege the rows are binlogged and
 //! a warning says so once. Nothing in dropship reads the copied rows from
 //! the target binlog (rollback resyncs from the target's tables; replayed
 //! changes and everything after the copy are binlogged as usual). Replicas
