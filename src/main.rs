@@ -118,6 +118,18 @@ enum BinlogCommand {
     Inspect { files: Vec<PathBuf> },
 }
 
+/// stderr for log lines; clears the copy progress lines first when they are
+/// shown (see `dropship_core::progress`), so a log line takes their place.
+fn log_writer() -> std::io::Stderr {
+    use std::io::Write;
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut err = std::io::stderr();
+    if dropship_core::progress::ACTIVE.load(Relaxed) {
+        let _ = err.write_all(dropship_core::progress::CLEAR.as_bytes());
+    }
+    err
+}
+
 /// Logging: text on a terminal, JSON lines otherwise (`--log-format`
 /// overrides). In both, structured fields come before the message: text
 /// lines read `TIME LEVEL key=value ... message`, JSON objects carry the
@@ -144,7 +156,7 @@ fn init_logging(cli: &Cli) {
     };
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(log_writer)
         .with_target(false);
     if json {
         b.json()

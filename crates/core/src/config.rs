@@ -22,7 +22,12 @@
 //!   `health_max_lag` (default `30s`).
 //! - `[replicate]` `batch_rows` (default 20000), `batch_delay` (default `50ms`),
 //!   `max_rows_per_second` (copy throttle, default unlimited), `copy_chunk_rows`
-//!   (default 10000), `copy_threads` (default 2), `give_up_after` (default `30m`:
+//!   (default 10000), `copy_threads` (default 2: copy workers, each table
+//!   split into up to twice as many key ranges), `copy_target_binlog`
+//!   (default `false`: the copy's target sessions set `sql_log_bin = 0` when
+//!   allowed, unless `max_target_replica_lag` is set; `true` keeps the copied
+//!   rows in the target binlog for its replicas and point-in-time recovery),
+//!   `give_up_after` (default `30m`:
 //!   a service failing with transient errors for that long stops retrying and
 //!   needs a resume), `throttle_query` (optional: SQL run on the source every
 //!   second; a non-zero first column throttles copy and apply, gh-ost style),
@@ -112,6 +117,7 @@ struct RawReplicate {
     max_rows_per_second: Option<u64>,
     copy_chunk_rows: Option<usize>,
     copy_threads: Option<usize>,
+    copy_target_binlog: Option<bool>,
     give_up_after: Option<String>,
     throttle_query: Option<String>,
     max_target_replica_lag: Option<String>,
@@ -270,6 +276,9 @@ pub struct Tuning {
     pub max_rows_per_second: Option<u64>,
     pub copy_chunk_rows: usize,
     pub copy_threads: usize,
+    /// Write the copied rows to the target's binary log (default: not, when
+    /// the target user may set `sql_log_bin`; see `copy.rs`).
+    pub copy_target_binlog: bool,
     pub give_up_after: Duration,
     /// SQL run on the source every second; non-zero first column = throttled.
     pub throttle_query: Option<String>,
@@ -285,6 +294,7 @@ impl Default for Tuning {
             max_rows_per_second: None,
             copy_chunk_rows: 10_000,
             copy_threads: 2,
+            copy_target_binlog: false,
             give_up_after: Duration::from_secs(30 * 60),
             throttle_query: None,
             max_target_replica_lag: None,
@@ -399,6 +409,7 @@ impl Config {
             max_rows_per_second: raw.replicate.max_rows_per_second.filter(|&n| n > 0),
             copy_chunk_rows: positive(file, "replicate.copy_chunk_rows", raw.replicate.copy_chunk_rows, defaults.copy_chunk_rows)?,
             copy_threads: positive(file, "replicate.copy_threads", raw.replicate.copy_threads, defaults.copy_threads)?,
+            copy_target_binlog: raw.replicate.copy_target_binlog.unwrap_or(defaults.copy_target_binlog),
             give_up_after: parse_duration_key(file, "replicate.give_up_after", raw.replicate.give_up_after.as_deref(), defaults.give_up_after)?,
             throttle_query: match raw.replicate.throttle_query {
                 Some(q) if q.trim().is_empty() => return Err(err("replicate.throttle_query", "the query is empty".into(), "write a query whose first column is 0 when dropship may run, e.g. \"SELECT COUNT(*) > 50 FROM information_schema.PROCESSLIST WHERE COMMAND <> 'Sleep'\", or remove the key")),
@@ -984,6 +995,21 @@ tables = ["shop.orders", "shop.order_*"]
         assert_eq!(e.key, "replicate.max_target_replica_lag");
         let e = parse(&text.replace("\"SELECT 0\"", "\" \"")).unwrap_err();
         assert_eq!(e.key, "replicate.throttle_query");
+    }
+
+    #[test]
+    fn copy_target_binlog_defaults_off_and_is_implied_by_replica_lag() {
+        let c = parse(GOOD).unwrap();
+        assert!(!c.tuning.copy_target_binlog);
+        assert!(crate::copy::skip_target_binlog(&c));
+        let c = parse(&(GOOD.to_string() + "[replicate]\ncopy_target_binlog = true\n")).unwrap();
+        assert!(c.tuning.copy_target_binlog && !crate::copy::skip_target_binlog(&c));
+        let c =
+            parse(&(GOOD.to_string() + "[replicate]\nmax_target_replica_lag = \"5s\"\n")).unwrap();
+        assert!(!crate::copy::skip_target_binlog(&c));
+        assert!(
+            parse(&(GOOD.to_string() + "[replicate]\ncopy_target_binlog = \"yes\"\n")).is_err()
+        );
     }
 
     #[test]

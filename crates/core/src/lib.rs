@@ -15,6 +15,7 @@ pub mod cutover;
 pub mod gtid_state;
 pub mod heartbeat;
 pub mod meta;
+pub mod progress;
 pub mod reader;
 pub mod record;
 pub mod relay_state;

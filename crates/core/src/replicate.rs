@@ -161,6 +161,15 @@ async fn run_inner(
         stop.clone(),
     ));
 
+    // A progress line per copying service when stderr is a terminal.
+    tokio::spawn(crate::progress::run(
+        starts
+            .iter()
+            .map(|(s, _, _)| (s.name.clone(), control.service(&s.name)))
+            .collect(),
+        stop.clone(),
+    ));
+
     // One controller per service; they stop on `stop` or when the reader dies.
     let (svc_stop_tx, svc_stop_rx) = watch::channel(false);
     // Reverse replication (target -> source) of each service while it is cut
