@@ -703,3 +703,89 @@ async fn a_crash_at_every_step_of_cutover_and_rollback_then_resume_or_abort_lose
     assert_identical(&env, "shop", 0, "accounts_db", TABLES).await;
     assert_eq!(replicate.terminate(), Some(0), "{}", replicate.log_text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_final_check_catches_every_kind_of_difference_and_aborts_leaving_the_source_writable() {
+    let env = setup(true).await;
+    let cfg: Config = env.config(&[SVC], "");
+    let running = spawn_replicate(cfg.clone(), vec![]);
+    let mut src = env.source.conn().await.unwrap();
+    let mut t0 = env.targets[0].conn().await.unwrap();
+    // Known values on both sides (through replication), then one change on the target only.
+    for (setup_sql, target_change) in [
+        (
+            "UPDATE `shop`.`users` SET `name` = 'mixed Case' WHERE `id` = 5",
+            "UPDATE `accounts_db`.`users` SET `name` = 'Mixed Case' WHERE `id` = 5",
+        ),
+        (
+            "UPDATE `shop`.`users` SET `name` = 'trail' WHERE `id` = 5",
+            "UPDATE `accounts_db`.`users` SET `name` = 'trail ' WHERE `id` = 5",
+        ),
+        (
+            "UPDATE `shop`.`users` SET `created_at` = '2024-01-01 00:00:00.000001' WHERE `id` = 5",
+            "UPDATE `accounts_db`.`users` SET `created_at` = '2024-01-01 00:00:00.000002' WHERE `id` = 5",
+        ),
+        (
+            "UPDATE `shop`.`users` SET `name` = CASE `id` WHEN 6 THEN 'AAAA' ELSE 'BBBB' END WHERE `id` IN (6, 7)",
+            "UPDATE `accounts_db`.`users` SET `name` = CASE `id` WHEN 6 THEN 'BBBB' ELSE 'AAAA' END WHERE `id` IN (6, 7)",
+        ),
+        (
+            "INSERT INTO `shop`.`user_sessions` (`token`, `user_id`, `user_agent`, `ip`, `created_at`) VALUES (UNHEX(MD5('s1')), 1, NULL, NULL, NOW(6))",
+            "UPDATE `accounts_db`.`user_sessions` SET `user_agent` = '' WHERE `token` = UNHEX(MD5('s1'))",
+        ),
+        (
+            "INSERT INTO `shop`.`user_sessions` (`token`, `user_id`, `user_agent`, `ip`, `created_at`) VALUES (UNHEX(MD5('s2')), 2, 'agent', x'0a000001', NOW(6))",
+            "DELETE FROM `accounts_db`.`user_sessions` WHERE `token` = UNHEX(MD5('s2'))",
+        ),
+        (
+            "DO 0",
+            "UPDATE `accounts_db`.`user_sessions` SET `ip` = x'0a00000100' WHERE `token` = UNHEX(MD5('s2'))",
+        ),
+    ] {
+        exec(&mut src, setup_sql).await;
+        wait_caught_up(&env, 0, "accounts", Duration::from_secs(60)).await;
+        assert_identical(&env, "shop", 0, "accounts_db", TABLES).await;
+        exec(&mut t0, target_change).await;
+        assert_eq!(t0.affected_rows(), if target_change.contains("IN (6, 7)") { 2 } else { 1 }, "{target_change}");
+        let rep = cutover::run(&cfg, opts(30, Some("true")))
+            .await
+            .expect("cutover runs");
+        match &rep.outcome {
+            Outcome::Aborted(r) => assert!(r.contains("final check"), "{target_change}: {r}"),
+            o => panic!("{target_change}: the final check must abort the cutover, got {o:?}\n{}", rep.render()),
+        }
+        assert_eq!(frozen_triggers(&env).await, 0, "{target_change}: unfrozen");
+        try_write(&env).await.expect("the source is writable after the abort");
+        assert_eq!(state(&env).await, "replicating");
+        // Put the target right again: copy the source's rows of both tables back.
+        exec(&mut t0, "SET foreign_key_checks = 0").await;
+        for t in TABLES {
+            exec(&mut t0, &format!("DELETE FROM `accounts_db`.`{t}`")).await;
+        }
+        for t in TABLES {
+            let rows: Vec<mysql_async::Row> = src
+                .query(format!("SELECT * FROM `shop`.`{t}`"))
+                .await
+                .unwrap();
+            for r in rows {
+                let vals: Vec<mysql_async::Value> = r.unwrap();
+                let ph = vec!["?"; vals.len()].join(", ");
+                t0.exec_drop(
+                    format!("INSERT INTO `accounts_db`.`{t}` VALUES ({ph})"),
+                    mysql_async::Params::Positional(vals),
+                )
+                .await
+                .unwrap();
+            }
+        }
+        exec(&mut t0, "SET foreign_key_checks = 1").await;
+        wait_caught_up(&env, 0, "accounts", Duration::from_secs(60)).await;
+        assert_identical(&env, "shop", 0, "accounts_db", TABLES).await;
+    }
+    // And with the copies equal, the cutover goes through.
+    let rep = cutover::run(&cfg, opts(30, Some("true")))
+        .await
+        .expect("cutover runs");
+    assert_eq!(rep.outcome, Outcome::CutOver, "{}", rep.render());
+    running.stop().await.expect("clean stop");
+}

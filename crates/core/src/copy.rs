@@ -79,8 +79,9 @@
 //! target's tables; replayed changes and everything after the copy are
 //! binlogged as usual). Replicas
 //! of the target, or point-in-time recovery from its binlog, would miss the
-//! copied rows: set `copy_target_binlog = true` for such targets (it is
-//! implied when `max_target_replica_lag` is set).
+//! copied rows: dropship keeps the binlog when `SHOW SLAVE HOSTS` lists a
+//! replica of the target; set `copy_target_binlog = true` for other such
+//! targets (it is implied when `max_target_replica_lag` is set).
 //!
 //! # Privileges and locks
 //! Both flavors: SELECT on the copied tables, REPLICATION CLIENT (MySQL) /
@@ -1251,6 +1252,15 @@ async fn prepare_copy_target(cfg: &Config, svc: &ServiceConfig, target: &mut Con
         .await
         .map_err(Error::db("preparing the target session"))?;
     if skip_target_binlog(cfg) {
+        // Replicas of the target read its binlog: they must get the rows.
+        let replicas: Vec<mysql_async::Row> =
+            target.query("SHOW SLAVE HOSTS").await.unwrap_or_default();
+        if !replicas.is_empty() {
+            if !BINLOG_WARNED.swap(true, Relaxed) {
+                info!(service = %svc.name, replicas = replicas.len(), "the target has replicas: copied rows stay in its binary log");
+            }
+            return Ok(());
+        }
         if let Err(e) = target.query_drop("SET SESSION sql_log_bin = 0").await {
             if !BINLOG_WARNED.swap(true, Relaxed) {
                 warn!(service = %svc.name, reason = %e, "the target user may not set sql_log_bin (needs SUPER, or BINLOG ADMIN on MariaDB 10.5+); copied rows go to the target's binary log, which makes the copy slower");
