@@ -259,12 +259,7 @@ async fn setup(
     )>,
     Position,
 )> {
-    let mut src = Conn::new(cfg.source.opts())
-        .await
-        .map_err(Error::db(format!(
-            "connecting to the source {}",
-            cfg.source
-        )))?;
+    let mut src = crate::cutover::connect_source(cfg).await?;
     check::require_source_ready(&mut src).await?;
 
     // Validate every service's tables on the source before writing anything

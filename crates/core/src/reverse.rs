@@ -190,12 +190,7 @@ pub async fn forget(cfg: &Config, service: &str) {
 
 /// The reverse stream's committed target position, if it was started.
 pub async fn applied(cfg: &Config, service: &str) -> Result<Option<Position>> {
-    let mut src = Conn::new(cfg.source.opts())
-        .await
-        .map_err(Error::db(format!(
-            "connecting to the source {}",
-            cfg.source
-        )))?;
+    let mut src = crate::cutover::connect_source(cfg).await?;
     let exists: Option<String> = src
         .query_first(
             "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '_dropship'",
@@ -380,12 +375,7 @@ async fn start_pipeline(
     tokio::task::JoinHandle<Result<()>>,
     Arc<Control>,
 )> {
-    let mut src = Conn::new(cfg.source.opts())
-        .await
-        .map_err(Error::db(format!(
-            "connecting to the source {}",
-            cfg.source
-        )))?;
+    let mut src = crate::cutover::connect_source(cfg).await?;
     let tables = copy::resolve_tables(cfg, svc, &mut src).await?;
     let _ = src.disconnect().await;
     let rcfg = Arc::new(config(cfg, svc, &tables, token));

@@ -320,15 +320,7 @@ async fn steps_before_switch(
         let mut src = connect_source(cfg).await?;
         let b = copy::source_position(&mut src).await?;
         let _ = src.disconnect().await;
-        journal::set_position(tgt, &mut st.run, &b).await?;
-        tgt.query_drop(format!(
-            "START TRANSACTION;{};COMMIT",
-            meta::position_sql(&svc.name, &b, now_epoch() as u32)
-        ))
-        .await
-        .map_err(Error::db(
-            "recording the service position after the reverse catch-up",
-        ))?;
+        record_forward_position(tgt, &mut st.run, &svc.name, &b).await?;
         journal::finish_step(tgt, &mut st.run, seq, &b.to_string()).await?;
         report.step(
             "reverse-catch-up",
@@ -357,19 +349,28 @@ async fn steps_before_switch(
         }
         let b = copy::source_position(&mut src).await?;
         let _ = src.disconnect().await;
-        journal::set_position(tgt, &mut st.run, &b).await?;
-        tgt.query_drop(format!(
-            "START TRANSACTION;{};COMMIT",
-            meta::position_sql(&svc.name, &b, now_epoch() as u32)
-        ))
-        .await
-        .map_err(Error::db(
-            "recording the service position after the copy-back",
-        ))?;
+        record_forward_position(tgt, &mut st.run, &svc.name, &b).await?;
         journal::finish_step(tgt, &mut st.run, seq, &b.to_string()).await?;
         report.step("copy-back", t, format!("{checked} rows checked, {written} written, {deleted} deleted on the source; forward position {b}"));
     }
     Ok(())
+}
+
+/// Records `b` in the journal and as the service's forward position: the
+/// source position from which forward replication resumes.
+async fn record_forward_position(
+    tgt: &mut Conn,
+    run: &mut Run,
+    service: &str,
+    b: &dropship_mysql::position::Position,
+) -> Result<()> {
+    journal::set_position(tgt, run, b).await?;
+    tgt.query_drop(format!(
+        "START TRANSACTION;{};COMMIT",
+        meta::position_sql(service, b, now_epoch() as u32)
+    ))
+    .await
+    .map_err(Error::db("recording the service's forward position"))
 }
 
 /// Runs the switch back. `Ok(Some(reason))` means abort.
