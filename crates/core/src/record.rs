@@ -96,6 +96,22 @@ mod tests {
     }
 
     #[test]
+    fn byte_values_keep_the_relay_format_of_a_byte_sequence() {
+        let b: Vec<u8> = (0..=255u8).chain(0..44).collect();
+        // Variant 6, then what serde's default (a sequence of u8) wrote.
+        let mut want = vec![6u8];
+        want.extend(postcard::to_allocvec(&b).unwrap());
+        let v = Value::Bytes(b);
+        let enc = postcard::to_allocvec(&v).unwrap();
+        assert_eq!(enc, want);
+        assert_eq!(postcard::from_bytes::<Value>(&enc).unwrap(), v);
+        assert_eq!(
+            postcard::from_bytes::<Value>(&[6, 0]).unwrap(),
+            Value::Bytes(vec![])
+        );
+    }
+
+    #[test]
     fn shared_column_names_keep_the_relay_format_of_a_vec() {
         let names = vec!["id".to_string(), "name".to_string()];
         let shared: Arc<[String]> = names.clone().into();
