@@ -234,6 +234,10 @@ impl Applier {
                 self.stats.throttled_ms.fetch_add(100, Relaxed);
                 continue;
             }
+            // Record a finished batch's commit as soon as it is known.
+            if self.inflight.as_ref().is_some_and(|f| f.task.is_finished()) {
+                self.settle().await?;
+            }
             match src.try_next()? {
                 Some((id, rec)) => {
                     if let Some(stop) = self.handle(id, rec).await? {
@@ -263,6 +267,9 @@ impl Applier {
                     {
                         self.write_progress().await?;
                     }
+                    // Nothing to stage meanwhile: let the batch in flight
+                    // finish, so its commit shows (stats, relay ack) now.
+                    self.settle().await?;
                     let wait = if self.batch_started.is_some() {
                         self.batch_delay
                     } else {

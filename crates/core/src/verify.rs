@@ -79,9 +79,9 @@ use tokio::sync::{mpsc, Mutex};
 
 /// Session settings on every verify connection: values compared as stored
 /// UTC, literals in utf8mb4 with backslash escapes (see `plan::literal`),
-/// and (for the `MD5` fallback) the checksum's derived table materialized so
-/// each row's MD5 is computed once, not once per aggregate (measured: 0.56 s
-/// vs 0.99 s for 100k rows).
+/// and the checksum's derived table materialized so each row's text is
+/// built once, not once per aggregate (measured with MD5: 0.56 s vs 0.99 s
+/// for 100k rows; with CRC32 + CRC32C: 0.99 s vs 1.20 s for 200k rows).
 pub const SESSION_SQL: &str = "SET NAMES utf8mb4, time_zone = '+00:00', SESSION sql_mode = '', SESSION optimizer_switch = 'derived_merge=off'";
 
 pub const MIN_CHUNK: usize = 100;
