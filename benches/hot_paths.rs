@@ -104,7 +104,7 @@ fn bench_relay_record(c: &mut Criterion) {
     let rec = Record::Rows(RowsRecord {
         database: "bench".into(),
         table: "t_int".into(),
-        columns: columns(),
+        columns: columns().into(),
         changes: (0..10)
             .map(|i| RowChange {
                 kind: RowKind::Update,

@@ -2,7 +2,7 @@
 # Installs what dropship's tests, demo and benchmarks need, from Debian packages. Idempotent.
 #
 #   scripts/install-deps.sh          mariadb-server + mariadb-client (only if mariadbd is missing)
-#   scripts/install-deps.sh --bench  also percona-toolkit, mydumper, sysbench
+#   scripts/install-deps.sh --bench  also percona-toolkit, mydumper, sysbench, valgrind (scripts/callgrind-apply.sh)
 #
 # It never starts, stops or reconfigures the system MariaDB service: the tests run their own throwaway servers
 # from the binaries (see crates/sandbox). A policy-rc.d that forbids service starts is put in place for the
@@ -27,6 +27,7 @@ if [ "$bench" = 1 ]; then
   have pt-table-checksum || packages+=(percona-toolkit)
   have mydumper || packages+=(mydumper)
   have sysbench || packages+=(sysbench)
+  have valgrind || packages+=(valgrind)
 fi
 
 if [ "${#packages[@]}" -eq 0 ]; then

@@ -508,6 +508,9 @@ pub async fn run_replicate(
         cfg.control.token.clone(),
         cfg.control.health_max_lag,
     ));
+    // SIGTERM is caught from here on (before the control endpoint listens,
+    // so a client that reached the endpoint can stop replicate cleanly).
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     control::start(control.clone(), &cfg.control.listen)
         .await
         .map_err(|e| {
@@ -518,8 +521,6 @@ pub async fn run_replicate(
         })?;
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}

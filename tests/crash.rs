@@ -48,7 +48,8 @@ async fn assert_all_identical(env: &Env) {
 async fn kill_9_of_replicate_at_random_points_then_restart_ends_identical() {
     let (env, mut src) = setup().await;
     Workload::new("app").run(&mut src, 40, 10).await.unwrap();
-    let cfg = env.config_file(&SERVICES, "", free_port());
+    let port = free_port();
+    let cfg = env.config_file(&SERVICES, "", port);
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
     let wl = Workload::new("app");
     let mut child = spawn_binary(&cfg, &["replicate"], "replicate.log");
@@ -64,6 +65,18 @@ async fn kill_9_of_replicate_at_random_points_then_restart_ends_identical() {
     }
     wait_caught_up(&env, 0, "alpha", Duration::from_secs(120)).await;
     wait_caught_up(&env, 1, "beta", Duration::from_secs(120)).await;
+    // The last process may not have started yet (the killed one had caught
+    // up): wait for its control endpoint, which listens only once SIGTERM is
+    // handled.
+    let t0 = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "replicate's control endpoint never listened; log:\n{}",
+            child.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(
         child.terminate(),
         Some(0),

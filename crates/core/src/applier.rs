@@ -86,9 +86,24 @@ pub enum Stop {
     Abandoned { begin_id: u64 },
 }
 
+/// A batch's statements running on the target while the applier stages the
+/// next one (see `flush`).
+struct Inflight {
+    task: tokio::task::JoinHandle<(Conn, std::result::Result<(), mysql_async::Error>)>,
+    /// Set when the statements end with COMMIT: what is committed once they succeed.
+    commit: Option<Committed>,
+}
+
+struct Committed {
+    pos: Option<(Position, u32)>,
+    relay_id: u64,
+}
+
 pub struct Applier {
     svc: Arc<ServiceConfig>,
-    conn: Conn,
+    /// `None` while a batch is in flight (the task owns the connection).
+    conn: Option<Conn>,
+    inflight: Option<Inflight>,
     stats: Arc<ServiceStats>,
     tables: HashMap<(String, String), Arc<TargetTable>>,
     batch: Batch,
@@ -97,6 +112,8 @@ pub struct Applier {
     applied: Option<(Position, u32)>,
     /// Last committed position.
     committed: Option<Position>,
+    /// Last position written with a COMMIT (committed, or in flight).
+    sent: Option<Position>,
     pub committed_relay_id: u64,
     batch_relay_id: u64,
     pending_progress: Option<(Position, u32)>,
@@ -138,12 +155,14 @@ impl Applier {
         }
         Ok(Applier {
             svc,
-            conn,
+            conn: Some(conn),
+            inflight: None,
             stats,
             tables: HashMap::new(),
             batch: Batch::default(),
             batch_started: None,
             applied,
+            sent: committed.clone(),
             committed,
             committed_relay_id: 0,
             batch_relay_id: 0,
@@ -173,8 +192,16 @@ impl Applier {
         stop: &tokio::sync::watch::Receiver<bool>,
     ) -> Result<Stop> {
         let result = self.run_inner(src, stop).await;
+        // Wait for the batch in flight (its commit counts even after an error).
+        let settled = self.settle().await;
+        let result = match (result, settled) {
+            (Ok(s), Ok(())) => Ok(s),
+            (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+        };
         if result.is_err() && self.in_target_tx {
-            let _ = self.conn.query_drop("ROLLBACK").await;
+            if let Some(c) = self.conn.as_mut() {
+                let _ = c.query_drop("ROLLBACK").await;
+            }
             self.in_target_tx = false;
         }
         result
@@ -207,6 +234,10 @@ impl Applier {
                 self.stats.throttled_ms.fetch_add(100, Relaxed);
                 continue;
             }
+            // Record a finished batch's commit as soon as it is known.
+            if self.inflight.as_ref().is_some_and(|f| f.task.is_finished()) {
+                self.settle().await?;
+            }
             match src.try_next()? {
                 Some((id, rec)) => {
                     if let Some(stop) = self.handle(id, rec).await? {
@@ -237,6 +268,9 @@ impl Applier {
                     {
                         self.write_progress().await?;
                     }
+                    // Nothing to stage meanwhile: let the batch in flight
+                    // finish, so its commit shows (stats, relay ack) now.
+                    self.settle().await?;
                     let wait = if self.batch_started.is_some() {
                         self.batch_delay
                     } else {
@@ -370,7 +404,12 @@ impl Applier {
         if !open.streamed {
             return None;
         }
-        let _ = self.conn.query_drop("ROLLBACK").await;
+        // A failed write rolled back already; either way we roll back.
+        if self.settle().await.is_ok() {
+            if let Some(c) = self.conn.as_mut() {
+                let _ = c.query_drop("ROLLBACK").await;
+            }
+        }
         self.in_target_tx = false;
         self.batch.clear();
         self.batch_started = None;
@@ -383,7 +422,7 @@ impl Applier {
             return Ok(t.clone());
         }
         let tdb = self.svc.target_database(db).to_string();
-        let schema = schema::load_table(&mut self.conn, &tdb, table)
+        let schema = schema::load_table(self.conn().await?, &tdb, table)
             .await
             .map_err(Error::db(format!("reading the definition of {tdb}.{table} on the target")))?
             .ok_or_else(|| Error::definite(format!("service {}: table {tdb}.{table} does not exist on the target", self.svc.name), "let `replicate` create it (it creates missing tables before copying), or create it from the source's SHOW CREATE TABLE"))?;
@@ -431,8 +470,8 @@ impl Applier {
                 ));
             }
         }
-        let pick = |img: &RowImage, idx: &[usize]| -> Result<Vec<Value>> {
-            let mut out = Vec::with_capacity(idx.len());
+        // Checks that every column `idx` needs is in the image.
+        let check = |img: &RowImage, idx: &[usize]| -> Result<()> {
             for &i in idx {
                 let j = col_at[i].unwrap_or(usize::MAX);
                 if img.missing.contains(&j) {
@@ -444,40 +483,66 @@ impl Applier {
                         "SET GLOBAL binlog_row_image=FULL on the source",
                     ));
                 }
-                out.push(img.values.get(j).cloned().ok_or_else(|| Error::definite(format!("row image of {}.{} has {} values, column {} expected", r.database, r.table, img.values.len(), j), "the binlog does not match the table definition; check for DDL dropship missed"))?);
+                if j >= img.values.len() {
+                    return Err(Error::definite(format!("row image of {}.{} has {} values, column {} expected", r.database, r.table, img.values.len(), j), "the binlog does not match the table definition; check for DDL dropship missed"));
+                }
             }
-            Ok(out)
+            Ok(())
+        };
+        // Copies the (small) key values; `check` ran first.
+        let key_of = |img: &RowImage| -> Vec<Value> {
+            t.schema
+                .key
+                .iter()
+                .map(|&i| img.values[col_at[i].unwrap_or(usize::MAX)].clone())
+                .collect()
+        };
+        // Moves the row's values out of the image (each column once: the
+        // insert columns are distinct); `check` ran first.
+        let take_row = |img: &mut RowImage| -> Vec<Value> {
+            t.insert_idx
+                .iter()
+                .map(|&i| {
+                    std::mem::replace(
+                        &mut img.values[col_at[i].unwrap_or(usize::MAX)],
+                        Value::Null,
+                    )
+                })
+                .collect()
         };
         let tb = self.batch.table(&t.db, &t.name, &t.shape);
         let mut n = 0;
         let mut bytes = 0usize;
-        for ch in &r.changes {
+        for ch in r.changes {
             match ch.kind {
                 RowKind::Insert => {
-                    let a = ch
+                    let mut a = ch
                         .after
-                        .as_ref()
                         .ok_or_else(|| Error::definite("insert without an after image", ""))?;
-                    let row = pick(a, &t.insert_idx)?;
+                    check(&a, &t.schema.key)?;
+                    check(&a, &t.insert_idx)?;
+                    let key = key_of(&a);
+                    let row = take_row(&mut a);
                     bytes += values_bytes(&row);
-                    tb.set(pick(a, &t.schema.key)?, Some(row), true);
+                    tb.set(key, Some(row), true);
                     self.stats.rows_inserted.fetch_add(1, Relaxed);
                 }
                 RowKind::Update => {
                     let b = ch
                         .before
-                        .as_ref()
                         .ok_or_else(|| Error::definite("update without a before image", ""))?;
-                    let a = ch
+                    let mut a = ch
                         .after
-                        .as_ref()
                         .ok_or_else(|| Error::definite("update without an after image", ""))?;
-                    let kb = pick(b, &t.schema.key)?;
-                    let ka = pick(a, &t.schema.key)?;
+                    check(&b, &t.schema.key)?;
+                    check(&a, &t.schema.key)?;
+                    check(&a, &t.insert_idx)?;
+                    let kb = key_of(&b);
+                    let ka = key_of(&a);
                     if kb != ka {
                         tb.set(kb, None, false);
                     }
-                    let row = pick(a, &t.insert_idx)?;
+                    let row = take_row(&mut a);
                     bytes += values_bytes(&row);
                     tb.set(ka, Some(row), false);
                     self.stats.rows_updated.fetch_add(1, Relaxed);
@@ -485,9 +550,9 @@ impl Applier {
                 RowKind::Delete => {
                     let b = ch
                         .before
-                        .as_ref()
                         .ok_or_else(|| Error::definite("delete without a before image", ""))?;
-                    tb.set(pick(b, &t.schema.key)?, None, false);
+                    check(&b, &t.schema.key)?;
+                    tb.set(key_of(&b), None, false);
                     self.stats.rows_deleted.fetch_add(1, Relaxed);
                 }
             }
@@ -502,12 +567,23 @@ impl Applier {
     }
 
     /// Writes the batch. With `commit`, also writes the position and commits.
+    ///
+    /// Pipelined: the statements are rendered first, then the previous
+    /// batch's statements are awaited, then these are sent by a task that
+    /// owns the connection, and `flush` returns while the target runs them,
+    /// so the applier stages (and renders) the next batch meanwhile. Nothing
+    /// changes for crashes: the position still travels in the same target
+    /// transaction as its rows; `committed`, the stats and `on_commit` move
+    /// only when the COMMIT has succeeded (`settle`). A failed batch fails
+    /// the next `settle` (at the latest when `run` returns): the target
+    /// transaction is rolled back and the service restarts from its
+    /// committed position.
     async fn flush(&mut self, commit: bool) -> Result<()> {
         let has_rows = !self.batch.is_empty();
         let pos_changed = self
             .applied
             .as_ref()
-            .map(|(p, _)| Some(p) != self.committed.as_ref())
+            .map(|(p, _)| Some(p) != self.sent.as_ref())
             .unwrap_or(false);
         if !has_rows && !(commit && (self.in_target_tx || pos_changed)) {
             self.batch_started = None;
@@ -515,7 +591,7 @@ impl Applier {
         }
         // Catch-up after a copy: decided by where the batch *starts* (the last
         // committed position): from there on the target may be ahead.
-        let catching_up = match (&self.catch_up_until, &self.committed) {
+        let catching_up = match (&self.catch_up_until, &self.sent) {
             (Some(until), Some(p)) => p < until,
             (Some(_), None) => true,
             _ => false,
@@ -532,11 +608,11 @@ impl Applier {
             stmts.push("COMMIT".to_string());
         }
         // Send as few round trips as possible: join statements up to the cap.
+        let mut texts = Vec::new();
         let mut text = String::new();
         for s in stmts {
             if !text.is_empty() && text.len() + s.len() > MAX_STATEMENT {
-                self.send(&text).await?;
-                text.clear();
+                texts.push(std::mem::take(&mut text));
             }
             if !text.is_empty() {
                 text.push(';');
@@ -544,46 +620,105 @@ impl Applier {
             text.push_str(&s);
         }
         if !text.is_empty() {
-            self.send(&text).await?;
+            texts.push(text);
         }
         if has_rows {
             self.stats.observe_batch(self.batch.rows as u64);
         }
         self.batch.clear();
         self.batch_started = None;
-        if commit {
+        let committed = if commit {
             self.in_target_tx = false;
-            if let Some((p, ts)) = &self.applied {
-                self.committed = Some(p.clone());
-                self.stats.last_source_ts.store(i64::from(*ts), Relaxed);
-                self.stats.set_position(&p.to_string());
+            self.sent = self.applied.as_ref().map(|(p, _)| p.clone());
+            self.pending_progress = None;
+            self.last_progress_write = Instant::now();
+            Some(Committed {
+                pos: self.applied.clone(),
+                relay_id: self.batch_relay_id,
+            })
+        } else {
+            None
+        };
+        self.settle().await?;
+        let Some(mut conn) = self.conn.take() else {
+            return Err(self.lost_connection());
+        };
+        let task = tokio::spawn(async move {
+            for t in texts {
+                if let Err(e) = conn.query_drop(t).await {
+                    return (conn, Err(e));
+                }
             }
-            self.committed_relay_id = self.batch_relay_id;
+            (conn, Ok(()))
+        });
+        self.inflight = Some(Inflight {
+            task,
+            commit: committed,
+        });
+        Ok(())
+    }
+
+    /// Waits for the batch in flight, if any, and records its commit.
+    async fn settle(&mut self) -> Result<()> {
+        let Some(f) = self.inflight.take() else {
+            return Ok(());
+        };
+        let (mut conn, res) = match f.task.await {
+            Ok(x) => x,
+            Err(e) => {
+                self.in_target_tx = false;
+                return Err(Error::definite(
+                    format!(
+                        "service {}: the task writing a batch to {} failed: {e}",
+                        self.svc.name, self.svc.target
+                    ),
+                    "the target transaction was not committed; the service restarts from its committed position. Report this with the log",
+                ));
+            }
+        };
+        if let Err(e) = res {
+            let _ = conn.query_drop("ROLLBACK").await;
+            self.conn = Some(conn);
+            self.in_target_tx = false;
+            return Err(Error::Db {
+                what: format!(
+                    "service {}: writing a batch to {}",
+                    self.svc.name, self.svc.target
+                ),
+                source: e,
+            });
+        }
+        self.conn = Some(conn);
+        if let Some(c) = f.commit {
+            if let Some((p, ts)) = c.pos {
+                self.stats.last_source_ts.store(i64::from(ts), Relaxed);
+                self.stats.set_position(&p.to_string());
+                self.committed = Some(p);
+            }
+            self.committed_relay_id = c.relay_id;
             if let Some(f) = self.on_commit.as_mut() {
                 f(self.committed_relay_id);
             }
-            self.pending_progress = None;
-            self.last_progress_write = Instant::now();
             self.ddl_pending = None;
         }
         Ok(())
     }
 
-    async fn send(&mut self, text: &str) -> Result<()> {
-        match self.conn.query_drop(text).await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let _ = self.conn.query_drop("ROLLBACK").await;
-                self.in_target_tx = false;
-                Err(Error::Db {
-                    what: format!(
-                        "service {}: writing a batch to {}",
-                        self.svc.name, self.svc.target
-                    ),
-                    source: e,
-                })
-            }
+    /// The connection, once the batch in flight has finished.
+    async fn conn(&mut self) -> Result<&mut Conn> {
+        self.settle().await?;
+        let lost = self.conn.is_none().then(|| self.lost_connection());
+        match (self.conn.as_mut(), lost) {
+            (Some(c), _) => Ok(c),
+            (None, e) => Err(e.unwrap_or_else(|| Error::Transient("no target connection".into()))),
         }
+    }
+
+    fn lost_connection(&self) -> Error {
+        Error::Transient(format!(
+            "service {}: the target connection was lost with a failed batch task; reconnecting",
+            self.svc.name
+        ))
     }
 
     async fn write_progress(&mut self) -> Result<()> {
@@ -598,7 +733,8 @@ impl Applier {
         let tdb = self.svc.target_database(&d.database).to_string();
         let sql = dropship_mysql::ddl::rewrite_databases(&d.sql, &self.svc.rename_databases);
         let recovering = self.ddl_pending.as_deref() == Some(sql.as_str());
-        meta::set_ddl_pending(&mut self.conn, &self.svc.name, &sql).await?;
+        let name = self.svc.name.clone();
+        meta::set_ddl_pending(self.conn().await?, &name, &sql).await?;
         let use_db = if d.database.is_empty() {
             String::new()
         } else {
@@ -606,14 +742,11 @@ impl Applier {
             format!("CREATE DATABASE IF NOT EXISTS {q}; USE {q};")
         };
         // DDL text is UTF-8 (names, ENUM members, comments): not binary.
-        let res = self
-            .conn
+        let conn = self.conn().await?;
+        let res = conn
             .query_drop(format!("SET NAMES utf8mb4;{use_db}{sql}"))
             .await;
-        let _ = self
-            .conn
-            .query_drop("SET NAMES binary; USE `_dropship`")
-            .await;
+        let _ = conn.query_drop("SET NAMES binary; USE `_dropship`").await;
         // Any cached table definitions may be stale now.
         self.tables.clear();
         match res {
@@ -624,10 +757,6 @@ impl Applier {
                 format!("apply an equivalent change by hand on the target, then run `dropship replicate` again (the DDL is recorded as pending and will be treated as applied if it fails with an 'already exists' error); or resume with the control endpoint POST /services/{}/resume", self.svc.name),
             )),
         }
-    }
-
-    pub fn into_conn(self) -> Conn {
-        self.conn
     }
 }
 

@@ -61,7 +61,11 @@ pub struct Reader<S: RecordSink> {
     sink: S,
     stats: Arc<ReaderStats>,
     schemas: SourceSchemas,
-    owners: HashMap<(String, String), bool>,
+    /// database -> table -> whether a service reads it (two levels, so a
+    /// lookup needs no allocation).
+    owners: HashMap<String, HashMap<String, bool>>,
+    /// Per table id: see `RowsPlan`.
+    plans: HashMap<u64, RowsPlan>,
     flavor: Flavor,
     file: String,
     boundary: Position,
@@ -106,6 +110,7 @@ impl<S: RecordSink> Reader<S> {
             stats,
             schemas: SourceSchemas::new(meta),
             owners: HashMap::new(),
+            plans: HashMap::new(),
             flavor,
             file: start.file.clone(),
             requested_file: start.file.clone(),
@@ -206,11 +211,14 @@ impl<S: RecordSink> Reader<S> {
     }
 
     fn mapped(&mut self, db: &str, table: &str) -> bool {
-        if let Some(&m) = self.owners.get(&(db.to_string(), table.to_string())) {
+        if let Some(&m) = self.owners.get(db).and_then(|t| t.get(table)) {
             return m;
         }
         let m = self.cfg.services.iter().any(|s| s.claims(db, table));
-        self.owners.insert((db.to_string(), table.to_string()), m);
+        self.owners
+            .entry(db.to_string())
+            .or_default()
+            .insert(table.to_string(), m);
         m
     }
 
@@ -315,25 +323,10 @@ impl<S: RecordSink> Reader<S> {
                 continue;
             }
             skip_inner = 0;
-            // Verify the checksum as received before re-serialising.
-            if let (Some(sum), Ok(Some(alg))) = (item.checksum(), item.footer().get_checksum_alg())
-            {
-                let calc = item.calc_checksum(alg);
-                // The FORMAT_DESCRIPTION's CRC is computed with its in-use flag
-                // cleared; the decoder checks that one itself.
-                if header.event_type_raw() != 15
-                    && u32::from_le_bytes(sum) != calc
-                    && alg as u8 != 0
-                {
-                    return Err(Error::definite(
-                        format!("binlog event at {}:{} fails its CRC32 check (stored {:08x}, computed {calc:08x})", self.file, header.log_pos(), u32::from_le_bytes(sum)),
-                        "the binlog or the network corrupted the event; check the source's binlog with mariadb-binlog/mysqlbinlog",
-                    ));
-                }
-            }
+            // Rebuild the event's bytes as received, with its stored CRC32
+            // (not a recomputed one): the decoder checks it, once.
             raw.clear();
-            item.write(mysql_async::binlog::BinlogVersion::Version4, &mut raw)
-                .map_err(|e| Error::definite(format!("re-encoding a binlog event: {e}"), ""))?;
+            encode_received(&item, &mut raw);
             self.stats.events.fetch_add(1, Relaxed);
             self.stats.bytes.fetch_add(raw.len() as u64, Relaxed);
             let offset = u64::from(header.log_pos()).saturating_sub(raw.len() as u64);
@@ -571,9 +564,13 @@ impl<S: RecordSink> Reader<S> {
                 .iter()
                 .map(|(d, t)| (d.clone().unwrap_or_else(|| database.clone()), t.clone()))
                 .collect();
+            // Any cached plan may name stale columns now.
+            self.plans.clear();
             for (d, t) in &tables {
                 self.schemas.invalidate(d, t);
-                self.owners.remove(&(d.clone(), t.clone()));
+                if let Some(m) = self.owners.get_mut(d) {
+                    m.remove(t);
+                }
             }
             if tables
                 .iter()
@@ -614,11 +611,72 @@ impl<S: RecordSink> Reader<S> {
         if self.tx.is_none() {
             self.open_tx(None, 0, false);
         }
+        let plan = self.rows_plan(table).await?;
+        if !plan.binary.is_empty() || !plan.unsigned.is_empty() {
+            for ch in changes.iter_mut() {
+                for img in [ch.before.as_mut(), ch.after.as_mut()]
+                    .into_iter()
+                    .flatten()
+                {
+                    // BINARY(n): row images may omit trailing 0x00 bytes
+                    // (MariaDB strips them); the stored value is always n
+                    // bytes, and keys must match it.
+                    for &(i, width) in &plan.binary {
+                        if let Some(Value::Bytes(b)) = img.values.get_mut(i) {
+                            if b.len() < width {
+                                b.resize(width, 0);
+                            }
+                        }
+                    }
+                    for &(i, w) in &plan.unsigned {
+                        fix_unsigned(img, i, w);
+                    }
+                }
+            }
+        }
+        self.begin()?;
+        let rec = Record::Rows(RowsRecord {
+            database: table.database.clone(),
+            table: table.table.clone(),
+            columns: plan.columns,
+            changes,
+        });
+        self.sink.append(&rec)?;
+        Ok(())
+    }
+}
+
+/// What `rows` needs per table map, computed once per distinct table map (a
+/// source writes the same map before every rows event of a table) and
+/// forgotten on DDL.
+#[derive(Clone)]
+struct RowsPlan {
+    /// The table map this plan was computed from.
+    map: Arc<TableMap>,
+    columns: Arc<[String]>,
+    /// (column index, declared width) of BINARY(n) columns.
+    binary: Vec<(usize, usize)>,
+    /// (column index, integer width) of unsigned integer columns the table
+    /// map does not mark as such.
+    unsigned: Vec<(usize, u8)>,
+}
+
+impl<S: RecordSink> Reader<S> {
+    async fn rows_plan(&mut self, table: &Arc<TableMap>) -> Result<RowsPlan> {
+        if let Some(p) = self.plans.get_mut(&table.table_id) {
+            if Arc::ptr_eq(&p.map, table) {
+                return Ok(p.clone());
+            }
+            if *p.map == **table {
+                p.map = table.clone();
+                return Ok(p.clone());
+            }
+        }
         let names_from_map: Option<Vec<String>> =
             table.columns.iter().map(|c| c.name.clone()).collect();
         let schema = self.schemas.get(&table.database, &table.table).await?;
-        let columns = match (&names_from_map, &schema) {
-            (Some(n), _) => n.clone(),
+        let columns: Vec<String> = match (names_from_map, &schema) {
+            (Some(n), _) => n,
             (None, Some(s)) if s.columns.len() == table.columns.len() => s.columns.iter().map(|c| c.name.clone()).collect(),
             (None, Some(s)) => {
                 return Err(Error::definite(
@@ -630,60 +688,33 @@ impl<S: RecordSink> Reader<S> {
                 return Err(Error::definite(format!("{}.{}: table no longer exists on the source and the binlog carries no column names", table.database, table.table), "set binlog_row_metadata=FULL on the source"))
             }
         };
-        // BINARY(n): row images may omit trailing 0x00 bytes (MariaDB strips
-        // them); the stored value is always n bytes, and keys must match it.
+        let mut binary = Vec::new();
+        let mut unsigned = Vec::new();
         if let Some(s) = &schema {
             for (i, name) in columns.iter().enumerate() {
                 let Some(sc) = s.columns.iter().find(|x| &x.name == name) else {
                     continue;
                 };
                 if let Some(width) = sc.binary_width() {
-                    for ch in changes.iter_mut() {
-                        for img in [ch.before.as_mut(), ch.after.as_mut()]
-                            .into_iter()
-                            .flatten()
-                        {
-                            if let Some(Value::Bytes(b)) = img.values.get_mut(i) {
-                                if b.len() < width {
-                                    b.resize(width, 0);
-                                }
-                            }
-                        }
+                    binary.push((i, width));
+                }
+                // Signedness: when the table map does not say, use the source schema.
+                let map_says = table.columns.get(i).and_then(|c| c.unsigned);
+                if map_says.is_none() && sc.unsigned {
+                    if let Some(w) = sc.int_width() {
+                        unsigned.push((i, w));
                     }
                 }
             }
         }
-        // Signedness: when the table map does not say, use the source schema.
-        if let Some(s) = &schema {
-            for (i, c) in table.columns.iter().enumerate() {
-                if c.unsigned.is_none() {
-                    let sc = s.columns.iter().find(|x| Some(&x.name) == columns.get(i));
-                    if let Some(sc) = sc {
-                        if sc.unsigned {
-                            if let Some(w) = sc.int_width() {
-                                for ch in changes.iter_mut() {
-                                    for img in [ch.before.as_mut(), ch.after.as_mut()]
-                                        .into_iter()
-                                        .flatten()
-                                    {
-                                        fix_unsigned(img, i, w);
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        self.begin()?;
-        let rec = Record::Rows(RowsRecord {
-            database: table.database.clone(),
-            table: table.table.clone(),
-            columns,
-            changes,
-        });
-        self.sink.append(&rec)?;
-        Ok(())
+        let plan = RowsPlan {
+            map: table.clone(),
+            columns: columns.into(),
+            binary,
+            unsigned,
+        };
+        self.plans.insert(table.table_id, plan.clone());
+        Ok(plan)
     }
 }
 
@@ -691,6 +722,35 @@ fn fix_unsigned(img: &mut RowImage, i: usize, width: u8) {
     if let Some(v) = img.values.get_mut(i) {
         if matches!(v, Value::Int(_)) {
             *v = std::mem::replace(v, Value::Null).into_unsigned(width);
+        }
+    }
+}
+
+/// The bytes of an event as the source sent them: header, body, and (when
+/// checksums are on) the checksum algorithm byte of a FORMAT_DESCRIPTION and
+/// the stored CRC32. mysql_async's own `Event::write` computes a new CRC
+/// instead, which would hide corruption from the decoder's check.
+fn encode_received(item: &mysql_async::binlog::events::Event, raw: &mut Vec<u8>) {
+    use mysql_async::binlog::BinlogChecksumAlg;
+    let h = item.header();
+    let is_fde = h.event_type_raw() == 15;
+    raw.extend_from_slice(&h.timestamp().to_le_bytes());
+    raw.push(h.event_type_raw());
+    raw.extend_from_slice(&h.server_id().to_le_bytes());
+    raw.extend_from_slice(&h.event_size().to_le_bytes());
+    raw.extend_from_slice(&h.log_pos().to_le_bytes());
+    raw.extend_from_slice(&h.flags_raw().to_le_bytes());
+    raw.extend_from_slice(item.data());
+    if let Ok(Some(alg)) = item.footer().get_checksum_alg() {
+        if is_fde {
+            raw.push(alg as u8);
+        }
+        if alg == BinlogChecksumAlg::BINLOG_CHECKSUM_ALG_CRC32 || is_fde {
+            let sum = item
+                .checksum()
+                .map(u32::from_le_bytes)
+                .unwrap_or_else(|| item.calc_checksum(alg));
+            raw.extend_from_slice(&sum.to_le_bytes());
         }
     }
 }

@@ -15,6 +15,7 @@
 use dropship_mysql::position::Position;
 use dropship_mysql::RowChange;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Record {
@@ -44,7 +45,8 @@ pub enum Record {
 pub struct RowsRecord {
     pub database: String,
     pub table: String,
-    pub columns: Vec<String>,
+    /// Shared: the reader builds it once per table map.
+    pub columns: Arc<[String]>,
     pub changes: Vec<RowChange>,
 }
 
@@ -79,7 +81,7 @@ mod tests {
         let r = Record::Rows(RowsRecord {
             database: "shop".into(),
             table: "users".into(),
-            columns: vec!["id".into(), "name".into()],
+            columns: vec!["id".to_string(), "name".to_string()].into(),
             changes: vec![RowChange {
                 kind: RowKind::Insert,
                 before: None,
@@ -91,5 +93,31 @@ mod tests {
         });
         assert_eq!(Record::decode(&r.encode()).unwrap(), r);
         assert!(Record::decode(&[0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn byte_values_keep_the_relay_format_of_a_byte_sequence() {
+        let b: Vec<u8> = (0..=255u8).chain(0..44).collect();
+        // Variant 6, then what serde's default (a sequence of u8) wrote.
+        let mut want = vec![6u8];
+        want.extend(postcard::to_allocvec(&b).unwrap());
+        let v = Value::Bytes(b);
+        let enc = postcard::to_allocvec(&v).unwrap();
+        assert_eq!(enc, want);
+        assert_eq!(postcard::from_bytes::<Value>(&enc).unwrap(), v);
+        assert_eq!(
+            postcard::from_bytes::<Value>(&[6, 0]).unwrap(),
+            Value::Bytes(vec![])
+        );
+    }
+
+    #[test]
+    fn shared_column_names_keep_the_relay_format_of_a_vec() {
+        let names = vec!["id".to_string(), "name".to_string()];
+        let shared: Arc<[String]> = names.clone().into();
+        assert_eq!(
+            postcard::to_allocvec(&shared).unwrap(),
+            postcard::to_allocvec(&names).unwrap()
+        );
     }
 }

@@ -9,11 +9,16 @@
 //! generated values differ is a target that answers differently.
 //!
 //! # The per-row hash, and why it sees every stored bit
-//! `MD5(CONCAT_WS('#', e1, ISNULL(c1), e2, ISNULL(c2), ...))` where `e` is an
-//! exact text form of the stored value:
-//! - strings, binary strings, BLOBs, ENUM/SET, JSON, spatial, BIT, integers,
-//!   YEAR: `HEX(c)` — the stored bytes (or the integer), never a collation's
-//!   view: `'a'`/`'A'`, a trailing space, a trailing `0x00` all change it;
+//! Each row is encoded as `CONCAT_WS('#', [ISNULL(c1),] [LENGTH(c1),] e1,
+//! ...)` (the NULL flag for columns either side allows NULL in) where `e`
+//! is an exact form of the stored value (inside the row text numbers and
+//! temporals go without the `CAST(.. AS CHAR)`: `CONCAT_WS` reads the same
+//! text from them, without a character set conversion):
+//! - strings, binary strings, BLOBs, ENUM/SET, JSON: `CAST(c AS BINARY)` —
+//!   the stored bytes, never a collation's view: `'a'`/`'A'`, a trailing
+//!   space, a trailing `0x00` all change it. They may contain `#`, so their
+//!   byte `LENGTH` comes first;
+//! - integers and YEAR: the value itself (decimal text);
 //! - DECIMAL and DATE/TIME/DATETIME/TIMESTAMP: `CAST(c AS CHAR)` — exact,
 //!   microseconds included when the precision has them (sessions use
 //!   `time_zone = '+00:00'`, so TIMESTAMPs compare as stored UTC values);
@@ -21,14 +26,37 @@
 //!   printed as the shortest text that reads back as the same double, so one
 //!   changed bit changes it (`HEX(double)` would round to an integer and
 //!   `CAST(float AS CHAR)` keeps only 6 digits; both are proven wrong in
-//!   `tests/verify.rs`).
+//!   `tests/verify.rs`);
+//! - anything else (BIT, spatial, ...): `HEX(c)`.
 //!
-//! `CONCAT_WS` skips NULLs and `HEX('')` is empty, so the `ISNULL` flag after
-//! every value keeps NULL and `''` apart. `#` never occurs in any `e`.
+//! The encoding is injective: reading left to right, a NULL flag (`0`/`1`,
+//! present for every column that can hold NULL) says whether the column's fields follow (`CONCAT_WS` skips NULLs), a
+//! length says exactly how many bytes the value has, and every other form
+//! (numbers, temporals, hex) contains no `#`. So two rows hash the same input
+//! only if every compared column holds the same stored value.
 //!
-//! A chunk's checksum is `COUNT(*)` and the exact (DECIMAL) sums of both
-//! 64-bit halves of the row hashes, computed on the server: only three
-//! numbers cross the network per chunk.
+//! # The hash, and how likely a difference is missed
+//! On MariaDB (both sides have `CRC32C`, 10.8+) the row hash is the pair
+//! `CRC32(text)`, `CRC32C(text)`; a chunk's checksum is `COUNT(*)` and the
+//! exact sums of each (computed on the server: three numbers cross the
+//! network per chunk). About 1.8x cheaper per row than `MD5` over `HEX` forms
+//! (measured on the benchmark table, 200k rows: 0.99 s vs 1.77 s).
+//! - Both are CRCs, so a change of one row that keeps its text's length and
+//!   is confined to 32 consecutive bits (every single-bit flip, every
+//!   changed byte or same-size character) changes *both* row hashes for
+//!   certain, hence both sums: such a difference is never missed.
+//! - Other changes: the two CRCs use different polynomials (0x04C11DB7 and
+//!   0x1EDC6F41); a CRC is an affine map of its input, and the two maps
+//!   together send a random difference to a random 64-bit value, so a
+//!   changed row keeps both hashes with probability about 2^-64. Several
+//!   changed rows in one chunk must additionally cancel in both integer sums:
+//!   also about 2^-64. Over a billion differing chunks the chance of missing
+//!   one stays below 10^-10. These are odds for accidental differences; the
+//!   hashes are not cryptographic, and verify does not defend against a
+//!   writer crafting rows to collide (pt-table-checksum's default is one
+//!   32-bit CRC32 folded with XOR, so 2^-32 per chunk).
+//! - Servers without `CRC32C` (MySQL) fall back to `MD5` of the same text:
+//!   the sums of both 64-bit halves (2^-64 per chunk as well).
 //!
 //! # Chunks
 //! A chunk is a key range `(lo, hi]` (`lo` absent for the first, `hi` absent
@@ -51,6 +79,17 @@ pub struct TablePlan {
     pub key: Vec<String>,
     /// Compared columns (present on both sides with the same type).
     pub columns: Vec<Column>,
+    /// Which row hash both sides compute (see the module doc).
+    pub hash: HashKind,
+}
+
+/// The per-row hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashKind {
+    /// `CRC32` and `CRC32C` (MariaDB 10.8+ on both sides): 64 bits, cheap.
+    Crc,
+    /// `MD5`, 128 bits: servers without `CRC32C` (MySQL).
+    Md5,
 }
 
 /// A table's definitions on both sides, compared.
@@ -90,7 +129,12 @@ pub fn plan(src: &TableSchema, tgt: Option<&TableSchema>, tgt_db: &str) -> Plann
                 c.charset.as_deref().unwrap_or("-"),
                 t.charset.as_deref().unwrap_or("-")
             )),
-            Some(_) => columns.push(c.clone()),
+            Some(t) => {
+                // NULL flags wherever either side allows NULL (see `row_text`).
+                let mut c = c.clone();
+                c.nullable |= t.nullable;
+                columns.push(c);
+            }
         }
     }
     for t in &tgt.columns {
@@ -115,6 +159,7 @@ pub fn plan(src: &TableSchema, tgt: Option<&TableSchema>, tgt_db: &str) -> Plann
         table: src.table.clone(),
         key,
         columns,
+        hash: HashKind::Md5,
     };
     Planned::Compare { plan, drift }
 }
@@ -127,8 +172,53 @@ pub fn value_expr(c: &Column) -> String {
         "decimal" | "numeric" | "date" | "time" | "datetime" | "timestamp" => {
             format!("CAST({id} AS CHAR)")
         }
+        _ if is_integer(c) => id,
+        _ if is_bytes(c) => format!("CAST({id} AS BINARY)"),
         _ => format!("HEX({id})"),
     }
+}
+
+/// A value's form inside the row text: `value_expr` without the `CAST(..
+/// AS CHAR)` around numbers and temporals (`CONCAT_WS` reads the same text
+/// from them; the cast only adds a character set conversion, measured at
+/// about a third of the row's cost).
+fn hash_expr(c: &Column) -> String {
+    let id = sql::ident(&c.name);
+    match c.data_type.as_str() {
+        "float" | "double" | "real" => format!("{id} + 0e0"),
+        "decimal" | "numeric" | "date" | "time" | "datetime" | "timestamp" => id,
+        _ => value_expr(c),
+    }
+}
+
+/// Integer types: their decimal text is exact and has no `#`.
+fn is_integer(c: &Column) -> bool {
+    matches!(
+        c.data_type.as_str(),
+        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "year"
+    )
+}
+
+/// String-like types hashed as their stored bytes, after their length.
+fn is_bytes(c: &Column) -> bool {
+    matches!(
+        c.data_type.as_str(),
+        "char"
+            | "varchar"
+            | "binary"
+            | "varbinary"
+            | "tinytext"
+            | "text"
+            | "mediumtext"
+            | "longtext"
+            | "tinyblob"
+            | "blob"
+            | "mediumblob"
+            | "longblob"
+            | "enum"
+            | "set"
+            | "json"
+    )
 }
 
 /// A key range `(lo, hi]`; values are SQL literals.
@@ -155,14 +245,30 @@ impl TablePlan {
             .join(",")
     }
 
-    /// `MD5(CONCAT_WS(...))` over every compared column.
-    pub fn row_hash(&self) -> String {
-        let mut parts = Vec::with_capacity(self.columns.len() * 2);
+    /// The row's encoding: `CONCAT_WS('#', ...)` over every compared column
+    /// (see the module doc for why it is injective).
+    pub fn row_text(&self) -> String {
+        let mut parts = Vec::with_capacity(self.columns.len() * 3);
         for c in &self.columns {
-            parts.push(value_expr(c));
-            parts.push(format!("ISNULL({})", sql::ident(&c.name)));
+            let id = sql::ident(&c.name);
+            if c.nullable {
+                parts.push(format!("ISNULL({id})"));
+            }
+            if is_bytes(c) {
+                parts.push(format!("LENGTH({id})"));
+            }
+            parts.push(hash_expr(c));
         }
-        format!("MD5(CONCAT_WS('#',{}))", parts.join(","))
+        format!("CONCAT_WS('#',{})", parts.join(","))
+    }
+
+    /// One row's hash as a single value (row-level comparisons).
+    pub fn row_hash(&self) -> String {
+        let t = self.row_text();
+        match self.hash {
+            HashKind::Crc => format!("CONCAT(CRC32({t}),'-',CRC32C({t}))"),
+            HashKind::Md5 => format!("MD5({t})"),
+        }
     }
 
     /// `WHERE` condition of a range (`1` for the whole table).
@@ -181,8 +287,21 @@ impl TablePlan {
         }
     }
 
-    /// `COUNT(*)` and the sums of both halves of the row hashes in a range.
+    /// `COUNT(*)` and two sums of row hashes in a range (`CRC32` and
+    /// `CRC32C`, or both 64-bit halves of the `MD5`).
     pub fn checksum_sql(&self, table: &str, r: &Range) -> String {
+        if self.hash == HashKind::Crc {
+            // The derived table is materialized (`verify::SESSION_SQL`), so
+            // the row text is built once for both hashes (measured: 0.99 s
+            // vs 1.20 s inline for 200k rows).
+            return format!(
+                "SELECT COUNT(*), CAST(COALESCE(SUM(CRC32(h)),0) AS CHAR), \
+                 CAST(COALESCE(SUM(CRC32C(h)),0) AS CHAR) \
+                 FROM (SELECT {} AS h FROM {table} WHERE {}) AS x",
+                self.row_text(),
+                self.range_sql(r)
+            );
+        }
         format!(
             "SELECT COUNT(*), CAST(COALESCE(SUM(CAST(CONV(LEFT(h,16),16,10) AS UNSIGNED)),0) AS CHAR), \
              CAST(COALESCE(SUM(CAST(CONV(RIGHT(h,16),16,10) AS UNSIGNED)),0) AS CHAR) \
@@ -319,11 +438,45 @@ mod tests {
     }
 
     #[test]
-    fn floats_decimals_and_temporals_hash_as_exact_text_and_the_rest_as_hex() {
+    fn floats_decimals_and_temporals_hash_as_exact_text_strings_as_bytes_and_the_rest_as_hex() {
         assert_eq!(value_expr(&col("f", "float")), "CAST(`f` + 0e0 AS CHAR)");
         assert_eq!(value_expr(&col("d", "decimal")), "CAST(`d` AS CHAR)");
         assert_eq!(value_expr(&col("t", "datetime")), "CAST(`t` AS CHAR)");
-        assert_eq!(value_expr(&col("s", "varchar")), "HEX(`s`)");
+        assert_eq!(value_expr(&col("s", "varchar")), "CAST(`s` AS BINARY)");
+        assert_eq!(value_expr(&col("i", "bigint")), "`i`");
+        assert_eq!(value_expr(&col("b", "bit")), "HEX(`b`)");
+    }
+
+    #[test]
+    fn the_row_text_flags_nulls_and_prefixes_bytes_with_their_length() {
+        let p = TablePlan {
+            name: "d.t".into(),
+            src_db: "d".into(),
+            tgt_db: "d".into(),
+            table: "t".into(),
+            key: vec!["id".into()],
+            columns: vec![col("id", "int"), col("s", "varchar")],
+            hash: HashKind::Crc,
+        };
+        assert_eq!(
+            p.row_text(),
+            "CONCAT_WS('#',ISNULL(`id`),`id`,ISNULL(`s`),LENGTH(`s`),CAST(`s` AS BINARY))"
+        );
+        let mut q = p.clone();
+        q.columns[0].nullable = false;
+        q.columns.push(col("e", "double"));
+        q.columns.push(col("d", "datetime"));
+        assert_eq!(
+            q.row_text(),
+            "CONCAT_WS('#',`id`,ISNULL(`s`),LENGTH(`s`),CAST(`s` AS BINARY),ISNULL(`e`),`e` + 0e0,ISNULL(`d`),`d`)"
+        );
+        let r = Range::default();
+        assert!(p.checksum_sql("`d`.`t`", &r).contains("SUM(CRC32C(h))"));
+        let md5 = TablePlan {
+            hash: HashKind::Md5,
+            ..p
+        };
+        assert!(md5.row_hash().starts_with("MD5(CONCAT_WS("));
     }
 
     #[test]

@@ -42,6 +42,26 @@ pub type Sink<'a> = dyn FnMut(EventHeader, Event) -> Result<(), DecodeError> + '
 pub struct Decoder {
     format: Option<Format>,
     tables: HashMap<u64, Arc<TableMap>>,
+    /// Recently parsed table maps with their body bytes, by table id: a
+    /// server writes the same map before every statement, so a byte-equal
+    /// body reuses the parsed map (and its `Arc`) instead of parsing again.
+    /// Bounded by `RECENT_MAPS`; emptied with a new format description.
+    recent_maps: HashMap<u64, (Vec<u8>, Arc<TableMap>)>,
+}
+
+/// Most table maps kept in `Decoder::recent_maps`.
+const RECENT_MAPS: usize = 1024;
+
+/// The table id at the start of a TABLE_MAP body (4 bytes with a 6-byte
+/// post-header, else 6).
+fn table_id_of(body: &[u8], post_header_len: u8) -> Option<u64> {
+    let n = if post_header_len == 6 { 4 } else { 6 };
+    let b = body.get(..n)?;
+    Some(
+        b.iter()
+            .enumerate()
+            .fold(0u64, |v, (i, x)| v | (u64::from(*x) << (8 * i))),
+    )
 }
 
 struct Ctx {
@@ -92,6 +112,7 @@ impl Decoder {
     /// Forgets all table maps (e.g. after a reconnect).
     pub fn clear_tables(&mut self) {
         self.tables.clear();
+        self.recent_maps.clear();
     }
 
     /// Decodes one event whose file offset is unknown: the offset is taken
@@ -241,6 +262,7 @@ impl Decoder {
                 checksum: f.checksum,
             };
             self.format = Some(f);
+            self.recent_maps.clear();
             return out(header, ev);
         }
         let ev = self.event(&cx, &h, body)?;
@@ -306,11 +328,25 @@ impl Decoder {
             }
             t::TABLE_MAP => {
                 let phl = self.phl(cx, 8)?;
-                let tm = table_map::parse(body, phl, self.format.as_ref().is_some_and(|f| f.mariadb)).map_err(|e| match e {
-                    TableMapError::Short(sh) => cx.short(sh),
-                    TableMapError::Malformed(m) => cx.bad(m),
-                })?;
-                let tm = Arc::new(tm);
+                let cached = table_id_of(body, phl)
+                    .and_then(|id| self.recent_maps.get(&id))
+                    .filter(|(raw, _)| raw.as_slice() == body)
+                    .map(|(_, tm)| tm.clone());
+                let tm = match cached {
+                    Some(tm) => tm,
+                    None => {
+                        let tm = table_map::parse(body, phl, self.format.as_ref().is_some_and(|f| f.mariadb)).map_err(|e| match e {
+                            TableMapError::Short(sh) => cx.short(sh),
+                            TableMapError::Malformed(m) => cx.bad(m),
+                        })?;
+                        let tm = Arc::new(tm);
+                        if self.recent_maps.len() >= RECENT_MAPS {
+                            self.recent_maps.clear();
+                        }
+                        self.recent_maps.insert(tm.table_id, (body.to_vec(), tm.clone()));
+                        tm
+                    }
+                };
                 self.tables.insert(tm.table_id, tm.clone());
                 Event::TableMap(tm)
             }
