@@ -589,6 +589,13 @@ impl Applier {
             self.batch_started = None;
             return Ok(());
         }
+        // A large batch waits for the one in flight before it is rendered:
+        // at most one rendered batch (hex text, about twice its values) is
+        // held at a time, which keeps a huge transaction within its memory
+        // budget; small batches keep the pipelining.
+        if self.batch.bytes >= BATCH_BYTES / 2 {
+            self.settle().await?;
+        }
         // Catch-up after a copy: decided by where the batch *starts* (the last
         // committed position): from there on the target may be ahead.
         let catching_up = match (&self.catch_up_until, &self.sent) {
