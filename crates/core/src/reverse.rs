@@ -395,3 +395,50 @@ async fn start_pipeline(
     );
     Ok((tx, h, control))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mirrored_config_reads_the_target_claims_renamed_tables_and_renames_back() {
+        let text = r#"
+[source]
+url = "mysql://repl:pw@10.0.0.5:3306"
+server_id = 4242
+[state]
+dir = "/tmp/ds"
+[services.users]
+target = "mysql://dropship:tpw@10.0.0.9:3306"
+tables = ["shop.users", "shop.sessions"]
+rename_databases = { shop = "accounts" }
+"#;
+        let cfg = Config::parse("t.toml", text, &|_| None).expect("config");
+        let svc = cfg.service("users").expect("service");
+        let tables: Vec<Arc<TableSchema>> = ["users", "sessions"]
+            .iter()
+            .map(|t| {
+                Arc::new(TableSchema {
+                    database: "shop".into(),
+                    table: t.to_string(),
+                    columns: Vec::new(),
+                    key: Vec::new(),
+                    key_is_primary: true,
+                })
+            })
+            .collect();
+        let r = config(&cfg, svc, &tables, "tok'en");
+        assert_eq!(r.source.host, "10.0.0.9", "reads the service's target");
+        assert_ne!(r.server_id, cfg.server_id);
+        assert_ne!(r.server_id, 0);
+        assert!(!r.heartbeat);
+        assert_eq!(r.state_dir, PathBuf::from("/tmp/ds/reverse/users"));
+        let s = &r.services[0];
+        assert_eq!(s.name, "users");
+        assert_eq!(s.target.host, "10.0.0.5", "writes the source");
+        assert!(s.claims("accounts", "users") && s.claims("accounts", "sessions"));
+        assert!(!s.claims("shop", "users"), "claims the target's names");
+        assert_eq!(s.target_database("accounts"), "shop", "renames back");
+        assert!(!format!("{:?}", s.target).contains(":pw@"), "redacted");
+    }
+}
