@@ -244,7 +244,7 @@ fn main() -> ExitCode {
     rt.block_on(dispatch(cli))
 }
 
-fn load_config(path: &PathBuf) -> Result<Config, ExitCode> {
+fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
     Config::load(path).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(2)

@@ -348,7 +348,7 @@ impl Applier {
                 }
             }
             Record::Ddl(d) => {
-                let skip = self.open.as_ref().map_or(true, |o| o.skip);
+                let skip = self.open.as_ref().is_none_or(|o| o.skip);
                 if skip || !d.tables.iter().any(|(db, t)| self.svc.claims(db, t)) {
                     return Ok(None);
                 }
@@ -382,7 +382,7 @@ impl Applier {
                 }
             }
             Record::Progress { pos, ts } => {
-                if self.open.is_none() && self.applied.as_ref().map_or(true, |(p, _)| pos > *p) {
+                if self.open.is_none() && self.applied.as_ref().is_none_or(|(p, _)| pos > *p) {
                     if self.batch.is_empty() {
                         self.pending_progress = Some((pos.clone(), ts));
                     }

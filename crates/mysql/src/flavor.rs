@@ -104,6 +104,6 @@ mod tests {
         assert_eq!((m.major, m.minor), (10, 5));
         let y = Flavor::parse("8.4.0");
         assert_eq!(y.show_binlog_status(), "SHOW BINARY LOG STATUS");
-        assert!(Flavor::parse("5.6.40").supported() == false);
+        assert!(!Flavor::parse("5.6.40").supported());
     }
 }

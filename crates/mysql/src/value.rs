@@ -318,7 +318,7 @@ mod tests {
 
     #[test]
     fn floats_round_trip_through_their_text() {
-        for v in [0.1f64, 1e-300, -2.5e300, 123456789.123456789] {
+        for v in [0.1f64, 1e-300, -2.5e300, 123_456_789.123_456_79] {
             let s = sql(Value::Double(v));
             assert_eq!(s.parse::<f64>().unwrap(), v);
         }

@@ -224,8 +224,8 @@ fn a_corrupt_compressed_payload_is_an_error_naming_the_payload_offset_not_lost_r
     let &(off, size) = events.iter().find(|(o, _)| b[o + 4] == 40).unwrap();
     // Damage the zstd frame (past the payload header) and re-seal the CRC, so
     // only the decompressor can notice.
-    for i in (off + size - 30)..(off + size - 10) {
-        b[i] ^= 0x5a;
+    for x in &mut b[(off + size - 30)..(off + size - 10)] {
+        *x ^= 0x5a;
     }
     fix_crcs(&mut b, &events);
     let mut kinds = Vec::new();
