@@ -175,46 +175,43 @@ pub async fn start(cfg: &Config, service: &str, tgt: &mut Conn) -> Result<Positi
 /// Removes a reverse position left by an earlier cutover (best effort: when
 /// this cutover has no reverse replication, rollback must not wait for one).
 pub async fn forget(cfg: &Config, service: &str) {
-    if let Ok(Some(_)) = applied(cfg, service).await {
-        if let Ok(mut src) = Conn::new(cfg.source.opts()).await {
-            let _ = src
-                .exec_drop(
-                    "DELETE FROM `_dropship`.`positions` WHERE service = ?",
-                    (service,),
-                )
-                .await;
-            let _ = src.disconnect().await;
-        }
+    let Ok(mut src) = crate::cutover::connect_source(cfg).await else {
+        return;
+    };
+    if let Ok(Some(_)) = applied_on(&mut src, service).await {
+        let _ = src
+            .exec_drop(
+                "DELETE FROM `_dropship`.`positions` WHERE service = ?",
+                (service,),
+            )
+            .await;
     }
+    let _ = src.disconnect().await;
 }
 
 /// The reverse stream's committed target position, if it was started.
 pub async fn applied(cfg: &Config, service: &str) -> Result<Option<Position>> {
     let mut src = crate::cutover::connect_source(cfg).await?;
-    let exists: Option<String> = src
-        .query_first(
-            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '_dropship'",
-        )
-        .await
-        .map_err(Error::db("looking for _dropship on the source"))?;
-    let r = match exists {
-        None => None,
-        Some(_) => {
-            let has_table: Option<String> = src
-                .query_first("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = '_dropship' AND TABLE_NAME = 'positions'")
-                .await
-                .map_err(Error::db("looking for _dropship.positions on the source"))?;
-            match has_table {
-                None => None,
-                Some(_) => meta::load_position(&mut src, service).await?.map(|p| p.0),
-            }
-        }
-    };
+    let r = applied_on(&mut src, service).await;
     let _ = src.disconnect().await;
-    Ok(r)
+    r
 }
 
-/// Waits until the reverse stream has applied everything up to `t1`.
+/// [`applied`] on an open source connection.
+async fn applied_on(src: &mut Conn, service: &str) -> Result<Option<Position>> {
+    // `_dropship` exists on the source only once a cutover prepared it.
+    let has_table: Option<u8> = src
+        .query_first("SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = '_dropship' AND TABLE_NAME = 'positions'")
+        .await
+        .map_err(Error::db("looking for _dropship.positions on the source"))?;
+    match has_table {
+        None => Ok(None),
+        Some(_) => Ok(meta::load_position(src, service).await?.map(|p| p.0)),
+    }
+}
+
+/// Waits until the reverse stream has applied everything up to `t1` (one
+/// source connection, polled every 20 ms: this runs inside the freeze).
 pub async fn wait_applied(
     cfg: &Config,
     service: &str,
@@ -222,25 +219,29 @@ pub async fn wait_applied(
     timeout: Duration,
 ) -> Result<Position> {
     let started = std::time::Instant::now();
-    loop {
-        match applied(cfg, service).await? {
-            Some(p) if p >= *t1 => return Ok(p),
-            Some(p) if started.elapsed() > timeout => {
-                return Err(Error::definite(
+    let mut src = crate::cutover::connect_source(cfg).await?;
+    let r = loop {
+        match applied_on(&mut src, service).await {
+            Err(e) => break Err(e),
+            Ok(Some(p)) if p >= *t1 => break Ok(p),
+            Ok(Some(p)) if started.elapsed() > timeout => {
+                break Err(Error::definite(
                     format!("reverse replication of service {service} did not reach the target position {t1} within {timeout:?} (it is at {p})"),
                     "check that `dropship replicate` is running (`dropship status`); its log names any reverse replication error",
                 ))
             }
-            None => {
-                return Err(Error::definite(
+            Ok(None) => {
+                break Err(Error::definite(
                     format!("service {service} has no reverse replication position on the source"),
-                    "",
+                    "it was removed while the rollback ran; run `dropship rollback` again (without reverse replication it copies the tables back in full)",
                 ))
             }
-            _ => {}
+            Ok(_) => {}
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    };
+    let _ = src.disconnect().await;
+    r
 }
 
 /// Whether the reverse stream should run now; `Some(token)` if so.
