@@ -12,17 +12,17 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can go wrong while running a throwaway server or a workload.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// `mariadbd` or `mariadb-install-db` is missing.
-    #[error("MariaDB server binaries not found: run scripts/install-deps.sh (apt-get install mariadb-server) (looked for {0})")]
+    /// The server binaries of the asked flavor are missing.
+    #[error("server binaries not found: run scripts/install-deps.sh (MariaDB from apt, MySQL 9.7 through scripts/install-mysql.sh) (looked for {0})")]
     NotInstalled(String),
 
-    /// `mariadb-install-db` failed while preparing the cached template datadir.
-    #[error("mariadb-install-db failed for template {dir}: {detail}")]
+    /// `mariadb-install-db` or `mysqld --initialize-insecure` failed while preparing the cached template datadir.
+    #[error("initialising the template datadir {dir} failed: {detail}")]
     Template { dir: PathBuf, detail: String },
 
     /// The server did not become ready; `log_tail` is the end of its error log.
     #[error(
-        "MariaDB server on port {port} did not start: {reason}\n--- tail of {log} ---\n{log_tail}"
+        "sandbox server on port {port} did not start: {reason}\n--- tail of {log} ---\n{log_tail}"
     )]
     Startup {
         port: u16,

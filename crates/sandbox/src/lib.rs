@@ -1,7 +1,8 @@
-//! Throwaway MariaDB servers for tests, `dropship demo` and the benchmarks, plus the workloads run against them.
+//! Throwaway MariaDB and MySQL servers for tests, `dropship demo` and the benchmarks, plus the workloads run against them.
 //!
-//! - [`MariaDb`] starts `mariadbd` from the local Debian binaries in a short temporary directory, on a free port,
-//!   from a cached template datadir; dropping it kills the server and removes the directory.
+//! - [`Server`] starts `mariadbd` from the local Debian binaries, or MySQL 9.7's `mysqld` from the folder of
+//!   `scripts/install-mysql.sh` ([`Flavor`]), in a short temporary directory, on a free port, from a cached
+//!   template datadir; dropping it kills the server and removes the directory.
 //! - [`workload`] creates the `all_types` schema and runs random multi-statement transactions over it.
 //! - [`monolith`] is the demo's `shop` schema with [`monolith::LiveWriters`] writing into it concurrently.
 //! - [`compare`] checks that a table is byte-for-byte identical on two servers and names the first difference.
@@ -18,5 +19,6 @@ pub mod workload;
 
 pub use compare::assert_tables_identical;
 pub use error::{Error, Result};
-pub use server::{MariaDb, ServerOptions};
+pub use server::{default_flavor, MariaDb, Server, ServerOptions};
+pub use template::Flavor;
 pub use workload::Workload;

@@ -1,9 +1,15 @@
-//! One throwaway MariaDB server: its options, its directory, its process.
+//! One throwaway MariaDB or MySQL server: its options, its directory, its process.
 //!
-//! [`MariaDb::start`] copies the cached template datadir (see [`crate::template`]) into a short temporary
+//! [`Server::start`] copies the cached template datadir (see [`crate::template`]) into a short temporary
 //! directory (`/tmp/ds-XXXXXX`, so the unix socket path stays far below the 107-byte limit), writes a `my.cnf`,
 //! and spawns `mariadbd --defaults-file=my.cnf` (always the first argument, so `/etc/mysql/my.cnf` never leaks
-//! in) as a direct child of this process.
+//! in) as a direct child of this process. MySQL runs the same way through the `bin/mysqld` wrapper of
+//! `scripts/install-mysql.sh`, which `exec`s the server, so the child is still the server itself.
+//!
+//! The flavor is an option ([`ServerOptions::with_flavor`]); each option is rendered in that flavor's words
+//! (MariaDB's `gtid_strict_mode` is MySQL's `gtid_mode=ON` + `enforce_gtid_consistency`, MariaDB's
+//! `log_bin_compress` is MySQL's `binlog_transaction_compression`, a target without binlog is `skip-log-bin` on
+//! MySQL, whose binlog is on by default).
 //!
 //! Invariants:
 //! - The server process is always our direct child and is reaped with `wait()`: a killed server is really gone
@@ -12,7 +18,7 @@
 //!   race for it is retried on a fresh port.
 //! - "Started" means a root connection over TCP succeeded *and* reported our own socket path, so a foreign
 //!   server that grabbed the port is never mistaken for ours.
-//! - Dropping a [`MariaDb`] kills the server and removes its directory, unless `DROPSHIP_KEEP_SANDBOX=1`.
+//! - Dropping a [`Server`] kills the server and removes its directory, unless `DROPSHIP_KEEP_SANDBOX=1`.
 //!
 //! Fails with [`Error::NotInstalled`] without binaries and [`Error::Startup`] (carrying the tail of the error log)
 //! when the server exits or is not ready within 30 seconds.
@@ -26,7 +32,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Pool};
 
 use crate::error::{Error, Result};
-use crate::template::{self, Binaries};
+use crate::template::{self, Binaries, Flavor};
 
 const READY_DEADLINE: Duration = Duration::from_secs(30);
 const STOP_DEADLINE: Duration = Duration::from_secs(60);
@@ -35,6 +41,8 @@ const PORT_ATTEMPTS: usize = 5;
 /// How to configure a server. Start from [`ServerOptions::source`] or [`ServerOptions::target`] and adjust.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerOptions {
+    /// Which server to start. Optional, default MariaDB (or `$DROPSHIP_TEST_FLAVOR`, see [`default_flavor`]).
+    pub flavor: Flavor,
     /// Write a binary log (`log-bin`). Required: yes.
     pub binlog: bool,
     /// `server-id`. Required: yes (source 1, target 2).
@@ -69,6 +77,7 @@ impl ServerOptions {
     /// `server-id=1`, `gtid_strict_mode=ON`.
     pub fn source() -> Self {
         ServerOptions {
+            flavor: default_flavor(),
             binlog: true,
             server_id: 1,
             binlog_row_metadata: Some("FULL"),
@@ -85,6 +94,7 @@ impl ServerOptions {
     /// A replication target: binlog off, `server-id=2`, everything else at the server's defaults.
     pub fn target() -> Self {
         ServerOptions {
+            flavor: default_flavor(),
             binlog: false,
             server_id: 2,
             binlog_row_metadata: None,
@@ -96,6 +106,12 @@ impl ServerOptions {
             gtid_strict_mode: false,
             extra: Vec::new(),
         }
+    }
+
+    /// Sets the flavor.
+    pub fn with_flavor(mut self, flavor: Flavor) -> Self {
+        self.flavor = flavor;
+        self
     }
 
     /// Sets `server-id`.
@@ -146,37 +162,54 @@ impl ServerOptions {
         self
     }
 
-    /// Renders the `[mysqld]` section for a server living in `layout`.
-    fn render(&self, layout: &Layout, port: u16) -> String {
+    /// Renders the `[mysqld]` section for a server of `bins` living in `layout`.
+    fn render(&self, bins: &Binaries, layout: &Layout, port: u16) -> String {
+        let mysql = bins.flavor == Flavor::MySql;
         let mut c = String::from("[mysqld]\n");
         let mut line = |s: String| {
             c.push_str(&s);
             c.push('\n');
         };
+        if let (true, Some(root)) = (mysql, &bins.root) {
+            line(format!("basedir={}", root.join("usr").display()));
+            line(format!(
+                "lc-messages-dir={}",
+                root.join("usr/share/mysql").display()
+            ));
+            line("mysqlx=OFF".into());
+            line("secure-file-priv=".into());
+            line("innodb_redo_log_capacity=64M".into());
+            line("innodb_doublewrite=OFF".into());
+            line("log-error-verbosity=2".into());
+        } else {
+            line("innodb_log_file_size=32M".into());
+            line("innodb_doublewrite=0".into());
+            line("collation-server=utf8mb4_general_ci".into());
+        }
         line(format!("datadir={}", layout.data.display()));
         line(format!("tmpdir={}", layout.tmp.display()));
         line(format!("socket={}", layout.socket.display()));
-        line(format!(
-            "pid-file={}",
-            layout.root.join("mariadbd.pid").display()
-        ));
+        line(format!("pid-file={}", layout.root.join("server.pid").display()));
         line(format!("log-error={}", layout.error_log.display()));
         line(format!("port={port}"));
         line("bind-address=127.0.0.1".into());
         line("skip-name-resolve".into());
         line("performance_schema=OFF".into());
-        line("innodb_log_file_size=32M".into());
         line("innodb_flush_log_at_trx_commit=2".into());
-        line("innodb_doublewrite=0".into());
         line("innodb_buffer_pool_size=64M".into());
         line("sync_binlog=0".into());
         line("max_allowed_packet=256M".into());
         line("max_connections=300".into());
         line("character-set-server=utf8mb4".into());
-        line("collation-server=utf8mb4_general_ci".into());
         line(format!("server-id={}", self.server_id));
         if self.binlog {
             line(format!("log-bin={}", layout.data.join("binlog").display()));
+            if mysql {
+                line("gtid_mode=ON".into());
+                line("enforce_gtid_consistency=ON".into());
+            }
+        } else if mysql {
+            line("skip-log-bin".into());
         }
         if let Some(v) = &self.binlog_format {
             line(format!("binlog_format={v}"));
@@ -191,20 +224,35 @@ impl ServerOptions {
             line(format!("max_binlog_size={v}"));
         }
         if self.log_bin_compress {
-            line("log_bin_compress=ON".into());
+            line(if mysql {
+                "binlog_transaction_compression=ON".into()
+            } else {
+                "log_bin_compress=ON".into()
+            });
         }
         if let Some(v) = &self.time_zone {
             line(format!("default_time_zone='{v}'"));
         }
-        line(format!(
-            "gtid_strict_mode={}",
-            if self.gtid_strict_mode { "ON" } else { "OFF" }
-        ));
+        if !mysql {
+            line(format!(
+                "gtid_strict_mode={}",
+                if self.gtid_strict_mode { "ON" } else { "OFF" }
+            ));
+        }
         for e in &self.extra {
             line(e.clone());
         }
         c
     }
+}
+
+/// The flavor test servers get when a test does not choose: `$DROPSHIP_TEST_FLAVOR` (`mysql` or `mariadb`),
+/// else MariaDB.
+pub fn default_flavor() -> Flavor {
+    std::env::var("DROPSHIP_TEST_FLAVOR")
+        .ok()
+        .and_then(|v| Flavor::parse(&v))
+        .unwrap_or(Flavor::MariaDb)
 }
 
 /// The files of one server, all under one short temporary directory.
@@ -233,8 +281,8 @@ impl Layout {
     }
 }
 
-/// A running throwaway MariaDB server. Dropping it kills the server and deletes its files.
-pub struct MariaDb {
+/// A running throwaway server (MariaDB or MySQL). Dropping it kills the server and deletes its files.
+pub struct Server {
     bins: Binaries,
     opts: ServerOptions,
     layout: Layout,
@@ -245,9 +293,13 @@ pub struct MariaDb {
     startup: Duration,
 }
 
-impl std::fmt::Debug for MariaDb {
+/// The name the sandbox's server had before it spoke MySQL too.
+pub type MariaDb = Server;
+
+impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MariaDb")
+        f.debug_struct("Server")
+            .field("flavor", &self.bins.flavor)
             .field("port", &self.port)
             .field("dir", &self.layout.root)
             .field("server_id", &self.opts.server_id)
@@ -261,11 +313,11 @@ enum Outcome {
     PortClash(String),
 }
 
-impl MariaDb {
+impl Server {
     /// Starts a server and returns once it accepts root connections on `127.0.0.1:port()`.
-    pub async fn start(opts: ServerOptions) -> Result<MariaDb> {
+    pub async fn start(opts: ServerOptions) -> Result<Server> {
         let began = Instant::now();
-        let bins = template::find_binaries()?;
+        let bins = template::find_binaries_of(opts.flavor)?;
         let template_dir = {
             let bins = bins.clone();
             tokio::task::spawn_blocking(move || template::ensure_template(&bins))
@@ -298,15 +350,15 @@ impl MariaDb {
         let mut last_clash = String::new();
         for attempt in 1..=PORT_ATTEMPTS {
             let port = free_port()?;
-            fs::write(&layout.cnf, opts.render(&layout, port))
+            fs::write(&layout.cnf, opts.render(&bins, &layout, port))
                 .map_err(|e| Error::io(format!("writing {}", layout.cnf.display()), e))?;
             let _ = fs::remove_file(&layout.error_log);
             let mut child = spawn(&bins, &layout)?;
             match wait_ready(&mut child, &layout, port).await {
                 Ok(Outcome::Ready) => {
                     let startup = began.elapsed();
-                    tracing::debug!(port, dir = %layout.root.display(), startup_ms = startup.as_millis() as u64, "sandbox MariaDB ready");
-                    return Ok(MariaDb {
+                    tracing::debug!(port, flavor = %bins.flavor, dir = %layout.root.display(), startup_ms = startup.as_millis() as u64, "sandbox server ready");
+                    return Ok(Server {
                         pool: Pool::new(root_opts(port)),
                         bins,
                         opts,
@@ -365,12 +417,44 @@ impl MariaDb {
         &self.opts
     }
 
-    /// The server version, for example `10.11.19-MariaDB-0+deb12u1`.
+    /// The server version, for example `10.11.19-MariaDB-0+deb12u1` or `9.7.4-2`.
     pub fn version(&self) -> &str {
         &self.bins.version
     }
 
-    /// Time from the call to [`MariaDb::start`] until the server accepted connections.
+    /// MariaDB or MySQL.
+    pub fn flavor(&self) -> Flavor {
+        self.bins.flavor
+    }
+
+    /// True for MySQL.
+    pub fn is_mysql(&self) -> bool {
+        self.bins.flavor == Flavor::MySql
+    }
+
+    /// The server's binary-log client (`mariadb-binlog` or MySQL's `mysqlbinlog` wrapper), if installed.
+    pub fn binlog_tool(&self) -> Option<PathBuf> {
+        match &self.bins.root {
+            Some(root) => Some(root.join("bin/mysqlbinlog")).filter(|p| p.is_file()),
+            None => ["/usr/bin/mariadb-binlog", "/usr/bin/mysqlbinlog"]
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.is_file()),
+        }
+    }
+
+    /// The command-line client (`mariadb` or MySQL's `mysql` wrapper), if installed.
+    pub fn client_tool(&self) -> Option<PathBuf> {
+        match &self.bins.root {
+            Some(root) => Some(root.join("bin/mysql")).filter(|p| p.is_file()),
+            None => ["/usr/bin/mariadb", "/usr/bin/mysql"]
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.is_file()),
+        }
+    }
+
+    /// Time from the call to [`Server::start`] until the server accepted connections.
     pub fn startup_time(&self) -> Duration {
         self.startup
     }
@@ -450,7 +534,7 @@ impl MariaDb {
         if let Some(mut child) = self.child.take() {
             child
                 .kill()
-                .map_err(|e| Error::io("sending SIGKILL to mariadbd", e))?;
+                .map_err(|e| Error::io("sending SIGKILL to the server", e))?;
             wait_exit(&mut child, STOP_DEADLINE).await?;
         }
         Ok(())
@@ -466,12 +550,12 @@ impl MariaDb {
             if rc != 0 {
                 let err = std::io::Error::last_os_error();
                 return Err(Error::io(
-                    format!("sending SIGTERM to mariadbd pid {pid}"),
+                    format!("sending SIGTERM to server pid {pid}"),
                     err,
                 ));
             }
             if let Err(e) = wait_exit(&mut child, STOP_DEADLINE).await {
-                tracing::warn!(pid, error = %e, "mariadbd ignored SIGTERM; killing it");
+                tracing::warn!(pid, error = %e, "server ignored SIGTERM; killing it");
                 let _ = child.kill();
                 wait_exit(&mut child, STOP_DEADLINE).await?;
             }
@@ -518,7 +602,7 @@ impl MariaDb {
     }
 }
 
-impl Drop for MariaDb {
+impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             reap(&mut child);
@@ -577,10 +661,10 @@ async fn wait_ready(child: &mut Child, layout: &Layout, port: u16) -> Result<Out
                 if tail.contains("Address already in use") || tail.contains("Bind on TCP/IP port") {
                     return Ok(Outcome::PortClash(tail));
                 }
-                return Err(startup_error(format!("mariadbd exited with {status}")));
+                return Err(startup_error(format!("the server exited with {status}")));
             }
             Ok(None) => {}
-            Err(e) => return Err(Error::io("checking on mariadbd", e)),
+            Err(e) => return Err(Error::io("checking on the server process", e)),
         }
         let attempt =
             tokio::time::timeout(Duration::from_secs(2), Conn::new(root_opts(port))).await;
@@ -609,13 +693,13 @@ async fn wait_exit(child: &mut Child, limit: Duration) -> Result<()> {
             Ok(Some(_)) => return Ok(()),
             Ok(None) if Instant::now() >= deadline => {
                 return Err(Error::Invalid(format!(
-                    "mariadbd pid {} still running after {} s",
+                    "server pid {} still running after {} s",
                     child.id(),
                     limit.as_secs()
                 )))
             }
             Ok(None) => tokio::time::sleep(Duration::from_millis(5)).await,
-            Err(e) => return Err(Error::io("waiting for mariadbd", e)),
+            Err(e) => return Err(Error::io("waiting for the server process", e)),
         }
     }
 }

@@ -1,7 +1,15 @@
-//! Finding the MariaDB binaries and preparing the cached template datadir.
+//! Finding the server binaries of each flavor and preparing the cached template datadir.
 //!
-//! `mariadb-install-db` takes most of a second, so it runs once per server version into a template directory
-//! `$TMPDIR/dropship-sandbox-template-<version>-v1`, and every instance starts from a `cp -a` copy of it.
+//! - **MariaDB** comes from Debian (`/usr/sbin/mariadbd`, `mariadb-install-db`).
+//! - **MySQL 9.7** is unpacked by `scripts/install-mysql.sh` into a private folder (`$DROPSHIP_MYSQL_ROOT`, default
+//!   `/opt/dropship-mysql`), never into the system: its `bin/mysqld` wrapper runs the server through the folder's
+//!   own dynamic loader. The template is made with `mysqld --initialize-insecure` plus an init file that lets
+//!   `root` in over TCP from 127.0.0.1 without a password (MySQL's `root@localhost` does not match TCP clients
+//!   under `skip-name-resolve`).
+//!
+//! Initialising a datadir takes most of a second (MariaDB) or about five (MySQL), so it runs once per flavor and
+//! version into a template directory `$TMPDIR/dropship-sandbox-template-<version>-<format>`, and every instance
+//! starts from a `cp -a` copy of it.
 //!
 //! Invariants:
 //! - The template is complete or absent: it is installed into a private `*.tmp-<pid>` directory, marked with a
@@ -20,22 +28,128 @@ use std::process::Command;
 use crate::error::{Error, Result};
 
 /// Bumped when the template's content or install options change, so old caches are not reused.
-const TEMPLATE_FORMAT: &str = "v1";
+const TEMPLATE_FORMAT: &str = "v2";
 const OK_MARKER: &str = ".dropship-template-ok";
+
+/// The two server families the sandbox can start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Flavor {
+    /// MariaDB 10.11 from Debian.
+    MariaDb,
+    /// MySQL 9.7 from `scripts/install-mysql.sh`.
+    MySql,
+}
+
+impl Flavor {
+    /// Both flavors, MySQL first (the product's main case).
+    pub const ALL: [Flavor; 2] = [Flavor::MySql, Flavor::MariaDb];
+
+    /// `mysql` or `mariadb`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavor::MariaDb => "mariadb",
+            Flavor::MySql => "mysql",
+        }
+    }
+
+    /// Parses `mysql` / `mariadb` (any case).
+    pub fn parse(text: &str) -> Option<Flavor> {
+        match text.to_ascii_lowercase().as_str() {
+            "mysql" => Some(Flavor::MySql),
+            "mariadb" | "maria" => Some(Flavor::MariaDb),
+            _ => None,
+        }
+    }
+
+    /// True when this flavor's binaries are installed here.
+    pub fn available(self) -> bool {
+        find_binaries_of(self).is_ok()
+    }
+}
+
+impl std::fmt::Display for Flavor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Flavor::MariaDb => "MariaDB",
+            Flavor::MySql => "MySQL",
+        })
+    }
+}
 
 /// Paths of the server binaries and the version they report.
 #[derive(Debug, Clone)]
 pub struct Binaries {
-    /// `mariadbd` (the server).
+    /// Which family these binaries are.
+    pub flavor: Flavor,
+    /// `mariadbd`, or the `mysqld` wrapper.
     pub server: PathBuf,
-    /// `mariadb-install-db`.
+    /// `mariadb-install-db` (MariaDB); the server itself for MySQL (`--initialize-insecure`).
     pub install_db: PathBuf,
-    /// Version string as printed by `mariadbd --version`, for example `10.11.19-MariaDB-0+deb12u1`.
+    /// MySQL only: the unpacked folder (`basedir` is `ROOT/usr`).
+    pub root: Option<PathBuf>,
+    /// Version string as printed by `--version`, for example `10.11.19-MariaDB-0+deb12u1` or `9.7.4-2`.
     pub version: String,
 }
 
-/// Finds `mariadbd` and `mariadb-install-db` in the Debian locations or on `PATH`.
+/// Where `scripts/install-mysql.sh` puts MySQL: `$DROPSHIP_MYSQL_ROOT`, default `/opt/dropship-mysql`.
+pub fn mysql_root() -> PathBuf {
+    std::env::var_os("DROPSHIP_MYSQL_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/dropship-mysql"))
+}
+
+/// Finds the MariaDB binaries (kept for callers that predate flavors).
 pub fn find_binaries() -> Result<Binaries> {
+    find_binaries_of(Flavor::MariaDb)
+}
+
+/// Finds the binaries of `flavor`.
+pub fn find_binaries_of(flavor: Flavor) -> Result<Binaries> {
+    match flavor {
+        Flavor::MariaDb => find_mariadb(),
+        Flavor::MySql => find_mysql(),
+    }
+}
+
+fn find_mysql() -> Result<Binaries> {
+    let root = mysql_root();
+    let server = root.join("bin/mysqld");
+    if !server.is_file() {
+        return Err(Error::NotInstalled(format!(
+            "MySQL: {} (run scripts/install-mysql.sh, or set DROPSHIP_MYSQL_ROOT)",
+            server.display()
+        )));
+    }
+    let version = read_version(&server)?;
+    Ok(Binaries {
+        flavor: Flavor::MySql,
+        install_db: server.clone(),
+        server,
+        root: Some(root),
+        version,
+    })
+}
+
+fn read_version(server: &Path) -> Result<String> {
+    let out = Command::new(server)
+        .arg("--version")
+        .output()
+        .map_err(|e| Error::io(format!("running {} --version", server.display()), e))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .skip_while(|w| *w != "Ver")
+        .nth(1)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "cannot read a version from `{} --version` output {text:?} (stderr {:?})",
+                server.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        })
+}
+
+fn find_mariadb() -> Result<Binaries> {
     let server = find_program(
         "mariadbd",
         &[
@@ -53,24 +167,12 @@ pub fn find_binaries() -> Result<Binaries> {
         ],
     )
     .ok_or_else(|| Error::NotInstalled("mariadb-install-db in /usr/bin and PATH".into()))?;
-    let out = Command::new(&server)
-        .arg("--version")
-        .output()
-        .map_err(|e| Error::io(format!("running {} --version", server.display()), e))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let version = text
-        .split_whitespace()
-        .skip_while(|w| *w != "Ver")
-        .nth(1)
-        .map(str::to_string)
-        .ok_or_else(|| {
-            Error::Invalid(format!(
-                "cannot read a version from `mariadbd --version` output {text:?}"
-            ))
-        })?;
+    let version = read_version(&server)?;
     Ok(Binaries {
+        flavor: Flavor::MariaDb,
         server,
         install_db,
+        root: None,
         version,
     })
 }
@@ -109,7 +211,8 @@ pub fn ensure_template(bins: &Binaries) -> Result<PathBuf> {
         })
         .collect();
     let dir = std::env::temp_dir().join(format!(
-        "dropship-sandbox-template-{safe_version}-{TEMPLATE_FORMAT}"
+        "dropship-sandbox-template-{}-{safe_version}-{TEMPLATE_FORMAT}",
+        bins.flavor.name()
     ));
     if dir.join(OK_MARKER).is_file() {
         return Ok(dir);
@@ -133,12 +236,36 @@ pub fn ensure_template(bins: &Binaries) -> Result<PathBuf> {
     let staging = dir.with_extension(format!("tmp-{}", std::process::id()));
     let _ = fs::remove_dir_all(&staging);
     let mut cmd = Command::new(&bins.install_db);
-    cmd.arg("--no-defaults")
-        .arg(format!("--datadir={}", staging.display()))
-        .arg("--auth-root-authentication-method=normal")
-        .arg("--skip-test-db")
-        .arg("--skip-name-resolve")
-        .arg("--innodb-log-file-size=32M");
+    match (bins.flavor, &bins.root) {
+        (Flavor::MySql, Some(root)) => {
+            let init = dir.with_extension(format!("init-{}.sql", std::process::id()));
+            fs::write(
+                &init,
+                "CREATE USER 'root'@'127.0.0.1' IDENTIFIED BY '';\n\
+                 GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;\n",
+            )
+            .map_err(|e| Error::io(format!("writing {}", init.display()), e))?;
+            cmd.arg("--no-defaults")
+                .arg("--initialize-insecure")
+                .arg(format!("--datadir={}", staging.display()))
+                .arg(format!("--basedir={}", root.join("usr").display()))
+                .arg(format!(
+                    "--lc-messages-dir={}",
+                    root.join("usr/share/mysql").display()
+                ))
+                .arg(format!("--init-file={}", init.display()))
+                .arg("--innodb-redo-log-capacity=16M")
+                .arg("--log-error-verbosity=1");
+        }
+        _ => {
+            cmd.arg("--no-defaults")
+                .arg(format!("--datadir={}", staging.display()))
+                .arg("--auth-root-authentication-method=normal")
+                .arg("--skip-test-db")
+                .arg("--skip-name-resolve")
+                .arg("--innodb-log-file-size=32M");
+        }
+    }
     if running_as_root() {
         cmd.arg("--user=root");
     }
@@ -161,7 +288,8 @@ pub fn ensure_template(bins: &Binaries) -> Result<PathBuf> {
             e,
         )
     })?;
-    tracing::info!(template = %dir.display(), elapsed_ms = started.elapsed().as_millis() as u64, "installed MariaDB template datadir");
+    let _ = fs::remove_file(dir.with_extension(format!("init-{}.sql", std::process::id())));
+    tracing::info!(template = %dir.display(), flavor = %bins.flavor, elapsed_ms = started.elapsed().as_millis() as u64, "installed template datadir");
     Ok(dir)
 }
 

@@ -261,3 +261,85 @@ async fn live_writers_write_to_the_shop_until_stopped_and_count_acknowledged_wri
         .expect("orphans");
     assert_eq!(orphans, Some(0));
 }
+
+/// MySQL 9.7 is the product's main case: without it installed the test fails in CI (`CI=true`) and is skipped with
+/// a note elsewhere.
+fn mysql_or_skip() -> bool {
+    if dropship_sandbox::Flavor::MySql.available() {
+        return true;
+    }
+    if std::env::var("CI").is_ok() {
+        panic!("MySQL 9.7 is not installed: scripts/install-deps.sh installs it (scripts/install-mysql.sh)");
+    }
+    eprintln!("skipped: MySQL 9.7 is not installed (scripts/install-mysql.sh)");
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mysql_source_runs_with_gtids_and_a_caching_sha2_user_logs_in_with_and_without_tls() {
+    if !mysql_or_skip() {
+        return;
+    }
+    let flavor = dropship_sandbox::Flavor::MySql;
+    let (src, tgt) = tokio::try_join!(
+        MariaDb::start(ServerOptions::source().with_flavor(flavor)),
+        MariaDb::start(ServerOptions::target().with_flavor(flavor)),
+    )
+    .expect("two MySQL servers start");
+    eprintln!(
+        "MySQL {} ready in {:?} / {:?}",
+        src.version(),
+        src.startup_time(),
+        tgt.startup_time()
+    );
+    assert!(src.is_mysql());
+    let mut c = src.conn().await.expect("source connection");
+    let (version, log_bin, fmt, meta, gtid): (String, String, String, String, String) = c
+        .query_first("SELECT VERSION(), @@log_bin, @@binlog_format, @@binlog_row_metadata, @@gtid_mode")
+        .await
+        .expect("query")
+        .expect("a row");
+    assert!(version.starts_with("9."), "version {version}");
+    assert_eq!(
+        (log_bin.as_str(), fmt.as_str(), meta.as_str(), gtid.as_str()),
+        ("1", "ROW", "FULL", "ON")
+    );
+    let mut c = tgt.conn().await.expect("target connection");
+    let log_bin: Option<String> = c.query_first("SELECT @@log_bin").await.expect("query");
+    assert_eq!(log_bin.as_deref(), Some("0"));
+
+    src.create_user("app", "s3cret-Pw", &["SELECT ON *.*"])
+        .await
+        .expect("create user");
+    let plugin: Option<String> = src
+        .conn()
+        .await
+        .expect("conn")
+        .query_first("SELECT plugin FROM mysql.user WHERE user = 'app'")
+        .await
+        .expect("plugin");
+    assert_eq!(plugin.as_deref(), Some("caching_sha2_password"));
+    for tls in [false, true] {
+        let mut opts = mysql_async::OptsBuilder::from_opts(
+            mysql_async::Opts::from_url(&src.url("app", "s3cret-Pw")).expect("url"),
+        )
+        .prefer_socket(false);
+        if tls {
+            opts = opts.ssl_opts(
+                mysql_async::SslOpts::default()
+                    .with_danger_accept_invalid_certs(true)
+                    .with_danger_skip_domain_validation(true),
+            );
+        }
+        let mut conn = mysql_async::Conn::new(opts)
+            .await
+            .unwrap_or_else(|e| panic!("app logs in (tls {tls}): {e}"));
+        let cipher: Option<(String, String)> = conn
+            .query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+            .await
+            .expect("cipher");
+        let cipher = cipher.map(|c| c.1).unwrap_or_default();
+        assert_eq!(!cipher.is_empty(), tls, "Ssl_cipher {cipher:?} with tls {tls}");
+        let _ = conn.disconnect().await;
+    }
+}
