@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what dropship's tests, demo and benchmarks need, from Debian packages. Idempotent.
 #
-#   scripts/install-deps.sh          mariadb-server + mariadb-client (only if mariadbd is missing)
+#   scripts/install-deps.sh          mariadb-server + mariadb-client (only if mariadbd is missing), then real
+#                                    MySQL 9.7 into a private folder (scripts/install-mysql.sh)
 #   scripts/install-deps.sh --bench  also percona-toolkit, mydumper, sysbench, valgrind (scripts/callgrind-apply.sh)
 #
 # It never starts, stops or reconfigures the system MariaDB service: the tests run their own throwaway servers
@@ -13,7 +14,7 @@ bench=0
 for arg in "$@"; do
   case "$arg" in
     --bench) bench=1 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "install-deps.sh: unknown argument '$arg' (expected --bench)" >&2; exit 2 ;;
   esac
 done
@@ -30,8 +31,13 @@ if [ "$bench" = 1 ]; then
   have valgrind || packages+=(valgrind)
 fi
 
+mysql() {
+  "$(dirname "$0")/install-mysql.sh"
+}
+
 if [ "${#packages[@]}" -eq 0 ]; then
-  echo "install-deps.sh: everything is installed ($(/usr/sbin/mariadbd --version 2>/dev/null || mariadbd --version))"
+  echo "install-deps.sh: Debian packages are installed ($(/usr/sbin/mariadbd --version 2>/dev/null || mariadbd --version))"
+  mysql
   exit 0
 fi
 
@@ -73,3 +79,6 @@ echo "install-deps.sh: installing ${packages[*]}"
 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${packages[@]}"
 echo "install-deps.sh: done ($(/usr/sbin/mariadbd --version))"
+restore_policy
+trap - EXIT
+mysql

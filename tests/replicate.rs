@@ -7,9 +7,13 @@ use dropship_sandbox::workload::{self, Workload};
 use dropship_sandbox::ServerOptions;
 use std::time::Duration;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn random_workload_of_every_type_replicates_to_two_services_with_a_database_rename() {
-    let env = start_env(2, ServerOptions::source()).await;
+mod random_workload_of_every_type_replicates_to_two_services_with_a_database_rename {
+    use super::*;
+    flavor_matrix!(scenario: all);
+}
+
+async fn scenario(pair: Pair) {
+    let env = start_pair(pair, 2, ServerOptions::source(), true).await;
     let mut src = env.source.conn().await.unwrap();
     for stmt in workload::schema_sql("app")
         .split(";\n")

@@ -7,6 +7,7 @@ use dropship_core::config::Config;
 use dropship_core::control::Control;
 use dropship_core::replicate;
 use dropship_mysql::position::Position;
+pub use dropship_sandbox::Flavor;
 use dropship_sandbox::{MariaDb, ServerOptions};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -32,6 +33,97 @@ pub fn init_logs() {
         .try_init();
 }
 
+/// The flavors of one end-to-end run: the source's and every target's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pair {
+    pub source: Flavor,
+    pub target: Flavor,
+}
+
+/// The product's main case: a MySQL source, MySQL (RDS-like) targets.
+pub const MYSQL_MYSQL: Pair = Pair {
+    source: Flavor::MySql,
+    target: Flavor::MySql,
+};
+/// A MariaDB droplet moving to RDS MySQL.
+pub const MARIADB_MYSQL: Pair = Pair {
+    source: Flavor::MariaDb,
+    target: Flavor::MySql,
+};
+pub const MYSQL_MARIADB: Pair = Pair {
+    source: Flavor::MySql,
+    target: Flavor::MariaDb,
+};
+pub const MARIADB_MARIADB: Pair = Pair {
+    source: Flavor::MariaDb,
+    target: Flavor::MariaDb,
+};
+
+impl Pair {
+    /// The pair a test without an explicit matrix runs on: `$DROPSHIP_TEST_FLAVOR` for both sides, else MariaDB.
+    pub fn default_pair() -> Pair {
+        let f = dropship_sandbox::default_flavor();
+        Pair {
+            source: f,
+            target: f,
+        }
+    }
+
+    /// False (with a printed note) when a flavor of the pair is not installed here. In CI a missing MySQL is a
+    /// failure: the test panics instead of skipping.
+    pub fn available(self) -> bool {
+        for f in [self.source, self.target] {
+            if !f.available() {
+                if std::env::var("CI").is_ok() {
+                    panic!("{f} is not installed: scripts/install-deps.sh installs it (MySQL through scripts/install-mysql.sh)");
+                }
+                eprintln!("skipped: {f} is not installed (scripts/install-deps.sh)");
+                return false;
+            }
+        }
+        true
+    }
+}
+
+impl std::fmt::Display for Pair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} -> {}", self.source, self.target)
+    }
+}
+
+/// One `#[tokio::test]` per flavor pair for an `async fn scenario(pair: Pair)`; each skips (with a note) where a
+/// flavor is not installed, and fails in CI. Use inside a module named after the scenario:
+/// `mod copies_every_type { use super::*; flavor_matrix!(scenario: all); }`.
+#[macro_export]
+macro_rules! flavor_matrix {
+    ($scenario:path: all) => {
+        $crate::flavor_matrix!($scenario: mysql_to_mysql, mariadb_to_mysql, mysql_to_mariadb, mariadb_to_mariadb);
+    };
+    ($scenario:path: $($name:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let pair = $crate::common::pair_named(stringify!($name));
+                if pair.available() {
+                    eprintln!("flavors: {pair}");
+                    $scenario(pair).await;
+                }
+            }
+        )+
+    };
+}
+
+/// `mysql_to_mariadb` -> the pair.
+pub fn pair_named(name: &str) -> Pair {
+    match name {
+        "mysql_to_mysql" => MYSQL_MYSQL,
+        "mariadb_to_mysql" => MARIADB_MYSQL,
+        "mysql_to_mariadb" => MYSQL_MARIADB,
+        "mariadb_to_mariadb" => MARIADB_MARIADB,
+        other => panic!("flavor_matrix: unknown pair name {other}"),
+    }
+}
+
 pub async fn start_env(n_targets: usize, source_opts: ServerOptions) -> Env {
     start_env_with(n_targets, source_opts, true).await
 }
@@ -43,7 +135,35 @@ pub async fn start_env_with(
     source_opts: ServerOptions,
     target_binlog: bool,
 ) -> Env {
+    let target = dropship_sandbox::default_flavor();
+    start_pair(
+        Pair {
+            source: source_opts.flavor,
+            target,
+        },
+        n_targets,
+        source_opts,
+        target_binlog,
+    )
+    .await
+}
+
+/// A source of `pair.source` (with `source_opts`, whose flavor is overridden) and `n_targets` targets of
+/// `pair.target`; `target_binlog` as in [`start_env_with`]. Users: `repl` on the source (replication, SELECT,
+/// LOCK TABLES), `dropship` on each target.
+pub async fn start_pair(
+    pair: Pair,
+    n_targets: usize,
+    source_opts: ServerOptions,
+    target_binlog: bool,
+) -> Env {
     init_logs();
+    let mut source_opts = source_opts.with_flavor(pair.source);
+    if pair.source == Flavor::MySql {
+        // What an RDS parameter group or a droplet's my.cnf sets so that a user without SUPER may create the
+        // cutover's freeze triggers while the binlog is on (`dropship check` says so when it is missing).
+        source_opts = source_opts.with_extra("log_bin_trust_function_creators=1");
+    }
     let src = MariaDb::start(source_opts.with_extra("max_allowed_packet=256M"));
     let mut tgts = Vec::new();
     for i in 0..n_targets {
@@ -51,6 +171,12 @@ pub async fn start_env_with(
             ServerOptions::source()
         } else {
             ServerOptions::target()
+        }
+        .with_flavor(pair.target);
+        let opts = if pair.target == Flavor::MySql {
+            opts.with_extra("log_bin_trust_function_creators=1")
+        } else {
+            opts
         };
         tgts.push(MariaDb::start(
             opts.with_server_id(10 + i as u32)
@@ -66,7 +192,8 @@ pub async fn start_env_with(
         .create_user(
             "repl",
             SOURCE_PASSWORD,
-            &["REPLICATION SLAVE, BINLOG MONITOR, SELECT, LOCK TABLES ON *.*"],
+            // REPLICATION CLIENT is MariaDB 10.5+'s alias of BINLOG MONITOR.
+            &["REPLICATION SLAVE, REPLICATION CLIENT, SELECT, LOCK TABLES ON *.*"],
         )
         .await
         .expect("source user");

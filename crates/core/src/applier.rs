@@ -64,6 +64,21 @@ struct TargetTable {
     schema: TableSchema,
     shape: TableShape,
     insert_idx: Vec<usize>,
+    /// Per column: a JSON column on the target (values written as utf8mb4 text, never as a binary string).
+    json: Vec<bool>,
+}
+
+/// A value bound for a target JSON column: text from a MariaDB source (a LONGTEXT there) becomes
+/// [`Value::Json`], which renders as utf8mb4. Bytes that are not UTF-8 stay bytes (the target then refuses them
+/// by name).
+fn as_json(v: Value) -> Value {
+    match v {
+        Value::Bytes(b) => match String::from_utf8(b) {
+            Ok(s) => Value::Json(s),
+            Err(e) => Value::Bytes(e.into_bytes()),
+        },
+        other => other,
+    }
 }
 
 struct OpenTx {
@@ -443,7 +458,9 @@ impl Applier {
                 .map(|&i| schema.columns[i].name.clone())
                 .collect(),
         };
+        let json = schema.columns.iter().map(|c| c.data_type == "json").collect();
         let t = Arc::new(TargetTable {
+            json,
             db: tdb,
             name: table.to_string(),
             schema,
@@ -503,10 +520,15 @@ impl Applier {
             t.insert_idx
                 .iter()
                 .map(|&i| {
-                    std::mem::replace(
+                    let v = std::mem::replace(
                         &mut img.values[col_at[i].unwrap_or(usize::MAX)],
                         Value::Null,
-                    )
+                    );
+                    if t.json[i] {
+                        as_json(v)
+                    } else {
+                        v
+                    }
                 })
                 .collect()
         };

@@ -96,6 +96,7 @@ use dropship_mysql::flavor::Flavor;
 use dropship_mysql::position::Position;
 use dropship_mysql::schema::{self, TableSchema};
 use dropship_mysql::sql;
+use dropship_mysql::translate;
 use dropship_mysql::Value;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -245,7 +246,11 @@ pub async fn start(
         if !same {
             continue;
         }
-        prepare_target(svc, &again, &creates, target, truncate).await?;
+        let flavors = (
+            Flavor::detect(source).await.map_err(Error::db("reading the source's version"))?,
+            Flavor::detect(target).await.map_err(Error::db("reading the target's version"))?,
+        );
+        prepare_target(svc, &again, &creates, target, truncate, &flavors).await?;
         return Ok((again, p0));
     }
     Err(Error::Transient(format!(
@@ -255,14 +260,16 @@ pub async fn start(
 }
 
 /// Creates the target databases and missing tables from the source
-/// definitions (`creates`, in the order of `tables`). Refuses a non-empty
-/// existing table unless `truncate`.
+/// definitions (`creates`, in the order of `tables`), translated when the
+/// target is of the other flavor (`flavors`: source, target). Refuses a
+/// non-empty existing table unless `truncate`.
 pub async fn prepare_target(
     svc: &ServiceConfig,
     tables: &[Arc<TableSchema>],
     creates: &[String],
     target: &mut Conn,
     truncate: bool,
+    flavors: &(Flavor, Flavor),
 ) -> Result<()> {
     target
         .query_drop("SET foreign_key_checks = 0")
@@ -306,9 +313,24 @@ pub async fn prepare_target(
             continue;
         }
         let create = dropship_mysql::ddl::rewrite_databases(create, &svc.rename_databases);
+        let translated = translate::create_table(&create, &flavors.0, &flavors.1).map_err(|e| {
+            Error::definite(
+                format!(
+                    "service {}: {}.{} cannot be created on the {} target as the {} source defines it: {}",
+                    svc.name, tdb, t.table, flavors.1.name(), flavors.0.name(), e.what
+                ),
+                e.hint,
+            )
+        })?;
+        for note in &translated.notes {
+            tracing::warn!(service = %svc.name, table = %format!("{tdb}.{}", t.table), "{note}");
+        }
+        let create = translated.sql;
+        // The source accepted this definition under its own sql_mode; a
+        // strict target must not refuse it for a zero-date default.
         target
             .query_drop(format!(
-                "SET NAMES utf8mb4; USE {}; {}",
+                "SET NAMES utf8mb4; SET @dropship_mode = @@SESSION.sql_mode; SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION'; USE {}; {}; SET SESSION sql_mode = @dropship_mode",
                 sql::ident(tdb),
                 create
             ))
@@ -476,6 +498,11 @@ pub fn from_driver(v: mysql_async::Value, data_type: &str) -> Value {
         V::Double(d) => Value::Double(d),
         V::Bytes(b) => match data_type {
             "decimal" => Value::Decimal(String::from_utf8_lossy(&b).into_owned()),
+            // MySQL JSON reads back as its text; kept apart so that it is written as utf8mb4, not binary.
+            "json" => match String::from_utf8(b) {
+                Ok(s) => Value::Json(s),
+                Err(e) => Value::Bytes(e.into_bytes()),
+            },
             _ => Value::Bytes(b),
         },
         V::Date(y, mo, d, h, mi, s, us) => match data_type {
@@ -574,7 +601,30 @@ impl TableCopy {
                      FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ",
                     sql::qualified(tdb, &t.table)
                 );
-                sql::push_ident_list(&mut q, insert_idx.iter().map(|&i| t.columns[i].name.as_str()));
+                // JSON columns read their field into a variable first: loaded `CHARACTER SET binary`, a JSON
+                // column would refuse it (MySQL error 3144).
+                let mut sets = Vec::new();
+                q.push('(');
+                for (n, &i) in insert_idx.iter().enumerate() {
+                    if n > 0 {
+                        q.push(',');
+                    }
+                    let c = &t.columns[i];
+                    if c.data_type == "json" {
+                        q.push_str(&format!("@j{n}"));
+                        let mut set = String::new();
+                        sql::push_ident(&mut set, &c.name);
+                        set.push_str(&format!(" = CONVERT(@j{n} USING utf8mb4)"));
+                        sets.push(set);
+                    } else {
+                        sql::push_ident(&mut q, &c.name);
+                    }
+                }
+                q.push(')');
+                if !sets.is_empty() {
+                    q.push_str(" SET ");
+                    q.push_str(&sets.join(", "));
+                }
                 q
             });
         TableCopy {
@@ -1173,14 +1223,16 @@ async fn same_target_columns(
     let now = schema::load_table(target, tdb, &t.table)
         .await
         .map_err(Error::db("re-reading the target table definition"))?;
-    let base = |s: &TableSchema| {
-        s.columns
-            .iter()
-            .map(|c| (c.name.clone(), c.data_type.clone()))
-            .collect::<Vec<_>>()
+    // Same names in the same order, same base types (JSON = LONGTEXT across flavors).
+    let same = |g: &TableSchema| {
+        g.columns.len() == t.columns.len()
+            && g.columns.iter().zip(&t.columns).all(|(a, b)| {
+                a.name == b.name
+                    && translate::same_column_type(&a.data_type, &a.data_type, &b.data_type, &b.data_type)
+            })
     };
     match now {
-        Some(g) if base(&g) == base(t) => Ok(()),
+        Some(g) if same(&g) => Ok(()),
         _ => Err(schema_changed(svc, t)),
     }
 }

@@ -635,7 +635,7 @@ async fn steps_before_switch(
                 .iter()
                 .map(|m| {
                     format!(
-                        "{} (source {} rows, target {} rows, digests {:x}{:x} vs {:x}{:x})",
+                        "{} (source {} rows, target {} rows, digests {}/{} vs {}/{})",
                         m.table,
                         m.source.rows,
                         m.target.rows,

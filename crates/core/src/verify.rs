@@ -4,7 +4,7 @@
 //! # How
 //! Each table is cut into key ranges (`verify::plan`). For each range both
 //! servers compute, at the same time, `COUNT(*)` and the sums of a 64-bit
-//! hash of every row's stored values (`CRC32` + `CRC32C`, or `MD5` halves;
+//! hash of every row's stored values (`CRC32` + `CRC32C`, or `SHA2` halves;
 //! see `verify::plan` for the encoding and the odds of a miss); only those
 //! numbers cross the network. Ranges whose numbers
 //! differ are compared row by row (key + row hash), and only rows that differ
@@ -139,13 +139,6 @@ async fn connect(opts: mysql_async::Opts, side: &str) -> Result<Conn> {
     Ok(c)
 }
 
-/// Whether the server has `CRC32C` (MariaDB 10.8+; not MySQL).
-async fn has_crc32c(c: &mut Conn) -> bool {
-    c.query_first::<u64, _>("SELECT CRC32C('')")
-        .await
-        .is_ok_and(|v| v.is_some())
-}
-
 /// Per-table state of a run.
 struct TableRun {
     report: TableReport,
@@ -200,11 +193,7 @@ pub async fn run(cfg: &Config, opts: &Options) -> Result<Report> {
     if have.is_none() {
         meta::migrate(&svc.target).await?;
     }
-    let hash = if has_crc32c(&mut src).await && has_crc32c(&mut tgt).await {
-        plan::HashKind::Crc
-    } else {
-        plan::HashKind::Md5
-    };
+    let hash = dropship_mysql::rowhash::detect(&mut src, &mut tgt).await;
     let mut tables = crate::copy::resolve_tables(cfg, svc, &mut src).await?;
     for t in &opts.tables {
         if !tables

@@ -5,6 +5,8 @@
 //! - [`binlog`]: the one binlog decoder, shared by the live reader and `inspect`.
 //! - [`gtid`]: MySQL and MariaDB GTID sets.
 //! - [`sql`]: identifier quoting and statement building.
+//! - [`rowhash`]: the per-row hash verify and the final check compute on both servers.
+//! - [`translate`]: table definitions and column types across MySQL and MariaDB.
 
 pub mod binlog;
 pub mod event;
@@ -16,5 +18,7 @@ pub use value::Value;
 pub mod ddl;
 pub mod flavor;
 pub mod position;
+pub mod rowhash;
 pub mod schema;
 pub mod sql;
+pub mod translate;

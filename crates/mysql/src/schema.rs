@@ -96,15 +96,10 @@ pub async fn load_table<C: Queryable>(
         .into_iter()
         .map(
             |(name, data_type, column_type, nullable, extra, gen, charset)| {
-                let extra_l = extra.to_ascii_lowercase();
                 Column {
                     unsigned: column_type.to_ascii_lowercase().contains("unsigned"),
                     nullable: nullable == "YES",
-                    generated: extra_l.contains("generated")
-                        || extra_l.contains("virtual")
-                        || extra_l.contains("persistent")
-                        || extra_l.contains("stored")
-                        || !gen.is_empty(),
+                    generated: is_generated(&extra, &gen),
                     data_type: data_type.to_ascii_lowercase(),
                     column_type,
                     charset: (!charset.is_empty()).then_some(charset),
@@ -165,6 +160,26 @@ pub async fn load_table<C: Queryable>(
     }))
 }
 
+/// Whether a column is generated (stored or virtual), from `information_schema.COLUMNS`' `EXTRA` and
+/// `GENERATION_EXPRESSION`.
+///
+/// A generated column has a generation expression (MySQL prints `''` for other columns, MariaDB `NULL`) and an
+/// `EXTRA` of `VIRTUAL GENERATED` / `STORED GENERATED` (MySQL) or `VIRTUAL GENERATED` / `STORED GENERATED` /
+/// `PERSISTENT GENERATED` (MariaDB). MySQL's `DEFAULT_GENERATED` (a column with an expression or
+/// `CURRENT_TIMESTAMP` default, perhaps `on update CURRENT_TIMESTAMP`) is *not* generated: its values are
+/// ordinary stored values that must be copied and written, or the target would invent its own (the apply time,
+/// or a different primary key for `DEFAULT (UUID_TO_BIN(UUID()))`).
+pub fn is_generated(extra: &str, generation_expression: &str) -> bool {
+    if !generation_expression.trim().is_empty() {
+        return true;
+    }
+    extra.split_whitespace().any(|w| {
+        ["virtual", "stored", "persistent"]
+            .iter()
+            .any(|k| w.eq_ignore_ascii_case(k))
+    })
+}
+
 /// Lists base tables of `database` (names only).
 pub async fn list_tables<C: Queryable>(
     conn: &mut C,
@@ -191,4 +206,33 @@ pub async fn show_create_table<C: Queryable>(
         ))
         .await?;
     Ok(row.map(|r| r.1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_generated;
+
+    #[test]
+    fn default_generated_columns_are_ordinary_columns_and_generated_ones_are_not() {
+        // MySQL 8/9 EXTRA texts for columns with defaults: not generated.
+        for extra in [
+            "DEFAULT_GENERATED",
+            "DEFAULT_GENERATED on update CURRENT_TIMESTAMP",
+            "on update current_timestamp()",
+            "auto_increment",
+            "INVISIBLE",
+            "",
+        ] {
+            assert!(!is_generated(extra, ""), "{extra}");
+        }
+        for (extra, expr) in [
+            ("VIRTUAL GENERATED", "concat(`a`,'x')"),
+            ("STORED GENERATED", "(`id` * 2)"),
+            ("PERSISTENT GENERATED", ""),
+            ("VIRTUAL GENERATED INVISIBLE", "`a` + 1"),
+            ("", "`a` + 1"),
+        ] {
+            assert!(is_generated(extra, expr), "{extra} / {expr}");
+        }
+    }
 }

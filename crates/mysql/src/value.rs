@@ -143,7 +143,9 @@ impl Value {
                 }
             }
             Value::Bytes(b) => write_bytes(out, b),
-            Value::Json(s) => write_bytes(out, s.as_bytes()),
+            // A JSON column refuses a binary string (MySQL error 3144), which is what a hex literal is in a
+            // `SET NAMES binary` session: name the text's character set.
+            Value::Json(s) => write_json(out, s),
             Value::Date { year, month, day } => {
                 let _ = write!(out, "'{year:04}-{month:02}-{day:02}'");
             }
@@ -242,6 +244,18 @@ pub fn write_bytes(out: &mut String, b: &[u8]) {
         out.push(HEX[(byte & 15) as usize] as char);
     }
     out.push('\'');
+}
+
+/// Appends JSON text as `CONVERT(X'..' USING utf8mb4)`: a utf8mb4 string that a MySQL JSON column accepts (and
+/// a MariaDB JSON column, a LONGTEXT, stores as the same bytes).
+pub fn write_json(out: &mut String, s: &str) {
+    out.push_str("CONVERT(");
+    if s.is_empty() {
+        out.push_str("''");
+    } else {
+        write_bytes(out, s.as_bytes());
+    }
+    out.push_str(" USING utf8mb4)");
 }
 
 /// Converts UTC epoch seconds to (year, month, day, hour, minute, second).

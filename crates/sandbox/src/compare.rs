@@ -6,7 +6,9 @@
 //! if its stored bits differ. NULL is distinct from every byte string.
 //!
 //! Both sessions read in UTC, so TIMESTAMPs compare by stored instant. The
-//! column lists (names and types) must match first. The result names the first difference: a missing or
+//! column lists (names and types) must match first; types compare as `translate::same_column_type` does, so
+//! MariaDB's `int(11)` equals MySQL's `int`, and a JSON column on one side may be MariaDB's LONGTEXT on the
+//! other. JSON values compare as parsed documents (MySQL stores them normalized, MariaDB as written). The result names the first difference: a missing or
 //! extra row, or the primary key and column of the first differing value. Tables without a primary key are
 //! ordered by all columns. Used by every replication test; it reads whole tables, so it is meant for test-sized
 //! data.
@@ -49,11 +51,14 @@ pub async fn assert_tables_identical(
             "{name}: table {dst_db}.{table} does not exist on the target"
         ));
     }
-    if src_cols != dst_cols {
+    let same = |a: &(String, String), b: &(String, String)| {
+        a.0 == b.0 && dropship_mysql::translate::same_column_type(&base(&a.1), &a.1, &base(&b.1), &b.1)
+    };
+    if src_cols.len() != dst_cols.len() || src_cols.iter().zip(&dst_cols).any(|(a, b)| !same(a, b)) {
         let first = src_cols
             .iter()
             .zip(dst_cols.iter())
-            .position(|(a, b)| a != b)
+            .position(|(a, b)| !same(a, b))
             .unwrap_or(src_cols.len().min(dst_cols.len()));
         return Err(format!(
             "{name}: columns differ at position {}: source {:?}, target {:?}",
@@ -132,9 +137,11 @@ pub async fn assert_tables_identical(
                 describe_key(&key, &key_idx, &b)
             ));
         }
-        for (i, (col, _)) in src_cols.iter().enumerate() {
+        for (i, (col, ty)) in src_cols.iter().enumerate() {
             let (va, vb) = (cell(&a, i), cell(&b, i));
-            if va != vb {
+            let json = ty == "json" || dst_cols[i].1 == "json";
+            let float = matches!(base(ty).as_str(), "float" | "double" | "real");
+            if va != vb && !(json && same_json(va, vb)) && !(float && same_float(va, vb, base(ty) == "float")) {
                 return Err(format!(
                     "{name}: row {} differs in column {col}: source {}, target {}",
                     describe_key(&key, &key_idx, &a),
@@ -143,6 +150,36 @@ pub async fn assert_tables_identical(
                 ));
             }
         }
+    }
+}
+
+/// The DATA_TYPE part of a COLUMN_TYPE (`int(11) unsigned` → `int`).
+fn base(column_type: &str) -> String {
+    column_type.split(['(', ' ']).next().unwrap_or("").to_ascii_lowercase()
+}
+
+/// Whether two float texts are the same number: MySQL and MariaDB print floats differently
+/// (`-1.58048e-14` and `-0.0000000000000158048`). FLOAT compares as the f32 it stores. -0 equals 0: MariaDB
+/// stores a written -0 as 0, so a MySQL -0 arrives there as 0 (a known cross-flavor difference).
+fn same_float(a: Option<&[u8]>, b: Option<&[u8]>, single: bool) -> bool {
+    let parse = |v: &[u8]| std::str::from_utf8(v).ok().and_then(|s| s.trim().parse::<f64>().ok());
+    match (a.and_then(parse), b.and_then(parse)) {
+        (Some(x), Some(y)) if single => (x as f32) == (y as f32),
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// Whether two JSON texts are the same document.
+fn same_json(a: Option<&[u8]>, b: Option<&[u8]>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            match (serde_json::from_slice::<serde_json::Value>(a), serde_json::from_slice::<serde_json::Value>(b)) {
+                (Ok(x), Ok(y)) => x == y,
+                _ => false,
+            }
+        }
+        _ => false,
     }
 }
 

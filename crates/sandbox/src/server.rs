@@ -346,6 +346,9 @@ impl Server {
             ));
         }
         fs::create_dir_all(&layout.tmp).map_err(|e| Error::io("creating the server tmpdir", e))?;
+        // MySQL keeps its server_uuid in auto.cnf and makes a new one when the file is missing: every copy of the
+        // template must have its own, or two servers' GTIDs would look like one server's.
+        let _ = fs::remove_file(layout.data.join("auto.cnf"));
 
         let mut last_clash = String::new();
         for attempt in 1..=PORT_ATTEMPTS {

@@ -10,15 +10,15 @@
 //! render alike. The same column list (the source's) is used on both sides;
 //! generated columns are included (both servers compute them).
 //!
-//! Digest: when both servers have `CRC32C` (MariaDB 10.8+), the sums of
-//! `CRC32(text)` and of `CRC32C(text)` over the table: two independent 32-bit
-//! hashes of each row, added as integers (a sum, not a XOR: CRCs are linear
-//! over XOR, so XOR-combining them would let structured differences cancel).
-//! Otherwise the two 64-bit halves of `MD5(text)`, each `BIT_XOR`-combined
-//! (rows are unique by key, so XOR cannot cancel two equal rows). The CRC pair
-//! is about 3x cheaper per row than MD5 on MariaDB 10.11 (200k-row table:
-//! 0.62 s vs 1.94 s for the former HEX + MD5 text), which matters because the
-//! check runs inside the freeze.
+//! Digest: `dropship_mysql::rowhash` (the same hashes verify uses). When both
+//! servers have `CRC32C` (MariaDB 10.8+), the sums of `CRC32(text)` and of
+//! `CRC32C(text)` over the table: two independent 32-bit hashes of each row,
+//! added as integers (a sum, not a XOR: CRCs are linear over XOR, so
+//! XOR-combining them would let structured differences cancel). Otherwise
+//! the sums of the two leading 64-bit halves of `SHA2(text, 224)` (MySQL 9.6
+//! removed `MD5`). The CRC pair is about 3x cheaper per row than the former
+//! HEX + MD5 text on MariaDB 10.11 (200k-row table: 0.62 s vs 1.94 s), which
+//! matters because the check runs inside the freeze.
 //!
 //! Exact while writes are frozen: with live writes the result means nothing,
 //! which is why `--dry-run` only times it. Numbers render through the server's
@@ -38,26 +38,11 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Digest {
     pub rows: u64,
-    pub hash: (u64, u64),
+    /// The two exact sums of row hashes, as decimal text.
+    pub hash: (String, String),
 }
 
-/// How rows are hashed (see the module doc).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HashKind {
-    Crc,
-    Md5,
-}
-
-/// `Crc` when the server has `CRC32C`.
-pub async fn hash_kind(conn: &mut Conn) -> HashKind {
-    match conn
-        .query_first::<Option<u64>, _>("SELECT CRC32C('')")
-        .await
-    {
-        Ok(_) => HashKind::Crc,
-        Err(_) => HashKind::Md5,
-    }
-}
+pub use dropship_mysql::rowhash::RowHash as HashKind;
 
 fn digest_sql(db: &str, t: &TableSchema, kind: HashKind) -> String {
     let mut parts = Vec::new();
@@ -66,30 +51,24 @@ fn digest_sql(db: &str, t: &TableSchema, kind: HashKind) -> String {
         parts.push(format!("ISNULL({id}), LENGTH({id}), CAST({id} AS BINARY)"));
     }
     let text = format!("CONCAT_WS('#', {})", parts.join(", "));
-    let table = sql::qualified(db, &t.table);
-    match kind {
-        HashKind::Crc => format!(
-            "SELECT COUNT(*), CAST(COALESCE(SUM(CRC32(x)), 0) AS UNSIGNED), CAST(COALESCE(SUM(CRC32C(x)), 0) AS UNSIGNED) \
-             FROM (SELECT {text} AS x FROM {table}) AS d"
-        ),
-        HashKind::Md5 => format!(
-            "SELECT COUNT(*), CAST(COALESCE(BIT_XOR(CAST(CONV(SUBSTRING(h, 1, 16), 16, 10) AS UNSIGNED)), 0) AS UNSIGNED), \
-             CAST(COALESCE(BIT_XOR(CAST(CONV(SUBSTRING(h, 17, 16), 16, 10) AS UNSIGNED)), 0) AS UNSIGNED) \
-             FROM (SELECT MD5({text}) AS h FROM {table}) AS d"
-        ),
-    }
+    kind.sums_sql(&text, &sql::qualified(db, &t.table))
 }
 
 /// Digest of `db.table` (with the columns of `t`) on `conn`.
 pub async fn digest(conn: &mut Conn, db: &str, t: &TableSchema, kind: HashKind) -> Result<Digest> {
-    conn.query_drop("SET time_zone = '+00:00'")
+    conn.query_drop("SET time_zone = '+00:00', SESSION optimizer_switch = 'derived_merge=off'")
         .await
         .map_err(Error::db("preparing the final-check session"))?;
-    let row: Option<(u64, u64, u64)> = conn
+    let row: Option<(u64, String, String)> = conn
         .query_first(digest_sql(db, t, kind))
         .await
         .map_err(Error::db(format!("checksumming {db}.{}", t.table)))?;
-    let (rows, a, b) = row.unwrap_or((0, 0, 0));
+    let (rows, a, b) = row.ok_or_else(|| {
+        Error::Transient(format!(
+            "checksumming {db}.{}: the server returned no row",
+            t.table
+        ))
+    })?;
     Ok(Digest { rows, hash: (a, b) })
 }
 
@@ -111,10 +90,7 @@ pub async fn compare(
 ) -> Result<(Vec<Mismatch>, u64)> {
     let mut bad = Vec::new();
     let mut rows = 0;
-    let kind = match (hash_kind(src).await, hash_kind(tgt).await) {
-        (HashKind::Crc, HashKind::Crc) => HashKind::Crc,
-        _ => HashKind::Md5,
-    };
+    let kind = dropship_mysql::rowhash::detect(src, tgt).await;
     for t in tables {
         let tdb = svc.target_database(&t.database);
         let (s, d) = tokio::join!(digest(src, &t.database, t, kind), digest(tgt, tdb, t, kind));

@@ -335,7 +335,7 @@ impl Decoder {
                 let tm = match cached {
                     Some(tm) => tm,
                     None => {
-                        let tm = table_map::parse(body, phl, self.format.as_ref().is_some_and(|f| f.mariadb)).map_err(|e| match e {
+                        let tm = table_map::parse(body, phl).map_err(|e| match e {
                             TableMapError::Short(sh) => cx.short(sh),
                             TableMapError::Malformed(m) => cx.bad(m),
                         })?;

@@ -79,16 +79,18 @@ pub fn read_table_id(c: &mut Cursor<'_>, post_header_len: u8) -> Result<u64, Sho
     }
 }
 
-/// Columns the SIGNEDNESS bitmap covers. MariaDB also counts YEAR (always
-/// unsigned) there; MySQL does not. Getting this wrong shifts every later
-/// column's signedness (seen on MariaDB 10.11: `TINYINT UNSIGNED` after a
-/// YEAR decoded as signed).
-fn is_numeric(t: u8, mariadb: bool) -> bool {
+/// Columns the SIGNEDNESS bitmap covers: every numeric type and YEAR, on both
+/// flavors (MySQL's `has_signedess_information_type`). Getting this wrong
+/// shifts every later column's signedness: seen on MariaDB 10.11
+/// (`TINYINT UNSIGNED` after a YEAR decoded as signed) and on MySQL 9.7 (a
+/// signed `INT` after a YEAR decoded as unsigned, -1 as 4294967295). MySQL
+/// writes 0 for YEAR, MariaDB 1; the YEAR decoder ignores the bit.
+fn is_numeric(t: u8) -> bool {
     use col::*;
     matches!(
         t,
-        TINY | SHORT | INT24 | LONG | LONGLONG | FLOAT | DOUBLE | NEWDECIMAL | DECIMAL
-    ) || (mariadb && t == YEAR)
+        TINY | SHORT | INT24 | LONG | LONGLONG | FLOAT | DOUBLE | NEWDECIMAL | DECIMAL | YEAR
+    )
 }
 
 fn is_character(c: &ColumnMeta) -> bool {
@@ -104,7 +106,7 @@ fn is_enum_or_set(c: &ColumnMeta) -> bool {
 }
 
 /// Parses a TABLE_MAP body (after the 19-byte header, without CRC).
-pub fn parse(body: &[u8], post_header_len: u8, mariadb: bool) -> Result<TableMap, TableMapError> {
+pub fn parse(body: &[u8], post_header_len: u8) -> Result<TableMap, TableMapError> {
     let mut c = Cursor::new(body);
     let table_id = read_table_id(&mut c, post_header_len)?;
     c.skip(2, "table map flags")?;
@@ -184,7 +186,7 @@ pub fn parse(body: &[u8], post_header_len: u8, mariadb: bool) -> Result<TableMap
         )));
     }
     let mut primary_key = None;
-    parse_optional(&mut c, &mut columns, &mut primary_key, mariadb)?;
+    parse_optional(&mut c, &mut columns, &mut primary_key)?;
     Ok(TableMap {
         table_id,
         database,
@@ -198,7 +200,6 @@ fn parse_optional(
     c: &mut Cursor<'_>,
     columns: &mut [ColumnMeta],
     primary_key: &mut Option<Vec<usize>>,
-    mariadb: bool,
 ) -> Result<(), TableMapError> {
     while !c.is_empty() {
         let kind = c.u8("optional metadata type")?;
@@ -209,7 +210,7 @@ fn parse_optional(
             1 => {
                 for (n, col) in columns
                     .iter_mut()
-                    .filter(|c| is_numeric(c.type_code, mariadb))
+                    .filter(|c| is_numeric(c.type_code))
                     .enumerate()
                 {
                     col.unsigned = Some(bit_msb(value, n));
@@ -327,4 +328,25 @@ fn parse_optional(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `CREATE TABLE y (id INT, y YEAR, b INT, c INT UNSIGNED)` as MySQL 9.7 maps it: the SIGNEDNESS bitmap
+    /// holds one bit per numeric column and YEAR (0b0001 for id, y, b, c: only `c` unsigned).
+    #[test]
+    fn the_signedness_bitmap_has_a_bit_for_year() {
+        let mut body = vec![109, 0, 0, 0, 0, 0, 1, 0];
+        body.extend([1, b'x', 0, 1, b'y', 0]);
+        body.push(4); // column count
+        body.extend([col::LONG, col::YEAR, col::LONG, col::LONG]);
+        body.push(0); // no column metadata
+        body.push(0b1110); // nullability
+        body.extend([1, 1, 0b0001_0000]); // SIGNEDNESS
+        let tm = parse(&body, 8).expect("table map");
+        let unsigned: Vec<Option<bool>> = tm.columns.iter().map(|c| c.unsigned).collect();
+        assert_eq!(unsigned, [Some(false), Some(false), Some(false), Some(true)]);
+    }
 }
