@@ -68,15 +68,10 @@ struct TargetTable {
     json: Vec<bool>,
 }
 
-/// A value bound for a target JSON column: text from a MariaDB source (a LONGTEXT there) becomes
-/// [`Value::Json`], which renders as utf8mb4. Bytes that are not UTF-8 stay bytes (the target then refuses them
-/// by name).
+/// A value bound for a target JSON column: text from a MariaDB source (a LONGTEXT there) becomes JSON text.
 fn as_json(v: Value) -> Value {
     match v {
-        Value::Bytes(b) => match String::from_utf8(b) {
-            Ok(s) => Value::Json(s),
-            Err(e) => Value::Bytes(e.into_bytes()),
-        },
+        Value::Bytes(b) => Value::json_from_bytes(b),
         other => other,
     }
 }
@@ -458,7 +453,11 @@ impl Applier {
                 .map(|&i| schema.columns[i].name.clone())
                 .collect(),
         };
-        let json = schema.columns.iter().map(|c| c.data_type == "json").collect();
+        let json = schema
+            .columns
+            .iter()
+            .map(|c| c.data_type == "json")
+            .collect();
         let t = Arc::new(TargetTable {
             json,
             db: tdb,

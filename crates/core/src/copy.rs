@@ -247,8 +247,12 @@ pub async fn start(
             continue;
         }
         let flavors = (
-            Flavor::detect(source).await.map_err(Error::db("reading the source's version"))?,
-            Flavor::detect(target).await.map_err(Error::db("reading the target's version"))?,
+            Flavor::detect(source)
+                .await
+                .map_err(Error::db("reading the source's version"))?,
+            Flavor::detect(target)
+                .await
+                .map_err(Error::db("reading the target's version"))?,
         );
         prepare_target(svc, &again, &creates, target, truncate, &flavors).await?;
         return Ok((again, p0));
@@ -499,10 +503,7 @@ pub fn from_driver(v: mysql_async::Value, data_type: &str) -> Value {
         V::Bytes(b) => match data_type {
             "decimal" => Value::Decimal(String::from_utf8_lossy(&b).into_owned()),
             // MySQL JSON reads back as its text; kept apart so that it is written as utf8mb4, not binary.
-            "json" => match String::from_utf8(b) {
-                Ok(s) => Value::Json(s),
-                Err(e) => Value::Bytes(e.into_bytes()),
-            },
+            "json" => Value::json_from_bytes(b),
             _ => Value::Bytes(b),
         },
         V::Date(y, mo, d, h, mi, s, us) => match data_type {
@@ -1227,8 +1228,7 @@ async fn same_target_columns(
     let same = |g: &TableSchema| {
         g.columns.len() == t.columns.len()
             && g.columns.iter().zip(&t.columns).all(|(a, b)| {
-                a.name == b.name
-                    && translate::same_column_type(&a.data_type, &a.data_type, &b.data_type, &b.data_type)
+                a.name == b.name && translate::same_data_type(&a.data_type, &b.data_type)
             })
     };
     match now {

@@ -81,14 +81,6 @@ impl RowHash {
             ),
         }
     }
-
-    /// `crc` or `sha2`, for logs and reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            RowHash::Crc => "crc32+crc32c",
-            RowHash::Sha2 => "sha2-224",
-        }
-    }
 }
 
 #[cfg(test)]

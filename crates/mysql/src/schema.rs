@@ -95,16 +95,14 @@ pub async fn load_table<C: Queryable>(
     let columns: Vec<Column> = rows
         .into_iter()
         .map(
-            |(name, data_type, column_type, nullable, extra, gen, charset)| {
-                Column {
-                    unsigned: column_type.to_ascii_lowercase().contains("unsigned"),
-                    nullable: nullable == "YES",
-                    generated: is_generated(&extra, &gen),
-                    data_type: data_type.to_ascii_lowercase(),
-                    column_type,
-                    charset: (!charset.is_empty()).then_some(charset),
-                    name,
-                }
+            |(name, data_type, column_type, nullable, extra, gen, charset)| Column {
+                unsigned: column_type.to_ascii_lowercase().contains("unsigned"),
+                nullable: nullable == "YES",
+                generated: is_generated(&extra, &gen),
+                data_type: data_type.to_ascii_lowercase(),
+                column_type,
+                charset: (!charset.is_empty()).then_some(charset),
+                name,
             },
         )
         .collect();

@@ -43,7 +43,11 @@ const BY_HAND: &str =
 const MYSQL_ONLY_FUNCTIONS: &[&str] = &["uuid_to_bin(", "bin_to_uuid(", "is_uuid(", "regexp_like("];
 
 /// Makes the `SHOW CREATE TABLE` text `create` from a `from` server acceptable to a `to` server.
-pub fn create_table(create: &str, from: &Flavor, to: &Flavor) -> Result<Translated, Untranslatable> {
+pub fn create_table(
+    create: &str,
+    from: &Flavor,
+    to: &Flavor,
+) -> Result<Translated, Untranslatable> {
     if from.kind == to.kind {
         return Ok(Translated {
             sql: create.to_string(),
@@ -82,11 +86,17 @@ pub fn create_table(create: &str, from: &Flavor, to: &Flavor) -> Result<Translat
     Ok(Translated { sql, notes })
 }
 
-fn to_mariadb_line(def: &str, to: &Flavor, notes: &mut Vec<String>) -> Result<Option<String>, Untranslatable> {
+fn to_mariadb_line(
+    def: &str,
+    to: &Flavor,
+    notes: &mut Vec<String>,
+) -> Result<Option<String>, Untranslatable> {
     let lower = def.to_ascii_lowercase();
     // Functional key parts: `KEY `k` ((expr))`. MariaDB has no such index; an index never changes data.
     if is_functional_index(&lower) {
-        notes.push(format!("dropped the functional index `{def}` (MariaDB has none)"));
+        notes.push(format!(
+            "dropped the functional index `{def}` (MariaDB has none)"
+        ));
         return Ok(None);
     }
     if lower.contains("/*!80016 not enforced */") {
@@ -130,12 +140,18 @@ fn to_mysql_line(def: &str, notes: &mut Vec<String>) -> Result<Option<String>, U
     for feature in ["compressed", "period for", "without system versioning"] {
         if contains_word(&lower, feature) && !is_index(&lower) {
             return Err(Untranslatable {
-                what: format!("the MariaDB-only clause {} in `{def}`", feature.to_ascii_uppercase()),
+                what: format!(
+                    "the MariaDB-only clause {} in `{def}`",
+                    feature.to_ascii_uppercase()
+                ),
                 hint: BY_HAND.into(),
             });
         }
     }
-    Ok(Some(map_collations_to_mysql(&parenthesize_function_default(def), notes)))
+    Ok(Some(map_collations_to_mysql(
+        &parenthesize_function_default(def),
+        notes,
+    )))
 }
 
 /// MariaDB prints a function default bare (`DEFAULT uuid()`); MySQL wants it in parentheses (`DEFAULT (uuid())`),
@@ -153,31 +169,24 @@ fn parenthesize_function_default(def: &str) -> String {
     let name = &lower[start..start + name_len];
     if name_len == 0
         || lower.as_bytes().get(start + name_len) != Some(&b'(')
-        || matches!(name, "current_timestamp" | "now" | "localtime" | "localtimestamp")
+        || matches!(
+            name,
+            "current_timestamp" | "now" | "localtime" | "localtimestamp"
+        )
     {
         return def.to_string();
     }
-    let mut depth = 0usize;
-    let mut quote: Option<u8> = None;
-    for (i, b) in def.bytes().enumerate().skip(start + name_len) {
-        match (quote, b) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, b'\'' | b'"') => quote = Some(b),
-            (None, b'(') => depth += 1,
-            (None, b')') => {
-                depth = depth.saturating_sub(1);
-                if depth == 0 {
-                    return format!("{}({}){}", &def[..start], &def[start..=i], &def[i + 1..]);
-                }
-            }
-            _ => {}
-        }
+    match closing_paren(def, start + name_len) {
+        Some(i) => format!("{}({}){}", &def[..start], &def[start..=i], &def[i + 1..]),
+        None => def.to_string(),
     }
-    def.to_string()
 }
 
-fn to_mariadb_options(tail: &str, to: &Flavor, notes: &mut Vec<String>) -> Result<String, Untranslatable> {
+fn to_mariadb_options(
+    tail: &str,
+    to: &Flavor,
+    notes: &mut Vec<String>,
+) -> Result<String, Untranslatable> {
     let resolved = resolve_version_comments(tail, notes)?;
     Ok(map_collations_to_mariadb(&resolved, to, notes))
 }
@@ -194,7 +203,10 @@ fn to_mysql_options(tail: &str, notes: &mut Vec<String>) -> Result<String, Untra
     for option in ["page_checksum", "transactional"] {
         if let Some(at) = out.to_ascii_lowercase().find(&format!(" {option}=")) {
             let end = out[at + 1..].find(' ').map_or(out.len(), |e| at + 1 + e);
-            notes.push(format!("dropped the Aria table option `{}`", &out[at + 1..end]));
+            notes.push(format!(
+                "dropped the Aria table option `{}`",
+                &out[at + 1..end]
+            ));
             out.replace_range(at..end, "");
         }
     }
@@ -220,7 +232,9 @@ fn resolve_version_comments(s: &str, notes: &mut Vec<String>) -> Result<String, 
             if lower == "invisible" {
                 out.push_str("INVISIBLE");
             } else if lower.starts_with("srid ") {
-                notes.push(format!("dropped `{body}` (MariaDB has no column SRID; values keep theirs)"));
+                notes.push(format!(
+                    "dropped `{body}` (MariaDB has no column SRID; values keep theirs)"
+                ));
                 let trimmed = out.trim_end().len();
                 out.truncate(trimmed);
             } else if lower.starts_with("default_encryption") {
@@ -242,10 +256,15 @@ fn resolve_version_comments(s: &str, notes: &mut Vec<String>) -> Result<String, 
 fn expression_default(def: &str) -> Option<(usize, usize)> {
     let lower = def.to_ascii_lowercase();
     let at = lower.find(" default (")?;
-    let open = at + " default ".len();
+    let close = closing_paren(def, at + " default ".len())?;
+    Some((at + 1, close + 1))
+}
+
+/// The index of the `)` closing the `(` at byte `open` of `s`, skipping quoted text.
+fn closing_paren(s: &str, open: usize) -> Option<usize> {
     let mut depth = 0usize;
     let mut quote: Option<u8> = None;
-    for (i, b) in def.bytes().enumerate().skip(open) {
+    for (i, b) in s.bytes().enumerate().skip(open) {
         match (quote, b) {
             (Some(q), c) if c == q => quote = None,
             (Some(_), _) => {}
@@ -254,7 +273,7 @@ fn expression_default(def: &str) -> Option<(usize, usize)> {
             (None, b')') => {
                 depth = depth.saturating_sub(1);
                 if depth == 0 {
-                    return Some((at + 1, i + 1));
+                    return Some(i);
                 }
             }
             _ => {}
@@ -271,9 +290,17 @@ fn is_functional_index(lower: &str) -> bool {
 }
 
 fn is_index(lower: &str) -> bool {
-    ["key ", "index ", "unique ", "primary ", "fulltext ", "spatial ", "constraint "]
-        .iter()
-        .any(|k| lower.starts_with(k))
+    [
+        "key ",
+        "index ",
+        "unique ",
+        "primary ",
+        "fulltext ",
+        "spatial ",
+        "constraint ",
+    ]
+    .iter()
+    .any(|k| lower.starts_with(k))
 }
 
 /// The type word of a column definition (`int`, `varchar`, `uuid`): the token after the quoted name.
@@ -292,7 +319,10 @@ fn column_name(def: &str) -> &str {
 
 fn contains_word(hay: &str, word: &str) -> bool {
     hay.match_indices(word).any(|(i, _)| {
-        let before = hay[..i].chars().last().is_none_or(|c| !c.is_alphanumeric() && c != '_');
+        let before = hay[..i]
+            .chars()
+            .last()
+            .is_none_or(|c| !c.is_alphanumeric() && c != '_');
         let after = hay[i + word.len()..]
             .chars()
             .next()
@@ -306,15 +336,16 @@ fn map_words(s: &str, mut map: impl FnMut(&str) -> Option<String>) -> String {
     let mut out = String::with_capacity(s.len());
     let mut quote: Option<char> = None;
     let mut word = String::new();
-    let flush = |word: &mut String, out: &mut String, map: &mut dyn FnMut(&str) -> Option<String>| {
-        if !word.is_empty() {
-            match map(&word.to_ascii_lowercase()) {
-                Some(new) => out.push_str(&new),
-                None => out.push_str(word),
+    let flush =
+        |word: &mut String, out: &mut String, map: &mut dyn FnMut(&str) -> Option<String>| {
+            if !word.is_empty() {
+                match map(&word.to_ascii_lowercase()) {
+                    Some(new) => out.push_str(&new),
+                    None => out.push_str(word),
+                }
+                word.clear();
             }
-            word.clear();
-        }
-    };
+        };
     for c in s.chars() {
         if let Some(q) = quote {
             out.push(c);
@@ -342,7 +373,9 @@ fn map_collations_to_mariadb(s: &str, to: &Flavor, notes: &mut Vec<String>) -> S
     map_words(s, |w| {
         let new = mysql_collation_on_mariadb(w, uca1400)?;
         if !notes.iter().any(|n| n.contains(&format!("collation {w} "))) {
-            notes.push(format!("collation {w} became {new} (MariaDB lacks MySQL 8's UCA 9.0 collations)"));
+            notes.push(format!(
+                "collation {w} became {new} (MariaDB lacks MySQL 8's UCA 9.0 collations)"
+            ));
         }
         Some(new)
     })
@@ -352,7 +385,9 @@ fn map_collations_to_mysql(s: &str, notes: &mut Vec<String>) -> String {
     map_words(s, |w| {
         let new = mariadb_collation_on_mysql(w)?;
         if !notes.iter().any(|n| n.contains(&format!("collation {w} "))) {
-            notes.push(format!("collation {w} became {new} (MySQL lacks MariaDB's UCA 14.0 collations)"));
+            notes.push(format!(
+                "collation {w} became {new} (MySQL lacks MariaDB's UCA 14.0 collations)"
+            ));
         }
         Some(new)
     })
@@ -368,8 +403,8 @@ pub fn mysql_collation_on_mariadb(name: &str, uca1400: bool) -> Option<String> {
     if !uca1400 {
         return Some("utf8mb4_unicode_520_nopad_ci".into());
     }
-    // utf8mb4_0900_ai_ci, utf8mb4_0900_as_cs, utf8mb4_de_pb_0900_ai_ci style names are all `<lang>_0900_<x>`;
-    // language-specific ones are handled by the fallthrough below.
+    // Language-specific ones (`utf8mb4_de_pb_0900_ai_ci`) have no MariaDB counterpart and are left for the
+    // target to refuse by name.
     Some(format!("utf8mb4_uca1400_nopad_{rest}"))
 }
 
@@ -378,13 +413,14 @@ pub fn mariadb_collation_on_mysql(name: &str) -> Option<String> {
     let (charset, rest) = name.split_once("_uca1400_")?;
     let rest = rest.strip_prefix("nopad_").unwrap_or(rest);
     match charset {
+        // MySQL has no accent-insensitive, case-sensitive 0900 collation: ai_cs becomes the stricter as_cs.
         "utf8mb4" => Some(format!(
             "utf8mb4_0900_{}",
             match rest {
-                "ai_ci" | "as_cs" | "as_ci" | "ai_cs" => rest,
+                "as_ci" => "as_ci",
+                "as_cs" | "ai_cs" => "as_cs",
                 _ => "ai_ci",
             }
-            .replace("ai_cs", "as_cs")
         )),
         "utf8mb3" | "utf8" => Some("utf8mb3_unicode_520_ci".into()),
         _ => None,
@@ -394,24 +430,42 @@ pub fn mariadb_collation_on_mysql(name: &str) -> Option<String> {
 /// Whether two columns hold the same type, however each flavor prints it: integer display widths (`int(11)`,
 /// MariaDB and MySQL 5.7) and `year(4)` are ignored, and MariaDB's JSON (a `longtext`) equals MySQL's `json`.
 /// `data_type` and `column_type` are `information_schema.COLUMNS` values.
-pub fn same_column_type(a_data_type: &str, a_column_type: &str, b_data_type: &str, b_column_type: &str) -> bool {
-    let (ad, bd) = (a_data_type.to_ascii_lowercase(), b_data_type.to_ascii_lowercase());
-    if (ad == "json" && bd == "longtext") || (ad == "longtext" && bd == "json") {
-        return true;
-    }
-    ad == bd && normalize_column_type(a_column_type) == normalize_column_type(b_column_type)
+pub fn same_column_type(
+    a_data_type: &str,
+    a_column_type: &str,
+    b_data_type: &str,
+    b_column_type: &str,
+) -> bool {
+    same_data_type(a_data_type, b_data_type)
+        && (!a_data_type.eq_ignore_ascii_case(b_data_type)
+            || normalize_column_type(a_column_type) == normalize_column_type(b_column_type))
+}
+
+/// Whether two `DATA_TYPE`s are the same, taking MariaDB's JSON (a `longtext`) as MySQL's `json`.
+pub fn same_data_type(a: &str, b: &str) -> bool {
+    let (a, b) = (a.to_ascii_lowercase(), b.to_ascii_lowercase());
+    a == b
+        || matches!(
+            (a.as_str(), b.as_str()),
+            ("json", "longtext") | ("longtext", "json")
+        )
 }
 
 /// `int(11) unsigned` → `int unsigned`; `year(4)` → `year`; lower case.
 pub fn normalize_column_type(column_type: &str) -> String {
     let lower = column_type.to_ascii_lowercase();
     let base = lower.split(['(', ' ']).next().unwrap_or("");
-    let widthless = matches!(base, "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "year");
+    let widthless = matches!(
+        base,
+        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "year"
+    );
     if !widthless {
         return lower;
     }
     match (lower.find('('), lower.find(')')) {
-        (Some(open), Some(close)) if open < close => format!("{}{}", &lower[..open], &lower[close + 1..]),
+        (Some(open), Some(close)) if open < close => {
+            format!("{}{}", &lower[..open], &lower[close + 1..])
+        }
         _ => lower,
     }
 }
@@ -456,14 +510,21 @@ mod tests {
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_uca1400_nopad_ai_ci"
         );
         let notes = t.notes.join("\n");
-        for part in ["uuid_to_bin", "SRID 4326", "functional index", "utf8mb4_0900_bin", "utf8mb4_0900_ai_ci"] {
+        for part in [
+            "uuid_to_bin",
+            "SRID 4326",
+            "functional index",
+            "utf8mb4_0900_bin",
+            "utf8mb4_0900_ai_ci",
+        ] {
             assert!(notes.contains(part), "no note about {part}: {notes}");
         }
     }
 
     #[test]
     fn the_same_flavor_passes_through() {
-        let t = create_table(MYSQL_CREATE, &mysql(), &Flavor::parse("8.0.36")).expect("same flavor");
+        let t =
+            create_table(MYSQL_CREATE, &mysql(), &Flavor::parse("8.0.36")).expect("same flavor");
         assert_eq!(t.sql, MYSQL_CREATE);
         assert!(t.notes.is_empty());
     }
@@ -486,43 +547,89 @@ mod tests {
   PRIMARY KEY (`id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_uca1400_ai_ci PAGE_CHECKSUM=1";
         let t = create_table(create, &mariadb(), &mysql()).expect("translates");
-        assert!(t.sql.contains("`s` varchar(5) COLLATE utf8mb4_0900_ai_ci DEFAULT current_timestamp(),"), "{}", t.sql);
-        assert!(t.sql.contains("`u` char(36) DEFAULT (uuid()),"), "{}", t.sql);
+        assert!(
+            t.sql
+                .contains("`s` varchar(5) COLLATE utf8mb4_0900_ai_ci DEFAULT current_timestamp(),"),
+            "{}",
+            t.sql
+        );
+        assert!(
+            t.sql.contains("`u` char(36) DEFAULT (uuid()),"),
+            "{}",
+            t.sql
+        );
         assert!(t.sql.ends_with("COLLATE=utf8mb4_0900_ai_ci"), "{}", t.sql);
-        assert!(t.notes.iter().any(|n| n.contains("PAGE_CHECKSUM=1")), "{:?}", t.notes);
+        assert!(
+            t.notes.iter().any(|n| n.contains("PAGE_CHECKSUM=1")),
+            "{:?}",
+            t.notes
+        );
     }
 
     #[test]
     fn mariadb_only_types_are_refused_on_mysql_by_name() {
         for ty in ["uuid", "inet6", "inet4"] {
-            let create = format!("CREATE TABLE `u` (\n  `a` {ty} NOT NULL,\n  PRIMARY KEY (`a`)\n) ENGINE=InnoDB");
+            let create = format!(
+                "CREATE TABLE `u` (\n  `a` {ty} NOT NULL,\n  PRIMARY KEY (`a`)\n) ENGINE=InnoDB"
+            );
             let e = create_table(&create, &mariadb(), &mysql()).expect_err("refused");
             assert!(e.what.contains(ty) && e.what.contains("`a`"), "{e}");
         }
-        let create = "CREATE TABLE `v` (\n  `a` int NOT NULL\n) ENGINE=InnoDB WITH SYSTEM VERSIONING";
+        let create =
+            "CREATE TABLE `v` (\n  `a` int NOT NULL\n) ENGINE=InnoDB WITH SYSTEM VERSIONING";
         assert!(create_table(create, &mariadb(), &mysql()).is_err());
     }
 
     #[test]
     fn collations_map_both_ways() {
-        assert_eq!(mysql_collation_on_mariadb("utf8mb4_0900_ai_ci", true).as_deref(), Some("utf8mb4_uca1400_nopad_ai_ci"));
-        assert_eq!(mysql_collation_on_mariadb("utf8mb4_0900_as_cs", false).as_deref(), Some("utf8mb4_unicode_520_nopad_ci"));
+        assert_eq!(
+            mysql_collation_on_mariadb("utf8mb4_0900_ai_ci", true).as_deref(),
+            Some("utf8mb4_uca1400_nopad_ai_ci")
+        );
+        assert_eq!(
+            mysql_collation_on_mariadb("utf8mb4_0900_as_cs", false).as_deref(),
+            Some("utf8mb4_unicode_520_nopad_ci")
+        );
         assert_eq!(mysql_collation_on_mariadb("utf8mb4_general_ci", true), None);
-        assert_eq!(mariadb_collation_on_mysql("utf8mb4_uca1400_ai_ci").as_deref(), Some("utf8mb4_0900_ai_ci"));
-        assert_eq!(mariadb_collation_on_mysql("utf8mb4_uca1400_nopad_as_cs").as_deref(), Some("utf8mb4_0900_as_cs"));
-        assert_eq!(mariadb_collation_on_mysql("utf8mb3_uca1400_ai_ci").as_deref(), Some("utf8mb3_unicode_520_ci"));
+        assert_eq!(
+            mariadb_collation_on_mysql("utf8mb4_uca1400_ai_ci").as_deref(),
+            Some("utf8mb4_0900_ai_ci")
+        );
+        assert_eq!(
+            mariadb_collation_on_mysql("utf8mb4_uca1400_nopad_as_cs").as_deref(),
+            Some("utf8mb4_0900_as_cs")
+        );
+        assert_eq!(
+            mariadb_collation_on_mysql("utf8mb3_uca1400_ai_ci").as_deref(),
+            Some("utf8mb3_unicode_520_ci")
+        );
         assert_eq!(mariadb_collation_on_mysql("latin1_swedish_ci"), None);
     }
 
     #[test]
     fn column_types_compare_across_flavors() {
         assert!(same_column_type("int", "int(11)", "int", "int"));
-        assert!(same_column_type("bigint", "bigint(20) unsigned", "bigint", "bigint unsigned"));
+        assert!(same_column_type(
+            "bigint",
+            "bigint(20) unsigned",
+            "bigint",
+            "bigint unsigned"
+        ));
         assert!(same_column_type("year", "year(4)", "year", "year"));
         assert!(same_column_type("json", "json", "longtext", "longtext"));
         assert!(!same_column_type("int", "int", "bigint", "bigint"));
         assert!(!same_column_type("int", "int unsigned", "int", "int"));
-        assert!(!same_column_type("varchar", "varchar(10)", "varchar", "varchar(11)"));
-        assert!(!same_column_type("decimal", "decimal(10,2)", "decimal", "decimal(10,3)"));
+        assert!(!same_column_type(
+            "varchar",
+            "varchar(10)",
+            "varchar",
+            "varchar(11)"
+        ));
+        assert!(!same_column_type(
+            "decimal",
+            "decimal(10,2)",
+            "decimal",
+            "decimal(10,3)"
+        ));
     }
 }

@@ -109,6 +109,15 @@ mod byte_string {
 }
 
 impl Value {
+    /// A JSON document's text: [`Value::Json`] (written as utf8mb4, which a MySQL JSON column needs), or the
+    /// bytes unchanged when they are not UTF-8 (the target then refuses them, naming the column).
+    pub fn json_from_bytes(b: Vec<u8>) -> Value {
+        match String::from_utf8(b) {
+            Ok(s) => Value::Json(s),
+            Err(e) => Value::Bytes(e.into_bytes()),
+        }
+    }
+
     /// Appends this value as a SQL literal to `out`, for a session that uses
     /// `SET NAMES binary`, `time_zone='+00:00'` and an `sql_mode` without
     /// `NO_BACKSLASH_ESCAPES`. `frac` is the column's fractional-seconds digits

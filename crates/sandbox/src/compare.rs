@@ -52,9 +52,11 @@ pub async fn assert_tables_identical(
         ));
     }
     let same = |a: &(String, String), b: &(String, String)| {
-        a.0 == b.0 && dropship_mysql::translate::same_column_type(&base(&a.1), &a.1, &base(&b.1), &b.1)
+        a.0 == b.0
+            && dropship_mysql::translate::same_column_type(&base(&a.1), &a.1, &base(&b.1), &b.1)
     };
-    if src_cols.len() != dst_cols.len() || src_cols.iter().zip(&dst_cols).any(|(a, b)| !same(a, b)) {
+    if src_cols.len() != dst_cols.len() || src_cols.iter().zip(&dst_cols).any(|(a, b)| !same(a, b))
+    {
         let first = src_cols
             .iter()
             .zip(dst_cols.iter())
@@ -141,7 +143,10 @@ pub async fn assert_tables_identical(
             let (va, vb) = (cell(&a, i), cell(&b, i));
             let json = ty == "json" || dst_cols[i].1 == "json";
             let float = matches!(base(ty).as_str(), "float" | "double" | "real");
-            if va != vb && !(json && same_json(va, vb)) && !(float && same_float(va, vb, base(ty) == "float")) {
+            if va != vb
+                && !(json && same_json(va, vb))
+                && !(float && same_float(va, vb, base(ty) == "float"))
+            {
                 return Err(format!(
                     "{name}: row {} differs in column {col}: source {}, target {}",
                     describe_key(&key, &key_idx, &a),
@@ -155,14 +160,22 @@ pub async fn assert_tables_identical(
 
 /// The DATA_TYPE part of a COLUMN_TYPE (`int(11) unsigned` → `int`).
 fn base(column_type: &str) -> String {
-    column_type.split(['(', ' ']).next().unwrap_or("").to_ascii_lowercase()
+    column_type
+        .split(['(', ' '])
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase()
 }
 
 /// Whether two float texts are the same number: MySQL and MariaDB print floats differently
 /// (`-1.58048e-14` and `-0.0000000000000158048`). FLOAT compares as the f32 it stores. -0 equals 0: MariaDB
 /// stores a written -0 as 0, so a MySQL -0 arrives there as 0 (a known cross-flavor difference).
 fn same_float(a: Option<&[u8]>, b: Option<&[u8]>, single: bool) -> bool {
-    let parse = |v: &[u8]| std::str::from_utf8(v).ok().and_then(|s| s.trim().parse::<f64>().ok());
+    let parse = |v: &[u8]| {
+        std::str::from_utf8(v)
+            .ok()
+            .and_then(|s| s.trim().parse::<f64>().ok())
+    };
     match (a.and_then(parse), b.and_then(parse)) {
         (Some(x), Some(y)) if single => (x as f32) == (y as f32),
         (Some(x), Some(y)) => x == y,
@@ -174,7 +187,10 @@ fn same_float(a: Option<&[u8]>, b: Option<&[u8]>, single: bool) -> bool {
 fn same_json(a: Option<&[u8]>, b: Option<&[u8]>) -> bool {
     match (a, b) {
         (Some(a), Some(b)) => {
-            match (serde_json::from_slice::<serde_json::Value>(a), serde_json::from_slice::<serde_json::Value>(b)) {
+            match (
+                serde_json::from_slice::<serde_json::Value>(a),
+                serde_json::from_slice::<serde_json::Value>(b),
+            ) {
                 (Ok(x), Ok(y)) => x == y,
                 _ => false,
             }

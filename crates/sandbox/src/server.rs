@@ -189,7 +189,10 @@ impl ServerOptions {
         line(format!("datadir={}", layout.data.display()));
         line(format!("tmpdir={}", layout.tmp.display()));
         line(format!("socket={}", layout.socket.display()));
-        line(format!("pid-file={}", layout.root.join("server.pid").display()));
+        line(format!(
+            "pid-file={}",
+            layout.root.join("server.pid").display()
+        ));
         line(format!("log-error={}", layout.error_log.display()));
         line(format!("port={port}"));
         line("bind-address=127.0.0.1".into());

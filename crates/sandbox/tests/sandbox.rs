@@ -295,7 +295,9 @@ async fn a_mysql_source_runs_with_gtids_and_a_caching_sha2_user_logs_in_with_and
     assert!(src.is_mysql());
     let mut c = src.conn().await.expect("source connection");
     let (version, log_bin, fmt, meta, gtid): (String, String, String, String, String) = c
-        .query_first("SELECT VERSION(), @@log_bin, @@binlog_format, @@binlog_row_metadata, @@gtid_mode")
+        .query_first(
+            "SELECT VERSION(), @@log_bin, @@binlog_format, @@binlog_row_metadata, @@gtid_mode",
+        )
         .await
         .expect("query")
         .expect("a row");
@@ -339,7 +341,11 @@ async fn a_mysql_source_runs_with_gtids_and_a_caching_sha2_user_logs_in_with_and
             .await
             .expect("cipher");
         let cipher = cipher.map(|c| c.1).unwrap_or_default();
-        assert_eq!(!cipher.is_empty(), tls, "Ssl_cipher {cipher:?} with tls {tls}");
+        assert_eq!(
+            !cipher.is_empty(),
+            tls,
+            "Ssl_cipher {cipher:?} with tls {tls}"
+        );
         let _ = conn.disconnect().await;
     }
 }

@@ -124,8 +124,8 @@ pub fn plan(src: &TableSchema, tgt: Option<&TableSchema>, tgt_db: &str) -> Plann
                 ) =>
             {
                 drift.push(format!(
-                "column {} is {} on the source but {} on the target",
-                c.name, c.column_type, t.column_type
+                    "column {} is {} on the source but {} on the target",
+                    c.name, c.column_type, t.column_type
                 ))
             }
             Some(t) if t.charset != c.charset => drift.push(format!(

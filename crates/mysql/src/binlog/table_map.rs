@@ -347,6 +347,9 @@ mod tests {
         body.extend([1, 1, 0b0001_0000]); // SIGNEDNESS
         let tm = parse(&body, 8).expect("table map");
         let unsigned: Vec<Option<bool>> = tm.columns.iter().map(|c| c.unsigned).collect();
-        assert_eq!(unsigned, [Some(false), Some(false), Some(false), Some(true)]);
+        assert_eq!(
+            unsigned,
+            [Some(false), Some(false), Some(false), Some(true)]
+        );
     }
 }
