@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::copy;
 use crate::error::{Error, Result};
 use dropship_mysql::flavor::Flavor;
+use dropship_mysql::grants::Grants;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use std::fmt;
@@ -200,38 +201,14 @@ pub async fn run(cfg: &Config) -> Vec<Line> {
         Some(s) => line(Status::Ok, "binlog retention", format!("{}h", s / 3600), ""),
     });
     // Source privileges.
-    let grants: Vec<String> = src
-        .query::<String, _>("SHOW GRANTS")
-        .await
-        .unwrap_or_default();
-    let g = grants.join("\n").to_ascii_uppercase();
-    let all = g.contains("ALL PRIVILEGES ON *.*");
-    let has = |p: &str| all || g.contains(p);
-    let mut missing = Vec::new();
-    if !has("REPLICATION SLAVE") && !has("REPLICATION REPLICA") {
-        missing.push("REPLICATION SLAVE");
-    }
-    if !has("REPLICATION CLIENT") && !has("BINLOG MONITOR") && !has("SLAVE MONITOR") {
-        missing.push(if flavor.is_mariadb() {
-            "BINLOG MONITOR"
-        } else {
-            "REPLICATION CLIENT"
-        });
-    }
-    if !has("SELECT") {
-        missing.push("SELECT");
-    }
-    if !has("LOCK TABLES") {
-        missing.push("LOCK TABLES");
-    }
-    out.push(if missing.is_empty() {
-        line(if all { Status::Warn } else { Status::Ok }, "source privileges", if all { "ALL PRIVILEGES: more than dropship needs".to_string() } else { "REPLICATION SLAVE, REPLICATION CLIENT/BINLOG MONITOR, SELECT, LOCK TABLES".to_string() }, "grant only what the README's Privileges section lists")
-    } else {
-        line(Status::Fail, "source privileges", format!("missing {}", missing.join(", ")), format!("GRANT {} ON *.* TO the dropship user (SELECT and LOCK TABLES may be limited to the mapped databases)", missing.join(", ")))
-    });
+    let grants = Grants::of_current_user(&mut src).await.unwrap_or_default();
+    out.push(source_privileges(&grants, &flavor));
     // Server id.
     let own: Option<u32> = src.query_first("SELECT @@server_id").await.ok().flatten();
-    let hosts: Vec<mysql_async::Row> = src.query("SHOW SLAVE HOSTS").await.unwrap_or_default();
+    let hosts: Vec<mysql_async::Row> = src
+        .query(flavor.show_replica_hosts())
+        .await
+        .unwrap_or_default();
     let used = own == Some(cfg.server_id)
         || hosts
             .iter()
@@ -263,12 +240,37 @@ pub async fn run(cfg: &Config) -> Vec<Line> {
                 "no source table matches its patterns yet",
                 "tables created later that match a pattern are picked up",
             )),
-            Ok(t) => out.push(line(
-                Status::Ok,
-                &format!("service {}", svc.name),
-                format!("{} tables, each with a row key", t.len()),
-                "",
-            )),
+            Ok(t) => {
+                out.push(
+                    match copy::refuse_unlogged_cascades(cfg, svc, &mut src, &t).await {
+                        Ok(()) => line(
+                            Status::Ok,
+                            &format!("service {}", svc.name),
+                            format!("{} tables, each with a row key", t.len()),
+                            "",
+                        ),
+                        Err(e) => line(
+                            Status::Fail,
+                            &format!("service {}", svc.name),
+                            e.to_string(),
+                            e.hint().unwrap_or_default(),
+                        ),
+                    },
+                );
+                let tables: Vec<(String, String)> = t
+                    .iter()
+                    .map(|s| (s.database.clone(), s.table.clone()))
+                    .collect();
+                out.push(
+                    freeze_check(
+                        &mut src,
+                        &format!("cutover {}", svc.name),
+                        "source",
+                        &tables,
+                    )
+                    .await,
+                );
+            }
             Err(e) => out.push(line(
                 Status::Fail,
                 &format!("service {}", svc.name),
@@ -276,57 +278,147 @@ pub async fn run(cfg: &Config) -> Vec<Line> {
                 e.hint().unwrap_or_default(),
             )),
         }
-        out.push(target_check(svc).await);
+        out.extend(target_check(svc).await);
     }
     let _ = src.disconnect().await;
     out
 }
 
-async fn target_check(svc: &crate::config::ServiceConfig) -> Line {
+/// The source user's replication and copy privileges; more than needed is a warning.
+fn source_privileges(g: &Grants, flavor: &Flavor) -> Line {
+    let mut missing = Vec::new();
+    if !g.global("REPLICATION SLAVE") && !g.global("REPLICATION REPLICA") {
+        missing.push("REPLICATION SLAVE");
+    }
+    if !g.global("REPLICATION CLIENT") && !g.global("BINLOG MONITOR") && !g.global("SLAVE MONITOR")
+    {
+        missing.push(if flavor.is_mariadb() {
+            "BINLOG MONITOR"
+        } else {
+            "REPLICATION CLIENT"
+        });
+    }
+    if !g.anywhere("SELECT") {
+        missing.push("SELECT");
+    }
+    if !g.anywhere("LOCK TABLES") {
+        missing.push("LOCK TABLES");
+    }
+    if !missing.is_empty() {
+        return line(Status::Fail, "source privileges", format!("missing {}", missing.join(", ")), format!("GRANT {} ON *.* TO the dropship user (SELECT and LOCK TABLES may be limited to the mapped databases)", missing.join(", ")));
+    }
+    let broad = g.broad();
+    if broad.is_empty() {
+        line(
+            Status::Ok,
+            "source privileges",
+            "REPLICATION SLAVE, REPLICATION CLIENT/BINLOG MONITOR, SELECT, LOCK TABLES",
+            "",
+        )
+    } else {
+        line(
+            Status::Warn,
+            "source privileges",
+            format!("{}: more than dropship needs", broad.join(", ")),
+            "create a user with only what the README's Privileges section lists",
+        )
+    }
+}
+
+/// Whether the cutover's freeze triggers (source) or the rollback's (target)
+/// could be created: TRIGGER on each table, and with the binlog on, SUPER or
+/// `log_bin_trust_function_creators=1`. A warning: replication runs without.
+async fn freeze_check(
+    conn: &mut Conn,
+    what: &str,
+    side: &str,
+    tables: &[(String, String)],
+) -> Line {
+    match crate::cutover::freeze::check_privileges(conn, tables).await {
+        Ok(p) if p.is_empty() => line(Status::Ok, what, format!("the {side} user may create the write-freeze triggers"), ""),
+        Ok(p) => line(Status::Warn, what, format!("the write freeze on the {side} would fail: {}", p.join("; ")), "replication runs without these; fix them before the maintenance window (`dropship cutover` refuses until then)"),
+        Err(e) => line(Status::Warn, what, format!("cannot read the {side} user's privileges: {e}"), ""),
+    }
+}
+
+async fn target_check(svc: &crate::config::ServiceConfig) -> Vec<Line> {
     let what = format!("target {}", svc.name);
     let mut c = match Conn::new(svc.target.opts()).await {
         Ok(c) => c,
         Err(e) => {
             let msg = crate::config::scrub(&e.to_string(), svc.target.secret().unwrap_or(""));
-            return line(
+            return vec![line(
                 Status::Fail,
                 &what,
                 format!("cannot connect to {}: {msg}", svc.target),
                 "check the host, port, credentials and TLS setting",
-            );
+            )];
         }
     };
-    let grants: Vec<String> = c
-        .query::<String, _>("SHOW GRANTS")
+    let flavor = Flavor::detect(&mut c)
         .await
-        .unwrap_or_default();
-    let g = grants.join("\n").to_ascii_uppercase();
-    let all = g.contains("ALL PRIVILEGES");
-    let need = [
+        .unwrap_or_else(|_| Flavor::parse(""));
+    let grants = Grants::of_current_user(&mut c).await.unwrap_or_default();
+    // MySQL checks REFERENCES when a table with a foreign key is created;
+    // MariaDB does not.
+    let mut need = vec![
         "SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "DROP", "INDEX",
     ];
-    let missing: Vec<&str> = need
+    if !flavor.is_mariadb() {
+        need.push("REFERENCES");
+    }
+    let mut databases: Vec<String> = svc
+        .source_databases()
         .iter()
-        .copied()
-        .filter(|p| !all && !g.contains(p))
+        .map(|d| svc.target_database(d).to_string())
         .collect();
+    databases.push(crate::meta::DB.to_string());
+    let mut missing: Vec<String> = Vec::new();
+    for p in &need {
+        let lacking: Vec<&str> = databases
+            .iter()
+            .filter(|d| !grants.on_database(p, d))
+            .map(String::as_str)
+            .collect();
+        if !lacking.is_empty() {
+            missing.push(format!("{p} on {}", lacking.join(", ")));
+        }
+    }
     let log_bin = var(&mut c, "log_bin").await.unwrap_or_default();
     let format = var(&mut c, "binlog_format").await.unwrap_or_default();
     let image = var(&mut c, "binlog_row_image")
         .await
         .unwrap_or_else(|| "FULL".into());
-    let _ = c.disconnect().await;
     if !missing.is_empty() {
-        return line(
+        let _ = c.disconnect().await;
+        return vec![line(
             Status::Fail,
             &what,
-            format!("missing {}", missing.join(", ")),
+            format!("the target user lacks {}", missing.join("; ")),
             format!(
-                "GRANT {} ON the service's databases and `_dropship`.* TO the dropship user",
+                "GRANT {} ON each of the service's target databases and on `_dropship`.* TO the dropship user",
                 need.join(", ")
             ),
-        );
+        )];
     }
+    let mut out = Vec::new();
+    let broad = grants.broad();
+    if !broad.is_empty() {
+        out.push(line(
+            Status::Warn,
+            &format!("{what} privileges"),
+            format!("{}: more than dropship needs", broad.join(", ")),
+            "create a user with only what the README's Privileges section lists",
+        ));
+    }
+    // The rollback freezes the target with triggers on the service's tables.
+    let tables: Vec<(String, String)> = databases
+        .iter()
+        .filter(|d| d.as_str() != crate::meta::DB)
+        .map(|d| (d.clone(), String::new()))
+        .collect();
+    out.push(freeze_check(&mut c, &format!("rollback {}", svc.name), "target", &tables).await);
+    let _ = c.disconnect().await;
     // Reverse replication after a cutover reads the target's binlog
     // (`reverse`); without it a rollback copies the tables back in full.
     if log_bin != "ON" || format != "ROW" || image != "FULL" {
@@ -335,14 +427,15 @@ async fn target_check(svc: &crate::config::ServiceConfig) -> Line {
         } else {
             format!("binlog_format={format}, binlog_row_image={image}")
         };
-        return line(
+        out.insert(0, line(
             Status::Warn,
             &what,
             format!("{} reachable, privileges ok, {now}: no reverse replication after a cutover, so a rollback would copy the service's tables back in full inside its freeze", svc.target),
             "for a rollback that loses nothing in about a second: log_bin=ON, binlog_format=ROW, binlog_row_image=FULL on the target (RDS/Aurora: automated backups on, both in the DB parameter group), and GRANT REPLICATION SLAVE, BINLOG MONITOR (MySQL: REPLICATION CLIENT) to the dropship user",
-        );
+        ));
+        return out;
     }
-    line(
+    out.insert(0, line(
         Status::Ok,
         &what,
         format!(
@@ -350,5 +443,6 @@ async fn target_check(svc: &crate::config::ServiceConfig) -> Line {
             svc.target
         ),
         "",
-    )
+    ));
+    out
 }

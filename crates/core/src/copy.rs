@@ -185,6 +185,55 @@ pub async fn resolve_tables(
     Ok(out)
 }
 
+/// Refuses a service whose mapped tables are children of cascading foreign
+/// keys (`ON DELETE CASCADE`, `SET NULL`, ...) when the source does not write
+/// the cascaded changes to its binlog (see `Flavor::logs_cascades`): the
+/// target, which applies with `foreign_key_checks=0`, would keep the rows the
+/// source's cascade deleted or changed. The parent may be mapped or not; the
+/// child's rows are what diverge.
+pub async fn refuse_unlogged_cascades(
+    cfg: &Config,
+    svc: &ServiceConfig,
+    conn: &mut Conn,
+    tables: &[Arc<TableSchema>],
+) -> Result<()> {
+    let flavor = Flavor::detect(conn)
+        .await
+        .map_err(Error::db("reading the source's version"))?;
+    if flavor.logs_cascades(conn).await.map_err(Error::db(
+        "reading innodb_native_foreign_keys on the source",
+    ))? {
+        return Ok(());
+    }
+    for t in tables {
+        let create = schema::show_create_table(conn, &t.database, &t.table)
+            .await
+            .map_err(Error::db(format!(
+                "reading the definition of {}.{} on the source",
+                t.database, t.table
+            )))?
+            .unwrap_or_default();
+        if let Some(k) = schema::cascading_keys(&t.database, &t.table, &create).first() {
+            let why = if flavor.is_mariadb() {
+                format!("{flavor} does not write cascaded changes to its binlog")
+            } else {
+                format!("{flavor} does not write cascaded changes to its binlog (MySQL 9 does, unless innodb_native_foreign_keys=ON)")
+            };
+            return Err(Error::definite(
+                format!(
+                    "{}: services.{}.tables: {}.{} has foreign key `{}` {} referencing {}: {why}, so the target would keep rows the source's cascade deletes or changes",
+                    cfg.file, svc.name, k.database, k.table, k.name, k.actions(), k.parent
+                ),
+                format!(
+                    "change the key to ON DELETE RESTRICT / ON UPDATE RESTRICT and let the application change {}.{} itself (those writes are in the binlog), or remove {}.{} from the service's tables",
+                    k.database, k.table, k.database, k.table
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Starts a service's copy: reads the definitions of its tables and the
 /// start position `P0` as one snapshot, then creates the target tables.
 ///
@@ -1305,8 +1354,13 @@ async fn prepare_copy_target(cfg: &Config, svc: &ServiceConfig, target: &mut Con
         .map_err(Error::db("preparing the target session"))?;
     if skip_target_binlog(cfg) {
         // Replicas of the target read its binlog: they must get the rows.
-        let replicas: Vec<mysql_async::Row> =
-            target.query("SHOW SLAVE HOSTS").await.unwrap_or_default();
+        let flavor = Flavor::detect(target)
+            .await
+            .map_err(Error::db("reading the target's version"))?;
+        let replicas: Vec<mysql_async::Row> = target
+            .query(flavor.show_replica_hosts())
+            .await
+            .unwrap_or_default();
         if !replicas.is_empty() {
             if !BINLOG_WARNED.swap(true, Relaxed) {
                 info!(service = %svc.name, replicas = replicas.len(), "the target has replicas: copied rows stay in its binary log");
@@ -1315,7 +1369,12 @@ async fn prepare_copy_target(cfg: &Config, svc: &ServiceConfig, target: &mut Con
         }
         if let Err(e) = target.query_drop("SET SESSION sql_log_bin = 0").await {
             if !BINLOG_WARNED.swap(true, Relaxed) {
-                warn!(service = %svc.name, reason = %e, "the target user may not set sql_log_bin (needs SUPER, or BINLOG ADMIN on MariaDB 10.5+); copied rows go to the target's binary log, which makes the copy slower");
+                let needs = if flavor.is_mariadb() {
+                    "BINLOG ADMIN (MariaDB 10.5+) or SUPER"
+                } else {
+                    "SESSION_VARIABLES_ADMIN or SYSTEM_VARIABLES_ADMIN (MySQL 8+)"
+                };
+                warn!(service = %svc.name, reason = %e, needs, "the target user may not set sql_log_bin; copied rows go to the target's binary log, which makes the copy slower");
             }
         }
     }

@@ -265,7 +265,8 @@ async fn setup(
     // Validate every service's tables on the source before writing anything
     // to any target (a table without a key is a config error, exit 2).
     for svc in selected {
-        copy::resolve_tables(cfg, svc, &mut src).await?;
+        let tables = copy::resolve_tables(cfg, svc, &mut src).await?;
+        copy::refuse_unlogged_cascades(cfg, svc, &mut src, &tables).await?;
     }
     // Per service: schema, tables, and a start position.
     let mut starts = Vec::new();

@@ -71,6 +71,41 @@ impl Flavor {
         }
     }
 
+    /// The statement that lists the replicas connected to this server
+    /// (MySQL 8.4 removed `SHOW SLAVE HOSTS`; 8.0.22 added `SHOW REPLICAS`).
+    pub fn show_replica_hosts(&self) -> &'static str {
+        match self.kind {
+            FlavorKind::MySql if (self.major, self.minor, self.patch) >= (8, 0, 22) => {
+                "SHOW REPLICAS"
+            }
+            _ => "SHOW SLAVE HOSTS",
+        }
+    }
+
+    /// Whether changes that InnoDB makes through a foreign key's `CASCADE` or
+    /// `SET NULL` action reach the row binlog. MariaDB and MySQL up to 8.4 do
+    /// not log them (the cascaded rows change on the source only); MySQL 9.x
+    /// runs foreign keys in the SQL layer and logs them, unless
+    /// `innodb_native_foreign_keys=ON` brings back the old behaviour. Read from
+    /// that variable: where it does not exist, cascades are not logged.
+    pub async fn logs_cascades<C: Queryable>(
+        &self,
+        conn: &mut C,
+    ) -> Result<bool, mysql_async::Error> {
+        if self.is_mariadb() {
+            return Ok(false);
+        }
+        match conn
+            .query_first::<i64, _>("SELECT @@GLOBAL.innodb_native_foreign_keys")
+            .await
+        {
+            Ok(v) => Ok(v == Some(0)),
+            // ER_UNKNOWN_SYSTEM_VARIABLE: a server from before SQL-layer keys.
+            Err(mysql_async::Error::Server(e)) if e.code == 1193 => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self.kind {
             FlavorKind::MySql => "MySQL",

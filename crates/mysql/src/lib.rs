@@ -7,6 +7,7 @@
 //! - [`sql`]: identifier quoting and statement building.
 //! - [`rowhash`]: the per-row hash verify and the final check compute on both servers.
 //! - [`translate`]: table definitions and column types across MySQL and MariaDB.
+//! - [`grants`]: what the connected user may do, from `SHOW GRANTS`.
 
 pub mod binlog;
 pub mod event;
@@ -17,6 +18,7 @@ pub use event::*;
 pub use value::Value;
 pub mod ddl;
 pub mod flavor;
+pub mod grants;
 pub mod position;
 pub mod rowhash;
 pub mod schema;

@@ -191,6 +191,94 @@ pub async fn list_tables<C: Queryable>(
     conn.query(q).await
 }
 
+/// A foreign key whose action writes the child table: `ON DELETE` or
+/// `ON UPDATE` is `CASCADE`, `SET NULL` or `SET DEFAULT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CascadingKey {
+    pub name: String,
+    pub database: String,
+    /// The child table, whose rows the action changes.
+    pub table: String,
+    pub parent: String,
+    pub on_delete: String,
+    pub on_update: String,
+}
+
+impl CascadingKey {
+    /// `ON DELETE CASCADE`, `ON UPDATE SET NULL`, or both.
+    pub fn actions(&self) -> String {
+        let writes = |r: &str| !matches!(r, "RESTRICT" | "NO ACTION");
+        let mut a = Vec::new();
+        if writes(&self.on_delete) {
+            a.push(format!("ON DELETE {}", self.on_delete));
+        }
+        if writes(&self.on_update) {
+            a.push(format!("ON UPDATE {}", self.on_update));
+        }
+        a.join(" ")
+    }
+}
+
+/// The cascading foreign keys declared in a `SHOW CREATE TABLE` text of
+/// `database`.`table`. Read from the definition rather than from
+/// `information_schema.REFERENTIAL_CONSTRAINTS`, which MariaDB hides from a
+/// user holding only SELECT (so the keys would silently read as none).
+pub fn cascading_keys(database: &str, table: &str, create: &str) -> Vec<CascadingKey> {
+    let mut out = Vec::new();
+    for line in create.lines() {
+        let l = line.trim().trim_end_matches(',');
+        let Some(rest) = l.strip_prefix("CONSTRAINT ") else {
+            continue;
+        };
+        let Some(fk) = rest.find(" FOREIGN KEY ") else {
+            continue;
+        };
+        let name = unquote(&rest[..fk]);
+        let Some(refs) = rest.find(" REFERENCES ") else {
+            continue;
+        };
+        let after = &rest[refs + " REFERENCES ".len()..];
+        let parent_end = after.find(" (").unwrap_or(after.len());
+        let parent = match after[..parent_end].split_once("`.`") {
+            Some((d, t)) => format!("{}.{}", unquote(d), unquote(t)),
+            None => format!("{database}.{}", unquote(&after[..parent_end])),
+        };
+        let rule = |kw: &str| -> String {
+            let Some(at) = after.find(kw) else {
+                return "RESTRICT".into();
+            };
+            let tail = &after[at + kw.len()..];
+            [
+                "SET DEFAULT",
+                "SET NULL",
+                "NO ACTION",
+                "CASCADE",
+                "RESTRICT",
+            ]
+            .iter()
+            .find(|r| tail.starts_with(*r))
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "RESTRICT".into())
+        };
+        let key = CascadingKey {
+            name,
+            database: database.to_string(),
+            table: table.to_string(),
+            parent,
+            on_delete: rule(" ON DELETE "),
+            on_update: rule(" ON UPDATE "),
+        };
+        if !key.actions().is_empty() {
+            out.push(key);
+        }
+    }
+    out
+}
+
+fn unquote(s: &str) -> String {
+    s.trim().trim_matches('`').replace("``", "`")
+}
+
 /// `SHOW CREATE TABLE` text.
 pub async fn show_create_table<C: Queryable>(
     conn: &mut C,
@@ -208,7 +296,27 @@ pub async fn show_create_table<C: Queryable>(
 
 #[cfg(test)]
 mod tests {
-    use super::is_generated;
+    use super::{cascading_keys, is_generated};
+
+    #[test]
+    fn cascading_keys_are_read_from_the_definition_and_restrict_ones_are_not() {
+        let create = "CREATE TABLE `posts` (\n  `id` int NOT NULL,\n  `user_id` int DEFAULT NULL,\n  `shop_id` int DEFAULT NULL,\n  `o` int,\n  PRIMARY KEY (`id`),\n  \
+            CONSTRAINT `posts_user` FOREIGN KEY (`user_id`) REFERENCES `users` (`id`) ON DELETE CASCADE,\n  \
+            CONSTRAINT `posts_shop` FOREIGN KEY (`shop_id`) REFERENCES `other`.`shops` (`id`) ON UPDATE SET NULL,\n  \
+            CONSTRAINT `posts_o` FOREIGN KEY (`o`) REFERENCES `o` (`id`) ON DELETE RESTRICT ON UPDATE NO ACTION\n) ENGINE=InnoDB";
+        let keys = cascading_keys("app", "posts", create);
+        assert_eq!(keys.len(), 2, "{keys:?}");
+        assert_eq!(
+            (keys[0].name.as_str(), keys[0].parent.as_str()),
+            ("posts_user", "app.users")
+        );
+        assert_eq!(keys[0].actions(), "ON DELETE CASCADE");
+        assert_eq!(
+            (keys[1].name.as_str(), keys[1].parent.as_str()),
+            ("posts_shop", "other.shops")
+        );
+        assert_eq!(keys[1].actions(), "ON UPDATE SET NULL");
+    }
 
     #[test]
     fn default_generated_columns_are_ordinary_columns_and_generated_ones_are_not() {
