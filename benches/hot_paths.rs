@@ -111,10 +111,12 @@ fn bench_relay_record(c: &mut Criterion) {
                 before: Some(RowImage {
                     values: row(i),
                     missing: vec![],
+                    partial_json: vec![],
                 }),
                 after: Some(RowImage {
                     values: row(i + 1),
                     missing: vec![],
+                    partial_json: vec![],
                 }),
             })
             .collect(),

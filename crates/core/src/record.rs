@@ -88,6 +88,7 @@ mod tests {
                 after: Some(RowImage {
                     values: vec![Value::UInt(7), Value::Bytes(vec![0, 255])],
                     missing: vec![],
+                    partial_json: vec![],
                 }),
             }],
         });

@@ -87,10 +87,25 @@ pub enum RowKind {
 /// One row image: a value for every column of the table map, in column order.
 /// `missing` lists the columns the image did not include (a non-FULL row
 /// image); the flow refuses such images rather than guess.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RowImage {
     pub values: Vec<Value>,
     pub missing: Vec<usize>,
+    /// Partial JSON updates the decoder could not apply because the before
+    /// image lacks the document (binlog_row_image=MINIMAL), kept as their
+    /// diffs. Only a decoder built with
+    /// [`Decoder::keeping_partial_json`](crate::binlog::Decoder::keeping_partial_json)
+    /// fills it; every column listed here is also in `missing`, with a
+    /// `Value::Null` value. Not serialized: relay records never carry it.
+    #[serde(skip)]
+    pub partial_json: Vec<PartialJson>,
+}
+
+/// The JSON diffs of one column of a partial after image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartialJson {
+    pub column: usize,
+    pub diffs: Vec<crate::binlog::json::Diff>,
 }
 
 /// One changed row. Inserts have only `after`, deletes only `before`.

@@ -85,3 +85,48 @@ fn inspect_stops_with_the_error_naming_file_and_offset() {
     );
     assert!(String::from_utf8(out).unwrap().lines().count() > 800);
 }
+
+#[test]
+fn inspect_prints_minimal_image_partial_json_updates_as_their_diffs() {
+    let Some((ls, sum)) = lines(&["rust_mysql_common/json.binlog.000001"]) else {
+        return;
+    };
+    assert_eq!(sum.events as usize, ls.len());
+    let partial: Vec<&J> = ls
+        .iter()
+        .filter(|l| l["type"] == "PARTIAL_UPDATE_ROWS")
+        .collect();
+    assert_eq!(partial.len(), 1);
+    let ev = partial[0];
+    assert_eq!(ev["offset"], 3750);
+    assert_eq!(ev["op"], "update");
+    let rows = ev["rows"].as_array().unwrap();
+    // `mysqlbinlog -v`: WHERE @1=n SET @2=JSON_REPLACE(@2, '$.age', age) @3=name @4=age.
+    let expected = [
+        (1, 26, "Joe"),
+        (2, 34, "Sue"),
+        (3, 42, "Pete"),
+        (4, 26, "Joe"),
+        (5, 34, "Sue"),
+        (6, 42, "Pete"),
+    ];
+    assert_eq!(rows.len(), expected.len());
+    for (row, (id, age, name)) in rows.iter().zip(expected) {
+        let (before, after) = (&row["before"], &row["after"]);
+        assert_eq!(before["@1"], id, "{row}");
+        assert_eq!(before["@2"], serde_json::json!({"missing": true}), "{row}");
+        assert_eq!(after["@1"], serde_json::json!({"missing": true}), "{row}");
+        assert_eq!(
+            after["@2"],
+            serde_json::json!({"json_diff": [{"op": "replace", "path": "$.age", "value": age}]}),
+            "{row}"
+        );
+        assert_eq!(after["@3"], name, "{row}");
+        assert_eq!(after["@4"], age, "{row}");
+    }
+    assert!(
+        ls.last().is_some_and(|l| l["type"] == "XID"),
+        "{:?}",
+        ls.last()
+    );
+}

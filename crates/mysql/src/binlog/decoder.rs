@@ -21,6 +21,12 @@
 //!
 //! Failure: any error leaves the decoder usable for the next event, but
 //! events after an error in the middle of a transaction must not be applied.
+//!
+//! A PARTIAL_UPDATE_ROWS JSON diff whose document is not in the before image
+//! (binlog_row_image=MINIMAL) fails the event, unless the decoder was built
+//! with [`Decoder::keeping_partial_json`]: then the diffs are kept in the
+//! after image (see [`rows::Unresolved`]). Only inspection uses that mode;
+//! such an after image cannot be applied.
 
 use super::cursor::{Cursor, Short};
 use super::error::DecodeError;
@@ -47,6 +53,7 @@ pub struct Decoder {
     /// body reuses the parsed map (and its `Arc`) instead of parsing again.
     /// Bounded by `RECENT_MAPS`; emptied with a new format description.
     recent_maps: HashMap<u64, (Vec<u8>, Arc<TableMap>)>,
+    unresolved: rows::Unresolved,
 }
 
 /// Most table maps kept in `Decoder::recent_maps`.
@@ -97,6 +104,16 @@ impl Ctx {
 impl Decoder {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A decoder that keeps partial JSON diffs it cannot apply in
+    /// [`RowImage::partial_json`](crate::event::RowImage::partial_json)
+    /// instead of failing the event. For inspection, not replication.
+    pub fn keeping_partial_json() -> Self {
+        Self {
+            unresolved: rows::Unresolved::KeepDiffs,
+            ..Self::default()
+        }
     }
 
     /// The FORMAT_DESCRIPTION in force, once one has been decoded.
@@ -450,7 +467,7 @@ impl Decoder {
             .enumerate()
             .find(|(_, c)| matches!(c.type_code, 7 | 11 | 12))
             .map(|(i, c)| (i, c.type_code, c.meta));
-        let changes = rows::decode(head.rest, &tm, kind, code == t::PARTIAL_UPDATE_ROWS).map_err(|e| match e {
+        let changes = rows::decode(head.rest, &tm, kind, code == t::PARTIAL_UPDATE_ROWS, self.unresolved).map_err(|e| match e {
             // MariaDB 5.3-10.0 "hires" TIMESTAMP/TIME/DATETIME(n) use the old type
             // codes with no metadata, so their width is not in the binlog.
             _ if mariadb && old_temporal.is_some() => {

@@ -46,6 +46,16 @@ fn wrap(path: &str, e: DecodeError) -> DecodeError {
 
 /// Reads a whole binlog file, calling `out` for every decoded event.
 pub fn read_file(path: &Path, out: &mut Sink<'_>) -> Result<FileSummary, DecodeError> {
+    read_file_with(path, &mut Decoder::new(), out)
+}
+
+/// [`read_file`] with a caller-owned decoder (e.g. one built with
+/// [`Decoder::keeping_partial_json`]).
+pub fn read_file_with(
+    path: &Path,
+    decoder: &mut Decoder,
+    out: &mut Sink<'_>,
+) -> Result<FileSummary, DecodeError> {
     let name = path.display().to_string();
     let f = std::fs::File::open(path).map_err(|e| DecodeError::Io {
         path: name.clone(),
@@ -56,7 +66,7 @@ pub fn read_file(path: &Path, out: &mut Sink<'_>) -> Result<FileSummary, DecodeE
         &name,
         BufReader::with_capacity(256 * 1024, f),
         len,
-        &mut Decoder::new(),
+        decoder,
         out,
     )
 }

@@ -8,15 +8,19 @@
 //! `sql` for statements. Values: integers as numbers, strings as UTF-8 text
 //! when valid else `{"hex": "..."}`, DECIMAL as its exact text, temporal types
 //! as text, JSON as the parsed document, columns missing from the image as
-//! `{"missing": true}`.
+//! `{"missing": true}`, and a partial JSON update whose document the before
+//! image lacks (binlog_row_image=MINIMAL) as its diffs in stored order:
+//! `{"json_diff": [{"op": "replace", "path": "$.a", "value": 1},
+//! {"op": "remove", "path": "$.b"}]}` (`op` is `replace`, `insert` or
+//! `remove`; `remove` has no `value`).
 //!
 //! The first decode error stops the run: the lines before it are printed and
 //! the error (naming file and offset) is returned.
 
-use super::decoder::Sink;
+use super::decoder::{Decoder, Sink};
 use super::error::DecodeError;
-use super::{file, types};
-use crate::event::{Event, EventHeader, RowImage, RowKind, TableMap};
+use super::{file, json, types};
+use crate::event::{Event, EventHeader, PartialJson, RowImage, RowKind, TableMap};
 use crate::value::{civil_from_epoch, Value};
 use serde_json::{json, Value as J};
 use std::collections::HashMap;
@@ -60,7 +64,7 @@ pub fn inspect(paths: &[PathBuf], out: &mut dyn Write) -> Result<InspectSummary,
             Ok(())
         };
         let s: &mut Sink<'_> = &mut sink;
-        let res = file::read_file(path, s);
+        let res = file::read_file_with(path, &mut Decoder::keeping_partial_json(), s);
         r.drain(out)?;
         res?;
         summary.files += 1;
@@ -304,13 +308,37 @@ fn image_into(b: &mut Vec<u8>, keys: &[Vec<u8>], img: &RowImage) {
                 b.extend_from_slice(b"\":");
             }
         }
-        if !img.missing.is_empty() && img.missing.contains(&i) {
+        if let Some(p) = img.partial_json.iter().find(|p| p.column == i) {
+            json_diff_into(b, p);
+        } else if !img.missing.is_empty() && img.missing.contains(&i) {
             b.extend_from_slice(b"{\"missing\":true}");
         } else {
             value_into(b, v);
         }
     }
     b.push(b'}');
+}
+
+/// `{"json_diff":[{"op":..,"path":..,"value":..},..]}`, values rendered as JSON columns are.
+fn json_diff_into(b: &mut Vec<u8>, p: &PartialJson) {
+    b.extend_from_slice(b"{\"json_diff\":[");
+    for (n, d) in p.diffs.iter().enumerate() {
+        if n > 0 {
+            b.push(b',');
+        }
+        b.extend_from_slice(b"{\"op\":");
+        esc_str(b, d.op_name());
+        b.extend_from_slice(b",\"path\":");
+        esc_str(b, &d.path);
+        if let Some(v) = &d.value {
+            let mut text = String::new();
+            json::write(v, &mut text);
+            b.extend_from_slice(b",\"value\":");
+            value_into(b, &Value::Json(text));
+        }
+        b.push(b'}');
+    }
+    b.extend_from_slice(b"]}");
 }
 
 /// Appends `v` as inspect prints it (the same text as serializing [`value`]).

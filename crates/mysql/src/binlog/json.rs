@@ -393,6 +393,18 @@ pub struct Diff {
     pub value: Option<Json>,
 }
 
+impl Diff {
+    /// `replace`, `insert` or `remove`; `unknown` for a code [`parse_diffs`] refuses.
+    pub fn op_name(&self) -> &'static str {
+        match self.op {
+            0 => "replace",
+            1 => "insert",
+            2 => "remove",
+            _ => "unknown",
+        }
+    }
+}
+
 /// Parses the diff list of one partial JSON column value.
 pub fn parse_diffs(bytes: &[u8]) -> Result<Vec<Diff>, String> {
     let mut c = Cursor::new(bytes);

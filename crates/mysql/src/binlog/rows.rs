@@ -15,13 +15,17 @@
 //! Invariants: a column absent from the image is `Value::Null` and listed in
 //! [`RowImage::missing`]; a partial JSON column is rebuilt from the before
 //! image by applying its diffs, and if that is impossible the event fails —
-//! the decoder never emits a guessed after image.
+//! the decoder never emits a guessed after image. The one exception is
+//! [`Unresolved::KeepDiffs`]: a partial column whose document is absent from
+//! the before image is then `Value::Null`, listed in `missing`, and its diffs
+//! are in [`RowImage::partial_json`]; diffs that do not fit a document that is
+//! present still fail the event.
 
 use super::column::{self, ColumnError};
 use super::cursor::{bit, Cursor, Short};
 use super::json::{self, Json};
 use super::table_map::col;
-use crate::event::{RowChange, RowImage, RowKind, TableMap};
+use crate::event::{PartialJson, RowChange, RowImage, RowKind, TableMap};
 use crate::value::Value;
 
 /// Rows-event errors before the decoder adds the event's offset and type.
@@ -47,6 +51,16 @@ pub struct RowsHead<'a> {
 
 pub const STMT_END_F: u16 = 1;
 
+/// What a partial JSON update does when the before image lacks its document.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Unresolved {
+    /// The event fails: no after image can be built.
+    #[default]
+    Refuse,
+    /// The diffs are kept in [`RowImage::partial_json`] (for inspection).
+    KeepDiffs,
+}
+
 pub fn read_head(body: &[u8], post_header_len: u8, v2: bool) -> Result<RowsHead<'_>, Short> {
     let mut c = Cursor::new(body);
     let table_id = super::table_map::read_table_id(&mut c, post_header_len)?;
@@ -68,6 +82,7 @@ pub fn decode(
     tm: &TableMap,
     kind: RowKind,
     partial: bool,
+    unresolved: Unresolved,
 ) -> Result<Vec<RowChange>, RowsError> {
     let ncols = c.lenenc_len("column count")?;
     if ncols > tm.columns.len() {
@@ -91,20 +106,17 @@ pub fn decode(
             RowKind::Insert => RowChange {
                 kind,
                 before: None,
-                after: Some(image(&mut c, tm, ncols, present, None)?.0),
+                after: Some(image(&mut c, tm, ncols, present, None, unresolved)?.0),
             },
             RowKind::Delete => RowChange {
                 kind,
-                before: Some(image(&mut c, tm, ncols, present, None)?.0),
+                before: Some(image(&mut c, tm, ncols, present, None, unresolved)?.0),
                 after: None,
             },
             RowKind::Update => {
-                let (before, trees) = image(&mut c, tm, ncols, present, None)?;
-                let after = if partial {
-                    image(&mut c, tm, ncols, present_after, Some(&trees))?.0
-                } else {
-                    image(&mut c, tm, ncols, present_after, None)?.0
-                };
+                let (before, trees) = image(&mut c, tm, ncols, present, None, unresolved)?;
+                let trees = partial.then_some(&trees);
+                let after = image(&mut c, tm, ncols, present_after, trees, unresolved)?.0;
                 RowChange {
                     kind,
                     before: Some(before),
@@ -133,6 +145,7 @@ fn image(
     ncols: usize,
     present: &[u8],
     before: Option<&Trees>,
+    unresolved: Unresolved,
 ) -> Result<(RowImage, Trees), RowsError> {
     // Partial-update after image: value options and the partial-JSON bitmap.
     let mut partial_bits: &[u8] = &[];
@@ -151,6 +164,7 @@ fn image(
     let nulls = c.bytes(npresent.div_ceil(8), "null bitmap")?;
     let mut values = Vec::with_capacity(tm.columns.len());
     let mut missing = Vec::new();
+    let mut partial_json = Vec::new();
     let mut trees: Trees = Vec::new();
     let mut json_index = 0usize;
     let mut null_index = 0usize;
@@ -180,13 +194,19 @@ fn image(
                     column: i,
                     err: ColumnError::Malformed(e),
                 })?;
-                let mut doc = before
-                    .and_then(|t| t.get(i).cloned().flatten())
-                    .ok_or_else(|| RowsError::Malformed(format!(
+                let Some(mut doc) = before.and_then(|t| t.get(i).cloned().flatten()) else {
+                    if unresolved == Unresolved::KeepDiffs {
+                        missing.push(i);
+                        values.push(Value::Null);
+                        partial_json.push(PartialJson { column: i, diffs });
+                        continue;
+                    }
+                    return Err(RowsError::Malformed(format!(
                         "partial JSON update of column {i} of `{}`.`{}` but the before image has no value for it; \
                          hint: use binlog_row_image=FULL with binlog_row_value_options=PARTIAL_JSON",
                         tm.database, tm.table
-                    )))?;
+                    )));
+                };
                 json::apply(&mut doc, &diffs).map_err(|e| RowsError::Column {
                     column: i,
                     err: ColumnError::Malformed(e),
@@ -212,7 +232,14 @@ fn image(
         let v = column::decode(c, m).map_err(|err| RowsError::Column { column: i, err })?;
         values.push(v);
     }
-    Ok((RowImage { values, missing }, trees))
+    Ok((
+        RowImage {
+            values,
+            missing,
+            partial_json,
+        },
+        trees,
+    ))
 }
 
 #[cfg(test)]
@@ -250,7 +277,11 @@ mod tests {
         0x00, 1, 0, 14, 0, 11, 0, 3, 0, 0x05, 26, 0, b'a', b'g', b'e',
     ];
 
-    fn partial_body(before_present: u8) -> Vec<u8> {
+    fn age_27() -> Vec<u8> {
+        [&[0u8, 5][..], b"$.age", &[3, 0x05, 27, 0]].concat()
+    }
+
+    fn partial_body(before_present: u8, diff: &[u8]) -> Vec<u8> {
         let mut b = vec![2, before_present, 0b11];
         // before image
         b.push(0);
@@ -262,16 +293,22 @@ mod tests {
         // after image: value options PARTIAL_JSON, partial bitmap, null bitmap
         b.extend_from_slice(&[1, 1, 0]);
         b.extend_from_slice(&1u32.to_le_bytes());
-        let diff = [&[0u8, 5][..], b"$.age", &[3, 0x05, 27, 0]].concat();
         b.extend_from_slice(&(diff.len() as u32).to_le_bytes());
-        b.extend_from_slice(&diff);
+        b.extend_from_slice(diff);
         b
     }
 
     #[test]
     fn partial_json_update_applies_the_diff_to_the_before_image() {
-        let body = partial_body(0b11);
-        let changes = decode(Cursor::new(&body), &table(), RowKind::Update, true).unwrap();
+        let body = partial_body(0b11, &age_27());
+        let changes = decode(
+            Cursor::new(&body),
+            &table(),
+            RowKind::Update,
+            true,
+            Unresolved::Refuse,
+        )
+        .unwrap();
         assert_eq!(changes.len(), 1);
         let before = changes[0].before.as_ref().unwrap();
         let after = changes[0].after.as_ref().unwrap();
@@ -284,13 +321,76 @@ mod tests {
             vec![Value::Int(1), Value::Json(r#"{"age": 27}"#.into())]
         );
         assert!(after.missing.is_empty());
+        assert!(after.partial_json.is_empty());
     }
 
     #[test]
     fn partial_json_update_without_the_document_in_the_before_image_is_an_error() {
-        let body = partial_body(0b01);
-        let err = decode(Cursor::new(&body), &table(), RowKind::Update, true).unwrap_err();
+        let body = partial_body(0b01, &age_27());
+        let err = decode(
+            Cursor::new(&body),
+            &table(),
+            RowKind::Update,
+            true,
+            Unresolved::Refuse,
+        )
+        .unwrap_err();
         assert!(matches!(err, RowsError::Malformed(m) if m.contains("before image has no value")));
+    }
+
+    #[test]
+    fn partial_json_update_without_the_before_document_keeps_its_diffs_when_asked() {
+        let diff = [age_27(), [&[2u8, 5][..], b"$.old"].concat()].concat();
+        let body = partial_body(0b01, &diff);
+        let changes = decode(
+            Cursor::new(&body),
+            &table(),
+            RowKind::Update,
+            true,
+            Unresolved::KeepDiffs,
+        )
+        .unwrap();
+        let before = changes[0].before.as_ref().unwrap();
+        assert_eq!(before.missing, vec![1]);
+        assert!(before.partial_json.is_empty());
+        let after = changes[0].after.as_ref().unwrap();
+        assert_eq!(after.values, vec![Value::Int(1), Value::Null]);
+        assert_eq!(after.missing, vec![1]);
+        assert_eq!(
+            after.partial_json,
+            vec![PartialJson {
+                column: 1,
+                diffs: vec![
+                    json::Diff {
+                        op: 0,
+                        path: "$.age".into(),
+                        value: Some(Json::Int(27)),
+                    },
+                    json::Diff {
+                        op: 2,
+                        path: "$.old".into(),
+                        value: None,
+                    },
+                ],
+            }]
+        );
+    }
+
+    #[test]
+    fn kept_diffs_that_do_not_fit_the_before_document_still_fail() {
+        let body = partial_body(0b11, &[&[2u8, 5][..], b"$.old"].concat());
+        let err = decode(
+            Cursor::new(&body),
+            &table(),
+            RowKind::Update,
+            true,
+            Unresolved::KeepDiffs,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, RowsError::Column { column: 1, .. }),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -298,7 +398,14 @@ mod tests {
         // WRITE with only column 0 present.
         let mut b = vec![2, 0b01, 0];
         b.extend_from_slice(&7i32.to_le_bytes());
-        let changes = decode(Cursor::new(&b), &table(), RowKind::Insert, false).unwrap();
+        let changes = decode(
+            Cursor::new(&b),
+            &table(),
+            RowKind::Insert,
+            false,
+            Unresolved::Refuse,
+        )
+        .unwrap();
         let after = changes[0].after.as_ref().unwrap();
         assert_eq!(after.values, vec![Value::Int(7), Value::Null]);
         assert_eq!(after.missing, vec![1]);
@@ -307,6 +414,13 @@ mod tests {
     #[test]
     fn an_image_with_no_columns_is_refused_instead_of_looping() {
         let b = vec![2, 0, 0, 0];
-        assert!(decode(Cursor::new(&b), &table(), RowKind::Insert, false).is_err());
+        assert!(decode(
+            Cursor::new(&b),
+            &table(),
+            RowKind::Insert,
+            false,
+            Unresolved::Refuse
+        )
+        .is_err());
     }
 }
