@@ -124,6 +124,9 @@ pub struct Applier {
     committed: Option<Position>,
     /// Last position written with a COMMIT (committed, or in flight).
     sent: Option<Position>,
+    /// The source time written with `sent`: an idle source's heartbeats
+    /// move the time on at the same position.
+    sent_ts: u32,
     pub committed_relay_id: u64,
     batch_relay_id: u64,
     pending_progress: Option<(Position, u32)>,
@@ -173,6 +176,7 @@ impl Applier {
             batch_started: None,
             applied,
             sent: committed.clone(),
+            sent_ts: 0,
             committed,
             committed_relay_id: 0,
             batch_relay_id: 0,
@@ -392,7 +396,13 @@ impl Applier {
                 }
             }
             Record::Progress { pos, ts } => {
-                if self.open.is_none() && self.applied.as_ref().is_none_or(|(p, _)| pos > *p) {
+                // The same position with a newer time is news too: the
+                // source was idle up to then (a server heartbeat).
+                let newer = self
+                    .applied
+                    .as_ref()
+                    .is_none_or(|(p, t)| pos > *p || (pos == *p && ts > *t));
+                if self.open.is_none() && newer {
                     if self.batch.is_empty() {
                         self.pending_progress = Some((pos.clone(), ts));
                     }
@@ -604,7 +614,7 @@ impl Applier {
         let pos_changed = self
             .applied
             .as_ref()
-            .map(|(p, _)| Some(p) != self.sent.as_ref())
+            .map(|(p, ts)| Some(p) != self.sent.as_ref() || *ts != self.sent_ts)
             .unwrap_or(false);
         if !has_rows && !(commit && (self.in_target_tx || pos_changed)) {
             self.batch_started = None;
@@ -658,6 +668,7 @@ impl Applier {
         let committed = if commit {
             self.in_target_tx = false;
             self.sent = self.applied.as_ref().map(|(p, _)| p.clone());
+            self.sent_ts = self.applied.as_ref().map_or(0, |(_, ts)| *ts);
             self.pending_progress = None;
             self.last_progress_write = Instant::now();
             Some(Committed {

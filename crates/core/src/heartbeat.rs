@@ -13,11 +13,15 @@
 //! instances on one source do not fight over a row. The table is never
 //! mapped to a service: the reader recognises its row events and turns each
 //! heartbeat transaction into a `Progress` record stamped with the
-//! transaction's source commit time. Appliers commit that progress, so a
-//! service's lag is "now minus the source time of the newest thing it has
-//! applied" even when the application is idle, and it grows honestly when
-//! the reader or the applier is stuck (without a heartbeat, an idle stream is
-//! stamped with the reader's clock, which cannot tell "idle" from "cut off").
+//! transaction's source commit time.
+//!
+//! Lag is exact on an idle source without this row too: the reader asks the
+//! source for heartbeat *events* (`@master_heartbeat_period`, both flavors),
+//! which the dump thread sends only when it has nothing newer, and turns each
+//! into a `Progress` record stamped "now" (see `reader.rs`). A stalled or cut
+//! stream gets no heartbeat events, so lag grows honestly. The row adds an
+//! end-to-end measure through the source's own commit path (a source that
+//! stops committing while its dump thread still answers shows lag).
 //!
 //! Privileges (the source user needs them only when heartbeat is on):
 //! `GRANT CREATE, INSERT, UPDATE ON _dropship_heartbeat.* TO 'repl'@'%';`

@@ -55,6 +55,9 @@ struct Tx {
 /// apply takes to show a position past a point: the cutover's and the
 /// rollback's catch-up waits, inside the freeze, depend on it.
 const PROGRESS_EVERY: Duration = Duration::from_millis(50);
+/// How long the source's dump thread waits with nothing to send before it
+/// sends a heartbeat event: while idle, lag is known to within this.
+const SERVER_HEARTBEAT: Duration = Duration::from_millis(500);
 
 pub struct Reader<S: RecordSink> {
     cfg: Arc<Config>,
@@ -72,6 +75,12 @@ pub struct Reader<S: RecordSink> {
     gtid: GtidState,
     tx: Option<Tx>,
     last_progress: Instant,
+    /// The boundary last sent to the appliers (in a Commit or Progress
+    /// record), and the source time of the event that last moved the
+    /// boundary: an idle stream sends a boundary that moved without a mapped
+    /// commit (unmapped DDL, rotations) within `PROGRESS_EVERY`.
+    reported: Position,
+    boundary_ts: u32,
     last_flush: Instant,
     dirty: bool,
     requested_file: String,
@@ -118,6 +127,8 @@ impl<S: RecordSink> Reader<S> {
             gtid,
             tx: None,
             last_progress: Instant::now(),
+            reported: Position::default(),
+            boundary_ts: 0,
             last_flush: Instant::now(),
             dirty: false,
         }
@@ -271,9 +282,12 @@ impl<S: RecordSink> Reader<S> {
                 .await
                 .map_err(Error::db("setting @mariadb_slave_capability"))?;
         }
-        conn.query_drop("SET @master_heartbeat_period = 1000000000")
-            .await
-            .map_err(Error::db("setting the heartbeat period"))?;
+        conn.query_drop(format!(
+            "SET @master_heartbeat_period = {}",
+            SERVER_HEARTBEAT.as_nanos()
+        ))
+        .await
+        .map_err(Error::db("setting the heartbeat period"))?;
         let file = self.boundary.file.clone();
         self.requested_file = file.clone();
         self.file = file.clone();
@@ -360,21 +374,39 @@ impl<S: RecordSink> Reader<S> {
             self.dirty = false;
             self.last_flush = Instant::now();
         }
-        // With a heartbeat, progress comes from heartbeat transactions stamped
-        // with their source commit time; the reader's clock is not evidence.
-        if !self.cfg.heartbeat
-            && self.tx.is_none()
+        if self.tx.is_none()
+            && self.boundary != self.reported
             && self.last_progress.elapsed() >= PROGRESS_EVERY
         {
-            self.stats.last_source_ts.store(now_epoch(), Relaxed);
-            self.sink.append(&Record::Progress {
-                pos: self.boundary.clone(),
-                ts: now_epoch() as u32,
-            })?;
-            self.sink.flush()?;
-            self.last_progress = Instant::now();
+            self.progress(self.boundary_ts)?;
         }
         Ok(())
+    }
+
+    fn progress(&mut self, ts: u32) -> Result<()> {
+        self.sink.append(&Record::Progress {
+            pos: self.boundary.clone(),
+            ts,
+        })?;
+        self.sink.flush()?;
+        self.dirty = false;
+        self.last_flush = Instant::now();
+        self.last_progress = Instant::now();
+        self.reported = self.boundary.clone();
+        Ok(())
+    }
+
+    /// The source sent a heartbeat event: it has nothing after what we have
+    /// read, so everything up to our boundary is current as of now. This is
+    /// evidence from the server (a cut-off stream gets no heartbeats), so lag
+    /// reads 0 on an idle source and grows when the stream stalls.
+    fn server_heartbeat(&mut self) -> Result<()> {
+        if self.tx.is_some() {
+            return Ok(());
+        }
+        let now = now_epoch();
+        self.stats.last_source_ts.store(now, Relaxed);
+        self.progress(now as u32)
     }
 
     fn begin(&mut self) -> Result<()> {
@@ -424,11 +456,13 @@ impl<S: RecordSink> Reader<S> {
         self.stats
             .last_source_ts
             .store(i64::from(h.timestamp), Relaxed);
+        self.boundary_ts = h.timestamp;
         if tx.begun {
             self.sink.append(&Record::Commit {
                 pos: pos.clone(),
                 ts: h.timestamp,
             })?;
+            self.reported = pos.clone();
             self.dirty = true;
             if self.last_flush.elapsed() >= Duration::from_millis(2) {
                 self.sink.flush()?;
@@ -450,6 +484,7 @@ impl<S: RecordSink> Reader<S> {
             })?;
             self.dirty = true;
             self.last_progress = Instant::now();
+            self.reported = self.boundary.clone();
         }
         Ok(())
     }
@@ -492,7 +527,7 @@ impl<S: RecordSink> Reader<S> {
             Event::FormatDescription { .. } | Event::BinlogCheckpoint(_) | Event::Stop => {
                 self.advance_outside_tx(&h)
             }
-            Event::Heartbeat => {}
+            Event::Heartbeat => self.server_heartbeat()?,
         }
         Ok(())
     }
@@ -526,6 +561,7 @@ impl<S: RecordSink> Reader<S> {
             && self.file == self.boundary.file
         {
             self.boundary.pos = h.next_pos;
+            self.boundary_ts = h.timestamp;
             if let Ok(mut p) = self.stats.position.lock() {
                 *p = self.boundary.to_string();
             }

@@ -146,8 +146,8 @@ pub struct ReaderStats {
     pub bytes: AtomicU64,
     pub reconnects: AtomicU64,
     pub errors_by_kind: Mutex<BTreeMap<&'static str, u64>>,
-    /// Source commit time of the newest transaction read (or, while the
-    /// stream is idle without a heartbeat, the time it was last seen idle).
+    /// Source commit time of the newest transaction read, or the time of the
+    /// source's last heartbeat event (sent when it has nothing newer).
     pub last_source_ts: AtomicI64,
     /// Heartbeat rows written to / seen from the source.
     pub heartbeats_written: AtomicU64,
