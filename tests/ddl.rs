@@ -123,3 +123,87 @@ async fn every_supported_ddl_is_applied_in_order_and_an_unappliable_one_pauses_o
     assert!(msg.contains("hint"), "{msg}");
     running.stop().await.unwrap();
 }
+
+mod an_online_schema_change_pauses_an_exact_mapping_and_replicates_when_its_tables_are_mapped {
+    use super::*;
+    flavor_matrix!(osc_scenario: mysql_to_mysql, mariadb_to_mysql, mariadb_to_mariadb);
+}
+
+/// pt-online-schema-change's steps on two tables: `t`, mapped alone, and `u`, mapped with the tool's tables. The
+/// final `RENAME TABLE t TO _t_old, _t_new TO t` pauses `t`'s service before anything is renamed on its target
+/// (which keeps every row of `t`), naming both tables; `u`'s service follows the whole change.
+async fn osc_scenario(pair: Pair) {
+    let env = start_pair(pair, 1, ServerOptions::source(), false).await;
+    let mut src = env.source.conn().await.unwrap();
+    for s in [
+        "CREATE DATABASE osc",
+        "CREATE TABLE osc.t (id INT PRIMARY KEY, v INT)",
+        "CREATE TABLE osc.u (id INT PRIMARY KEY, v INT)",
+        "INSERT INTO osc.t VALUES (1, 1), (2, 2), (3, 3)",
+        "INSERT INTO osc.u VALUES (1, 1), (2, 2), (3, 3)",
+    ] {
+        exec(&mut src, s).await;
+    }
+    let services = [
+        Svc {
+            name: "exact",
+            target: 0,
+            tables: &["osc.t"],
+            rename: &[],
+        },
+        Svc {
+            name: "with_tool",
+            target: 0,
+            tables: &["osc.u", "osc._u_*"],
+            rename: &[],
+        },
+    ];
+    let running = spawn_replicate(env.config(&services, ""), vec![]);
+    wait_caught_up(&env, 0, "exact", Duration::from_secs(60)).await;
+    wait_caught_up(&env, 0, "with_tool", Duration::from_secs(60)).await;
+    for t in ["t", "u"] {
+        for s in [
+            format!("CREATE TABLE osc._{t}_new LIKE osc.{t}"),
+            format!("ALTER TABLE osc._{t}_new ADD COLUMN c VARCHAR(10) NOT NULL DEFAULT 'new'"),
+            format!("INSERT INTO osc._{t}_new (id, v) SELECT id, v FROM osc.{t}"),
+            format!("INSERT INTO osc._{t}_new (id, v) VALUES (4, 4)"),
+            format!("RENAME TABLE osc.{t} TO osc._{t}_old, osc._{t}_new TO osc.{t}"),
+            format!("UPDATE osc.{t} SET c = 'after' WHERE id = 1"),
+            format!("DROP TABLE osc._{t}_old"),
+        ] {
+            exec(&mut src, &s).await;
+        }
+    }
+    wait_caught_up(&env, 0, "with_tool", Duration::from_secs(60)).await;
+    assert_identical(&env, "osc", 0, "osc", &["u"]).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let exact = loop {
+        let st = running
+            .control
+            .status()
+            .into_iter()
+            .find(|s| s.service == "exact")
+            .unwrap();
+        if st.state == "paused" || std::time::Instant::now() > deadline {
+            break st;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(exact.state, "paused", "{}", exact.last_error);
+    assert!(
+        exact.last_error.contains("osc._t_new")
+            && exact.last_error.contains("pt-online-schema-change")
+            && exact.last_error.contains("osc._t_*"),
+        "{}",
+        exact.last_error
+    );
+    running.stop().await.unwrap();
+    let mut tgt = env.targets[0].conn().await.unwrap();
+    let n: Option<u64> = tgt.query_first("SELECT COUNT(*) FROM osc.t").await.unwrap();
+    assert_eq!(n, Some(3), "the target keeps the old table whole");
+    let tables: Vec<String> = tgt
+        .query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'osc' ORDER BY 1")
+        .await
+        .unwrap();
+    assert_eq!(tables, vec!["t".to_string(), "u".to_string()]);
+}

@@ -107,6 +107,9 @@ struct Inflight {
 struct Committed {
     pos: Option<(Position, u32)>,
     relay_id: u64,
+    /// Rows inserted, updated, deleted by this target transaction: counted
+    /// as applied only once it has committed.
+    rows: [u64; 3],
 }
 
 pub struct Applier {
@@ -131,6 +134,8 @@ pub struct Applier {
     batch_relay_id: u64,
     pending_progress: Option<(Position, u32)>,
     last_progress_write: Instant,
+    /// Rows staged (insert, update, delete) since the last commit was sent.
+    staged_rows: [u64; 3],
     open: Option<OpenTx>,
     in_target_tx: bool,
     ddl_pending: Option<String>,
@@ -182,6 +187,7 @@ impl Applier {
             batch_relay_id: 0,
             pending_progress: None,
             last_progress_write: Instant::now(),
+            staged_rows: [0; 3],
             open: None,
             in_target_tx: false,
             ddl_pending,
@@ -363,9 +369,17 @@ impl Applier {
             }
             Record::Ddl(d) => {
                 let skip = self.open.as_ref().is_none_or(|o| o.skip);
-                if skip || !d.tables.iter().any(|(db, t)| self.svc.claims(db, t)) {
+                // CREATE TABLE new LIKE mapped creates `new`: only it counts.
+                let touched = match dropship_mysql::ddl::parse(&d.sql).map(|x| x.kind) {
+                    Some(dropship_mysql::ddl::DdlKind::CreateTable) => {
+                        &d.tables[..d.tables.len().min(1)]
+                    }
+                    _ => &d.tables[..],
+                };
+                if skip || !touched.iter().any(|(db, t)| self.svc.claims(db, t)) {
                     return Ok(None);
                 }
+                self.refuse_rename_into_mapping(&d)?;
                 self.flush(true).await?;
                 self.apply_ddl(&d).await?;
                 if let Some(o) = self.open.as_mut() {
@@ -416,6 +430,29 @@ impl Applier {
         Ok(None)
     }
 
+    /// A rename that brings a table this service does not replicate into a
+    /// name it does (`RENAME TABLE t TO _t_old, _t_new TO t`: how gh-ost and
+    /// pt-online-schema-change finish) would leave the target with the old
+    /// table's rows under the new table's name. Pauses the service instead,
+    /// before anything of the rename is applied, naming both tables.
+    fn refuse_rename_into_mapping(&self, d: &DdlRecord) -> Result<()> {
+        let is_rename = dropship_mysql::ddl::parse(&d.sql)
+            .is_some_and(|x| x.kind == dropship_mysql::ddl::DdlKind::Rename);
+        if !is_rename {
+            return Ok(());
+        }
+        for pair in d.tables.chunks(2) {
+            let [(fd, ft), (td, tt)] = pair else { continue };
+            if !self.svc.claims(fd, ft) && self.svc.claims(td, tt) {
+                return Err(Error::definite(
+                    format!("service {}: `{}` renames {fd}.{ft}, which the service does not replicate, to {td}.{tt}, which it does (an online schema change by gh-ost or pt-online-schema-change?): the target has no copy of {fd}.{ft}'s rows, so the rename was not applied", self.svc.name, d.sql),
+                    format!("add the tool's tables to the service's tables as a pattern, \"{fd}._{tt}_*\" (pt-online-schema-change's _{tt}_new and _{tt}_old, gh-ost's _{tt}_gho and _{tt}_del), before the next schema change, so they replicate with it; to recover now, recopy the service: stop replicate, run DELETE FROM _dropship.positions WHERE service = '{}' on the target, then `dropship replicate --truncate-existing`", self.svc.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Forgets the open source transaction. If part of it was already written
     /// (streamed), rolls the target transaction back, empties the batch and
     /// returns its Begin id: the caller must re-read from the committed position.
@@ -432,6 +469,7 @@ impl Applier {
         }
         self.in_target_tx = false;
         self.batch.clear();
+        self.staged_rows = [0; 3];
         self.batch_started = None;
         Some(open.begin_id)
     }
@@ -487,6 +525,17 @@ impl Applier {
         let mut col_at = Vec::with_capacity(t.schema.columns.len());
         for c in &t.schema.columns {
             col_at.push(r.columns.iter().position(|n| *n == c.name));
+        }
+        // A source column the target lacks would be dropped without a word.
+        if let Some(extra) = r
+            .columns
+            .iter()
+            .find(|n| !t.schema.columns.iter().any(|c| c.name == **n))
+        {
+            return Err(Error::definite(
+                format!("service {}: column {extra} of {}.{} on the source does not exist on the target {}.{} (schema drift): its values would be lost", self.svc.name, r.database, r.table, t.db, t.name),
+                format!("add the column to {}.{} on the target as the source defines it (SHOW CREATE TABLE {}.{} on the source), then resume the service: it continues from its last committed position", t.db, t.name, r.database, r.table),
+            ));
         }
         for &i in t.insert_idx.iter().chain(t.schema.key.iter()) {
             if col_at[i].is_none() {
@@ -556,7 +605,7 @@ impl Applier {
                     let row = take_row(&mut a);
                     bytes += values_bytes(&row);
                     tb.set(key, Some(row), true);
-                    self.stats.rows_inserted.fetch_add(1, Relaxed);
+                    self.staged_rows[0] += 1;
                 }
                 RowKind::Update => {
                     let b = ch
@@ -576,7 +625,7 @@ impl Applier {
                     let row = take_row(&mut a);
                     bytes += values_bytes(&row);
                     tb.set(ka, Some(row), false);
-                    self.stats.rows_updated.fetch_add(1, Relaxed);
+                    self.staged_rows[1] += 1;
                 }
                 RowKind::Delete => {
                     let b = ch
@@ -584,7 +633,7 @@ impl Applier {
                         .ok_or_else(|| Error::definite("delete without a before image", ""))?;
                     check(&b, &t.schema.key)?;
                     tb.set(key_of(&b), None, false);
-                    self.stats.rows_deleted.fetch_add(1, Relaxed);
+                    self.staged_rows[2] += 1;
                 }
             }
             n += 1;
@@ -674,6 +723,7 @@ impl Applier {
             Some(Committed {
                 pos: self.applied.clone(),
                 relay_id: self.batch_relay_id,
+                rows: std::mem::take(&mut self.staged_rows),
             })
         } else {
             None
@@ -719,6 +769,18 @@ impl Applier {
             let _ = conn.query_drop("ROLLBACK").await;
             self.conn = Some(conn);
             self.in_target_tx = false;
+            // Unknown column or table: the target's definition changed under
+            // us (by hand, on the target). Forget what we read; the retry
+            // reads it again and names the difference (see `stage`).
+            if let mysql_async::Error::Server(se) = &e {
+                if matches!(se.code, 1054 | 1146) && !self.tables.is_empty() {
+                    self.tables.clear();
+                    return Err(Error::Transient(format!(
+                        "service {}: {} refused a batch ({}): its table definitions changed; reading them again",
+                        self.svc.name, self.svc.target, se.message
+                    )));
+                }
+            }
             return Err(Error::Db {
                 what: format!(
                     "service {}: writing a batch to {}",
@@ -729,6 +791,9 @@ impl Applier {
         }
         self.conn = Some(conn);
         if let Some(c) = f.commit {
+            self.stats.rows_inserted.fetch_add(c.rows[0], Relaxed);
+            self.stats.rows_updated.fetch_add(c.rows[1], Relaxed);
+            self.stats.rows_deleted.fetch_add(c.rows[2], Relaxed);
             if let Some((p, ts)) = c.pos {
                 self.stats.last_source_ts.store(i64::from(ts), Relaxed);
                 self.stats.set_position(&p.to_string());

@@ -68,7 +68,7 @@ pub const STATES: [&str; 6] = [
     "error",
 ];
 
-#[derive(Serialize)]
+#[derive(Debug, Serialize)]
 pub struct ServiceStatus {
     pub service: String,
     pub state: String,

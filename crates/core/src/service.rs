@@ -180,7 +180,9 @@ pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) -> Result<()> {
             Err(e) => {
                 ctx.stats.count_error(&e);
                 let msg = scrub(&ctx, &e.to_string());
-                let hint = e.hint().unwrap_or_default();
+                let hint = e.hint().unwrap_or_else(|| {
+                    format!("fix the cause named in the error, then resume the service (POST /services/{name}/resume, or restart replicate): it continues from its last committed position, so nothing is lost")
+                });
                 error!(service = %name, error = %msg, hint = %hint, "service paused: a human must act; other services continue");
                 ctx.stats.set_error(&format!("{msg} (hint: {hint})"));
                 ctx.stats.set_state("paused");
