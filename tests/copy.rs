@@ -88,6 +88,36 @@ async fn kill_9_mid_copy_resumes_from_the_last_committed_chunk_and_ends_identica
     assert!(copied_at_kill < 60_000, "the kill must land mid-copy");
 
     let mut child = spawn_binary(&cfg, &["replicate"], "replicate.log");
+    // SIGTERM mid-copy stops replicate within seconds, exit 0 (the copy does
+    // not run to its end first); the next run continues it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n = copied(&mut tgt).await.unwrap_or(0);
+        if n > copied_at_kill + 3000 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restarted copy did not progress; log:\n{}",
+            child.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let asked = Instant::now();
+    assert_eq!(child.terminate(), Some(0), "log:\n{}", child.log_text());
+    let took = asked.elapsed();
+    let copied_at_term = copied(&mut tgt).await.unwrap_or(0);
+    assert!(
+        copied_at_term < 60_000,
+        "SIGTERM must land mid-copy: {copied_at_term} rows copied"
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "replicate took {took:?} to stop mid-copy"
+    );
+    let copied_at_kill = copied_at_term;
+
+    let mut child = spawn_binary(&cfg, &["replicate"], "replicate.log");
     // The restarted copy continues from the last committed chunk: its
     // recorded progress never goes back below what was committed before.
     let mut lowest = u64::MAX;

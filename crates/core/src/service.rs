@@ -250,11 +250,26 @@ async fn attempt(
     if state == "copying" {
         ctx.stats.set_state("copying");
         let mut tables = ctx.tables.clone();
+        let mut s = stop.clone();
         let end = loop {
-            match copy::run(&ctx.cfg, &ctx.svc, &tables, ctx.stats.clone()).await {
+            // A stop interrupts the copy at once: each chunk commits with its
+            // progress row, so the next run continues where this one stopped
+            // (as after a crash); the open chunk's transaction rolls back.
+            let copied = tokio::select! {
+                r = copy::run(&ctx.cfg, &ctx.svc, &tables, ctx.stats.clone()) => r,
+                _ = s.wait_for(|s| *s) => {
+                    info!(service = %name, "stop requested: the copy stops; the next run continues it from its committed chunks");
+                    return Ok((Stop::Requested, 0));
+                }
+            };
+            match copied {
                 Ok(end) => break end,
                 Err(Error::SchemaChangedDuringCopy(msg)) => {
                     warn!(service = %name, reason = %msg, "copy restarts from a fresh position; nothing is lost");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        _ = s.wait_for(|s| *s) => return Ok((Stop::Requested, 0)),
+                    }
                     let mut src = Conn::new(ctx.cfg.source.opts())
                         .await
                         .map_err(Error::db("connecting to the source"))?;
