@@ -3,7 +3,8 @@
 //! compared between source and target.
 //!
 //! Row text: every column as `ISNULL(c)`, `LENGTH(c)` and
-//! `CAST(c AS BINARY)`, joined by `#`. The byte length before each value makes
+//! `CAST(c AS BINARY)` (FLOAT/DOUBLE as `verify::plan::float_expr`, since
+//! MySQL's text of a double is not exact), joined by `#`. The byte length before each value makes
 //! the text unambiguous (a `#` inside a value cannot shift the fields), and
 //! bytes are hashed, not collation-equal text (`'a'` vs `'A'`, trailing
 //! spaces all differ). Both sessions use `time_zone = '+00:00'` so TIMESTAMPs
@@ -48,7 +49,15 @@ fn digest_sql(db: &str, t: &TableSchema, kind: HashKind) -> String {
     let mut parts = Vec::new();
     for c in &t.columns {
         let id = sql::ident(&c.name);
-        parts.push(format!("ISNULL({id}), LENGTH({id}), CAST({id} AS BINARY)"));
+        if matches!(c.data_type.as_str(), "float" | "double" | "real") {
+            // MySQL's text of a double drops digits (see `verify::plan`).
+            parts.push(format!(
+                "ISNULL({id}), {}",
+                crate::verify::plan::float_expr(&id)
+            ));
+        } else {
+            parts.push(format!("ISNULL({id}), LENGTH({id}), CAST({id} AS BINARY)"));
+        }
     }
     let text = format!("CONCAT_WS('#', {})", parts.join(", "));
     kind.sums_sql(&text, &sql::qualified(db, &t.table))

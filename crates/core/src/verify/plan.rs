@@ -22,11 +22,15 @@
 //! - DECIMAL and DATE/TIME/DATETIME/TIMESTAMP: `CAST(c AS CHAR)` — exact,
 //!   microseconds included when the precision has them (sessions use
 //!   `time_zone = '+00:00'`, so TIMESTAMPs compare as stored UTC values);
-//! - FLOAT/DOUBLE: `CAST(c + 0e0 AS CHAR)` — the value widened to a double,
-//!   printed as the shortest text that reads back as the same double, so one
-//!   changed bit changes it (`HEX(double)` would round to an integer and
-//!   `CAST(float AS CHAR)` keeps only 6 digits; both are proven wrong in
-//!   `tests/verify.rs`);
+//! - FLOAT/DOUBLE: the value widened to a double (exact), as `e:m` with `m`
+//!   the integer `v * 2^e` in `[2^52, 2^53)` (sign kept), or `0` (see
+//!   [`float_expr`]). Text of the double itself is not exact on both
+//!   flavors: MariaDB prints the shortest text that reads back as the same
+//!   double, but MySQL cuts it to about 22 characters (`2.225073858507201e-308`
+//!   for `2.2250738585072014e-308`, `-3e-21` for `-3.0000000000000003e-21`),
+//!   which hides a changed bit on MySQL and differs across flavors.
+//!   (`HEX(double)` would round to an integer and `CAST(float AS CHAR)` keeps
+//!   only 6 digits; both are proven wrong in `tests/verify.rs`.);
 //! - anything else (BIT, spatial, ...): `HEX(c)`.
 //!
 //! The encoding is injective: reading left to right, a NULL flag (`0`/`1`,
@@ -128,12 +132,15 @@ pub fn plan(src: &TableSchema, tgt: Option<&TableSchema>, tgt_db: &str) -> Plann
                     c.name, c.column_type, t.column_type
                 ))
             }
-            Some(t) if t.charset != c.charset => drift.push(format!(
-                "column {} has character set {} on the source but {} on the target",
-                c.name,
-                c.charset.as_deref().unwrap_or("-"),
-                t.charset.as_deref().unwrap_or("-")
-            )),
+            // MySQL's JSON has no character set (its text is utf8mb4); MariaDB's is a utf8mb4 LONGTEXT.
+            Some(t) if t.charset != c.charset && c.data_type != "json" && t.data_type != "json" => {
+                drift.push(format!(
+                    "column {} has character set {} on the source but {} on the target",
+                    c.name,
+                    c.charset.as_deref().unwrap_or("-"),
+                    t.charset.as_deref().unwrap_or("-")
+                ))
+            }
             Some(t) => {
                 // NULL flags wherever either side allows NULL (see `row_text`).
                 let mut c = c.clone();
@@ -173,7 +180,7 @@ pub fn plan(src: &TableSchema, tgt: Option<&TableSchema>, tgt_db: &str) -> Plann
 pub fn value_expr(c: &Column) -> String {
     let id = sql::ident(&c.name);
     match c.data_type.as_str() {
-        "float" | "double" | "real" => format!("CAST({id} + 0e0 AS CHAR)"),
+        "float" | "double" | "real" => float_expr(&id),
         "decimal" | "numeric" | "date" | "time" | "datetime" | "timestamp" => {
             format!("CAST({id} AS CHAR)")
         }
@@ -183,6 +190,27 @@ pub fn value_expr(c: &Column) -> String {
     }
 }
 
+/// The exact, flavor-independent text of a FLOAT/DOUBLE column `id`:
+/// `0`, or `e:m` where `m = v * 2^e` is an integer with `2^52 <= |m| < 2^53`.
+/// Exact arithmetic only: scaling by a power of two is exact while the result
+/// is normal, which the two half-steps keep (`|e| <= 1126`, each half within
+/// a double's range), and a double in `[2^52, 2^54)` is an integer. `e` comes
+/// from `FLOOR(LOG2(|v|))`, which a libm may get wrong by one next to a power
+/// of two: the two outer cases halve or double `m` back into range, so the
+/// pair is the same on every server. Injective: `v = m * 2^-e`. (A negative
+/// zero reads `0`: MariaDB stores -0 as 0.)
+pub fn float_expr(id: &str) -> String {
+    let v = format!("({id} + 0e0)");
+    let e = format!("(52 - FLOOR(LOG2(ABS({v}))))");
+    let m = format!("({v} * POW(2, FLOOR({e} / 2)) * POW(2, {e} - FLOOR({e} / 2)))");
+    format!(
+        "CASE WHEN {v} = 0 THEN '0' \
+         WHEN ABS({m}) >= 9007199254740992 THEN CONCAT(CAST({e} - 1 AS SIGNED), ':', CAST({m} / 2 AS SIGNED)) \
+         WHEN ABS({m}) < 4503599627370496 THEN CONCAT(CAST({e} + 1 AS SIGNED), ':', CAST({m} * 2 AS SIGNED)) \
+         ELSE CONCAT(CAST({e} AS SIGNED), ':', CAST({m} AS SIGNED)) END"
+    )
+}
+
 /// A value's form inside the row text: `value_expr` without the `CAST(..
 /// AS CHAR)` around numbers and temporals (`CONCAT_WS` reads the same text
 /// from them; the cast only adds a character set conversion, measured at
@@ -190,7 +218,6 @@ pub fn value_expr(c: &Column) -> String {
 fn hash_expr(c: &Column) -> String {
     let id = sql::ident(&c.name);
     match c.data_type.as_str() {
-        "float" | "double" | "real" => format!("{id} + 0e0"),
         "decimal" | "numeric" | "date" | "time" | "datetime" | "timestamp" => id,
         _ => value_expr(c),
     }
@@ -429,7 +456,7 @@ mod tests {
 
     #[test]
     fn floats_decimals_and_temporals_hash_as_exact_text_strings_as_bytes_and_the_rest_as_hex() {
-        assert_eq!(value_expr(&col("f", "float")), "CAST(`f` + 0e0 AS CHAR)");
+        assert!(value_expr(&col("f", "float")).starts_with("CASE WHEN (`f` + 0e0) = 0 THEN '0'"));
         assert_eq!(value_expr(&col("d", "decimal")), "CAST(`d` AS CHAR)");
         assert_eq!(value_expr(&col("t", "datetime")), "CAST(`t` AS CHAR)");
         assert_eq!(value_expr(&col("s", "varchar")), "CAST(`s` AS BINARY)");
@@ -458,7 +485,7 @@ mod tests {
         q.columns.push(col("d", "datetime"));
         assert_eq!(
             q.row_text(),
-            "CONCAT_WS('#',`id`,ISNULL(`s`),LENGTH(`s`),CAST(`s` AS BINARY),ISNULL(`e`),`e` + 0e0,ISNULL(`d`),`d`)"
+            format!("CONCAT_WS('#',`id`,ISNULL(`s`),LENGTH(`s`),CAST(`s` AS BINARY),ISNULL(`e`),{},ISNULL(`d`),`d`)", float_expr("`e`"))
         );
         let r = Range::default();
         assert!(p.checksum_sql("`d`.`t`", &r).contains("SUM(CRC32C(h))"));
