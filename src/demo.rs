@@ -1,5 +1,7 @@
 //! `dropship demo`: the main job on an embedded default. Starts a throwaway
-//! MariaDB source and two targets from the local server binaries, loads the
+//! source and two targets from the local server binaries (MySQL 9.7, the
+//! product's main case, when installed; MariaDB with `--flavor mariadb` or
+//! when MySQL is not installed), loads the
 //! `shop` monolith with 8 live writers, replicates two services (one with a
 //! database rename), verifies both while the writers run, cuts `accounts`
 //! over with a write freeze, stops the writers, waits until `orders` caught
@@ -10,7 +12,7 @@ use dropship_core::config::Config;
 use dropship_core::control::Control;
 use dropship_core::replicate;
 use dropship_sandbox::monolith::{self, LiveWriters, LiveWritersConfig};
-use dropship_sandbox::{MariaDb, ServerOptions};
+use dropship_sandbox::{Flavor, MariaDb, ServerOptions};
 use mysql_async::prelude::Queryable;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,20 +20,41 @@ use std::time::{Duration, Instant};
 const ACCOUNTS: &[&str] = &["users", "user_sessions"];
 const ORDERS: &[&str] = &["orders", "order_items", "products"];
 
-pub async fn run() -> Result<()> {
+pub async fn run(flavor: Option<&str>) -> Result<()> {
     let t0 = Instant::now();
-    println!(
-        "dropship demo: starting a MariaDB source and two targets in temporary directories..."
-    );
+    let flavor = match flavor {
+        Some(f) => match Flavor::parse(f) {
+            Some(f) => f,
+            None => bail!("--flavor {f}: expected mysql or mariadb"),
+        },
+        None if Flavor::MySql.available() => Flavor::MySql,
+        None => {
+            println!("MySQL is not installed here (scripts/install-deps.sh installs it): the demo runs on MariaDB");
+            Flavor::MariaDb
+        }
+    };
+    let name = match flavor {
+        Flavor::MySql => "MySQL",
+        Flavor::MariaDb => "MariaDB",
+    };
+    println!("dropship demo: starting a {name} source and two {name} targets in temporary directories...");
     let (source, accounts_db, orders_db) = tokio::try_join!(
-        MariaDb::start(ServerOptions::source()),
+        MariaDb::start(ServerOptions::source().with_flavor(flavor)),
         // Binlog ROW/FULL on the accounts target: reverse replication after its cutover.
-        MariaDb::start(ServerOptions::source().with_server_id(2)),
-        MariaDb::start(ServerOptions::target().with_server_id(3)),
+        MariaDb::start(
+            ServerOptions::source()
+                .with_flavor(flavor)
+                .with_server_id(2)
+        ),
+        MariaDb::start(
+            ServerOptions::target()
+                .with_flavor(flavor)
+                .with_server_id(3)
+        ),
     )
-    .context(
-        "starting throwaway MariaDB servers (scripts/install-deps.sh installs mariadb-server)",
-    )?;
+    .with_context(|| {
+        format!("starting throwaway {name} servers (scripts/install-deps.sh installs them)")
+    })?;
     println!(
         "  source  127.0.0.1:{}  ({})",
         source.port(),
@@ -48,7 +71,14 @@ pub async fn run() -> Result<()> {
         .create_user(
             "repl",
             "demo-repl",
-            &["REPLICATION SLAVE, BINLOG MONITOR, SELECT, LOCK TABLES, TRIGGER ON *.*"],
+            &[match flavor {
+                Flavor::MySql => {
+                    "REPLICATION SLAVE, REPLICATION CLIENT, SELECT, LOCK TABLES, TRIGGER ON *.*"
+                }
+                Flavor::MariaDb => {
+                    "REPLICATION SLAVE, BINLOG MONITOR, SELECT, LOCK TABLES, TRIGGER ON *.*"
+                }
+            }],
         )
         .await?;
     source

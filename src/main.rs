@@ -103,8 +103,12 @@ enum Command {
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
     },
-    /// Run the whole job on throwaway local MariaDB servers.
-    Demo,
+    /// Run the whole job on throwaway local servers: MySQL 9.7 when installed (the main case), else MariaDB.
+    Demo {
+        /// `mysql` or `mariadb` (default: mysql when scripts/install-mysql.sh installed it).
+        #[arg(long)]
+        flavor: Option<String>,
+    },
     /// Binlog tools.
     Binlog {
         #[command(subcommand)]
@@ -472,7 +476,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
             eprintln!("error: this command is not available in this build yet; see the README's \"Status of the commands\"");
             ExitCode::from(2)
         }
-        Command::Demo => match demo::run().await {
+        Command::Demo { flavor } => match demo::run(flavor.as_deref()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("demo failed: {e:#}");
