@@ -194,3 +194,33 @@ async fn mysql_with_native_foreign_keys_refuses_cascading_children() {
         "{out}"
     );
 }
+
+/// A MySQL target with `sql_require_primary_key=ON` cannot hold a table whose row key is a unique key: `check` says
+/// which table, before `replicate` would fail creating it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_requiring_primary_keys_is_named_with_the_tables_that_lack_one() {
+    if !MARIADB_MYSQL.available() {
+        return;
+    }
+    let env = start_pair(MARIADB_MYSQL, 1, ServerOptions::source(), false).await;
+    let mut src = env.source.conn().await.unwrap();
+    for s in [
+        "CREATE DATABASE app",
+        "CREATE TABLE app.users (id INT PRIMARY KEY)",
+        "CREATE TABLE app.tokens (token VARCHAR(20) NOT NULL, UNIQUE KEY ux_token (token))",
+    ] {
+        exec(&mut src, s).await;
+    }
+    let cfg = config_as(&env, "dropship");
+    let (code, out) = run_binary(&cfg, &["check"]);
+    assert_eq!(code, 0, "{out}");
+    let mut t = env.targets[0].conn().await.unwrap();
+    exec(&mut t, "SET GLOBAL sql_require_primary_key = ON").await;
+    let (code, out) = run_binary(&cfg, &["check"]);
+    assert_eq!(code, 2, "{out}");
+    let l = line_of(&out, "target users sql_require_primary_key");
+    assert!(
+        l.starts_with("FAIL") && l.contains("app.tokens") && !l.contains("app.users"),
+        "{out}"
+    );
+}

@@ -278,7 +278,10 @@ pub async fn run(cfg: &Config) -> Vec<Line> {
                 e.hint().unwrap_or_default(),
             )),
         }
-        out.extend(target_check(svc).await);
+        let tables = copy::resolve_tables(cfg, svc, &mut src)
+            .await
+            .unwrap_or_default();
+        out.extend(target_check(svc, &tables).await);
     }
     let _ = src.disconnect().await;
     out
@@ -341,7 +344,10 @@ async fn freeze_check(
     }
 }
 
-async fn target_check(svc: &crate::config::ServiceConfig) -> Vec<Line> {
+async fn target_check(
+    svc: &crate::config::ServiceConfig,
+    tables: &[std::sync::Arc<dropship_mysql::schema::TableSchema>],
+) -> Vec<Line> {
     let what = format!("target {}", svc.name);
     let mut c = match Conn::new(svc.target.opts()).await {
         Ok(c) => c,
@@ -402,6 +408,22 @@ async fn target_check(svc: &crate::config::ServiceConfig) -> Vec<Line> {
         )];
     }
     let mut out = Vec::new();
+    // MySQL 8.0.13+: tables without a PRIMARY KEY cannot be created there.
+    if var(&mut c, "sql_require_primary_key").await.as_deref() == Some("ON") {
+        let keyless: Vec<String> = tables
+            .iter()
+            .filter(|t| !t.key_is_primary)
+            .map(|t| format!("{}.{}", t.database, t.table))
+            .collect();
+        if !keyless.is_empty() {
+            out.push(line(
+                Status::Fail,
+                &format!("{what} sql_require_primary_key"),
+                format!("the target has sql_require_primary_key=ON and {} {} no PRIMARY KEY (the row key is a NOT NULL unique key): creating {} on the target fails", keyless.join(", "), if keyless.len() == 1 { "has" } else { "have" }, if keyless.len() == 1 { "it" } else { "them" }),
+                "add a PRIMARY KEY to the source table (the unique key's columns), or set sql_require_primary_key=OFF on the target (RDS/Aurora: in the DB parameter group)",
+            ));
+        }
+    }
     let broad = grants.broad();
     if !broad.is_empty() {
         out.push(line(
