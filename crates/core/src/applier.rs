@@ -23,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::meta;
 use crate::record::{DdlRecord, Record, RowsRecord};
 use crate::stats::{now_epoch, ServiceStats};
+use dropship_mysql::ddl::DdlKind;
 use dropship_mysql::position::Position;
 use dropship_mysql::schema::{self, TableSchema};
 use dropship_mysql::{RowImage, RowKind, Value};
@@ -369,17 +370,18 @@ impl Applier {
             }
             Record::Ddl(d) => {
                 let skip = self.open.as_ref().is_none_or(|o| o.skip);
+                let kind = dropship_mysql::ddl::parse(&d.sql).map(|x| x.kind);
                 // CREATE TABLE new LIKE mapped creates `new`: only it counts.
-                let touched = match dropship_mysql::ddl::parse(&d.sql).map(|x| x.kind) {
-                    Some(dropship_mysql::ddl::DdlKind::CreateTable) => {
-                        &d.tables[..d.tables.len().min(1)]
-                    }
+                let touched = match kind {
+                    Some(DdlKind::CreateTable) => &d.tables[..d.tables.len().min(1)],
                     _ => &d.tables[..],
                 };
                 if skip || !touched.iter().any(|(db, t)| self.svc.claims(db, t)) {
                     return Ok(None);
                 }
-                self.refuse_rename_into_mapping(&d)?;
+                if kind == Some(DdlKind::Rename) {
+                    self.refuse_rename_into_mapping(&d)?;
+                }
                 self.flush(true).await?;
                 self.apply_ddl(&d).await?;
                 if let Some(o) = self.open.as_mut() {
@@ -436,11 +438,6 @@ impl Applier {
     /// table's rows under the new table's name. Pauses the service instead,
     /// before anything of the rename is applied, naming both tables.
     fn refuse_rename_into_mapping(&self, d: &DdlRecord) -> Result<()> {
-        let is_rename = dropship_mysql::ddl::parse(&d.sql)
-            .is_some_and(|x| x.kind == dropship_mysql::ddl::DdlKind::Rename);
-        if !is_rename {
-            return Ok(());
-        }
         for pair in d.tables.chunks(2) {
             let [(fd, ft), (td, tt)] = pair else { continue };
             if !self.svc.claims(fd, ft) && self.svc.claims(td, tt) {
@@ -527,11 +524,14 @@ impl Applier {
             col_at.push(r.columns.iter().position(|n| *n == c.name));
         }
         // A source column the target lacks would be dropped without a word.
-        if let Some(extra) = r
-            .columns
-            .iter()
-            .find(|n| !t.schema.columns.iter().any(|c| c.name == **n))
-        {
+        // Names are unique on both sides: every record column found a target
+        // column exactly when as many target columns were matched.
+        if col_at.iter().flatten().count() < r.columns.len() {
+            let extra = r
+                .columns
+                .iter()
+                .find(|n| !t.schema.columns.iter().any(|c| c.name == **n))
+                .map_or("?", |n| n.as_str());
             return Err(Error::definite(
                 format!("service {}: column {extra} of {}.{} on the source does not exist on the target {}.{} (schema drift): its values would be lost", self.svc.name, r.database, r.table, t.db, t.name),
                 format!("add the column to {}.{} on the target as the source defines it (SHOW CREATE TABLE {}.{} on the source), then resume the service: it continues from its last committed position", t.db, t.name, r.database, r.table),

@@ -201,8 +201,15 @@ pub async fn run(cfg: &Config) -> Vec<Line> {
         Some(s) => line(Status::Ok, "binlog retention", format!("{}h", s / 3600), ""),
     });
     // Source privileges.
-    let grants = Grants::of_current_user(&mut src).await.unwrap_or_default();
-    out.push(source_privileges(&grants, &flavor));
+    out.push(match Grants::of_current_user(&mut src).await {
+        Ok(grants) => source_privileges(&grants, &flavor),
+        Err(e) => line(
+            Status::Warn,
+            "source privileges",
+            format!("SHOW GRANTS failed: {e}"),
+            "check the user's privileges by hand against the README's Privileges section",
+        ),
+    });
     // Server id.
     let own: Option<u32> = src.query_first("SELECT @@server_id").await.ok().flatten();
     let hosts: Vec<mysql_async::Row> = src
@@ -233,54 +240,54 @@ pub async fn run(cfg: &Config) -> Vec<Line> {
     });
     // Mapping.
     for svc in &cfg.services {
-        match copy::resolve_tables(cfg, svc, &mut src).await {
-            Ok(t) if t.is_empty() => out.push(line(
-                Status::Warn,
-                &format!("service {}", svc.name),
-                "no source table matches its patterns yet",
-                "tables created later that match a pattern are picked up",
-            )),
+        let what = format!("service {}", svc.name);
+        let tables = match copy::resolve_tables(cfg, svc, &mut src).await {
+            Err(e) => {
+                out.push(line(
+                    Status::Fail,
+                    &what,
+                    e.to_string(),
+                    e.hint().unwrap_or_default(),
+                ));
+                Vec::new()
+            }
+            Ok(t) if t.is_empty() => {
+                out.push(line(
+                    Status::Warn,
+                    &what,
+                    "no source table matches its patterns yet",
+                    "tables created later that match a pattern are picked up",
+                ));
+                t
+            }
             Ok(t) => {
                 out.push(
                     match copy::refuse_unlogged_cascades(cfg, svc, &mut src, &t).await {
                         Ok(()) => line(
                             Status::Ok,
-                            &format!("service {}", svc.name),
+                            &what,
                             format!("{} tables, each with a row key", t.len()),
                             "",
                         ),
                         Err(e) => line(
                             Status::Fail,
-                            &format!("service {}", svc.name),
+                            &what,
                             e.to_string(),
                             e.hint().unwrap_or_default(),
                         ),
                     },
                 );
-                let tables: Vec<(String, String)> = t
+                let names: Vec<(String, String)> = t
                     .iter()
                     .map(|s| (s.database.clone(), s.table.clone()))
                     .collect();
                 out.push(
-                    freeze_check(
-                        &mut src,
-                        &format!("cutover {}", svc.name),
-                        "source",
-                        &tables,
-                    )
-                    .await,
+                    freeze_check(&mut src, &format!("cutover {}", svc.name), "source", &names)
+                        .await,
                 );
+                t
             }
-            Err(e) => out.push(line(
-                Status::Fail,
-                &format!("service {}", svc.name),
-                e.to_string(),
-                e.hint().unwrap_or_default(),
-            )),
-        }
-        let tables = copy::resolve_tables(cfg, svc, &mut src)
-            .await
-            .unwrap_or_default();
+        };
         out.extend(target_check(svc, &tables).await);
     }
     let _ = src.disconnect().await;
@@ -364,7 +371,18 @@ async fn target_check(
     let flavor = Flavor::detect(&mut c)
         .await
         .unwrap_or_else(|_| Flavor::parse(""));
-    let grants = Grants::of_current_user(&mut c).await.unwrap_or_default();
+    let grants = match Grants::of_current_user(&mut c).await {
+        Ok(g) => g,
+        Err(e) => {
+            let _ = c.disconnect().await;
+            return vec![line(
+                Status::Warn,
+                &what,
+                format!("{} reachable, but SHOW GRANTS failed: {e}", svc.target),
+                "check the user's privileges by hand against the README's Privileges section",
+            )];
+        }
+    };
     // MySQL checks REFERENCES when a table with a foreign key is created;
     // MariaDB does not.
     let mut need = vec![

@@ -75,11 +75,11 @@ pub struct Reader<S: RecordSink> {
     gtid: GtidState,
     tx: Option<Tx>,
     last_progress: Instant,
-    /// The boundary last sent to the appliers (in a Commit or Progress
-    /// record), and the source time of the event that last moved the
-    /// boundary: an idle stream sends a boundary that moved without a mapped
-    /// commit (unmapped DDL, rotations) within `PROGRESS_EVERY`.
-    reported: Position,
+    /// Whether the boundary moved since it was last sent to the appliers (in
+    /// a Commit or Progress record), and the source time of the event that
+    /// last moved it: an idle stream sends a boundary that moved without a
+    /// mapped commit (unmapped DDL, rotations) within `PROGRESS_EVERY`.
+    unreported: bool,
     boundary_ts: u32,
     last_flush: Instant,
     dirty: bool,
@@ -123,11 +123,11 @@ impl<S: RecordSink> Reader<S> {
             flavor,
             file: start.file.clone(),
             requested_file: start.file.clone(),
-            boundary: start.clone(),
+            boundary: start,
             gtid,
             tx: None,
             last_progress: Instant::now(),
-            reported: start,
+            unreported: false,
             boundary_ts: 0,
             last_flush: Instant::now(),
             dirty: false,
@@ -374,10 +374,7 @@ impl<S: RecordSink> Reader<S> {
             self.dirty = false;
             self.last_flush = Instant::now();
         }
-        if self.tx.is_none()
-            && self.boundary != self.reported
-            && self.last_progress.elapsed() >= PROGRESS_EVERY
-        {
+        if self.tx.is_none() && self.unreported && self.last_progress.elapsed() >= PROGRESS_EVERY {
             self.progress(self.boundary_ts)?;
         }
         Ok(())
@@ -392,7 +389,7 @@ impl<S: RecordSink> Reader<S> {
         self.dirty = false;
         self.last_flush = Instant::now();
         self.last_progress = Instant::now();
-        self.reported = self.boundary.clone();
+        self.unreported = false;
         Ok(())
     }
 
@@ -462,7 +459,6 @@ impl<S: RecordSink> Reader<S> {
                 pos: pos.clone(),
                 ts: h.timestamp,
             })?;
-            self.reported = pos.clone();
             self.dirty = true;
             if self.last_flush.elapsed() >= Duration::from_millis(2) {
                 self.sink.flush()?;
@@ -471,6 +467,7 @@ impl<S: RecordSink> Reader<S> {
             }
         }
         self.boundary = pos;
+        self.unreported = !tx.begun;
         if let Ok(mut p) = self.stats.position.lock() {
             *p = self.boundary.to_string();
         }
@@ -484,7 +481,7 @@ impl<S: RecordSink> Reader<S> {
             })?;
             self.dirty = true;
             self.last_progress = Instant::now();
-            self.reported = self.boundary.clone();
+            self.unreported = false;
         }
         Ok(())
     }
@@ -507,6 +504,7 @@ impl<S: RecordSink> Reader<S> {
                         pos: position,
                         gtid: self.gtid.to_string(),
                     };
+                    self.unreported = true;
                 }
             }
             Event::Gtid { gtid, .. } => self.open_tx(Some(gtid), h.timestamp, false),
@@ -562,6 +560,7 @@ impl<S: RecordSink> Reader<S> {
         {
             self.boundary.pos = h.next_pos;
             self.boundary_ts = h.timestamp;
+            self.unreported = true;
             if let Ok(mut p) = self.stats.position.lock() {
                 *p = self.boundary.to_string();
             }

@@ -96,10 +96,10 @@ impl Flavor {
             return Ok(false);
         }
         match conn
-            .query_first::<i64, _>("SELECT @@GLOBAL.innodb_native_foreign_keys")
+            .query_first::<String, _>("SELECT @@GLOBAL.innodb_native_foreign_keys")
             .await
         {
-            Ok(v) => Ok(v == Some(0)),
+            Ok(v) => Ok(matches!(v.as_deref(), Some("0" | "OFF"))),
             // ER_UNKNOWN_SYSTEM_VARIABLE: a server from before SQL-layer keys.
             Err(mysql_async::Error::Server(e)) if e.code == 1193 => Ok(false),
             Err(e) => Err(e),
