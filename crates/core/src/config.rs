@@ -152,12 +152,45 @@ pub struct Endpoint {
     pub port: u16,
     pub tls: Tls,
     password: Option<String>,
+    /// The `ca` file, for TLS verification.
+    ca: Option<std::path::PathBuf>,
 }
 
 impl Endpoint {
     /// Connection options (carry the password: never log them).
     pub fn opts(&self) -> Opts {
         self.opts.clone()
+    }
+
+    /// Options for dropship's own replication connection (see
+    /// `dropship_mysql::binlog::client`): the same host, user, password and
+    /// TLS mode as [`Endpoint::opts`]. Carries the password: never log it.
+    pub fn binlog_client_options(
+        &self,
+    ) -> Result<dropship_mysql::binlog::client::ClientOptions, String> {
+        use dropship_mysql::binlog::client::{ClientOptions, ClientTls};
+        let tls = match self.tls {
+            Tls::Disabled => ClientTls::Disabled,
+            Tls::Required => ClientTls::Required,
+            Tls::VerifyFull => {
+                let mut ca = Vec::new();
+                if let Some(p) = &self.ca {
+                    ca.push(
+                        std::fs::read(p)
+                            .map_err(|e| format!("cannot read the CA file {}: {e}", p.display()))?,
+                    );
+                }
+                ClientTls::VerifyFull { ca }
+            }
+        };
+        Ok(ClientOptions {
+            host: self.opts.ip_or_hostname().to_string(),
+            port: self.opts.tcp_port(),
+            user: self.opts.user().unwrap_or("").to_string(),
+            password: self.opts.pass().map(str::to_string),
+            tls,
+            connect_timeout: std::time::Duration::from_secs(20),
+        })
     }
 
     /// Options with a default database.
@@ -819,6 +852,7 @@ fn build_endpoint(
         port,
         tls: tls_mode,
         password: password.filter(|p| !p.is_empty()),
+        ca: ca.map(Path::to_path_buf),
     })
 }
 

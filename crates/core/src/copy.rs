@@ -124,9 +124,10 @@ pub async fn source_position(conn: &mut Conn) -> Result<Position> {
             .map_err(Error::db("reading gtid_binlog_pos"))?
             .unwrap_or_default()
     } else {
-        conn.query_first("SELECT @@GLOBAL.gtid_executed")
-            .await
-            .ok()
+        // Executed_Gtid_Set, from the same statement as file and offset: a
+        // separate `SELECT @@gtid_executed` could include transactions
+        // committed after that offset, which a resume by GTID would skip.
+        row.get::<Option<String>, _>(4)
             .flatten()
             .unwrap_or_default()
     };

@@ -21,13 +21,13 @@ use crate::gtid_state::GtidState;
 use crate::record::{DdlRecord, Record, RowsRecord};
 use crate::source_schema::SourceSchemas;
 use crate::stats::{now_epoch, ReaderStats};
+use dropship_mysql::binlog::client::{BinlogClient, ClientError, DumpFrom};
 use dropship_mysql::binlog::Decoder;
 use dropship_mysql::flavor::Flavor;
 use dropship_mysql::position::Position;
 use dropship_mysql::{Event, EventHeader, Gtid, RowChange, RowImage, TableMap, Value};
-use futures_util::StreamExt;
 use mysql_async::prelude::Queryable;
-use mysql_async::{BinlogStreamRequest, Conn};
+use mysql_async::Conn;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -84,6 +84,16 @@ pub struct Reader<S: RecordSink> {
     last_flush: Instant,
     dirty: bool,
     requested_file: String,
+    /// Resume by GTID auto-position (a MySQL source with gtid_mode=ON):
+    /// the source sends every transaction not in the executed set the
+    /// boundary carries, tagged GTIDs included. Otherwise by file:offset.
+    auto_position: bool,
+    /// The GTID state is the source's whole executed set at the boundary
+    /// (it came with the start position, or from a PREVIOUS_GTIDS event at
+    /// the start of a file). A state gathered only from the GTIDs seen
+    /// since a mid-file start is partial: resuming by it would re-read
+    /// everything, so such a reader resumes by file:offset.
+    gtid_complete: bool,
 }
 
 impl<S: RecordSink> Reader<S> {
@@ -98,7 +108,19 @@ impl<S: RecordSink> Reader<S> {
         let flavor = Flavor::detect(&mut meta)
             .await
             .map_err(Error::db("detecting the source flavor"))?;
-        Ok(Reader::with_flavor(cfg, sink, stats, meta, start, flavor))
+        let auto_position = if flavor.is_mariadb() {
+            false
+        } else {
+            let mode: Option<String> = meta
+                .query_first("SELECT @@GLOBAL.gtid_mode")
+                .await
+                .ok()
+                .flatten();
+            mode.is_some_and(|m| m.eq_ignore_ascii_case("ON"))
+        };
+        let mut r = Reader::with_flavor(cfg, sink, stats, meta, start, flavor);
+        r.auto_position = auto_position;
+        Ok(r)
     }
 
     /// Like [`Reader::new`] with the flavor of the binlog given rather than
@@ -113,6 +135,7 @@ impl<S: RecordSink> Reader<S> {
         flavor: Flavor,
     ) -> Reader<S> {
         let gtid = GtidState::parse(flavor.is_mariadb(), &start.gtid);
+        let gtid_complete = !gtid.is_empty();
         Reader {
             cfg,
             sink,
@@ -131,6 +154,8 @@ impl<S: RecordSink> Reader<S> {
             boundary_ts: 0,
             last_flush: Instant::now(),
             dirty: false,
+            auto_position: false,
+            gtid_complete,
         }
     }
 
@@ -148,15 +173,40 @@ impl<S: RecordSink> Reader<S> {
         let log_pos = raw
             .get(13..17)
             .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        let outer_next = u64::from(log_pos);
+        let file = self.file.clone();
+        let fail = |e: dropship_mysql::binlog::DecodeError| {
+            Error::definite(format!("decoding the binlog at {file}:{log_pos}: {e} (event bytes: {})", hex_prefix(raw)), "run `dropship binlog inspect` on that binlog file to see the event; report it if dropship should support it")
+        };
         events.clear();
+        // A TRANSACTION_PAYLOAD is handled one inner event at a time: each
+        // is decompressed, decoded and handled before the next, so memory
+        // holds the compressed event and one inner event, never the whole
+        // transaction.
+        if let Some(mut inner) = decoder.payload(raw, offset).map_err(&fail)? {
+            let mut buf = Vec::new();
+            let mut n = 0;
+            while inner.next_into(&mut buf).map_err(&fail)? {
+                decoder
+                    .decode_embedded(&buf, offset, &mut |h, e| {
+                        events.push((h, e));
+                        Ok(())
+                    })
+                    .map_err(&fail)?;
+                for (h, e) in events.drain(..) {
+                    self.handle(h, e, outer_next).await?;
+                }
+                n += 1;
+            }
+            return Ok(n);
+        }
         decoder
             .decode_at(raw, offset, &mut |h, e| {
                 events.push((h, e));
                 Ok(())
             })
-            .map_err(|e| Error::definite(format!("decoding the binlog at {}:{log_pos}: {e} (event bytes: {})", self.file, hex_prefix(raw)), "run `dropship binlog inspect` on that binlog file to see the event; report it if dropship should support it"))?;
+            .map_err(&fail)?;
         let n = events.len();
-        let outer_next = u64::from(log_pos);
         for (h, e) in events.drain(..) {
             self.handle(h, e, outer_next).await?;
         }
@@ -271,36 +321,51 @@ impl<S: RecordSink> Reader<S> {
     }
 
     async fn stream_once(&mut self, mut stop: tokio::sync::watch::Receiver<bool>) -> Result<()> {
-        let mut conn = Conn::new(self.cfg.source.opts())
-            .await
-            .map_err(Error::db(format!(
-                "connecting to the source {}",
-                self.cfg.source
-            )))?;
+        let opts = self
+            .cfg
+            .source
+            .binlog_client_options()
+            .map_err(|m| Error::definite(m, "fix [source] ca, or the file's permissions"))?;
+        let mut conn = BinlogClient::connect(&opts).await.map_err(|e| {
+            client_error(e, format!("connecting to the source {}", self.cfg.source))
+        })?;
         if self.flavor.is_mariadb() {
-            conn.query_drop("SET @mariadb_slave_capability = 4")
+            conn.execute("SET @mariadb_slave_capability = 4")
                 .await
-                .map_err(Error::db("setting @mariadb_slave_capability"))?;
+                .map_err(|e| client_error(e, "setting @mariadb_slave_capability"))?;
         }
-        conn.query_drop(format!(
-            "SET @master_heartbeat_period = {}",
+        // The dump thread sends CRC32 trailers only to a replica that says
+        // it reads them; the decoder checks every one.
+        conn.execute(&format!(
+            "SET @master_binlog_checksum = @@global.binlog_checksum, @source_binlog_checksum = @@global.binlog_checksum, @master_heartbeat_period = {}",
             SERVER_HEARTBEAT.as_nanos()
         ))
         .await
-        .map_err(Error::db("setting the heartbeat period"))?;
+        .map_err(|e| client_error(e, "setting the checksum and heartbeat period"))?;
         let file = self.boundary.file.clone();
         self.requested_file = file.clone();
         self.file = file.clone();
-        let req = BinlogStreamRequest::new(self.cfg.server_id)
-            .with_filename(file.as_bytes())
-            .with_pos(self.boundary.pos);
-        let mut stream = conn
-            .get_binlog_stream(req)
+        let by_gtid = match (&self.gtid, self.auto_position && self.gtid_complete) {
+            (GtidState::MySql(set), true) if !set.is_empty() => Some(set.clone()),
+            _ => None,
+        };
+        let from = match &by_gtid {
+            Some(set) => DumpFrom::Gtid(set),
+            None => DumpFrom::File {
+                name: &file,
+                pos: self.boundary.pos,
+            },
+        };
+        conn.dump(self.cfg.server_id, from)
             .await
             .map_err(|e| self.stream_error(e))?;
+        info!(
+            position = %self.boundary,
+            by = if by_gtid.is_some() { "gtid auto-position" } else { "file and offset" },
+            tls = conn.is_secure(),
+            "streaming the source binlog"
+        );
         let mut decoder = Decoder::new();
-        let mut skip_inner = 0usize;
-        let mut raw = Vec::with_capacity(1 << 16);
         let mut events: Vec<(EventHeader, Event)> = Vec::new();
         // On stop, finish the transaction being read (so its records are
         // whole), but never wait more than this for its end.
@@ -312,60 +377,49 @@ impl<S: RecordSink> Reader<S> {
                     return Ok(());
                 }
             }
+            // `next_event` is cancel-safe: a timeout or a stop signal never
+            // loses bytes of a half-read event.
             let next = tokio::select! {
-                n = tokio::time::timeout(Duration::from_millis(5), stream.next()) => n,
+                n = tokio::time::timeout(Duration::from_millis(5), conn.next_event()) => n,
                 _ = stop.changed() => continue,
             };
-            let item = match next {
+            let raw = match next {
                 Err(_) => {
                     self.idle_flush()?;
                     continue;
                 }
-                Ok(None) => {
+                Ok(Ok(None)) => {
                     return Err(Error::Transient(
                         "the source closed the binlog stream".into(),
                     ))
                 }
-                Ok(Some(Err(e))) => return Err(self.stream_error(e)),
-                Ok(Some(Ok(ev))) => ev,
+                Ok(Err(e)) => return Err(self.stream_error(e)),
+                Ok(Ok(Some(raw))) => raw,
             };
-            let header = item.header();
-            if skip_inner > 0 && header.log_pos() == 0 {
-                // mysql_async also yields the events it decompressed from a
-                // TRANSACTION_PAYLOAD; our decoder already produced them.
-                skip_inner -= 1;
-                continue;
-            }
-            skip_inner = 0;
-            // Rebuild the event's bytes as received, with its stored CRC32
-            // (not a recomputed one): the decoder checks it, once.
-            raw.clear();
-            encode_received(&item, &mut raw);
             self.stats.events.fetch_add(1, Relaxed);
             self.stats.bytes.fetch_add(raw.len() as u64, Relaxed);
-            let offset = u64::from(header.log_pos()).saturating_sub(raw.len() as u64);
-            let n = self
-                .feed_raw(&mut decoder, &raw, offset, &mut events)
+            let log_pos = raw
+                .get(13..17)
+                .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            let offset = u64::from(log_pos).saturating_sub(raw.len() as u64);
+            self.feed_raw(&mut decoder, raw, offset, &mut events)
                 .await?;
-            if header.event_type_raw() == 40 {
-                skip_inner = n;
-            }
         }
     }
 
-    fn stream_error(&self, e: mysql_async::Error) -> Error {
-        if let mysql_async::Error::Server(se) = &e {
-            if se.code == 1236 {
-                return Error::definite(
-                    format!("the source cannot send its binlog from {}: {}", self.boundary, se.message),
-                    "the binlog dropship needs was purged (or the server id is in use by another replica). Increase binlog retention; for the affected services, remove their position on the target (DELETE FROM _dropship.positions WHERE service=...) and truncate their tables so replicate copies them again",
-                );
-            }
+    fn stream_error(&self, e: ClientError) -> Error {
+        if let ClientError::Server {
+            code: 1236,
+            message,
+            ..
+        } = &e
+        {
+            return Error::definite(
+                format!("the source cannot send its binlog from {}: {message}", self.boundary),
+                "the binlog dropship needs was purged (or the server id is in use by another replica). Increase binlog retention; for the affected services, remove their position on the target (DELETE FROM _dropship.positions WHERE service=...) and truncate their tables so replicate copies them again",
+            );
         }
-        Error::Db {
-            what: format!("reading the binlog from {}", self.boundary),
-            source: e,
-        }
+        client_error(e, format!("reading the binlog from {}", self.boundary))
     }
 
     fn idle_flush(&mut self) -> Result<()> {
@@ -512,6 +566,7 @@ impl<S: RecordSink> Reader<S> {
             Event::GtidSet(s) => {
                 if self.gtid.is_empty() {
                     self.gtid = GtidState::parse(self.flavor.is_mariadb(), &s);
+                    self.gtid_complete = self.tx.is_none() && !h.artificial;
                 }
                 self.advance_outside_tx(&h);
             }
@@ -761,32 +816,30 @@ fn fix_unsigned(img: &mut RowImage, i: usize, width: u8) {
     }
 }
 
-/// The bytes of an event as the source sent them: header, body, and (when
-/// checksums are on) the checksum algorithm byte of a FORMAT_DESCRIPTION and
-/// the stored CRC32. mysql_async's own `Event::write` computes a new CRC
-/// instead, which would hide corruption from the decoder's check.
-fn encode_received(item: &mysql_async::binlog::events::Event, raw: &mut Vec<u8>) {
-    use mysql_async::binlog::BinlogChecksumAlg;
-    let h = item.header();
-    let is_fde = h.event_type_raw() == 15;
-    raw.extend_from_slice(&h.timestamp().to_le_bytes());
-    raw.push(h.event_type_raw());
-    raw.extend_from_slice(&h.server_id().to_le_bytes());
-    raw.extend_from_slice(&h.event_size().to_le_bytes());
-    raw.extend_from_slice(&h.log_pos().to_le_bytes());
-    raw.extend_from_slice(&h.flags_raw().to_le_bytes());
-    raw.extend_from_slice(item.data());
-    if let Ok(Some(alg)) = item.footer().get_checksum_alg() {
-        if is_fde {
-            raw.push(alg as u8);
-        }
-        if alg == BinlogChecksumAlg::BINLOG_CHECKSUM_ALG_CRC32 || is_fde {
-            let sum = item
-                .checksum()
-                .map(u32::from_le_bytes)
-                .unwrap_or_else(|| item.calc_checksum(alg));
-            raw.extend_from_slice(&sum.to_le_bytes());
-        }
+/// A replication-connection error as the rest of dropship sees errors: a
+/// server error keeps its code (so retries and hints work as for any query),
+/// a dropped connection is transient, a protocol or login problem is
+/// definite.
+fn client_error(e: ClientError, what: impl Into<String>) -> Error {
+    let what = what.into();
+    match e {
+        ClientError::Io(io) => Error::Transient(format!("{what}: {io}")),
+        ClientError::Server {
+            code,
+            state,
+            message,
+        } => Error::Db {
+            what,
+            source: mysql_async::Error::Server(mysql_async::ServerError {
+                code,
+                message,
+                state,
+            }),
+        },
+        ClientError::Protocol(m) => Error::definite(
+            format!("{what}: {m}"),
+            "see the message; the binlog connection uses the [source] url, password and tls settings",
+        ),
     }
 }
 

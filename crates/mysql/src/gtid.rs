@@ -104,6 +104,25 @@ impl fmt::Display for Gtid {
     }
 }
 
+/// MySQL's serialization-library unsigned varlen: the count of trailing one
+/// bits of the first byte says how many more bytes follow (8 ones: a plain
+/// u64 follows).
+pub(crate) fn push_varlen(out: &mut Vec<u8>, v: u64) {
+    for n in 1..=8u32 {
+        if n < 8 && v >= 1u64 << (7 * n) {
+            continue;
+        }
+        if n == 8 && v >= 1u64 << 56 {
+            break;
+        }
+        let enc = (v << n) | ((1u64 << (n - 1)) - 1);
+        out.extend_from_slice(&enc.to_le_bytes()[..n as usize]);
+        return;
+    }
+    out.push(0xff);
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
 /// A MySQL GTID set: per (server UUID, tag), sorted closed intervals.
 /// (server UUID, tag) -> sorted, disjoint, non-adjacent closed intervals.
 type Intervals = BTreeMap<([u8; 16], Option<String>), Vec<(u64, u64)>>;
@@ -206,6 +225,48 @@ impl GtidSet {
             ivs.iter()
                 .all(|&(a, b)| mine.is_some_and(|m| m.iter().any(|&(x, y)| x <= a && b <= y)))
         })
+    }
+
+    /// Whether any interval carries a tag (MySQL 8.3+).
+    pub fn has_tags(&self) -> bool {
+        self.sets.keys().any(|(_, t)| t.is_some())
+    }
+
+    /// The binary form MySQL uses in PREVIOUS_GTIDS events and in
+    /// COM_BINLOG_DUMP_GTID requests (intervals are half-open there):
+    ///
+    /// ```text
+    /// untagged: n_sids u64 | { sid[16] | n_intervals u64 | { start u64 | end u64 }* }*
+    /// tagged:   (1 << 56 | n_sids << 8 | 1) u64 | { sid[16] | tag_len varlen | tag |
+    ///           n_intervals u64 | { start u64 | end u64 }* }*
+    /// ```
+    ///
+    /// The untagged form, which every MySQL since 5.6 reads, is used unless
+    /// a tag is present; the tagged form needs MySQL 8.3 or later.
+    pub fn encode(&self) -> Vec<u8> {
+        let tagged = self.has_tags();
+        let n = self.sets.len() as u64;
+        let mut out = Vec::with_capacity(8 + self.sets.len() * 40);
+        let header = if tagged {
+            (1u64 << 56) | (n << 8) | 1
+        } else {
+            n
+        };
+        out.extend_from_slice(&header.to_le_bytes());
+        for ((uuid, tag), ivs) in &self.sets {
+            out.extend_from_slice(uuid);
+            if tagged {
+                let t = tag.as_deref().unwrap_or("").as_bytes();
+                push_varlen(&mut out, t.len() as u64);
+                out.extend_from_slice(t);
+            }
+            out.extend_from_slice(&(ivs.len() as u64).to_le_bytes());
+            for &(a, b) in ivs {
+                out.extend_from_slice(&a.to_le_bytes());
+                out.extend_from_slice(&b.saturating_add(1).to_le_bytes());
+            }
+        }
+        out
     }
 
     /// Intervals of one (uuid, tag), closed.

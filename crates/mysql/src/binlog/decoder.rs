@@ -76,6 +76,15 @@ struct Ctx {
     type_code: u8,
 }
 
+/// One event split by [`Decoder::frame`].
+struct Framed<'r> {
+    h: RawHeader,
+    cx: Ctx,
+    header: EventHeader,
+    new_format: Option<Format>,
+    body: &'r [u8],
+}
+
 impl Ctx {
     fn short(&self, s: Short) -> DecodeError {
         DecodeError::Truncated {
@@ -152,6 +161,33 @@ impl Decoder {
         self.decode_inner(raw, offset, false, out)
     }
 
+    /// When `raw` is a TRANSACTION_PAYLOAD event (whole, CRC checked), its
+    /// inner events, to be pulled one at a time and passed to
+    /// [`Decoder::decode_embedded`]: a live reader handles each before the
+    /// next is decompressed. `None` for any other event type.
+    pub fn payload<'r>(
+        &self,
+        raw: &'r [u8],
+        offset: u64,
+    ) -> Result<Option<payload::InnerEvents<'r>>, DecodeError> {
+        if raw.get(4) != Some(&t::TRANSACTION_PAYLOAD) {
+            return Ok(None);
+        }
+        let fr = self.frame(raw, offset, false)?;
+        payload::InnerEvents::new(fr.body, offset).map(Some)
+    }
+
+    /// Decodes one inner event of a TRANSACTION_PAYLOAD (no CRC trailer)
+    /// pulled from [`Decoder::payload`]; `offset` is the outer event's.
+    pub fn decode_embedded(
+        &mut self,
+        inner: &[u8],
+        offset: u64,
+        out: &mut Sink<'_>,
+    ) -> Result<(), DecodeError> {
+        self.decode_inner(inner, offset, true, out)
+    }
+
     fn decode_inner(
         &mut self,
         raw: &[u8],
@@ -159,6 +195,47 @@ impl Decoder {
         embedded: bool,
         out: &mut Sink<'_>,
     ) -> Result<(), DecodeError> {
+        let Framed {
+            h,
+            cx,
+            header,
+            new_format,
+            body,
+        } = self.frame(raw, offset, embedded)?;
+        if h.type_code == t::TRANSACTION_PAYLOAD {
+            if embedded {
+                return Err(cx.bad("TRANSACTION_PAYLOAD nested inside another one"));
+            }
+            let mut f = |inner: &[u8]| self.decode_inner(inner, offset, true, out);
+            return payload::for_each_inner(body, offset, &mut f);
+        }
+        if let Some(f) = new_format {
+            if f.binlog_version != 4 {
+                return Err(cx.unsupported(
+                    "binlog format versions before 4 (MySQL < 5.0) are not supported",
+                ));
+            }
+            let ev = Event::FormatDescription {
+                binlog_version: f.binlog_version,
+                server_version: f.server_version.clone(),
+                checksum: f.checksum,
+            };
+            self.format = Some(f);
+            self.recent_maps.clear();
+            return out(header, ev);
+        }
+        let ev = self.event(&cx, &h, body)?;
+        out(header, ev)
+    }
+
+    /// Checks one event's framing (sizes, CRC32) and splits it into header
+    /// and body.
+    fn frame<'r>(
+        &self,
+        raw: &'r [u8],
+        offset: u64,
+        embedded: bool,
+    ) -> Result<Framed<'r>, DecodeError> {
         let Some(h) = RawHeader::parse(raw) else {
             return Err(DecodeError::Truncated {
                 offset,
@@ -260,30 +337,13 @@ impl Decoder {
             next_pos: if embedded { 0 } else { u64::from(h.log_pos) },
             artificial: h.flags & t::LOG_EVENT_ARTIFICIAL_F != 0,
         };
-        if h.type_code == t::TRANSACTION_PAYLOAD {
-            if embedded {
-                return Err(cx.bad("TRANSACTION_PAYLOAD nested inside another one"));
-            }
-            let mut f = |inner: &[u8]| self.decode_inner(inner, offset, true, out);
-            return payload::for_each_inner(body, offset, &mut f);
-        }
-        if let Some(f) = new_format {
-            if f.binlog_version != 4 {
-                return Err(cx.unsupported(
-                    "binlog format versions before 4 (MySQL < 5.0) are not supported",
-                ));
-            }
-            let ev = Event::FormatDescription {
-                binlog_version: f.binlog_version,
-                server_version: f.server_version.clone(),
-                checksum: f.checksum,
-            };
-            self.format = Some(f);
-            self.recent_maps.clear();
-            return out(header, ev);
-        }
-        let ev = self.event(&cx, &h, body)?;
-        out(header, ev)
+        Ok(Framed {
+            h,
+            cx,
+            header,
+            new_format,
+            body,
+        })
     }
 
     fn phl(&self, cx: &Ctx, default: u8) -> Result<u8, DecodeError> {
@@ -676,4 +736,61 @@ fn previous_gtids(c: &mut Cursor<'_>) -> Result<String, TagErr> {
         }
     }
     Ok(set.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const U1: &str = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+    const U2: &str = "4f22fa47-71ca-11e1-9e33-c80aa9429563";
+
+    fn roundtrip(text: &str) -> String {
+        let set = GtidSet::parse(text).unwrap();
+        let bytes = set.encode();
+        let mut c = Cursor::new(&bytes);
+        let back = previous_gtids(&mut c).map_err(|_| "decode").unwrap();
+        assert_eq!(c.left(), 0, "{text}: trailing bytes");
+        back
+    }
+
+    #[test]
+    fn gtid_sets_encode_to_what_previous_gtids_decodes() {
+        for text in [
+            String::new(),
+            format!("{U1}:1-5:7"),
+            format!("{U1}:1-5:7,{U2}:1-3"),
+            format!("{U1}:1-5:blue:1-2:9,{U2}:red:4"),
+        ] {
+            let set = GtidSet::parse(&text).unwrap();
+            assert_eq!(roundtrip(&text), set.to_string());
+        }
+        // The untagged form is the one pre-8.3 servers read.
+        let plain = GtidSet::parse(&format!("{U1}:1-5")).unwrap().encode();
+        assert_eq!(&plain[..8], &1u64.to_le_bytes());
+        assert_eq!(plain.len(), 8 + 16 + 8 + 16);
+    }
+
+    #[test]
+    fn long_tags_use_multi_byte_varlen_lengths() {
+        // Tags are at most 32 characters, so the 1-byte form covers them;
+        // check the encoder against the decoder for longer values anyway.
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            300,
+            1 << 20,
+            (1 << 56) - 1,
+            1 << 56,
+            u64::MAX,
+        ] {
+            let mut out = Vec::new();
+            crate::gtid::push_varlen(&mut out, v);
+            let mut c = Cursor::new(&out);
+            assert_eq!(varlen_u(&mut c).unwrap(), v);
+            assert_eq!(c.left(), 0);
+        }
+    }
 }

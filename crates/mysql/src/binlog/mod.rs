@@ -6,6 +6,8 @@
 //! - [`file`](mod@file) frames events out of a binlog or relay-log file and feeds them
 //!   to a decoder, with their file offsets.
 //! - [`inspect`](mod@inspect) prints files as JSON lines for humans and scripts.
+//! - [`client`] is the replication connection: login, the dump request (file
+//!   and offset, or a GTID set with tags) and each event's raw bytes.
 //!
 //! Byte formats live next to the code that reads them: [`format`](mod@format) (header,
 //! FDE), [`table_map`], [`rows`], [`column`](mod@column) (values), [`json`] (binary JSON
@@ -13,6 +15,7 @@
 //! panics on input, and nothing is skipped silently: every failure is a
 //! [`DecodeError`] naming the offset and event type.
 
+pub mod client;
 pub mod column;
 pub mod cursor;
 pub mod decoder;

@@ -38,60 +38,165 @@ pub fn for_each_inner(
     offset: u64,
     f: &mut dyn FnMut(&[u8]) -> Result<(), DecodeError>,
 ) -> Result<(), DecodeError> {
-    let mut c = Cursor::new(body);
-    let mut compressed_size: Option<u64> = None;
-    let mut algorithm: Option<u64> = None;
-    let mut uncompressed_size: Option<u64> = None;
-    loop {
-        let field = c
-            .lenenc("payload header field")
-            .map_err(|e| perr(offset, format!("header: {e}")))?;
-        if field == 0 {
-            break;
-        }
-        let len = c
-            .lenenc_len("payload header length")
-            .map_err(|e| perr(offset, format!("header: {e}")))?;
-        let value = c
-            .bytes(len, "payload header value")
-            .map_err(|e| perr(offset, format!("header: {e}")))?;
-        let v = Cursor::new(value)
-            .lenenc("payload header value")
-            .map_err(|e| perr(offset, format!("header: {e}")));
-        match field {
-            1 => compressed_size = Some(v?),
-            2 => algorithm = Some(v?),
-            3 => uncompressed_size = Some(v?),
-            _ => {}
-        }
+    let mut inner = InnerEvents::new(body, offset)?;
+    let mut ev = Vec::new();
+    while inner.next_into(&mut ev)? {
+        f(&ev)?;
     }
-    let data = c.rest();
-    let size =
-        compressed_size.ok_or_else(|| perr(offset, "header has no COMPRESSED_SIZE field"))?;
-    if size != data.len() as u64 {
-        return Err(perr(
-            offset,
-            format!(
-                "header says {size} compressed bytes, {} present",
-                data.len()
+    Ok(())
+}
+
+/// The inner events of one TRANSACTION_PAYLOAD body, pulled one at a time:
+/// the caller handles each (even asynchronously) before the next is
+/// decompressed, so only the compressed payload and one inner event are in
+/// memory.
+pub struct InnerEvents<'a> {
+    r: Box<dyn Read + Send + 'a>,
+    offset: u64,
+    limit: u64,
+    declared: Option<u64>,
+    total: u64,
+    index: usize,
+    done: bool,
+}
+
+impl<'a> InnerEvents<'a> {
+    /// Parses the payload header of `body` (the event body without the
+    /// 19-byte header and CRC trailer). `offset` is the outer event's offset,
+    /// for errors.
+    pub fn new(body: &'a [u8], offset: u64) -> Result<InnerEvents<'a>, DecodeError> {
+        let mut c = Cursor::new(body);
+        let mut compressed_size: Option<u64> = None;
+        let mut algorithm: Option<u64> = None;
+        let mut uncompressed_size: Option<u64> = None;
+        loop {
+            let field = c
+                .lenenc("payload header field")
+                .map_err(|e| perr(offset, format!("header: {e}")))?;
+            if field == 0 {
+                break;
+            }
+            let len = c
+                .lenenc_len("payload header length")
+                .map_err(|e| perr(offset, format!("header: {e}")))?;
+            let value = c
+                .bytes(len, "payload header value")
+                .map_err(|e| perr(offset, format!("header: {e}")))?;
+            let v = Cursor::new(value)
+                .lenenc("payload header value")
+                .map_err(|e| perr(offset, format!("header: {e}")));
+            match field {
+                1 => compressed_size = Some(v?),
+                2 => algorithm = Some(v?),
+                3 => uncompressed_size = Some(v?),
+                _ => {}
+            }
+        }
+        let data = c.rest();
+        let size =
+            compressed_size.ok_or_else(|| perr(offset, "header has no COMPRESSED_SIZE field"))?;
+        if size != data.len() as u64 {
+            return Err(perr(
+                offset,
+                format!(
+                    "header says {size} compressed bytes, {} present",
+                    data.len()
+                ),
+            ));
+        }
+        let limit = uncompressed_size
+            .unwrap_or(MAX_INNER_EVENT)
+            .min(MAX_INNER_EVENT.saturating_mul(4));
+        let r: Box<dyn Read + Send + 'a> = match algorithm {
+            Some(0) => Box::new(
+                zstd::stream::read::Decoder::new(data)
+                    .map_err(|e| perr(offset, format!("zstd: {e}")))?,
             ),
-        ));
-    }
-    let limit = uncompressed_size
-        .unwrap_or(MAX_INNER_EVENT)
-        .min(MAX_INNER_EVENT.saturating_mul(4));
-    match algorithm {
-        Some(0) => {
-            let dec = zstd::stream::read::Decoder::new(data)
-                .map_err(|e| perr(offset, format!("zstd: {e}")))?;
-            walk(dec, offset, limit, uncompressed_size, f)
-        }
-        Some(255) => walk(data, offset, limit, uncompressed_size, f),
-        Some(other) => Err(perr(
+            Some(255) => Box::new(data),
+            Some(other) => {
+                return Err(perr(
+                    offset,
+                    format!("unknown compression type {other} (0 = ZSTD, 255 = NONE)"),
+                ))
+            }
+            None => return Err(perr(offset, "header has no COMPRESSION_TYPE field")),
+        };
+        Ok(InnerEvents {
+            r,
             offset,
-            format!("unknown compression type {other} (0 = ZSTD, 255 = NONE)"),
-        )),
-        None => Err(perr(offset, "header has no COMPRESSION_TYPE field")),
+            limit,
+            declared: uncompressed_size,
+            total: 0,
+            index: 0,
+            done: false,
+        })
+    }
+
+    /// Reads the next inner event into `ev` (replacing its contents).
+    /// Returns false after the last one, once the declared uncompressed size
+    /// has been checked against the events' total.
+    pub fn next_into(&mut self, ev: &mut Vec<u8>) -> Result<bool, DecodeError> {
+        if self.done {
+            return Ok(false);
+        }
+        let (offset, total, index) = (self.offset, self.total, self.index);
+        let mut head = [0u8; HEADER_LEN];
+        match fill(&mut self.r, &mut head) {
+            Ok(false) => {
+                self.done = true;
+                if let Some(d) = self.declared {
+                    if d != total {
+                        return Err(perr(
+                            offset,
+                            format!("header says {d} uncompressed bytes, the events total {total}"),
+                        ));
+                    }
+                }
+                return Ok(false);
+            }
+            Ok(true) => {}
+            Err(e) => {
+                return Err(perr(
+                    offset,
+                    format!("inner event {index} header at byte {total}: {e}"),
+                ))
+            }
+        }
+        let size = u64::from(u32::from_le_bytes([head[9], head[10], head[11], head[12]]));
+        if size < HEADER_LEN as u64 {
+            return Err(perr(offset, format!("inner event {index} at byte {total} says it is {size} bytes, less than a header")));
+        }
+        if total.saturating_add(size) > self.limit {
+            return Err(perr(
+                offset,
+                format!("inner event {index} at byte {total} says {size} bytes, beyond the payload's {} uncompressed bytes", self.limit),
+            ));
+        }
+        // Grow the buffer only as bytes actually arrive, so a forged size
+        // cannot make us allocate before the data is there; a buffer grown
+        // by an earlier large event is shrunk back.
+        ev.clear();
+        if ev.capacity() > 4 << 20 {
+            ev.shrink_to(1 << 20);
+        }
+        ev.reserve(HEADER_LEN.max((size as usize).min(1 << 20)));
+        ev.extend_from_slice(&head);
+        let want = size - HEADER_LEN as u64;
+        let got = (&mut self.r).take(want).read_to_end(ev).map_err(|e| {
+            perr(
+                offset,
+                format!("inner event {index} at byte {total} ({size} bytes): {e}"),
+            )
+        })?;
+        if got as u64 != want {
+            return Err(perr(
+                offset,
+                format!("inner event {index} at byte {total} says {size} bytes, the payload ends after {}", HEADER_LEN + got),
+            ));
+        }
+        self.total += size;
+        self.index += 1;
+        Ok(true)
     }
 }
 
@@ -116,67 +221,4 @@ fn fill(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<bool> {
         }
     }
     Ok(true)
-}
-
-fn walk(
-    mut r: impl Read,
-    offset: u64,
-    limit: u64,
-    declared: Option<u64>,
-    f: &mut dyn FnMut(&[u8]) -> Result<(), DecodeError>,
-) -> Result<(), DecodeError> {
-    let mut total: u64 = 0;
-    let mut index = 0usize;
-    loop {
-        let mut head = [0u8; HEADER_LEN];
-        match fill(&mut r, &mut head) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                return Err(perr(
-                    offset,
-                    format!("inner event {index} header at byte {total}: {e}"),
-                ))
-            }
-        }
-        let size = u64::from(u32::from_le_bytes([head[9], head[10], head[11], head[12]]));
-        if size < HEADER_LEN as u64 {
-            return Err(perr(offset, format!("inner event {index} at byte {total} says it is {size} bytes, less than a header")));
-        }
-        if total.saturating_add(size) > limit {
-            return Err(perr(
-                offset,
-                format!("inner event {index} at byte {total} says {size} bytes, beyond the payload's {limit} uncompressed bytes"),
-            ));
-        }
-        // Grow the buffer only as bytes actually arrive, so a forged size
-        // cannot make us allocate before the data is there.
-        let mut ev = Vec::with_capacity(HEADER_LEN.max((size as usize).min(1 << 20)));
-        ev.extend_from_slice(&head);
-        let want = size - HEADER_LEN as u64;
-        let got = (&mut r).take(want).read_to_end(&mut ev).map_err(|e| {
-            perr(
-                offset,
-                format!("inner event {index} at byte {total} ({size} bytes): {e}"),
-            )
-        })?;
-        if got as u64 != want {
-            return Err(perr(
-                offset,
-                format!("inner event {index} at byte {total} says {size} bytes, the payload ends after {}", HEADER_LEN + got),
-            ));
-        }
-        f(&ev)?;
-        total += size;
-        index += 1;
-    }
-    if let Some(d) = declared {
-        if d != total {
-            return Err(perr(
-                offset,
-                format!("header says {d} uncompressed bytes, the events total {total}"),
-            ));
-        }
-    }
-    Ok(())
 }
