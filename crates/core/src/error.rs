@@ -104,6 +104,7 @@ impl Error {
                 1045 => Some("check the user name and password (password_file or ${VAR} in the url)".into()),
                 1227 | 1142 | 1044 => Some("grant the privileges listed in the README's \"Privileges\" section; `dropship check` lists what is missing".into()),
                 1236 => Some("the binlog position dropship needs is gone from the source (purged?). Remove the service's position to recopy: see README \"Recovering from a purged binlog\"".into()),
+                3750 => Some("the target has sql_require_primary_key=ON and this table has no PRIMARY KEY: add one on the source (the unique key's columns), or set sql_require_primary_key=OFF on the target (RDS/Aurora: in the DB parameter group); `dropship check` lists every such table".into()),
                 _ => None,
             },
             _ => None,
@@ -140,5 +141,33 @@ impl std::error::Error for Error {
 impl From<dropship_relay::Error> for Error {
     fn from(e: dropship_relay::Error) -> Self {
         Error::Relay(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(code: u16) -> Error {
+        Error::Db {
+            what: "creating app.tokens on the target".into(),
+            source: mysql_async::Error::Server(mysql_async::ServerError {
+                code,
+                message: "Unable to create or change a table without a primary key".into(),
+                state: "HY000".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_target_requiring_primary_keys_gets_a_hint_and_is_not_retried() {
+        let e = server(3750);
+        assert!(!e.is_transient());
+        let hint = e.hint().expect("a hint");
+        assert!(
+            hint.contains("sql_require_primary_key=OFF") && hint.contains("PRIMARY KEY"),
+            "{hint}"
+        );
+        assert!(server(1146).hint().is_none());
     }
 }

@@ -174,25 +174,25 @@ impl<S: RecordSink> Reader<S> {
             .get(13..17)
             .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
         let outer_next = u64::from(log_pos);
-        let file = self.file.clone();
-        let fail = |e: dropship_mysql::binlog::DecodeError| {
-            Error::definite(format!("decoding the binlog at {file}:{log_pos}: {e} (event bytes: {})", hex_prefix(raw)), "run `dropship binlog inspect` on that binlog file to see the event; report it if dropship should support it")
-        };
         events.clear();
         // A TRANSACTION_PAYLOAD is handled one inner event at a time: each
         // is decompressed, decoded and handled before the next, so memory
         // holds the compressed event and one inner event, never the whole
         // transaction.
-        if let Some(mut inner) = decoder.payload(raw, offset).map_err(&fail)? {
+        let fail = |file: &str, e| decode_failed(file, log_pos, raw, e);
+        if let Some(mut inner) = decoder
+            .payload(raw, offset)
+            .map_err(|e| fail(&self.file, e))?
+        {
             let mut buf = Vec::new();
             let mut n = 0;
-            while inner.next_into(&mut buf).map_err(&fail)? {
+            while inner.next_into(&mut buf).map_err(|e| fail(&self.file, e))? {
                 decoder
                     .decode_embedded(&buf, offset, &mut |h, e| {
                         events.push((h, e));
                         Ok(())
                     })
-                    .map_err(&fail)?;
+                    .map_err(|e| fail(&self.file, e))?;
                 for (h, e) in events.drain(..) {
                     self.handle(h, e, outer_next).await?;
                 }
@@ -205,7 +205,7 @@ impl<S: RecordSink> Reader<S> {
                 events.push((h, e));
                 Ok(())
             })
-            .map_err(&fail)?;
+            .map_err(|e| fail(&self.file, e))?;
         let n = events.len();
         for (h, e) in events.drain(..) {
             self.handle(h, e, outer_next).await?;
@@ -865,6 +865,15 @@ fn truncate(s: &str, n: usize) -> String {
         }
         format!("{}...", &s[..end])
     }
+}
+
+fn decode_failed(
+    file: &str,
+    log_pos: u32,
+    raw: &[u8],
+    e: dropship_mysql::binlog::DecodeError,
+) -> Error {
+    Error::definite(format!("decoding the binlog at {file}:{log_pos}: {e} (event bytes: {})", hex_prefix(raw)), "run `dropship binlog inspect` on that binlog file to see the event; report it if dropship should support it")
 }
 
 fn hex_prefix(b: &[u8]) -> String {
