@@ -1,9 +1,11 @@
 //! The GTID state the reader carries in each position: MariaDB's
 //! `gtid_binlog_pos` form (one `domain-server-seq` per domain) or MySQL's
 //! executed set (`uuid:1-100:200-300`). The GTID arithmetic lives in
-//! `dropship_mysql::gtid`; this picks the flavor's form and is lenient:
-//! the state is informational (positions resume by file and offset), so an
-//! unparseable state starts empty rather than stopping replication.
+//! `dropship_mysql::gtid`; this picks the flavor's form and is lenient: an
+//! unparseable state starts empty rather than stopping replication. A MySQL
+//! reader resumes by this set (GTID auto-position) only when it is the whole
+//! executed set; an empty or partial one resumes by file and offset (see
+//! `reader.rs`).
 
 use dropship_mysql::gtid::{GtidSet, MariaDbPosition};
 use dropship_mysql::Gtid;

@@ -7,7 +7,11 @@
 //! offset after the commit event, plus the GTID state). Only boundaries are
 //! resumable: after a dropped connection it writes a `Restart` record and
 //! reconnects from the last boundary, so a transaction cut in half is read
-//! again whole and appliers drop the half they saw.
+//! again whole and appliers drop the half they saw. A MySQL source with
+//! gtid_mode=ON is asked by GTID auto-position (every transaction not in the
+//! boundary's executed set); others by file and offset. The connection is
+//! dropship's own (`dropship_mysql::binlog::client`), and a compressed
+//! TRANSACTION_PAYLOAD is handled one inner event at a time.
 //!
 //! Failure: dropped connections and server restarts are retried with
 //! exponential backoff (100 ms to 10 s). A purged position, an INCIDENT
