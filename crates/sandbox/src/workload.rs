@@ -375,6 +375,8 @@ pub struct WorkloadStats {
     pub statements: u64,
     /// Rows reported as affected by the server (inserted + changed + deleted).
     pub rows_affected: u64,
+    /// Transactions rolled back by a deadlock or lock-wait timeout and run again.
+    pub retries: u64,
     pub elapsed: Duration,
 }
 
@@ -435,25 +437,36 @@ impl Workload {
         let mut stats = WorkloadStats::default();
         for t in 0..n_transactions {
             let stmts = self.transaction(&mut rng, &mut keys, t == 0 && self.huge_row);
-            conn.query_drop("START TRANSACTION")
-                .await
-                .map_err(|e| Error::sql("starting a transaction", "START TRANSACTION", e))?;
-            for s in &stmts {
-                if let Err(e) = conn.query_drop(s).await {
-                    let _ = conn.query_drop("ROLLBACK").await;
-                    return Err(Error::sql(
-                        format!("workload transaction {t} (seed {seed})"),
-                        s,
-                        e,
-                    ));
+            let mut attempt = 0;
+            loop {
+                match run_transaction(conn, &stmts).await {
+                    Ok(affected) => {
+                        stats.rows_affected += affected;
+                        stats.statements += stmts.len() as u64;
+                        stats.transactions += 1;
+                        break;
+                    }
+                    // An application retries a transaction the server chose
+                    // as a deadlock victim or timed out on a lock: InnoDB
+                    // row locks between writers, or a reader's brief LOCK
+                    // TABLES (dropship's copy takes one to read definitions).
+                    Err((s, e)) if retryable(&e) && attempt < MAX_RETRIES => {
+                        attempt += 1;
+                        stats.retries += 1;
+                        let _ = conn.query_drop("ROLLBACK").await;
+                        tracing::debug!(transaction = t, attempt, error = %e, statement = %s, "workload transaction retried");
+                        tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+                    }
+                    Err((s, e)) => {
+                        let _ = conn.query_drop("ROLLBACK").await;
+                        return Err(Error::sql(
+                            format!("workload transaction {t} (seed {seed})"),
+                            &s,
+                            e,
+                        ));
+                    }
                 }
-                stats.rows_affected += conn.affected_rows();
-                stats.statements += 1;
             }
-            conn.query_drop("COMMIT")
-                .await
-                .map_err(|e| Error::sql("committing", "COMMIT", e))?;
-            stats.transactions += 1;
         }
         stats.elapsed = began.elapsed();
         Ok(stats)
@@ -1126,4 +1139,33 @@ mod tests {
             assert!(s.contains(needle), "schema lacks {needle}");
         }
     }
+}
+
+/// How many times one transaction is run again after a deadlock or lock-wait timeout.
+const MAX_RETRIES: u64 = 10;
+
+/// Runs `stmts` as one transaction; on failure returns the failing statement
+/// (the transaction is left for the caller to roll back).
+async fn run_transaction(
+    conn: &mut Conn,
+    stmts: &[String],
+) -> std::result::Result<u64, (String, mysql_async::Error)> {
+    let mut affected = 0;
+    conn.query_drop("START TRANSACTION")
+        .await
+        .map_err(|e| ("START TRANSACTION".to_string(), e))?;
+    for s in stmts {
+        conn.query_drop(s).await.map_err(|e| (s.clone(), e))?;
+        affected += conn.affected_rows();
+    }
+    conn.query_drop("COMMIT")
+        .await
+        .map_err(|e| ("COMMIT".to_string(), e))?;
+    Ok(affected)
+}
+
+/// ER_LOCK_DEADLOCK (1213) and ER_LOCK_WAIT_TIMEOUT (1205): the server gave
+/// up on this transaction, not on its statements.
+fn retryable(e: &mysql_async::Error) -> bool {
+    matches!(e, mysql_async::Error::Server(s) if s.code == 1213 || s.code == 1205)
 }
