@@ -3,7 +3,9 @@
 #
 #   scripts/install-deps.sh          mariadb-server + mariadb-client (only if mariadbd is missing), then real
 #                                    MySQL 9.7 into a private folder (scripts/install-mysql.sh)
-#   scripts/install-deps.sh --bench  also percona-toolkit, mydumper, sysbench, valgrind (scripts/callgrind-apply.sh)
+#   scripts/install-deps.sh --bench  also percona-toolkit (Debian 12's 3.2, for its Perl modules, and 3.7 from sid
+#                                    for the benchmarks: install-mysql.sh --percona-toolkit), mydumper, sysbench,
+#                                    valgrind (scripts/callgrind-apply.sh)
 #
 # It never starts, stops or reconfigures the system MariaDB service: the tests run their own throwaway servers
 # from the binaries (see crates/sandbox). A policy-rc.d that forbids service starts is put in place for the
@@ -14,7 +16,7 @@ bench=0
 for arg in "$@"; do
   case "$arg" in
     --bench) bench=1 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "install-deps.sh: unknown argument '$arg' (expected --bench)" >&2; exit 2 ;;
   esac
 done
@@ -32,7 +34,11 @@ if [ "$bench" = 1 ]; then
 fi
 
 mysql() {
-  "$(dirname "$0")/install-mysql.sh"
+  if [ "$bench" = 1 ]; then
+    "$(dirname "$0")/install-mysql.sh" --percona-toolkit
+  else
+    "$(dirname "$0")/install-mysql.sh"
+  fi
 }
 
 if [ "${#packages[@]}" -eq 0 ]; then

@@ -3,6 +3,11 @@
 #
 #   scripts/install-mysql.sh            into $DROPSHIP_MYSQL_ROOT (default /opt/dropship-mysql)
 #   scripts/install-mysql.sh --print    print the folder if it holds a working mysqld, else exit 1
+#   scripts/install-mysql.sh --percona-toolkit
+#                                       also percona-toolkit 3.7 from sid (the benchmarks' pt-table-checksum),
+#                                       unpacked into ROOT/percona-toolkit and run by the system perl through
+#                                       ROOT/bin/pt-table-checksum (its Perl modules come from Debian 12:
+#                                       install-deps.sh --bench installs them)
 #
 # Debian's `sid` suite carries MySQL 9.7 (mysql-server-core, mysql-client-core). Those packages need a newer C
 # library than the machine's, so they are not installed: they and their recursive dependencies are downloaded
@@ -24,15 +29,22 @@ works() {
   [ -x "$root/bin/mysqld" ] && "$root/bin/mysqld" --version 2>/dev/null | grep -q 'Ver 9\.'
 }
 
+percona=0
 case "${1:-}" in
   --print) if works; then echo "$root"; exit 0; else exit 1; fi ;;
-  -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+  --percona-toolkit) percona=1 ;;
+  -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
   "") ;;
-  *) echo "install-mysql.sh: unknown argument '$1' (expected --print)" >&2; exit 2 ;;
+  *) echo "install-mysql.sh: unknown argument '$1' (expected --print or --percona-toolkit)" >&2; exit 2 ;;
 esac
 
-if works; then
+pt_works() {
+  [ -x "$root/bin/pt-table-checksum" ] && "$root/bin/pt-table-checksum" --version 2>/dev/null | grep -q ' 3\.[7-9]'
+}
+
+if works && { [ "$percona" = 0 ] || pt_works; }; then
   echo "install-mysql.sh: $("$root/bin/mysqld" --version) in $root"
+  [ "$percona" = 0 ] || echo "install-mysql.sh: $("$root/bin/pt-table-checksum" --version) in $root"
   exit 0
 fi
 
@@ -60,6 +72,32 @@ apt_opts=(
 if [ -z "$(ls "$apt_dir/lists" 2>/dev/null | grep -v partial)" ] || [ "${DROPSHIP_MYSQL_REFRESH:-0}" = 1 ]; then
   echo "install-mysql.sh: reading the sid package lists"
   apt-get "${apt_opts[@]}" -qq update
+fi
+
+if [ "$percona" = 1 ] && ! pt_works; then
+  # Perl scripts only: the deb alone, no dependencies (the system perl and its DBD::mysql run them).
+  mkdir -p "$apt_dir/pt"
+  if ! (cd "$apt_dir/pt" && apt-get "${apt_opts[@]}" -qq download percona-toolkit); then
+    apt-get "${apt_opts[@]}" -qq update
+    (cd "$apt_dir/pt" && apt-get "${apt_opts[@]}" -qq download percona-toolkit)
+  fi
+  rm -rf "$root/percona-toolkit"
+  for deb in "$apt_dir/pt"/*.deb; do
+    dpkg -x "$deb" "$root/percona-toolkit"
+  done
+  rm -rf "$apt_dir/pt"
+  mkdir -p "$root/bin"
+  printf '#!/bin/sh\nexec perl "%s/percona-toolkit/usr/bin/pt-table-checksum" "$@"\n' "$root" >"$root/bin/pt-table-checksum"
+  chmod 755 "$root/bin/pt-table-checksum"
+  if ! pt_works; then
+    echo "install-mysql.sh: $root/bin/pt-table-checksum does not run (its Perl modules: install-deps.sh --bench):" >&2
+    "$root/bin/pt-table-checksum" --version >&2 || true
+    exit 1
+  fi
+  echo "install-mysql.sh: $("$root/bin/pt-table-checksum" --version) in $root"
+  if works; then
+    exit 0
+  fi
 fi
 
 # Every package the two need, recursively (Depends and PreDepends only), as concrete package names.

@@ -1,5 +1,5 @@
-//! `bench`: the end-to-end benchmark runner. It starts its own MariaDB
-//! servers (dropship-sandbox), runs every comparison of PRODUCT.md's "Targets
+//! `bench`: the end-to-end benchmark runner. It starts its own MariaDB and
+//! MySQL servers (dropship-sandbox), runs, per server flavor, every comparison of PRODUCT.md's "Targets
 //! to beat" side by side in one run, and prints (and writes) a table of ratios,
 //! each the median of `--runs` runs. `scripts/bench.sh` builds the release
 //! binaries and calls it; `tests/bench_smoke.rs` runs it with `--smoke`.
@@ -7,15 +7,17 @@
 //! Phases (see BENCHMARKS.md for the exact method of each):
 //! 1. workload: 200k single-row changes in 20k transactions of 10 over 4
 //!    tables of mixed types, written once to the source (`workload`);
-//! 2. decode: `mariadb-binlog --base64-output=decode-rows -v` vs `dropship
+//! 2. decode: `mariadb-binlog` / `mysqlbinlog --base64-output=decode-rows -v` vs `dropship
 //!    binlog inspect` and an in-process decode-only loop on that binlog,
 //!    then the same on the fixture corpus's MySQL 5.5 `mysql-bin.sakila`
 //!    (read 10x per command; skipped with a note when the fixtures are absent);
-//! 3. apply: native replica SQL thread (relay log filled first) vs the
+//! 3. apply: native replica SQL thread (relay log filled first; on MySQL with
+//!    `replica_parallel_workers` 4, its default, and 1) vs the
 //!    `dropship replicate` binary resuming from a position row at the
 //!    workload's start, each on a fresh server with the same options;
 //! 4. steady lag: rate-limited writers at half the measured apply rate;
-//! 5. copy: 1M-row table, dropship vs mydumper+myloader vs mariadb-dump|mariadb;
+//! 5. copy: 1M-row table, dropship vs mydumper+myloader vs mariadb-dump|mariadb
+//!    (mysqldump|mysql on MySQL);
 //! 6. verify vs pt-table-checksum / CHECKSUM TABLE; cutover (only if the
 //!    build has those commands; otherwise the table says so);
 //! 7. peak RSS of `replicate` while it replicates one huge transaction.
@@ -29,7 +31,7 @@ mod workload;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 use dropship_mysql::position::Position;
-use dropship_sandbox::{MariaDb, ServerOptions};
+use dropship_sandbox::{Flavor, MariaDb, ServerOptions};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 use std::fmt::Write as _;
@@ -45,7 +47,7 @@ const SEED: u64 = 20240611;
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "bench",
-    about = "dropship end-to-end benchmarks against MariaDB's own tools"
+    about = "dropship end-to-end benchmarks against MariaDB's and MySQL's own tools"
 )]
 struct Args {
     /// Tiny sizes (the test suite runs this).
@@ -79,6 +81,10 @@ struct Args {
     /// needs copy). Default: all.
     #[arg(long, value_delimiter = ',')]
     phases: Vec<String>,
+    /// Servers to measure, comma-separated, each in its own section: mariadb,mysql. Default: both (MySQL
+    /// where scripts/install-mysql.sh installed it; otherwise the report says it was skipped).
+    #[arg(long, value_delimiter = ',')]
+    flavors: Vec<String>,
     /// Record a system-wide `perf record -a -g` profile of the first dropship apply run into this file.
     #[arg(long)]
     perf: Option<PathBuf>,
@@ -103,6 +109,7 @@ struct Sizes {
 
 /// One line of the result table.
 struct Line {
+    section: String,
     what: String,
     dropship: String,
     baseline: String,
@@ -112,8 +119,12 @@ struct Line {
 
 #[derive(Default)]
 struct Report {
+    /// The server the lines and notes being added are about, e.g. `MySQL 9.7.0`.
+    section: String,
+    /// Every section in the order measured, with a note on its servers.
+    sections: Vec<(String, String)>,
     lines: Vec<Line>,
-    notes: Vec<String>,
+    notes: Vec<(String, String)>,
 }
 
 impl Report {
@@ -122,6 +133,7 @@ impl Report {
             "  => {what}: dropship {dropship} | baseline {baseline} | ratio {ratio} | goal {goal}"
         );
         self.lines.push(Line {
+            section: self.section.clone(),
             what: what.into(),
             dropship,
             baseline,
@@ -132,7 +144,7 @@ impl Report {
     fn note(&mut self, n: impl Into<String>) {
         let n = n.into();
         println!("  note: {n}");
-        self.notes.push(n);
+        self.notes.push((self.section.clone(), n));
     }
 }
 
@@ -185,16 +197,64 @@ fn time_sh(cmd: &str) -> Result<f64> {
     Ok(el)
 }
 
-fn replica_options(id: u32) -> ServerOptions {
+/// Options of a native replica applying with `workers` parallel workers (0: MariaDB's serial SQL thread;
+/// MySQL's serial applier is 1), also used for dropship's targets.
+fn replica_options(flavor: Flavor, id: u32, workers: u32) -> ServerOptions {
     // Same options for the native replica and dropship's targets: binlog on
     // (with log_slave_updates, so the native SQL thread logs its changes as a
     // target with binlog on logs dropship's), fast durability settings.
-    ServerOptions::source()
+    let o = ServerOptions::source()
+        .with_flavor(flavor)
         .with_server_id(id)
-        .with_extra("log_slave_updates=ON")
-        .with_extra("slave_parallel_threads=0")
         .with_extra("max_allowed_packet=1G")
-        .with_extra("innodb_buffer_pool_size=512M")
+        .with_extra("innodb_buffer_pool_size=512M");
+    match flavor {
+        Flavor::MariaDb => o
+            .with_extra("log_slave_updates=ON")
+            .with_extra(&format!("slave_parallel_threads={workers}")),
+        Flavor::MySql => o
+            .with_extra("log_replica_updates=ON")
+            .with_extra(&format!("replica_parallel_workers={}", workers.max(1))),
+    }
+}
+
+/// A FROM-clause item yielding integers `from..=to` as column `seq`: MariaDB's sequence engine, a recursive
+/// CTE on MySQL (the session needs `cte_max_recursion_depth` above the count: [`seq_session`]).
+fn seq_rows(flavor: Flavor, db: &str, from: u64, to: u64) -> String {
+    match flavor {
+        Flavor::MariaDb => format!("`{db}`.`seq_{from}_to_{to}`"),
+        Flavor::MySql => format!(
+            "(WITH RECURSIVE s(seq) AS (SELECT {from} UNION ALL SELECT seq + 1 FROM s WHERE seq < {to}) SELECT seq FROM s) AS q"
+        ),
+    }
+}
+
+/// Prepares a session for [`seq_rows`].
+async fn seq_session(flavor: Flavor, c: &mut Conn) -> Result<()> {
+    if flavor == Flavor::MySql {
+        exec(c, "SET SESSION cte_max_recursion_depth = 100000000").await?;
+    }
+    Ok(())
+}
+
+/// The GTID state of a server, as its flavor spells it.
+fn gtid_state_sql(flavor: Flavor) -> &'static str {
+    match flavor {
+        Flavor::MariaDb => "SELECT @@GLOBAL.gtid_binlog_pos",
+        Flavor::MySql => "SELECT @@GLOBAL.gtid_executed",
+    }
+}
+
+/// pt-table-checksum: 3.7 from sid (scripts/install-mysql.sh --percona-toolkit) if there, else the system's.
+fn pt_table_checksum() -> Option<String> {
+    let sid = dropship_sandbox::template::mysql_root().join("bin/pt-table-checksum");
+    if sid.is_file() {
+        Some(sid.display().to_string())
+    } else if have("pt-table-checksum") {
+        Some("pt-table-checksum".into())
+    } else {
+        None
+    }
 }
 
 async fn q1<T: mysql_async::prelude::FromValue + Send + 'static>(
@@ -322,14 +382,20 @@ struct Ctx {
     args: Args,
     sizes: Sizes,
     dir: tempfile::TempDir,
+    flavor: Flavor,
     source: MariaDb,
     report: Report,
     next_id: u32,
 }
 
 impl Ctx {
+    /// `rel` inside this flavor's part of the work directory.
+    fn work(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.dir.path().join(self.flavor.name()).join(rel)
+    }
+
     fn config(&self, name: &str, target: &MariaDb, tables: &[&str], tag: &str) -> Result<PathBuf> {
-        let d = self.dir.path().join(tag);
+        let d = self.work(tag);
         std::fs::create_dir_all(&d)?;
         let tables: Vec<String> = tables.iter().map(|t| format!("\"{t}\"")).collect();
         let text = format!(
@@ -352,7 +418,7 @@ impl Ctx {
 
     async fn server(&mut self) -> Result<MariaDb> {
         self.next_id += 1;
-        let s = MariaDb::start(replica_options(100 + self.next_id)).await?;
+        let s = MariaDb::start(replica_options(self.flavor, 100 + self.next_id, 0)).await?;
         s.create_user("dropship", TGT_PW, &["ALL PRIVILEGES ON *.*"])
             .await?;
         Ok(s)
@@ -419,72 +485,47 @@ async fn run(args: Args) -> Result<()> {
         ..args
     };
     let began = Instant::now();
-    let source = MariaDb::start(
-        ServerOptions::source()
-            .with_extra("max_allowed_packet=1G")
-            .with_extra("innodb_buffer_pool_size=1G"),
-    )
-    .await?;
-    source
-        .create_user(
-            "repl",
-            REPL_PW,
-            &["REPLICATION SLAVE, BINLOG MONITOR, SELECT, RELOAD, LOCK TABLES, TRIGGER ON *.*"],
-        )
-        .await?;
+    let mut flavors = Vec::new();
+    for f in if args.flavors.is_empty() {
+        vec!["mariadb".to_string(), "mysql".to_string()]
+    } else {
+        args.flavors.clone()
+    } {
+        let flavor = Flavor::parse(&f).ok_or_else(|| {
+            anyhow!("unknown flavor '{f}' in --flavors (expected mariadb or mysql)")
+        })?;
+        flavors.push(flavor);
+    }
     let dir = tempfile::Builder::new()
         .prefix("ds-bench")
         .tempdir_in("/tmp")?;
+    let Some(&first) = flavors.iter().find(|f| f.available()) else {
+        bail!("none of the servers in --flavors is installed here (run scripts/install-deps.sh)");
+    };
     let mut cx = Ctx {
         args,
         sizes,
         dir,
-        source,
+        flavor: first,
+        source: start_source(first).await?,
         report: Report::default(),
         next_id: 0,
     };
-    println!(
-        "bench: source on port {}, MariaDB {}, work dir {}",
-        cx.source.port(),
-        cx.source.version(),
-        cx.dir.path().display()
-    );
-
-    let on = |p: &str| cx.args.on(p);
-    let (decode, apply, lag, copy, verify, cutover, memory) = (
-        on("decode"),
-        on("apply"),
-        on("lag"),
-        on("copy"),
-        on("verify"),
-        on("cutover"),
-        on("memory"),
-    );
-    if decode || apply {
-        let wl = phase_workload(&mut cx).await?;
-        if decode {
-            phase_decode(&mut cx, &wl).await?;
+    for flavor in flavors {
+        if !flavor.available() {
+            let name = flavor.to_string();
+            cx.report.sections.push((
+                name.clone(),
+                format!("skipped: {name} is not installed here (scripts/install-deps.sh)"),
+            ));
+            println!("bench: {name} not installed: its section is skipped");
+            continue;
         }
-        if apply {
-            let (apply_rate, last) = phase_apply(&mut cx, &wl).await?;
-            if lag {
-                phase_lag(&mut cx, apply_rate, last).await?;
-            } else if let Some((_t, rep)) = last {
-                rep.stop().await?;
-            }
+        if flavor != cx.flavor {
+            cx.source = start_source(flavor).await?;
+            cx.flavor = flavor;
         }
-    }
-    if copy {
-        let copy_target = phase_copy(&mut cx).await?;
-        if verify {
-            phase_verify(&mut cx, &copy_target).await?;
-        }
-    }
-    if cutover {
-        phase_cutover(&mut cx).await?;
-    }
-    if memory {
-        phase_memory(&mut cx).await?;
+        run_flavor(&mut cx).await?;
     }
 
     let total = began.elapsed().as_secs_f64();
@@ -504,6 +545,90 @@ async fn run(args: Args) -> Result<()> {
         println!("bench: wrote {}", out.display());
     }
     Ok(())
+}
+
+/// A source of `flavor` with the `repl` user dropship connects as.
+async fn start_source(flavor: Flavor) -> Result<MariaDb> {
+    let source = MariaDb::start(
+        ServerOptions::source()
+            .with_flavor(flavor)
+            .with_extra("max_allowed_packet=1G")
+            .with_extra("innodb_buffer_pool_size=1G"),
+    )
+    .await?;
+    let monitor = match flavor {
+        Flavor::MariaDb => "BINLOG MONITOR",
+        Flavor::MySql => "REPLICATION CLIENT",
+    };
+    source
+        .create_user(
+            "repl",
+            REPL_PW,
+            &[&format!(
+                "REPLICATION SLAVE, {monitor}, SELECT, RELOAD, LOCK TABLES, TRIGGER ON *.*"
+            )],
+        )
+        .await?;
+    Ok(source)
+}
+
+/// Every phase asked for, against `cx.source`, into its own report section.
+async fn run_flavor(cx: &mut Ctx) -> Result<()> {
+    let section = format!("{} {}", cx.flavor, short_version(cx.source.version()));
+    cx.report.section = section.clone();
+    cx.report
+        .sections
+        .push((section, format!("{} {}", cx.flavor, cx.source.version())));
+    println!(
+        "\nbench: {} source on port {}, {} {}, work dir {}",
+        cx.flavor,
+        cx.source.port(),
+        cx.flavor,
+        cx.source.version(),
+        cx.dir.path().display()
+    );
+    let on = |p: &str| cx.args.on(p);
+    let (decode, apply, lag, copy, verify, cutover, memory) = (
+        on("decode"),
+        on("apply"),
+        on("lag"),
+        on("copy"),
+        on("verify"),
+        on("cutover"),
+        on("memory"),
+    );
+    if decode || apply {
+        let wl = phase_workload(cx).await?;
+        if decode {
+            phase_decode(cx, &wl).await?;
+        }
+        if apply {
+            let (apply_rate, last) = phase_apply(cx, &wl).await?;
+            if lag {
+                phase_lag(cx, apply_rate, last).await?;
+            } else if let Some((_t, rep)) = last {
+                rep.stop().await?;
+            }
+        }
+    }
+    if copy {
+        let copy_target = phase_copy(cx).await?;
+        if verify {
+            phase_verify(cx, &copy_target).await?;
+        }
+    }
+    if cutover {
+        phase_cutover(cx).await?;
+    }
+    if memory {
+        phase_memory(cx).await?;
+    }
+    Ok(())
+}
+
+/// `10.11.19-MariaDB-0+deb12u1` -> `10.11.19`.
+fn short_version(v: &str) -> &str {
+    v.split(|c: char| c == '-' || c == '+').next().unwrap_or(v)
 }
 
 struct Workload {
@@ -527,14 +652,14 @@ async fn phase_workload(cx: &mut Ctx) -> Result<Workload> {
         exec(&mut c, &s).await?;
     }
     let start = source_position(&cx.source).await?;
-    let start_gtid: String = q1(&mut c, "SELECT @@GLOBAL.gtid_binlog_pos").await?;
+    let start_gtid: String = q1(&mut c, gtid_state_sql(cx.flavor)).await?;
     let t = Instant::now();
     workload::run(&mut c, cx.sizes.transactions, SEED)
         .await
         .context("running the workload on the source")?;
     let wrote = t.elapsed().as_secs_f64();
     let end = source_position(&cx.source).await?;
-    let end_gtid: String = q1(&mut c, "SELECT @@GLOBAL.gtid_binlog_pos").await?;
+    let end_gtid: String = q1(&mut c, gtid_state_sql(cx.flavor)).await?;
     let base: String = q1(&mut c, "SELECT @@GLOBAL.log_bin_basename").await?;
     let binlog = Path::new(&base).with_file_name(&end.file);
     let size = std::fs::metadata(&binlog).map(|m| m.len()).unwrap_or(0);
@@ -571,7 +696,10 @@ async fn phase_decode(cx: &mut Ctx, wl: &Workload) -> Result<()> {
         None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/binlogs"),
     };
     let sakila = dir.join("mysql-binlog-connector-java/mysql-bin.sakila");
-    if sakila.is_file() {
+    if cx.flavor == Flavor::MySql {
+        // mysqlbinlog 9.7 stops at offset 21654 of this 5.5 file ("Error in log format"): no baseline.
+        cx.report.note("decode: the MySQL 5.5 mysql-bin.sakila comparison is in the MariaDB section only: mysqlbinlog 9.7 refuses that file (`Could not read entry at offset 21654: Error in log format`)");
+    } else if sakila.is_file() {
         println!("\n== decode: {} (x10)", sakila.display());
         decode_compare(
             cx,
@@ -604,11 +732,17 @@ fn decode_compare(cx: &mut Ctx, label: &str, files: &[PathBuf]) -> Result<()> {
         .join(" ");
     let (mut native, mut inspect, mut decode, mut events) =
         (Vec::new(), Vec::new(), Vec::new(), 0u64);
-    let have_mb = have("mariadb-binlog");
+    let tool = cx.source.binlog_tool();
+    let tool_name = match cx.flavor {
+        Flavor::MariaDb => "mariadb-binlog",
+        Flavor::MySql => "mysqlbinlog",
+    };
+    let have_mb = tool.is_some();
     for run in 0..cx.args.runs {
-        if have_mb {
+        if let Some(tool) = &tool {
             native.push(time_sh(&format!(
-                "mariadb-binlog --no-defaults --base64-output=decode-rows -v {f} > /dev/null"
+                "'{}' --no-defaults --base64-output=decode-rows -v {f} > /dev/null",
+                tool.display()
             ))?);
         }
         inspect.push(time_sh(&format!(
@@ -627,7 +761,7 @@ fn decode_compare(cx: &mut Ctx, label: &str, files: &[PathBuf]) -> Result<()> {
         }
         decode.push(t.elapsed().as_secs_f64());
         events = n;
-        println!("  run {}: mariadb-binlog {:?} s, dropship inspect {:.2} s, decode-only {:.2} s ({n} events)", run + 1, native.last(), inspect[run], decode[run]);
+        println!("  run {}: {tool_name} {:?} s, dropship inspect {:.2} s, decode-only {:.2} s ({n} events)", run + 1, native.last(), inspect[run], decode[run]);
     }
     let size = files
         .iter()
@@ -639,7 +773,7 @@ fn decode_compare(cx: &mut Ctx, label: &str, files: &[PathBuf]) -> Result<()> {
         cx.report.line(
             &format!("binlog decode{label}: `dropship binlog inspect` (JSON lines)"),
             secs(&inspect),
-            format!("mariadb-binlog -v: {}", secs(&native)),
+            format!("{tool_name} -v: {}", secs(&native)),
             format!("{:.2}x", b / median(&inspect)),
             ">= 3x",
         );
@@ -651,7 +785,7 @@ fn decode_compare(cx: &mut Ctx, label: &str, files: &[PathBuf]) -> Result<()> {
                 size / median(&decode),
                 events as f64 / median(&decode) / 1e3
             ),
-            format!("mariadb-binlog -v: {}", secs(&native)),
+            format!("{tool_name} -v: {}", secs(&native)),
             format!("{:.2}x", b / median(&decode)),
             ">= 3x",
         );
@@ -659,7 +793,7 @@ fn decode_compare(cx: &mut Ctx, label: &str, files: &[PathBuf]) -> Result<()> {
         cx.report.line(
             &format!("binlog decode{label}"),
             secs(&inspect),
-            "mariadb-binlog not installed".into(),
+            format!("{tool_name} not installed"),
             "n/a".into(),
             ">= 3x",
         );
@@ -667,10 +801,13 @@ fn decode_compare(cx: &mut Ctx, label: &str, files: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
-/// Native replica: relay log first, then time the SQL thread.
-async fn native_apply(cx: &mut Ctx, wl: &Workload) -> Result<f64> {
+/// Native replica: relay log first, then time the SQL thread (`workers`: MySQL's replica_parallel_workers).
+async fn native_apply(cx: &mut Ctx, wl: &Workload, workers: u32) -> Result<f64> {
+    if cx.flavor == Flavor::MySql {
+        return native_apply_mysql(cx, wl, workers).await;
+    }
     cx.next_id += 1;
-    let r = MariaDb::start(replica_options(200 + cx.next_id)).await?;
+    let r = MariaDb::start(replica_options(cx.flavor, 200 + cx.next_id, 0)).await?;
     let mut c = r.conn().await?;
     exec(&mut c, "SET SESSION sql_log_bin = 0").await?;
     for s in workload::schema_sql() {
@@ -737,6 +874,87 @@ async fn native_apply(cx: &mut Ctx, wl: &Workload) -> Result<f64> {
     Ok(el)
 }
 
+/// MySQL's replica: GTID auto-position from the workload's start, relay log filled by the receiver thread
+/// first, then the applier (`replica_parallel_workers = workers`) timed until gtid_executed holds the
+/// workload's end.
+async fn native_apply_mysql(cx: &mut Ctx, wl: &Workload, workers: u32) -> Result<f64> {
+    cx.next_id += 1;
+    let r = MariaDb::start(replica_options(cx.flavor, 200 + cx.next_id, workers)).await?;
+    let mut c = r.conn().await?;
+    exec(&mut c, "SET SESSION sql_log_bin = 0").await?;
+    for s in workload::schema_sql() {
+        exec(&mut c, &s).await?;
+    }
+    exec(&mut c, "RESET BINARY LOGS AND GTIDS").await?;
+    if !wl.start_gtid.is_empty() {
+        exec(
+            &mut c,
+            &format!("SET GLOBAL gtid_purged = '{}'", wl.start_gtid),
+        )
+        .await?;
+    }
+    exec(
+        &mut c,
+        &format!("CHANGE REPLICATION SOURCE TO SOURCE_HOST='127.0.0.1', SOURCE_PORT={}, SOURCE_USER='repl', SOURCE_PASSWORD='{REPL_PW}', SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1", cx.source.port()),
+    )
+    .await?;
+    exec(&mut c, "START REPLICA IO_THREAD").await?;
+    let want = source_position(&cx.source).await?;
+    let t = Instant::now();
+    loop {
+        let row: Option<Row> = c.query_first("SHOW REPLICA STATUS").await?;
+        let row = row.ok_or_else(|| anyhow!("SHOW REPLICA STATUS is empty"))?;
+        let file: String = row.get("Source_Log_File").unwrap_or_default();
+        let pos: u64 = row.get("Read_Source_Log_Pos").unwrap_or(0);
+        let err: String = row.get("Last_IO_Error").unwrap_or_default();
+        if !err.is_empty() {
+            bail!("native replica receiver thread: {err}");
+        }
+        if Position::new(file, pos) >= want {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(600) {
+            bail!("native replica receiver thread did not fetch the binlog within 600 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let fetched = t.elapsed().as_secs_f64();
+    let done = format!(
+        "SELECT GTID_SUBSET('{}', @@GLOBAL.gtid_executed)",
+        wl.end_gtid
+    );
+    let t = Instant::now();
+    exec(&mut c, "START REPLICA SQL_THREAD").await?;
+    let mut checked = Instant::now();
+    loop {
+        let ok: i64 = q1(&mut c, &done).await?;
+        if ok == 1 {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(1200) {
+            bail!(
+                "native replica applier did not reach {} within 1200 s",
+                wl.end_gtid
+            );
+        }
+        if checked.elapsed() > Duration::from_secs(1) {
+            checked = Instant::now();
+            let row: Option<Row> = c.query_first("SHOW REPLICA STATUS").await?;
+            let err: String = row
+                .and_then(|r| r.get("Last_SQL_Error"))
+                .unwrap_or_default();
+            if !err.is_empty() {
+                bail!("native replica applier: {err}");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let el = t.elapsed().as_secs_f64();
+    println!("  native ({workers} workers): receiver fetched in {fetched:.2} s; applier applied {} rows in {el:.2} s ({:.0} rows/s)", wl.rows, wl.rows as f64 / el);
+    exec(&mut c, "STOP REPLICA").await?;
+    Ok(el)
+}
+
 /// dropship: a fresh target with the tables and the position row at the workload start; time the binary until
 /// its committed position reaches the workload end.
 async fn dropship_apply(
@@ -795,7 +1013,7 @@ async fn dropship_apply(
     let mut rep = Replicate::spawn(
         &cx.args.dropship,
         &cfg_path,
-        cx.dir.path().join(format!("apply{run}/replicate.log")),
+        cx.work(format!("apply{run}/replicate.log")),
     )?;
     let el = wait_position(
         &mut c,
@@ -837,12 +1055,19 @@ async fn dropship_apply(
     Ok((el, t, rep))
 }
 
+/// How dropship's apply run is measured (both flavors).
+const DROPSHIP_APPLY: &str = "a fresh server with the same options, tables pre-created and `_dropship.positions` set to the workload's start (no copy), the release `dropship replicate` binary timed from spawn until its committed position reaches the workload's end. dropship's time INCLUDES process start and reading the binlog from the source over TCP (the native figure excludes its IO thread), so the comparison is tilted against dropship";
+
 async fn phase_apply(cx: &mut Ctx, wl: &Workload) -> Result<(f64, Option<(MariaDb, Replicate)>)> {
     println!("\n== apply: {} rows", wl.rows);
-    let (mut native, mut ours) = (Vec::new(), Vec::new());
+    let (mut native, mut native1, mut ours) = (Vec::new(), Vec::new(), Vec::new());
+    let mysql = cx.flavor == Flavor::MySql;
     let mut last = None;
     for run in 0..cx.args.runs {
-        native.push(native_apply(cx, wl).await?);
+        native.push(native_apply(cx, wl, 4).await?);
+        if mysql {
+            native1.push(native_apply(cx, wl, 1).await?);
+        }
         let (el, t, rep) = dropship_apply(cx, wl, run).await?;
         ours.push(el);
         if run + 1 < cx.args.runs {
@@ -854,8 +1079,31 @@ async fn phase_apply(cx: &mut Ctx, wl: &Workload) -> Result<(f64, Option<(MariaD
         }
     }
     let rate = |v: &[f64]| wl.rows as f64 / median(v);
+    let what = format!(
+        "apply rate ({}k-op workload; replica/target binlog ON)",
+        wl.rows / 1000
+    );
+    if mysql {
+        for (workers, v) in [(4, &native), (1, &native1)] {
+            cx.report.line(
+                &format!("{what}, vs replica_parallel_workers={workers}"),
+                format!("{:.0} rows/s; {}", rate(&ours), secs(&ours)),
+                format!(
+                    "native applier, {workers} worker(s): {:.0} rows/s; {}",
+                    rate(v),
+                    secs(v)
+                ),
+                format!("{:.2}x", median(v) / median(&ours)),
+                ">= 2x",
+            );
+        }
+        cx.report.note(format!(
+            "apply: native = fresh MySQL replica (binlog ON, log_replica_updates=ON, GTID auto-position from the workload's start via gtid_purged), relay log filled by START REPLICA IO_THREAD first, then START REPLICA SQL_THREAD timed until GTID_SUBSET(workload end, gtid_executed); once with replica_parallel_workers=4 (MySQL's default, LOGICAL_CLOCK with commit order preserved) and once with 1; dropship: {DROPSHIP_APPLY}",
+        ));
+        return Ok((rate(&ours), last));
+    }
     cx.report.line(
-        "apply rate (200k-op workload; replica/target binlog ON)",
+        &what,
         format!("{:.0} rows/s; {}", rate(&ours), secs(&ours)),
         format!(
             "native SQL thread: {:.0} rows/s; {}",
@@ -865,9 +1113,9 @@ async fn phase_apply(cx: &mut Ctx, wl: &Workload) -> Result<(f64, Option<(MariaD
         format!("{:.2}x", median(&native) / median(&ours)),
         ">= 2x",
     );
-    cx.report.note(
-        "apply: native = fresh replica (binlog ON, log_slave_updates=ON, slave_parallel_threads=0), relay log filled by START SLAVE IO_THREAD first, then START SLAVE SQL_THREAD timed until gtid_slave_pos equals the source's; dropship = fresh server with the same options, tables pre-created and `_dropship.positions` set to the workload's start (no copy), the release `dropship replicate` binary timed from spawn until its committed position reaches the workload's end. dropship's time INCLUDES process start and reading the binlog from the source over TCP (the native figure excludes its IO thread), so the comparison is tilted against dropship",
-    );
+    cx.report.note(format!(
+        "apply: native = fresh replica (binlog ON, log_slave_updates=ON, slave_parallel_threads=0), relay log filled by START SLAVE IO_THREAD first, then START SLAVE SQL_THREAD timed until gtid_slave_pos equals the source's; dropship: {DROPSHIP_APPLY}",
+    ));
     Ok((rate(&ours), last))
 }
 
@@ -1035,15 +1283,17 @@ async fn phase_copy(cx: &mut Ctx) -> Result<MariaDb> {
     )
     .await?;
     let t = Instant::now();
+    seq_session(cx.flavor, &mut c).await?;
     let mut from = 1u64;
     while from <= n {
         let to = (from + 99_999).min(n);
         exec(
             &mut c,
             &format!(
-                "INSERT INTO `{COPY_DB}`.`big` SELECT seq, (seq * 7919) % 1000003, CONCAT('user-', seq, '-', LEFT(MD5(seq), 16)), \
+                "INSERT INTO `{COPY_DB}`.`big` SELECT seq, (seq * 7919) % 1000003, CONCAT('user-', seq, '-', LEFT(SHA2(seq, 256), 16)), \
                  (seq % 100000) / 100, '2020-01-01 00:00:00' + INTERVAL (seq % 100000000) SECOND, seq / 3, \
-                 IF(seq % 5 = 0, NULL, CONCAT('note ', seq % 977)) FROM `{COPY_DB}`.`seq_{from}_to_{to}`"
+                 IF(seq % 5 = 0, NULL, CONCAT('note ', seq % 977)) FROM {}",
+                seq_rows(cx.flavor, COPY_DB, from, to)
             ),
         )
         .await?;
@@ -1056,7 +1306,31 @@ async fn phase_copy(cx: &mut Ctx) -> Result<MariaDb> {
         t.elapsed().as_secs_f64()
     );
     let have_mydumper = have("mydumper") && have("myloader");
-    let have_dump = have("mariadb-dump") && have("mariadb");
+    // The flavor's own dump and client: mariadb-dump | mariadb, or MySQL's mysqldump | mysql.
+    let dump_tools = match cx.flavor {
+        Flavor::MariaDb => (have("mariadb-dump") && have("mariadb")).then(|| {
+            (
+                "mariadb-dump".to_string(),
+                "mariadb".to_string(),
+                "--master-data=2 --gtid",
+            )
+        }),
+        Flavor::MySql => cx.source.client_tool().and_then(|mysql| {
+            let dump = mysql.with_file_name("mysqldump");
+            dump.is_file().then(|| {
+                (
+                    dump.display().to_string(),
+                    mysql.display().to_string(),
+                    "--source-data=2 --set-gtid-purged=OFF",
+                )
+            })
+        }),
+    };
+    let dump_name = match cx.flavor {
+        Flavor::MariaDb => "mariadb-dump|mariadb",
+        Flavor::MySql => "mysqldump|mysql",
+    };
+    let have_dump = dump_tools.is_some();
     let (mut ours, mut myd, mut dump) = (Vec::new(), Vec::new(), Vec::new());
     let mut keep = None;
     for run in 0..cx.args.runs {
@@ -1072,7 +1346,7 @@ async fn phase_copy(cx: &mut Ctx) -> Result<MariaDb> {
         let mut rep = Replicate::spawn(
             &cx.args.dropship,
             &cfg,
-            cx.dir.path().join(format!("copy{run}/replicate.log")),
+            cx.work(format!("copy{run}/replicate.log")),
         )?;
         let mut tc = loop {
             if let Ok(c) = t.conn().await {
@@ -1101,7 +1375,7 @@ async fn phase_copy(cx: &mut Ctx) -> Result<MariaDb> {
         ours.push(el);
         print!("  run {}: dropship {el:.2} s", run + 1);
         if have_mydumper {
-            let d = cx.dir.path().join(format!("mydumper{run}"));
+            let d = cx.work(format!("mydumper{run}"));
             let p = cx.source.port();
             let a = time_sh(&format!("mydumper -h 127.0.0.1 -P {p} -u root -B {COPY_DB} -t 2 -r 100000 --trx-consistency-only -o '{}'", d.display()))?;
             exec(&mut tc, "CREATE DATABASE `copyt_m`").await?;
@@ -1124,15 +1398,19 @@ async fn phase_copy(cx: &mut Ctx) -> Result<MariaDb> {
             myd.push(a + b);
             print!(", mydumper {a:.2} s + myloader {b:.2} s");
         }
-        if have_dump {
+        if let Some((dumper, client, position)) = &dump_tools {
             exec(&mut tc, "CREATE DATABASE `copyt_d`").await?;
             let a = time_sh(&format!(
-                "mariadb-dump --no-defaults -h 127.0.0.1 -P {} -u root --single-transaction --quick --master-data=2 --gtid {COPY_DB} big | mariadb --no-defaults -h 127.0.0.1 -P {} -u root copyt_d",
+                "'{dumper}' --no-defaults -h 127.0.0.1 -P {} -u root --single-transaction --quick {position} {COPY_DB} big | '{client}' --no-defaults -h 127.0.0.1 -P {} -u root copyt_d",
                 cx.source.port(),
                 t.port()
             ))?;
+            let got: u64 = q1(&mut tc, "SELECT COUNT(*) FROM `copyt_d`.`big`").await?;
+            if got != n {
+                bail!("{dump_name} loaded {got} rows, the source has {n}");
+            }
             dump.push(a);
-            print!(", mariadb-dump|mariadb {a:.2} s");
+            print!(", {dump_name} {a:.2} s");
         }
         println!();
         rep.stop().await?;
@@ -1158,14 +1436,14 @@ async fn phase_copy(cx: &mut Ctx) -> Result<MariaDb> {
     }
     if have_dump {
         cx.report.line(
-            "initial copy vs mariadb-dump | mariadb",
+            &format!("initial copy vs {}", dump_name.replace('|', " | ")),
             secs(&ours),
-            format!("mariadb-dump|mariadb: {}", secs(&dump)),
+            format!("{dump_name}: {}", secs(&dump)),
             format!("{:.2}x", median(&dump) / median(&ours)),
             "(info)",
         );
     }
-    cx.report.note("copy: dropship = `dropship replicate` on a fresh target with no position: timed from spawn until the service state turns `replicating` (tables created, rows copied, copy end recorded); mydumper `-B copyt -t 2 -r 100000 --trx-consistency-only` (the database holds only that table; mydumper 0.10 dumped nothing with `-T`) then `myloader -t 2` (sum of both); `mariadb-dump --single-transaction --quick --master-data=2 --gtid | mariadb`; all into a fresh server with the same options as the apply targets (binlog ON)");
+    cx.report.note("copy: dropship = `dropship replicate` on a fresh target with no position: timed from spawn until the service state turns `replicating` (tables created, rows copied, copy end recorded); mydumper `-B copyt -t 2 -r 100000 --trx-consistency-only` (the database holds only that table; mydumper 0.10 dumped nothing with `-T`) then `myloader -t 2` (sum of both); `mariadb-dump --single-transaction --quick --master-data=2 --gtid | mariadb` (MySQL: `mysqldump --single-transaction --quick --source-data=2 --set-gtid-purged=OFF | mysql`); all into a fresh server with the same options as the apply targets (binlog ON)");
     keep.ok_or_else(|| anyhow!("no copy run"))
 }
 
@@ -1194,9 +1472,14 @@ async fn phase_verify(cx: &mut Ctx, target: &MariaDb) -> Result<()> {
         .query(format!("CHECKSUM TABLE `{COPY_DB}`.`big`"))
         .await?;
     let ck_tgt = t.elapsed().as_secs_f64();
-    let pt = if have("pt-table-checksum") {
+    let pt_tool = pt_table_checksum();
+    let pt_version = pt_tool
+        .as_deref()
+        .map(|t| sh_out(&format!("'{t}' --version 2>&1")))
+        .unwrap_or_default();
+    let pt = if let Some(tool) = &pt_tool {
         let cmd = format!(
-            "pt-table-checksum h=127.0.0.1,P={},u=root --databases {COPY_DB} --tables big --chunk-size=10000 --no-check-binlog-format --recursion-method=none --no-check-replication-filters",
+            "'{tool}' h=127.0.0.1,P={},u=root --databases {COPY_DB} --tables big --chunk-size=10000 --no-check-binlog-format --recursion-method=none --no-check-replication-filters",
             cx.source.port()
         );
         // pt-table-checksum exits non-zero for warnings too (e.g. no replicas found): accept 0..=31 but require its table.
@@ -1219,21 +1502,14 @@ async fn phase_verify(cx: &mut Ctx, target: &MariaDb) -> Result<()> {
         "  CHECKSUM TABLE: source {ck_src:.2} s, target {ck_tgt:.2} s; pt-table-checksum: {pt:?}"
     );
     let base = match pt {
-        Some(s) => format!("pt-table-checksum --chunk-size=10000: {s:.2} s (source side only); CHECKSUM TABLE {ck_src:.2} s + {ck_tgt:.2} s"),
+        Some(s) => format!("{pt_version} --chunk-size=10000: {s:.2} s (source side only); CHECKSUM TABLE {ck_src:.2} s + {ck_tgt:.2} s"),
         None => format!("pt-table-checksum not installed; CHECKSUM TABLE {ck_src:.2} s + {ck_tgt:.2} s"),
     };
     if command_available(&cx.args.dropship, &["verify", "--service", "x"]) {
         // The contract: `verify --service S` exits 0 when identical. Run it against the last copy run's
         // target while replicate runs (verify compares under live replication).
-        let cfg = cx
-            .dir
-            .path()
-            .join(format!("copy{}/dropship.toml", cx.args.runs - 1));
-        let mut rep = Replicate::spawn(
-            &cx.args.dropship,
-            &cfg,
-            cx.dir.path().join("verify-replicate.log"),
-        )?;
+        let cfg = cx.work(format!("copy{}/dropship.toml", cx.args.runs - 1));
+        let mut rep = Replicate::spawn(&cx.args.dropship, &cfg, cx.work("verify-replicate.log"))?;
         let p = source_position(&cx.source).await?;
         wait_position(
             &mut tc,
@@ -1259,7 +1535,7 @@ async fn phase_verify(cx: &mut Ctx, target: &MariaDb) -> Result<()> {
             .map(|p| format!("{:.2}x", p / el))
             .unwrap_or_else(|| "n/a".into());
         cx.report.line(
-            "verify (1M-row table)",
+            &format!("verify ({}-row table)", cx.sizes.copy_rows),
             format!(
                 "{el:.2} s (exit {}{})",
                 st.code().map_or("by signal".to_string(), |c| c.to_string()),
@@ -1392,11 +1668,7 @@ async fn phase_cutover(cx: &mut Ctx) -> Result<()> {
         &["shop.users", "shop.user_sessions"],
         "cutover",
     )?;
-    let mut rep = Replicate::spawn(
-        &cx.args.dropship,
-        &cfg,
-        cx.dir.path().join("cutover-replicate.log"),
-    )?;
+    let mut rep = Replicate::spawn(&cx.args.dropship, &cfg, cx.work("cutover-replicate.log"))?;
     let mut tc = target.conn().await?;
     let p = source_position(&cx.source).await?;
     wait_position(
@@ -1542,11 +1814,7 @@ async fn phase_memory(cx: &mut Ctx) -> Result<()> {
     exec(&mut c, "CREATE DATABASE IF NOT EXISTS `huge`").await?;
     exec(&mut c, "CREATE TABLE `huge`.`blobs` (id INT NOT NULL PRIMARY KEY, payload LONGBLOB NOT NULL) ENGINE=InnoDB").await?;
     let cfg = cx.config("huge", &t, &["huge.blobs"], "huge")?;
-    let mut rep = Replicate::spawn(
-        &cx.args.dropship,
-        &cfg,
-        cx.dir.path().join("huge/replicate.log"),
-    )?;
+    let mut rep = Replicate::spawn(&cx.args.dropship, &cfg, cx.work("huge/replicate.log"))?;
     let mut tc = loop {
         if let Ok(c) = t.conn().await {
             break c;
@@ -1564,7 +1832,16 @@ async fn phase_memory(cx: &mut Ctx) -> Result<()> {
     .await?;
     let (idle_hwm, _) = rep.memory_kib();
     let t0 = Instant::now();
-    exec(&mut c, &format!("INSERT INTO `huge`.`blobs` SELECT seq, REPEAT(CHAR(65 + seq % 26), {}) FROM `huge`.`seq_1_to_{n_rows}`", row_kib * 1024)).await?;
+    seq_session(cx.flavor, &mut c).await?;
+    exec(
+        &mut c,
+        &format!(
+            "INSERT INTO `huge`.`blobs` SELECT seq, REPEAT(CHAR(65 + seq % 26), {}) FROM {}",
+            row_kib * 1024,
+            seq_rows(cx.flavor, "huge", 1, n_rows)
+        ),
+    )
+    .await?;
     let wrote = t0.elapsed().as_secs_f64();
     let want = source_position(&cx.source).await?;
     // Watchdog: stop at 8 GiB resident rather than take the machine down.
@@ -1644,22 +1921,38 @@ fn render(cx: &Ctx, total: f64) -> String {
         if cx.args.smoke { "SMOKE (tiny sizes: the figures mean nothing)" } else { "full" },
         cx.args.runs
     );
-    let _ = writeln!(
-        s,
-        "| what | dropship | baseline | ratio | goal |\n|---|---|---|---|---|"
-    );
-    for l in &cx.report.lines {
-        let cells: Vec<String> = [&l.what, &l.dropship, &l.baseline, &l.ratio, &l.goal]
+    for (section, about) in &cx.report.sections {
+        let _ = writeln!(s, "## {section}\n");
+        let lines: Vec<&Line> = cx
+            .report
+            .lines
             .iter()
-            .map(|c| c.replace('|', "\\|"))
+            .filter(|l| &l.section == section)
             .collect();
-        let _ = writeln!(s, "| {} |", cells.join(" | "));
+        if lines.is_empty() {
+            let _ = writeln!(s, "{about}\n");
+            continue;
+        }
+        let _ = writeln!(s, "Source, replicas and targets: {about}.\n");
+        let _ = writeln!(
+            s,
+            "| what | dropship | baseline | ratio | goal |\n|---|---|---|---|---|"
+        );
+        for l in lines {
+            let cells: Vec<String> = [&l.what, &l.dropship, &l.baseline, &l.ratio, &l.goal]
+                .iter()
+                .map(|c| c.replace('|', "\\|"))
+                .collect();
+            let _ = writeln!(s, "| {} |", cells.join(" | "));
+        }
+        let _ = writeln!(s, "\n### Method ({section})\n");
+        for (_, n) in cx.report.notes.iter().filter(|(sec, _)| sec == section) {
+            let _ = writeln!(s, "- {n}");
+        }
+        let _ = writeln!(s);
     }
-    let _ = writeln!(s, "\n## Method\n");
-    for n in &cx.report.notes {
-        let _ = writeln!(s, "- {n}");
-    }
-    let _ = writeln!(s, "- every server is a throwaway dropship-sandbox MariaDB with the fast options of BASELINES.md (`innodb_flush_log_at_trx_commit=2`, `sync_binlog=0`, no doublewrite); replicas/targets also `log_slave_updates=ON`, `innodb_buffer_pool_size=512M`");
+    let _ = writeln!(s, "## Method (all sections)\n");
+    let _ = writeln!(s, "- every server is a throwaway dropship-sandbox server with the fast options of BASELINES.md (`innodb_flush_log_at_trx_commit=2`, `sync_binlog=0`, no doublewrite); replicas/targets also `log_slave_updates=ON` (MySQL: `log_replica_updates=ON`), `innodb_buffer_pool_size=512M`; MySQL servers run with `gtid_mode=ON`");
     let _ = writeln!(s, "- dropship is the binary at `{}` (build: `cargo build --release`, profile release with debug=1)", cx.args.dropship.display());
     if !cx.args.extra_config.is_empty() {
         let _ = writeln!(
@@ -1689,10 +1982,18 @@ fn render(cx: &Ctx, total: f64) -> String {
         sh_out("uname -r"),
         sh_out("cut -d' ' -f1-3 /proc/loadavg")
     );
-    let _ = writeln!(s, "- MariaDB: {}", cx.source.version());
+    for (section, about) in &cx.report.sections {
+        let _ = writeln!(s, "- {section}: {about}");
+    }
+    let _ = writeln!(
+        s,
+        "- pt-table-checksum: {}",
+        pt_table_checksum()
+            .map(|t| format!("{} ({t})", sh_out(&format!("'{t}' --version 2>&1"))))
+            .unwrap_or_else(|| "not installed".into())
+    );
     for (tool, cmd) in [
         ("mydumper", "mydumper --version 2>&1"),
-        ("pt-table-checksum", "pt-table-checksum --version 2>&1"),
         ("mariadb-binlog", "mariadb-binlog --version 2>&1"),
         ("rustc", "rustc --version 2>&1"),
     ] {
