@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# End-to-end benchmarks: dropship vs MariaDB's own tools, side by side, ratios as medians of N runs.
+# End-to-end benchmarks: dropship vs MariaDB's and MySQL 9.7's own tools, side by side, ratios as medians of N runs.
 #
 #   scripts/bench.sh [--smoke] [--runs N] [--no-install]
 #
 # Installs the comparison tools from Debian (scripts/install-deps.sh --bench), builds dropship and the runner
-# with the RELEASE profile, starts its own throwaway MariaDB servers (never port 3306), and writes BENCHMARKS.md
+# with the RELEASE profile, starts its own throwaway MariaDB and MySQL servers (never port 3306), and writes BENCHMARKS.md
 # (full mode) or target/bench-smoke.md (--smoke). Extra arguments after `--` go to the runner
 # (`target/release/bench --help`).
 set -euo pipefail
