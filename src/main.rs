@@ -251,6 +251,9 @@ fn main() -> ExitCode {
 fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
     Config::load(path).map_err(|e| {
         eprintln!("error: {e}");
+        if !e.hint.is_empty() {
+            eprintln!("  hint: {}", e.hint);
+        }
         ExitCode::from(2)
     })
 }
@@ -518,10 +521,12 @@ pub async fn run_replicate(
     control::start(control.clone(), &cfg.control.listen)
         .await
         .map_err(|e| {
-            dropship_core::Error::Config(format!(
-                "{}: control.listen: cannot listen on {}: {e}",
-                cfg.file, cfg.control.listen
-            ))
+            dropship_core::Error::Config(dropship_core::config::ConfigError {
+                file: cfg.file.clone(),
+                key: "control.listen".into(),
+                message: format!("cannot listen on {}: {e}", cfg.control.listen),
+                hint: "choose a free address:port for control.listen (\"127.0.0.1:0\" picks one), or stop the process that holds it".into(),
+            })
         })?;
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

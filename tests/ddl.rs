@@ -207,3 +207,172 @@ async fn osc_scenario(pair: Pair) {
         .unwrap();
     assert_eq!(tables, vec!["t".to_string(), "u".to_string()]);
 }
+
+mod ddl_naming_the_other_flavors_collations_is_translated {
+    use super::*;
+    flavor_matrix!(collation_scenario: mysql_to_mariadb, mariadb_to_mysql);
+}
+
+/// A CREATE TABLE and an ALTER TABLE written on the source with its own flavor's collations (MySQL's
+/// `utf8mb4_0900_*`, MariaDB's `utf8mb4_uca1400_*`, which the other flavor lacks) replicate with the target's
+/// nearest collations, and the rows around them follow.
+async fn collation_scenario(pair: Pair) {
+    let env = start_pair(pair, 1, ServerOptions::source(), false).await;
+    let mut src = env.source.conn().await.unwrap();
+    let (ai, as_ci, as_cs) = if pair.source == dropship_sandbox::Flavor::MySql {
+        (
+            "utf8mb4_0900_ai_ci",
+            "utf8mb4_0900_as_ci",
+            "utf8mb4_0900_as_cs",
+        )
+    } else {
+        (
+            "utf8mb4_uca1400_ai_ci",
+            "utf8mb4_uca1400_as_ci",
+            "utf8mb4_uca1400_as_cs",
+        )
+    };
+    for s in [
+        "CREATE DATABASE col".to_string(),
+        "CREATE TABLE col.a (id INT PRIMARY KEY, name VARCHAR(20)) DEFAULT CHARSET=utf8mb4"
+            .to_string(),
+        "INSERT INTO col.a VALUES (1, 'eins')".to_string(),
+    ] {
+        exec(&mut src, &s).await;
+    }
+    let services = [Svc {
+        name: "col",
+        target: 0,
+        tables: &["col.*"],
+        rename: &[],
+    }];
+    let running = spawn_replicate(env.config(&services, ""), vec![]);
+    wait_caught_up(&env, 0, "col", Duration::from_secs(60)).await;
+    for s in [
+        format!("CREATE TABLE col.b (id INT PRIMARY KEY, s VARCHAR(20) COLLATE {as_cs}) DEFAULT CHARSET=utf8mb4 COLLATE={ai}"),
+        "INSERT INTO col.b VALUES (1, 'Straße'), (2, 'strasse')".to_string(),
+        format!("ALTER TABLE col.a MODIFY name VARCHAR(20) CHARACTER SET utf8mb4 COLLATE {as_ci}"),
+        "INSERT INTO col.a VALUES (2, 'zwei')".to_string(),
+    ] {
+        exec(&mut src, &s).await;
+    }
+    wait_caught_up(&env, 0, "col", Duration::from_secs(60)).await;
+    let st = running
+        .control
+        .status()
+        .into_iter()
+        .find(|s| s.service == "col")
+        .unwrap();
+    assert_eq!(st.state, "replicating", "{}", st.last_error);
+    assert_identical(&env, "col", 0, "col", &["a", "b"]).await;
+    let mut tgt = env.targets[0].conn().await.unwrap();
+    let got: Vec<(String, String)> = tgt
+        .query("SELECT CONCAT(TABLE_NAME, '.', COLUMN_NAME), COLLATION_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'col' AND COLLATION_NAME IS NOT NULL ORDER BY 1")
+        .await
+        .unwrap();
+    let want: Vec<(String, String)> = if pair.target == dropship_sandbox::Flavor::MariaDb {
+        vec![
+            ("a.name".into(), "utf8mb4_uca1400_nopad_as_ci".into()),
+            ("b.s".into(), "utf8mb4_uca1400_nopad_as_cs".into()),
+        ]
+    } else {
+        vec![
+            ("a.name".into(), "utf8mb4_0900_as_ci".into()),
+            ("b.s".into(), "utf8mb4_0900_as_cs".into()),
+        ]
+    };
+    assert_eq!(got, want);
+    running.stop().await.unwrap();
+}
+
+mod a_cascading_foreign_key_added_by_ddl_pauses_when_the_source_does_not_log_cascades {
+    use super::*;
+    flavor_matrix!(cascade_ddl_scenario: mysql_to_mysql, mariadb_to_mysql, mariadb_to_mariadb);
+}
+
+/// `ALTER TABLE child ADD ... FOREIGN KEY ... ON DELETE CASCADE` on a source that does not binlog cascaded
+/// changes (MariaDB; MySQL 9 with innodb_native_foreign_keys=ON) pauses the service naming the key, before
+/// the ALTER's position is committed. With the key changed to RESTRICT on the source and by hand on the
+/// target, a resume treats the pending ALTER as applied, replicates the change of key, and the tables end
+/// identical.
+async fn cascade_ddl_scenario(pair: Pair) {
+    let opts = if pair.source == dropship_sandbox::Flavor::MySql {
+        ServerOptions::source().with_extra("innodb_native_foreign_keys=ON")
+    } else {
+        ServerOptions::source()
+    };
+    let env = start_pair(pair, 1, opts, false).await;
+    let mut src = env.source.conn().await.unwrap();
+    for s in [
+        "CREATE DATABASE fk",
+        "CREATE TABLE fk.parent (id INT PRIMARY KEY)",
+        "CREATE TABLE fk.child (id INT PRIMARY KEY, pid INT, KEY (pid))",
+        "INSERT INTO fk.parent VALUES (1), (2)",
+        "INSERT INTO fk.child VALUES (10, 1), (20, 2)",
+    ] {
+        exec(&mut src, s).await;
+    }
+    let services = [Svc {
+        name: "fk",
+        target: 0,
+        tables: &["fk.*"],
+        rename: &[],
+    }];
+    let running = spawn_replicate(env.config(&services, ""), vec![]);
+    wait_caught_up(&env, 0, "fk", Duration::from_secs(60)).await;
+    exec(&mut src, "ALTER TABLE fk.child ADD CONSTRAINT fk_parent FOREIGN KEY (pid) REFERENCES fk.parent (id) ON DELETE CASCADE").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let st = loop {
+        let st = running
+            .control
+            .status()
+            .into_iter()
+            .find(|s| s.service == "fk")
+            .unwrap();
+        if st.state == "paused" || std::time::Instant::now() > deadline {
+            break st;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(st.state, "paused", "{}", st.last_error);
+    assert!(
+        st.last_error.contains("fk_parent")
+            && st.last_error.contains("ON DELETE CASCADE")
+            && st.last_error.contains("does not write cascaded changes"),
+        "{}",
+        st.last_error
+    );
+    // The way out the hint gives: RESTRICT on the source, the same by hand on the target, resume.
+    let fix = [
+        "ALTER TABLE fk.child DROP FOREIGN KEY fk_parent",
+        "ALTER TABLE fk.child ADD CONSTRAINT fk_parent FOREIGN KEY (pid) REFERENCES fk.parent (id) ON DELETE RESTRICT",
+    ];
+    let mut tgt = env.targets[0].conn().await.unwrap();
+    for s in fix {
+        exec(&mut src, s).await;
+        exec(&mut tgt, s).await;
+    }
+    exec(&mut src, "DELETE FROM fk.child WHERE id = 20").await;
+    exec(&mut src, "DELETE FROM fk.parent WHERE id = 2").await;
+    running.control.set_paused("fk", false);
+    wait_caught_up(&env, 0, "fk", Duration::from_secs(60)).await;
+    let st = running
+        .control
+        .status()
+        .into_iter()
+        .find(|s| s.service == "fk")
+        .unwrap();
+    assert_eq!(st.state, "replicating", "{}", st.last_error);
+    assert_identical(&env, "fk", 0, "fk", &["parent", "child"]).await;
+    let create: (String, String) = tgt
+        .query_first("SHOW CREATE TABLE fk.child")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        create.1.contains("fk_parent") && !create.1.contains("CASCADE"),
+        "{}",
+        create.1
+    );
+    running.stop().await.unwrap();
+}

@@ -36,7 +36,7 @@ use dropship_mysql::binlog::table_map::col;
 use dropship_mysql::flavor::Flavor;
 use dropship_mysql::position::Position;
 use dropship_mysql::{Event, RowKind, TableMap, Value};
-use dropship_sandbox::{MariaDb, ServerOptions};
+use dropship_sandbox::{Flavor as ServerFlavor, MariaDb, ServerOptions};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use serde_json::Value as J;
@@ -824,10 +824,28 @@ fn with_full_before_images(file: &[u8]) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql8_payload_and_json_fixtures_apply_to_mariadb_and_read_back_equal() {
+    fixtures_scenario(ServerFlavor::MariaDb).await;
+}
+
+/// The main case: MySQL's binlogs into a MySQL (RDS-like) target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql8_payload_and_json_fixtures_apply_to_mysql_and_read_back_equal() {
+    if !ServerFlavor::MySql.available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "MySQL is not installed (scripts/install-deps.sh): under CI that is a failure"
+        );
+        eprintln!("MySQL is not installed (scripts/install-deps.sh): skipped");
+        return;
+    }
+    fixtures_scenario(ServerFlavor::MySql).await;
+}
+
+async fn fixtures_scenario(target: ServerFlavor) {
     let Some(dir) = fixtures() else {
         return;
     };
-    let server = MariaDb::start(ServerOptions::target())
+    let server = MariaDb::start(ServerOptions::target().with_flavor(target))
         .await
         .expect("target");
     server
@@ -846,13 +864,23 @@ async fn mysql8_payload_and_json_fixtures_apply_to_mariadb_and_read_back_equal()
     ];
     let mut total = 0;
     for (i, rel) in files.iter().enumerate() {
+        if target == ServerFlavor::MySql && rel.ends_with("json-opaque.binlog") {
+            // Its table has no key and one JSON column; the test keys it on a
+            // prefix of that column, which MySQL cannot index (ERROR 3152).
+            println!(
+                "   {rel}: skipped on a MySQL target (a keyless table whose only column is JSON)"
+            );
+            continue;
+        }
         let out = run_file(&server, &format!("fx{i}"), rel, &read(rel)).await;
         assert!(out.error.is_none(), "{rel}: {:?}", out.error);
         let n: usize = out.rows.values().sum();
         assert!(n > 0, "{rel}: no rows reached the target");
         total += n;
     }
-    assert!(total >= 15, "{total}");
+    // json-opaque.binlog alone brings 7 rows (not applied to MySQL: above).
+    let expected = if target == ServerFlavor::MySql { 8 } else { 15 };
+    assert!(total >= expected, "{total}");
 
     // PARTIAL_UPDATE_ROWS as the server wrote it (MINIMAL image): refused,
     // and the target holds every transaction before it (ages after the full

@@ -491,9 +491,13 @@ fn sigterm(child: &mut std::process::Child) -> i32 {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_and_logs_of_the_real_binary_say_what_runs_and_never_show_passwords() {
-    let env = start_env(1, ServerOptions::source()).await;
+mod status_and_logs_of_the_real_binary_say_what_runs_and_never_show_passwords {
+    use super::*;
+    flavor_matrix!(status_and_logs: mysql_to_mysql, mariadb_to_mariadb);
+}
+
+async fn status_and_logs(pair: Pair) {
+    let env = start_pair(pair, 1, ServerOptions::source(), true).await;
     let mut src = env.source.conn().await.unwrap();
     exec(&mut src, "CREATE DATABASE ops").await;
     exec(

@@ -24,6 +24,7 @@ use crate::meta;
 use crate::record::{DdlRecord, Record, RowsRecord};
 use crate::stats::{now_epoch, ServiceStats};
 use dropship_mysql::ddl::DdlKind;
+use dropship_mysql::flavor::Flavor;
 use dropship_mysql::position::Position;
 use dropship_mysql::schema::{self, TableSchema};
 use dropship_mysql::{RowImage, RowKind, Value};
@@ -113,8 +114,22 @@ struct Committed {
     rows: [u64; 3],
 }
 
+/// What the applier must know of its source: DDL from the other flavor is
+/// translated, and cascading foreign keys a DDL adds are refused when the
+/// source does not binlog the cascaded changes.
+#[derive(Debug, Clone)]
+pub struct SourceFacts {
+    pub flavor: Flavor,
+    /// See `Flavor::logs_cascades`.
+    pub logs_cascades: bool,
+}
+
 pub struct Applier {
     svc: Arc<ServiceConfig>,
+    /// `None`: DDL passes untranslated and unchecked (tests, tools).
+    pub source: Option<SourceFacts>,
+    /// The target's flavor, read at the first DDL.
+    target_flavor: Option<Flavor>,
     /// `None` while a batch is in flight (the task owns the connection).
     conn: Option<Conn>,
     inflight: Option<Inflight>,
@@ -174,6 +189,8 @@ impl Applier {
         }
         Ok(Applier {
             svc,
+            source: None,
+            target_flavor: None,
             conn: Some(conn),
             inflight: None,
             stats,
@@ -383,7 +400,7 @@ impl Applier {
                     self.refuse_rename_into_mapping(&d)?;
                 }
                 self.flush(true).await?;
-                self.apply_ddl(&d).await?;
+                self.apply_ddl(&d, kind).await?;
                 if let Some(o) = self.open.as_mut() {
                     o.had_ddl = true;
                 }
@@ -690,7 +707,12 @@ impl Applier {
         }
         if commit {
             if let Some((p, ts)) = &self.applied {
-                stmts.push(meta::position_sql(&self.svc.name, p, *ts));
+                stmts.push(meta::position_sql(
+                    &self.svc.name,
+                    p,
+                    *ts,
+                    self.ddl_pending.is_some(),
+                ));
             }
             stmts.push("COMMIT".to_string());
         }
@@ -803,7 +825,6 @@ impl Applier {
             if let Some(f) = self.on_commit.as_mut() {
                 f(self.committed_relay_id);
             }
-            self.ddl_pending = None;
         }
         Ok(())
     }
@@ -833,10 +854,14 @@ impl Applier {
         Ok(())
     }
 
-    async fn apply_ddl(&mut self, d: &DdlRecord) -> Result<()> {
+    async fn apply_ddl(&mut self, d: &DdlRecord, kind: Option<DdlKind>) -> Result<()> {
         let tdb = self.svc.target_database(&d.database).to_string();
         let sql = dropship_mysql::ddl::rewrite_databases(&d.sql, &self.svc.rename_databases);
+        let sql = self.translate_ddl(sql).await?;
         let recovering = self.ddl_pending.as_deref() == Some(sql.as_str());
+        // From here on the pending DDL (in the metadata) is this one; the
+        // commit that follows it clears it.
+        self.ddl_pending = None;
         let name = self.svc.name.clone();
         meta::set_ddl_pending(self.conn().await?, &name, &sql).await?;
         let use_db = if d.database.is_empty() {
@@ -854,13 +879,81 @@ impl Applier {
         // Any cached table definitions may be stale now.
         self.tables.clear();
         match res {
-            Ok(()) => Ok(()),
-            Err(mysql_async::Error::Server(e)) if recovering && dropship_mysql::ddl::already_applied_code(e.code) => Ok(()),
-            Err(e) => Err(Error::definite(
+            Ok(()) => {}
+            Err(mysql_async::Error::Server(e)) if recovering && dropship_mysql::ddl::already_applied(e.code, &e.message) => {}
+            Err(e) => return Err(Error::definite(
                 format!("service {}: cannot apply DDL on the target: {sql}: {e}", self.svc.name),
                 format!("apply an equivalent change by hand on the target, then run `dropship replicate` again (the DDL is recorded as pending and will be treated as applied if it fails with an 'already exists' error); or resume with the control endpoint POST /services/{}/resume", self.svc.name),
             )),
         }
+        if matches!(kind, Some(DdlKind::CreateTable | DdlKind::AlterTable)) {
+            self.refuse_unlogged_cascades(d, &sql).await?;
+        }
+        Ok(())
+    }
+
+    /// DDL from a source of the other flavor, with the target's collations.
+    async fn translate_ddl(&mut self, sql: String) -> Result<String> {
+        let Some(src) = self.source.clone() else {
+            return Ok(sql);
+        };
+        let to = match &self.target_flavor {
+            Some(f) => f.clone(),
+            None => {
+                let f = Flavor::detect(self.conn().await?)
+                    .await
+                    .map_err(Error::db("reading the target's version"))?;
+                self.target_flavor = Some(f.clone());
+                f
+            }
+        };
+        let t = dropship_mysql::translate::ddl_statement(&sql, &src.flavor, &to);
+        for note in &t.notes {
+            tracing::warn!(service = %self.svc.name, ddl = %sql, "{note}");
+        }
+        Ok(t.sql)
+    }
+
+    /// A DDL that gives a mapped table a cascading foreign key (`ON DELETE
+    /// CASCADE`, `SET NULL`, ...) on a source that does not binlog cascaded
+    /// changes pauses the service, as `replicate` refuses such a key at start:
+    /// the target (applying with `foreign_key_checks=0`) would keep the rows the
+    /// source's cascade deletes or changes. Read from the target's definition
+    /// after the DDL, so that any way of adding the key is seen. The DDL stays
+    /// pending: after the key is changed (on the source, and by hand on the
+    /// target), a resume treats it as applied and checks again.
+    async fn refuse_unlogged_cascades(&mut self, d: &DdlRecord, sql: &str) -> Result<()> {
+        let Some(src) = self.source.clone() else {
+            return Ok(());
+        };
+        if src.logs_cascades {
+            return Ok(());
+        }
+        for (db, table) in &d.tables {
+            if !self.svc.claims(db, table) {
+                continue;
+            }
+            let tdb = self.svc.target_database(db).to_string();
+            let create = schema::show_create_table(self.conn().await?, &tdb, table)
+                .await
+                .map_err(Error::db(format!(
+                    "reading the definition of {tdb}.{table} on the target after a DDL"
+                )))?;
+            let Some(create) = create else { continue };
+            if let Some(k) = schema::cascading_keys(db, table, &create).first() {
+                return Err(Error::definite(
+                    format!(
+                        "service {}: the DDL `{sql}` gave {}.{} foreign key `{}` {} referencing {}: the {} source does not write cascaded changes to its binlog, so the target would keep rows the source's cascade deletes or changes",
+                        self.svc.name, k.database, k.table, k.name, k.actions(), k.parent, src.flavor
+                    ),
+                    format!(
+                        "change the key to ON DELETE RESTRICT / ON UPDATE RESTRICT on the source, and the same by hand on the target keeping its name (ALTER TABLE {tdb}.{table} DROP FOREIGN KEY `{}`; then ADD CONSTRAINT `{}` ... ON DELETE RESTRICT), then resume the service (POST /services/{}/resume): the pending DDL then counts as applied; or remove {}.{} from the service's tables",
+                        k.name, k.name, self.svc.name, k.database, k.table
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

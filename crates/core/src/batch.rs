@@ -57,9 +57,99 @@ impl TableBatch {
     }
 }
 
-/// Byte encoding of a key for the collapse map (exact bytes, not collation).
+/// Byte encoding of a key for the collapse map: exact bytes, not collation,
+/// and injective (a tag per value, fixed widths, lengths before bytes), so two
+/// keys share an encoding only when they are the same values. Infallible: no
+/// serializer that could fail and make every key collapse into one.
 pub fn encode_key(key: &[Value]) -> Vec<u8> {
-    postcard::to_allocvec(key).unwrap_or_default()
+    let mut out = Vec::with_capacity(16 * key.len());
+    for v in key {
+        push_value(&mut out, v);
+    }
+    out
+}
+
+fn push_value(out: &mut Vec<u8>, v: &Value) {
+    let bytes = |out: &mut Vec<u8>, tag: u8, b: &[u8]| {
+        out.push(tag);
+        out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+        out.extend_from_slice(b);
+    };
+    match v {
+        Value::Null => out.push(0),
+        Value::Int(i) => {
+            out.push(1);
+            out.extend_from_slice(&i.to_le_bytes());
+        }
+        Value::UInt(u) => {
+            out.push(2);
+            out.extend_from_slice(&u.to_le_bytes());
+        }
+        Value::Float(f) => {
+            out.push(3);
+            out.extend_from_slice(&f.to_bits().to_le_bytes());
+        }
+        Value::Double(d) => {
+            out.push(4);
+            out.extend_from_slice(&d.to_bits().to_le_bytes());
+        }
+        Value::Decimal(t) => bytes(out, 5, t.as_bytes()),
+        Value::Bytes(b) => bytes(out, 6, b),
+        Value::Json(t) => bytes(out, 7, t.as_bytes()),
+        Value::Date { year, month, day } => {
+            out.push(8);
+            out.extend_from_slice(&year.to_le_bytes());
+            out.extend_from_slice(&[*month, *day]);
+        }
+        Value::Time {
+            negative,
+            hours,
+            minutes,
+            seconds,
+            micros,
+        } => {
+            out.push(9);
+            out.push(u8::from(*negative));
+            out.extend_from_slice(&hours.to_le_bytes());
+            out.extend_from_slice(&[*minutes, *seconds]);
+            out.extend_from_slice(&micros.to_le_bytes());
+        }
+        Value::DateTime {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            micros,
+        } => {
+            out.push(10);
+            out.extend_from_slice(&year.to_le_bytes());
+            out.extend_from_slice(&[*month, *day, *hour, *minute, *second]);
+            out.extend_from_slice(&micros.to_le_bytes());
+        }
+        Value::Timestamp { secs, micros } => {
+            out.push(11);
+            out.extend_from_slice(&secs.to_le_bytes());
+            out.extend_from_slice(&micros.to_le_bytes());
+        }
+        Value::Year(y) => {
+            out.push(12);
+            out.extend_from_slice(&y.to_le_bytes());
+        }
+        Value::Bit(b) => {
+            out.push(13);
+            out.extend_from_slice(&b.to_le_bytes());
+        }
+        Value::Enum(e) => {
+            out.push(14);
+            out.extend_from_slice(&e.to_le_bytes());
+        }
+        Value::Set(m) => {
+            out.push(15);
+            out.extend_from_slice(&m.to_le_bytes());
+        }
+    }
 }
 
 /// Everything pending for one target transaction.
@@ -190,6 +280,32 @@ impl Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_encodings_differ_exactly_when_the_keys_do() {
+        let keys: Vec<Vec<Value>> = vec![
+            vec![Value::Int(1)],
+            vec![Value::UInt(1)],
+            vec![Value::Bytes(b"a".to_vec()), Value::Bytes(b"bc".to_vec())],
+            vec![Value::Bytes(b"ab".to_vec()), Value::Bytes(b"c".to_vec())],
+            vec![Value::Bytes(Vec::new())],
+            vec![Value::Null],
+            vec![Value::Double(0.0)],
+            vec![Value::Double(-0.0)],
+            vec![Value::Decimal("1.0".into())],
+            vec![Value::Decimal("1.00".into())],
+        ];
+        for (i, a) in keys.iter().enumerate() {
+            for (j, b) in keys.iter().enumerate() {
+                assert_eq!(encode_key(a) == encode_key(b), i == j, "{a:?} vs {b:?}");
+            }
+        }
+        let mut t = TableBatch::default();
+        for k in &keys {
+            t.set(k.clone(), None, false);
+        }
+        assert_eq!(t.len(), keys.len(), "no two keys collapse into one");
+    }
 
     fn shape() -> TableShape {
         TableShape {

@@ -1,6 +1,6 @@
 //! `dropship check`: preflight of the source, the targets and the mapping.
 //! One line per check (ok / warn / FAIL) with a hint for each problem.
-//! `require_source_ready` is the subset `replicate` insists on.
+//! `require_binlog_ready` is the subset `replicate` insists on.
 
 use crate::config::Config;
 use crate::copy;
@@ -50,24 +50,55 @@ fn line(status: Status, what: &str, detail: impl Into<String>, hint: impl Into<S
     }
 }
 
-async fn var(conn: &mut Conn, name: &str) -> Option<String> {
+/// A global variable: `Ok(None)` when the server has no such variable, `Err`
+/// (the server's message) when it could not be read. Callers never turn an
+/// error into a value that passes a check.
+async fn var(conn: &mut Conn, name: &str) -> std::result::Result<Option<String>, String> {
     let q = format!(
         "SHOW GLOBAL VARIABLES LIKE {}",
         dropship_mysql::sql::string_literal(name)
     );
     conn.query_first::<(String, String), _>(q)
         .await
-        .ok()
-        .flatten()
-        .map(|r| r.1)
+        .map(|r| r.map(|r| r.1))
+        .map_err(|e| e.to_string())
 }
 
-/// The binlog settings `replicate` cannot run without.
-pub async fn require_source_ready(conn: &mut Conn) -> Result<()> {
+/// The check line for `binlog_row_image`: FULL passes; any other value, no
+/// such variable, or a failed read fails (the applier needs full images).
+fn row_image_line(v: std::result::Result<Option<String>, String>) -> Line {
+    const HINT: &str = "SET GLOBAL binlog_row_image='FULL' and set it in my.cnf";
+    match v {
+        Ok(Some(img)) if img == "FULL" => line(Status::Ok, "binlog_row_image", "FULL", ""),
+        Ok(Some(img)) => line(
+            Status::Fail,
+            "binlog_row_image",
+            format!("invalid setting: expected 'FULL', got '{img}'"),
+            HINT,
+        ),
+        Ok(None) => line(
+            Status::Fail,
+            "binlog_row_image",
+            "the server reports no binlog_row_image: dropship needs full row images (MySQL 5.6+, MariaDB 10.1.6+)",
+            HINT,
+        ),
+        Err(e) => line(
+            Status::Fail,
+            "binlog_row_image",
+            format!("cannot read binlog_row_image: {e}"),
+            "check that the dropship user can run SHOW GLOBAL VARIABLES, then run check again",
+        ),
+    }
+}
+
+/// The binlog settings `replicate` cannot run without, on the server it
+/// reads: `side` names it in the error (`source`, or `target` for reverse
+/// replication).
+pub async fn require_binlog_ready(conn: &mut Conn, side: &str) -> Result<()> {
     for l in binlog_checks(conn).await {
         if l.status == Status::Fail {
             return Err(Error::definite(
-                format!("source {}: {}", l.what, l.detail),
+                format!("{side} {}: {}", l.what, l.detail),
                 l.hint,
             ));
         }
@@ -78,44 +109,44 @@ pub async fn require_source_ready(conn: &mut Conn) -> Result<()> {
 async fn binlog_checks(conn: &mut Conn) -> Vec<Line> {
     let mut out = Vec::new();
     let flavor = Flavor::detect(conn).await.ok();
-    let log_bin = var(conn, "log_bin").await.unwrap_or_default();
+    let log_bin = match var(conn, "log_bin").await {
+        Ok(v) => v.unwrap_or_default(),
+        Err(e) => {
+            out.push(line(
+                Status::Fail,
+                "binlog",
+                format!("cannot read log_bin: {e}"),
+                "check that the dropship user can run SHOW GLOBAL VARIABLES, then run check again",
+            ));
+            return out;
+        }
+    };
     if log_bin != "ON" {
         out.push(line(Status::Fail, "binlog", format!("log_bin is {}", if log_bin.is_empty() { "unknown" } else { &log_bin }), "enable the binary log: log_bin=ON (MySQL 8 has it on by default; MariaDB needs log-bin in my.cnf) and restart the server"));
         return out;
     }
     out.push(line(Status::Ok, "binlog", "log_bin is ON", ""));
-    let fmt = var(conn, "binlog_format").await.unwrap_or_default();
+    let fmt = var(conn, "binlog_format")
+        .await
+        .map(Option::unwrap_or_default)
+        .unwrap_or_else(|e| format!("unreadable ({e})"));
     out.push(if fmt == "ROW" {
         line(Status::Ok, "binlog_format", "ROW", "")
     } else {
         line(Status::Fail, "binlog_format", format!("invalid setting: expected 'ROW', got '{fmt}'"), "SET GLOBAL binlog_format='ROW' and set it in my.cnf; existing connections keep the old format until they reconnect")
     });
-    let img = var(conn, "binlog_row_image")
-        .await
-        .unwrap_or_else(|| "FULL".into());
-    out.push(if img == "FULL" {
-        line(Status::Ok, "binlog_row_image", "FULL", "")
-    } else {
-        line(
-            Status::Fail,
-            "binlog_row_image",
-            format!("invalid setting: expected 'FULL', got '{img}'"),
-            "SET GLOBAL binlog_row_image='FULL' and set it in my.cnf",
-        )
-    });
+    out.push(row_image_line(var(conn, "binlog_row_image").await));
     match var(conn, "binlog_row_metadata").await {
-        Some(m) if m == "FULL" => out.push(line(Status::Ok, "binlog_row_metadata", "FULL (column names travel in the binlog)", "")),
-        Some(m) => out.push(line(Status::Warn, "binlog_row_metadata", format!("{m}: column names are read from information_schema instead"), "SET GLOBAL binlog_row_metadata='FULL' so column names stay right across schema changes")),
-        None => out.push(line(Status::Warn, "binlog_row_metadata", "not supported by this server: column names are read from information_schema", "")),
+        Err(e) => out.push(line(Status::Warn, "binlog_row_metadata", format!("cannot read it ({e}): column names are read from information_schema"), "")),
+        Ok(Some(m)) if m == "FULL" => out.push(line(Status::Ok, "binlog_row_metadata", "FULL (column names travel in the binlog)", "")),
+        Ok(Some(m)) => out.push(line(Status::Warn, "binlog_row_metadata", format!("{m}: column names are read from information_schema instead"), "SET GLOBAL binlog_row_metadata='FULL' so column names stay right across schema changes")),
+        Ok(None) => out.push(line(Status::Warn, "binlog_row_metadata", "not supported by this server: column names are read from information_schema", "")),
     }
     if flavor.as_ref().is_some_and(|f| f.is_mariadb()) {
-        let c = var(conn, "log_bin_compress")
-            .await
-            .unwrap_or_else(|| "OFF".into());
-        out.push(if c == "ON" {
-            line(Status::Fail, "log_bin_compress", "ON: compressed binlog events are not supported", "SET GLOBAL log_bin_compress=OFF (and in my.cnf); events written while it was ON cannot be replicated")
-        } else {
-            line(Status::Ok, "log_bin_compress", "OFF", "")
+        out.push(match var(conn, "log_bin_compress").await {
+            Ok(Some(c)) if c == "ON" => line(Status::Fail, "log_bin_compress", "ON: compressed binlog events are not supported", "SET GLOBAL log_bin_compress=OFF (and in my.cnf); events written while it was ON cannot be replicated"),
+            Ok(_) => line(Status::Ok, "log_bin_compress", "OFF", ""),
+            Err(e) => line(Status::Fail, "log_bin_compress", format!("cannot read log_bin_compress: {e}"), "check that the dropship user can run SHOW GLOBAL VARIABLES, then run check again"),
         });
     }
     out
@@ -164,8 +195,16 @@ pub async fn run(cfg: &Config) -> Vec<Line> {
     out.extend(binlog_checks(&mut src).await);
     // GTIDs.
     if flavor.is_mariadb() {
-        let pos = var(&mut src, "gtid_binlog_pos").await.unwrap_or_default();
-        let strict = var(&mut src, "gtid_strict_mode").await.unwrap_or_default();
+        let pos = var(&mut src, "gtid_binlog_pos")
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let strict = var(&mut src, "gtid_strict_mode")
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         out.push(line(
             Status::Ok,
             "gtid",
@@ -175,7 +214,9 @@ pub async fn run(cfg: &Config) -> Vec<Line> {
     } else {
         let mode = var(&mut src, "gtid_mode")
             .await
-            .unwrap_or_else(|| "OFF".into());
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "unknown".into());
         out.push(line(
             Status::Ok,
             "gtid",
@@ -186,11 +227,15 @@ pub async fn run(cfg: &Config) -> Vec<Line> {
     // Retention.
     let secs = match var(&mut src, "binlog_expire_logs_seconds")
         .await
+        .ok()
+        .flatten()
         .and_then(|v| v.parse::<u64>().ok())
     {
         Some(s) if s > 0 => Some(s),
         _ => var(&mut src, "expire_logs_days")
             .await
+            .ok()
+            .flatten()
             .and_then(|v| v.parse::<f64>().ok())
             .filter(|d| *d > 0.0)
             .map(|d| (d * 86400.0) as u64),
@@ -408,11 +453,14 @@ async fn target_check(
             missing.push(format!("{p} on {}", lacking.join(", ")));
         }
     }
-    let log_bin = var(&mut c, "log_bin").await.unwrap_or_default();
-    let format = var(&mut c, "binlog_format").await.unwrap_or_default();
-    let image = var(&mut c, "binlog_row_image")
-        .await
-        .unwrap_or_else(|| "FULL".into());
+    // Informational (reverse replication's readiness): an unreadable value
+    // reads as unknown, which that warning then names.
+    let unknown = |v: std::result::Result<Option<String>, String>| {
+        v.ok().flatten().unwrap_or_else(|| "unknown".into())
+    };
+    let log_bin = unknown(var(&mut c, "log_bin").await);
+    let format = unknown(var(&mut c, "binlog_format").await);
+    let image = unknown(var(&mut c, "binlog_row_image").await);
     if !missing.is_empty() {
         let _ = c.disconnect().await;
         return vec![line(
@@ -427,7 +475,13 @@ async fn target_check(
     }
     let mut out = Vec::new();
     // MySQL 8.0.13+: tables without a PRIMARY KEY cannot be created there.
-    if var(&mut c, "sql_require_primary_key").await.as_deref() == Some("ON") {
+    if var(&mut c, "sql_require_primary_key")
+        .await
+        .ok()
+        .flatten()
+        .as_deref()
+        == Some("ON")
+    {
         let keyless: Vec<String> = tables
             .iter()
             .filter(|t| !t.key_is_primary)
@@ -485,4 +539,25 @@ async fn target_check(
         "",
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binlog_row_image_passes_only_when_read_as_full() {
+        assert_eq!(row_image_line(Ok(Some("FULL".into()))).status, Status::Ok);
+        for v in [
+            Ok(Some("MINIMAL".to_string())),
+            Ok(None),
+            Err("Lost connection to server during query".to_string()),
+        ] {
+            let l = row_image_line(v.clone());
+            assert_eq!(l.status, Status::Fail, "{v:?} must fail, got {l:?}");
+            assert!(!l.hint.is_empty(), "{l:?}");
+        }
+        let l = row_image_line(Err("Lost connection".into()));
+        assert!(l.detail.contains("Lost connection"), "{l:?}");
+    }
 }

@@ -56,15 +56,13 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The hint is a field of its own (printed by the caller on its own
+        // line), never part of the diagnosis.
         if self.key.is_empty() {
-            write!(f, "{}: {}", self.file, self.message)?;
+            write!(f, "{}: {}", self.file, self.message)
         } else {
-            write!(f, "{}: {}: {}", self.file, self.key, self.message)?;
+            write!(f, "{}: {}: {}", self.file, self.key, self.message)
         }
-        if !self.hint.is_empty() {
-            write!(f, "\n  hint: {}", self.hint)?;
-        }
-        Ok(())
     }
 }
 
@@ -566,6 +564,27 @@ impl Config {
 
     /// Checks that `db.table` (a real table found on the source) is claimed
     /// by at most one service; returns that service's index.
+    /// The service named `name`, or the one error every command gives for a
+    /// name that is not defined.
+    pub fn service_named(&self, name: &str) -> Result<&ServiceConfig, ConfigError> {
+        self.service(name).ok_or_else(|| ConfigError {
+            file: self.file.clone(),
+            key: "services".into(),
+            message: format!(
+                "there is no service named {name:?}; defined: {}",
+                self.services
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            hint: format!(
+                "use one of the defined names, or add a [services.{name}] table to {}",
+                self.file
+            ),
+        })
+    }
+
     pub fn owner_of(&self, database: &str, table: &str) -> Result<Option<usize>, ConfigError> {
         let owners: Vec<usize> = self
             .services
@@ -688,16 +707,14 @@ fn expand_env(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(), ConfigError> {
     match v {
-        toml::Value::String(s) => {
-            if s.contains("${") {
-                let is_url = path.ends_with(".url") || path.ends_with(".target");
-                *s = expand_str(s, is_url, env).map_err(|var| ConfigError {
-                    file: file.into(),
-                    key: path.into(),
-                    message: format!("environment variable {var} is not set"),
-                    hint: format!("export {var}=... before running dropship, or use password_file"),
-                })?;
-            }
+        toml::Value::String(s) if s.contains("${") => {
+            let is_url = path.ends_with(".url") || path.ends_with(".target");
+            *s = expand_str(s, is_url, env).map_err(|var| ConfigError {
+                file: file.into(),
+                key: path.into(),
+                message: format!("environment variable {var} is not set"),
+                hint: format!("export {var}=... before running dropship, or use password_file"),
+            })?;
         }
         toml::Value::Array(a) => {
             for (i, x) in a.iter_mut().enumerate() {

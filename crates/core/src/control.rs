@@ -37,6 +37,7 @@
 //! | `dropship_throttled_seconds_total` | counter | service |
 //! | `dropship_target_replica_lag_seconds` | gauge (when known) | service |
 
+use crate::state::ServiceState;
 use crate::stats::{now_epoch, ReaderStats, ServiceStats};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -58,15 +59,8 @@ pub struct Control {
     relay: Mutex<Option<dropship_relay::RelayHandle>>,
 }
 
-/// The states a service reports (PRODUCT.md `status`).
-pub const STATES: [&str; 6] = [
-    "copying",
-    "replicating",
-    "paused",
-    "frozen",
-    "cut-over",
-    "error",
-];
+/// A service's state before its controller set one.
+pub const STARTING: &str = "starting";
 
 #[derive(Debug, Serialize)]
 pub struct ServiceStatus {
@@ -142,7 +136,7 @@ impl Control {
         g.iter()
             .map(|(name, s)| ServiceStatus {
                 service: name.clone(),
-                state: s.state(),
+                state: s.state().map_or(STARTING, ServiceState::as_str).to_string(),
                 lag_seconds: self.lag(s),
                 applied_position: s.position(),
                 source_position: src.clone(),
@@ -355,10 +349,10 @@ impl Control {
         let mut states = Vec::new();
         for (n, s) in g.iter() {
             let cur = s.state();
-            for st in STATES {
+            for st in ServiceState::ALL {
                 states.push((
                     format!("{{service=\"{}\",state=\"{st}\"}}", esc(n)),
-                    u8::from(cur == st).to_string(),
+                    u8::from(cur == Some(st)).to_string(),
                 ));
             }
         }
@@ -373,7 +367,7 @@ impl Control {
             "gauge",
             "1 when the service is replicating.",
             per(&|s| {
-                if s.state() == "replicating" {
+                if s.state() == Some(ServiceState::Replicating) {
                     "1".into()
                 } else {
                     "0".into()
@@ -590,7 +584,7 @@ mod tests {
         let c = Control::new(None, Duration::from_secs(30));
         let s = c.service("users");
         s.observe_batch(3);
-        s.set_state("replicating");
+        s.set_state(ServiceState::Replicating);
         let m = c.metrics();
         assert!(
             m.contains("dropship_batch_rows_bucket{service=\"users\",le=\"10\"} 1"),
@@ -602,6 +596,14 @@ mod tests {
         );
         assert!(
             m.contains("dropship_service_state{service=\"users\",state=\"replicating\"} 1"),
+            "{m}"
+        );
+        // A rollback in progress reads as such, not as all zeros.
+        s.set_state(ServiceState::RollingBack);
+        let m = c.metrics();
+        assert!(
+            m.contains("dropship_service_state{service=\"users\",state=\"rolling-back\"} 1")
+                && m.contains("dropship_service_state{service=\"users\",state=\"replicating\"} 0"),
             "{m}"
         );
         for line in m.lines().filter(|l| l.starts_with("# TYPE")) {

@@ -116,8 +116,18 @@ pub async fn source_position(conn: &mut Conn) -> Result<Position> {
             "reading the source binlog position (needs REPLICATION CLIENT / BINLOG MONITOR)",
         ))?;
     let row = row.ok_or_else(|| Error::definite("the source has no binary log (SHOW MASTER STATUS is empty)", "enable the binlog on the source: log_bin, binlog_format=ROW, binlog_row_image=FULL, then restart it"))?;
-    let file: String = row.get(0).unwrap_or_default();
-    let pos: u64 = row.get(1).unwrap_or(4);
+    let (file, pos) = match (row.get::<Option<String>, _>(0).flatten(), row.get::<Option<u64>, _>(1).flatten()) {
+        (Some(f), Some(p)) if !f.is_empty() => (f, p),
+        (f, p) => {
+            return Err(Error::definite(
+                format!(
+                    "{} returned no usable binlog position (file {f:?}, position {p:?})",
+                    flavor.show_binlog_status()
+                ),
+                "check that the source has its binary log on (log_bin) and that the dropship user may read it (REPLICATION CLIENT; MariaDB: BINLOG MONITOR)",
+            ))
+        }
+    };
     let gtid: String = if flavor.is_mariadb() {
         conn.query_first("SELECT @@GLOBAL.gtid_binlog_pos")
             .await
@@ -153,8 +163,7 @@ pub async fn resolve_tables(
             if !svc.claims(&db, &t) {
                 continue;
             }
-            cfg.owner_of(&db, &t)
-                .map_err(|e| Error::Config(e.to_string()))?;
+            cfg.owner_of(&db, &t).map_err(Error::Config)?;
             let s = schema::load_table(conn, &db, &t)
                 .await
                 .map_err(Error::db(format!("reading {db}.{t} on the source")))?;

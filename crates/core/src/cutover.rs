@@ -73,6 +73,7 @@ pub mod switch;
 
 use crate::config::{Config, ServiceConfig};
 use crate::error::{Error, Result};
+use crate::state::ServiceState;
 use crate::{copy, meta, reverse};
 use dropship_mysql::position::Position;
 use dropship_mysql::schema::TableSchema;
@@ -244,17 +245,7 @@ impl CutoverReport {
 
 /// The service's config, or a config error listing the defined services.
 pub(crate) fn service<'a>(cfg: &'a Config, name: &str) -> Result<&'a ServiceConfig> {
-    cfg.service(name).ok_or_else(|| {
-        Error::Config(format!(
-            "--service {name}: no such service in {}; defined: {}",
-            cfg.file,
-            cfg.services
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-    })
+    cfg.service_named(name).map_err(Error::Config)
 }
 
 pub(crate) async fn connect_target(svc: &ServiceConfig) -> Result<Conn> {
@@ -560,7 +551,7 @@ async fn proceed(
     meta::set_state(
         tgt,
         &svc.name,
-        "cut-over",
+        ServiceState::CutOver,
         "cut over by dropship cutover; source tables frozen",
     )
     .await?;
@@ -595,7 +586,7 @@ async fn steps_before_switch(
         meta::set_state(
             tgt,
             &svc.name,
-            "frozen",
+            ServiceState::Frozen,
             "source tables frozen by dropship cutover",
         )
         .await?;
@@ -749,7 +740,7 @@ async fn abort(
     meta::set_state(
         &mut tgt,
         &svc.name,
-        "replicating",
+        ServiceState::Replicating,
         &format!("cutover aborted: {reason}"),
     )
     .await?;

@@ -8,7 +8,8 @@ use std::fmt;
 #[derive(Debug)]
 pub enum Error {
     /// Bad configuration: never retried.
-    Config(String),
+    /// A mistake in the configuration, kept whole (file, key, message, hint).
+    Config(crate::config::ConfigError),
     /// A database call failed. `what` says what dropship was doing.
     Db {
         what: String,
@@ -100,6 +101,8 @@ impl Error {
         match self {
             Error::Preflight(e) => e.hint(),
             Error::Definite { hint, .. } if !hint.is_empty() => Some(hint.clone()),
+            Error::Relay(e) => e.hint(),
+            Error::Config(e) if !e.hint.is_empty() => Some(e.hint.clone()),
             Error::Db { source: mysql_async::Error::Server(e), .. } => match e.code {
                 1045 => Some("check the user name and password (password_file or ${VAR} in the url)".into()),
                 1227 | 1142 | 1044 => Some("grant the privileges listed in the README's \"Privileges\" section; `dropship check` lists what is missing".into()),
@@ -115,11 +118,12 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Config(m) => write!(f, "{m}"),
+            Error::Config(e) => write!(f, "{e}"),
             Error::Db { what, source } => write!(f, "{what}: {source}"),
             Error::Definite { message, .. } => write!(f, "{message}"),
             Error::Transient(m) => write!(f, "{m}"),
-            Error::Relay(e) => write!(f, "relay log: {e}"),
+            // The relay crate's messages start with "relay log:" already.
+            Error::Relay(e) => write!(f, "{e}"),
             Error::Io { what, source } => write!(f, "{what}: {source}"),
             Error::SchemaChangedDuringCopy(m) => write!(f, "{m}"),
             Error::Preflight(e) => write!(f, "{e}"),
@@ -147,6 +151,47 @@ impl From<dropship_relay::Error> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_config_error_keeps_its_key_and_its_hint_apart() {
+        let cfg = crate::config::Config::parse(
+            "dropship.toml",
+            "[source]\nurl = \"mysql://u@127.0.0.1:3307\"\nserver_id = 5000\n[services.users]\ntarget = \"mysql://u@127.0.0.1:3308\"\ntables = [\"app.users\"]\n",
+            &|_| None,
+        )
+        .unwrap();
+        let e = Error::Config(cfg.service_named("orders").unwrap_err());
+        let text = e.to_string();
+        assert!(
+            text.starts_with("dropship.toml: services: ")
+                && text.contains("\"orders\"")
+                && text.contains("defined: users"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("hint"),
+            "the hint is not in the message: {text}"
+        );
+        assert!(
+            e.hint().is_some_and(|h| h.contains("[services.orders]")),
+            "{:?}",
+            e.hint()
+        );
+        let Error::Config(c) = e else { unreachable!() };
+        assert_eq!(c.key, "services");
+    }
+
+    #[test]
+    fn relay_errors_give_their_hint_and_say_relay_log_once() {
+        let e = Error::from(dropship_relay::Error::NotCovered {
+            requested: 9,
+            first_available: 12,
+        });
+        let text = e.to_string();
+        assert_eq!(text.matches("relay log").count(), 1, "{text}");
+        assert!(!text.contains("Hint"), "{text}");
+        assert!(e.hint().is_some_and(|h| h.contains("reset the relay log")));
+    }
 
     fn server(code: u16) -> Error {
         Error::Db {

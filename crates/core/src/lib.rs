@@ -23,6 +23,7 @@ pub mod replicate;
 pub mod reverse;
 pub mod service;
 pub mod source_schema;
+pub mod state;
 pub mod stats;
 pub mod status;
 pub mod throttle;

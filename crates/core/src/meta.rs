@@ -6,6 +6,7 @@
 //! any crash it names exactly the last source transaction applied.
 
 use crate::error::{Error, Result};
+use crate::state::ServiceState;
 use dropship_mysql::position::Position;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -51,18 +52,28 @@ pub async fn load_position(
     Ok(row.map(|(file, pos, gtid, ts, ddl)| (Position { file, pos, gtid }, ts, ddl)))
 }
 
-/// SQL that upserts the position; appended to the batch's transaction.
-pub fn position_sql(service: &str, pos: &Position, source_ts: u32) -> String {
+/// SQL that upserts the position; appended to the batch's transaction. It
+/// clears a pending DDL unless `keep_ddl_pending`: an applier that restarted
+/// before a pending DDL keeps it while it re-applies what comes before it
+/// (idle heartbeats, unmapped transactions), so that the DDL is still known
+/// as pending when it is reached again.
+pub fn position_sql(
+    service: &str,
+    pos: &Position,
+    source_ts: u32,
+    keep_ddl_pending: bool,
+) -> String {
     use dropship_mysql::sql::string_literal as lit;
     format!(
         "INSERT INTO `_dropship`.`positions` (service, binlog_file, binlog_pos, gtid, source_ts, ddl_pending) \
          VALUES ({}, {}, {}, {}, {}, NULL) ON DUPLICATE KEY UPDATE binlog_file=VALUES(binlog_file), \
-         binlog_pos=VALUES(binlog_pos), gtid=VALUES(gtid), source_ts=VALUES(source_ts), ddl_pending=NULL",
+         binlog_pos=VALUES(binlog_pos), gtid=VALUES(gtid), source_ts=VALUES(source_ts){}",
         lit(service),
         lit(&pos.file),
         pos.pos,
         lit(&pos.gtid),
-        source_ts
+        source_ts,
+        if keep_ddl_pending { "" } else { ", ddl_pending=NULL" }
     )
 }
 
@@ -75,22 +86,42 @@ pub async fn set_ddl_pending(conn: &mut Conn, service: &str, ddl: &str) -> Resul
     .map_err(Error::db("recording a pending DDL"))
 }
 
-/// Service state: `copying`, `replicating`, `paused`, `frozen`, `cut-over`, `error`.
-pub async fn set_state(conn: &mut Conn, service: &str, state: &str, message: &str) -> Result<()> {
+/// Records the service's state (stored by its name) and a message.
+pub async fn set_state(
+    conn: &mut Conn,
+    service: &str,
+    state: ServiceState,
+    message: &str,
+) -> Result<()> {
     conn.exec_drop(
         "INSERT INTO `_dropship`.`service_state` (service, state, message) VALUES (?, ?, ?) \
          ON DUPLICATE KEY UPDATE state = VALUES(state), message = VALUES(message)",
-        (service, state, message),
+        (service, state.as_str(), message),
     )
     .await
     .map_err(Error::db("recording the service state"))
 }
 
-pub async fn load_state(conn: &mut Conn, service: &str) -> Result<Option<(String, String)>> {
-    conn.exec_first(
-        "SELECT state, message FROM `_dropship`.`service_state` WHERE service = ?",
-        (service,),
-    )
-    .await
-    .map_err(Error::db("reading the service state"))
+/// The service's stored state and message; `None` when it has none yet. A
+/// state name this version does not know is an error naming it.
+pub async fn load_state(conn: &mut Conn, service: &str) -> Result<Option<(ServiceState, String)>> {
+    let row: Option<(String, String)> = conn
+        .exec_first(
+            "SELECT state, message FROM `_dropship`.`service_state` WHERE service = ?",
+            (service,),
+        )
+        .await
+        .map_err(Error::db("reading the service state"))?;
+    row.map(|(name, message)| {
+        ServiceState::parse(&name).map(|s| (s, message)).ok_or_else(|| {
+            Error::definite(
+                format!("_dropship.service_state on the target of service {service} holds the unknown state {name:?}"),
+                format!(
+                    "it was written by another dropship version or edited by hand: set it to one of {}",
+                    ServiceState::ALL.map(ServiceState::as_str).join(", ")
+                ),
+            )
+        })
+    })
+    .transpose()
 }

@@ -117,7 +117,7 @@ pub async fn run(services: Vec<(String, Arc<ServiceStats>)>, mut stop: watch::Re
         let mut text = String::new();
         let mut lines = 0;
         for ((name, stats), rate) in services.iter().zip(rates.iter_mut()) {
-            if stats.state() != "copying" {
+            if stats.state() != Some(crate::state::ServiceState::Copying) {
                 *rate = Rate::default();
                 continue;
             }

@@ -6,26 +6,35 @@
 //! that range, the reader continues from the end and appliers find their
 //! transactions in the relay log, even if the source purged those binlogs.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::record::Record;
 use dropship_mysql::position::Position;
 use dropship_relay::RelayLog;
+use std::path::Path;
 
 /// `Some(end)` when the relay log covers `oldest`: the reader resumes at `end`.
-pub fn covered(relay: &RelayLog, oldest: &Position) -> Result<Option<Position>> {
+/// `None` when it does not (it is then reset and refilled from the source).
+/// A relay log that cannot be read is an error, never a silent reset: its
+/// records may be the only copy of binlogs the source has purged.
+pub fn covered(relay: &RelayLog, oldest: &Position, dir: &Path) -> Result<Option<Position>> {
     if relay.last_id() < relay.first_id() {
         return Ok(None);
     }
-    let mut reader = match relay.reader(relay.first_id()) {
-        Ok(r) => r,
-        Err(_) => return Ok(None),
-    };
+    let mut reader = relay.reader(relay.first_id())?;
     let mut from: Option<Position> = None;
     let mut end: Option<Position> = None;
-    while let Some((_, bytes)) = reader.next()? {
-        let Ok(rec) = Record::decode(&bytes) else {
-            return Ok(None);
-        };
+    while let Some((id, bytes)) = reader.next()? {
+        let rec = Record::decode(&bytes).map_err(|e| {
+            Error::definite(
+                format!(
+                    "relay log {}: record {id} cannot be decoded ({e})",
+                    dir.display()
+                ),
+                "the relay log is damaged or was written by another dropship version: stop dropship, move that folder \
+                 away (keep it until the services run again) and start again; dropship then reads from the source, \
+                 which must still hold the binlogs from the oldest service position (`dropship status` shows them)",
+            )
+        })?;
         match rec {
             Record::Restart { from: p } | Record::Begin { start: p, .. } => {
                 if from.is_none() {
@@ -49,5 +58,43 @@ pub fn covered(relay: &RelayLog, oldest: &Position) -> Result<Option<Position>> 
     match (from, end) {
         (Some(f), Some(e)) if f <= *oldest && *oldest <= e => Ok(Some(e)),
         _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dropship_relay::RelayOptions;
+
+    #[test]
+    fn a_record_that_cannot_be_decoded_is_an_error_not_a_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut relay = RelayLog::open(dir.path(), RelayOptions::default()).unwrap();
+        let p = Position::new("bin.000001", 4);
+        relay
+            .append(&Record::Restart { from: p.clone() }.encode())
+            .unwrap();
+        relay
+            .append(
+                &Record::Progress {
+                    pos: Position::new("bin.000001", 900),
+                    ts: 1,
+                }
+                .encode(),
+            )
+            .unwrap();
+        relay.flush().unwrap();
+        assert_eq!(
+            covered(&relay, &p, dir.path()).unwrap(),
+            Some(Position::new("bin.000001", 900))
+        );
+        relay.append(b"\xff\xffnot a record").unwrap();
+        relay.flush().unwrap();
+        let e = covered(&relay, &p, dir.path()).unwrap_err();
+        assert!(e.to_string().contains("cannot be decoded"), "{e}");
+        assert!(
+            e.hint().is_some_and(|h| h.contains("move that folder")),
+            "{e:?}"
+        );
     }
 }

@@ -72,17 +72,7 @@ async fn run_inner(
     stop: watch::Receiver<bool>,
 ) -> Result<()> {
     for name in &opts.services {
-        if cfg.service(name).is_none() {
-            return Err(Error::Config(format!(
-                "--service {name}: no such service in {}; defined: {}",
-                cfg.file,
-                cfg.services
-                    .iter()
-                    .map(|s| s.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
+        cfg.service_named(name).map_err(Error::Config)?;
     }
     let selected: Vec<_> = cfg
         .services
@@ -91,9 +81,10 @@ async fn run_inner(
         .cloned()
         .collect();
 
-    let (src, starts, oldest) = setup(&cfg, &selected, &opts)
+    let (mut src, starts, oldest) = setup(&cfg, &selected, &opts)
         .await
         .map_err(Error::preflight)?;
+    let source_facts = source_facts(&mut src).await.map_err(Error::preflight)?;
 
     // Relay log: reuse if it covers every service, else start over at `oldest`.
     std::fs::create_dir_all(&cfg.state_dir).map_err(Error::io(format!(
@@ -107,8 +98,9 @@ async fn run_inner(
         sync: SyncPolicy::Manual,
         ..RelayOptions::default()
     };
-    let mut relay = RelayLog::open(cfg.state_dir.join("relay"), relay_opts)?;
-    let reader_start = match relay_state::covered(&relay, &oldest)? {
+    let relay_dir = cfg.state_dir.join("relay");
+    let mut relay = RelayLog::open(&relay_dir, relay_opts)?;
+    let reader_start = match relay_state::covered(&relay, &oldest, &relay_dir)? {
         Some(end) => {
             info!(relay_first = relay.first_id(), resume = %end, "relay log covers every service; reading on from its end");
             end
@@ -194,6 +186,7 @@ async fn run_inner(
             relay: handle.clone(),
             stats: control.service(&svc.name),
             control: control.clone(),
+            source: source_facts.clone(),
         };
         let stop = svc_stop_rx.clone();
         let stats = ctx.stats.clone();
@@ -205,7 +198,7 @@ async fn run_inner(
                 Ok(r) => r,
                 Err(e) => {
                     error!(service = %name, error = %e, "service controller crashed; the service stopped replicating. Restart replicate; please report this bug");
-                    stats.set_state("error");
+                    stats.set_state(crate::state::ServiceState::Error);
                     stats.set_error(&format!("internal error: {e}"));
                     Err(Error::definite(format!("service {name}: controller crashed: {e}"), "restart replicate"))
                 }
@@ -260,7 +253,9 @@ async fn setup(
     Position,
 )> {
     let mut src = crate::cutover::connect_source(cfg).await?;
-    check::require_source_ready(&mut src).await?;
+    // Mirrored (reverse replication): what is read is the service's target.
+    let side = if opts.mirrored { "target" } else { "source" };
+    check::require_binlog_ready(&mut src, side).await?;
 
     // Validate every service's tables on the source before writing anything
     // to any target (a table without a key is a config error, exit 2).
@@ -277,15 +272,12 @@ async fn setup(
             .map_err(Error::db(format!("connecting to target {}", svc.target)))?;
         let (tables, pos) = match meta::load_position(&mut tgt, &svc.name).await? {
             Some((p, _, _)) => {
-                let state = meta::load_state(&mut tgt, &svc.name)
-                    .await?
-                    .map(|s| s.0)
-                    .unwrap_or_default();
+                let state = meta::load_state(&mut tgt, &svc.name).await?.map(|s| s.0);
                 // A cut-over service applies nothing until a rollback sets
                 // its position to a source position taken while this reader
                 // runs: its old position (maybe purged weeks ago) must not
                 // hold the reader back.
-                let p = if state == "cut-over" {
+                let p = if state == Some(crate::state::ServiceState::CutOver) {
                     copy::source_position(&mut src).await?
                 } else {
                     p
@@ -307,7 +299,30 @@ async fn setup(
         .iter()
         .map(|(_, _, p)| p.clone())
         .min()
-        .ok_or_else(|| Error::Config("no service selected".into()))?;
+        .ok_or_else(|| {
+            Error::Config(crate::config::ConfigError {
+                file: cfg.file.clone(),
+                key: "services".into(),
+                message: "no service selected".into(),
+                hint: "define at least one [services.NAME] table, or name one with --service"
+                    .into(),
+            })
+        })?;
 
     Ok((src, starts, oldest))
+}
+
+/// The source's flavor and whether it binlogs foreign-key cascades, for the
+/// appliers (see `applier::SourceFacts`).
+async fn source_facts(src: &mut mysql_async::Conn) -> Result<crate::applier::SourceFacts> {
+    let flavor = dropship_mysql::flavor::Flavor::detect(src)
+        .await
+        .map_err(Error::db("reading the source's version"))?;
+    let logs_cascades = flavor.logs_cascades(src).await.map_err(Error::db(
+        "reading innodb_native_foreign_keys on the source",
+    ))?;
+    Ok(crate::applier::SourceFacts {
+        flavor,
+        logs_cascades,
+    })
 }

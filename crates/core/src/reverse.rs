@@ -49,6 +49,7 @@ use crate::config::{Config, ServiceConfig, TablePattern};
 use crate::control::Control;
 use crate::cutover::journal;
 use crate::error::{Error, Result};
+use crate::state::ServiceState;
 use crate::stats::now_epoch;
 use crate::stats::ServiceStats;
 use crate::{check, copy, meta, replicate};
@@ -61,11 +62,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{info, warn, Instrument};
-
-/// Service states in which the reverse stream runs.
-pub fn runs_in(state: &str) -> bool {
-    state == "cut-over" || state == "rolling-back"
-}
 
 /// Where the reverse pipeline keeps its relay log.
 pub fn state_dir(cfg: &Config, service: &str) -> PathBuf {
@@ -137,15 +133,7 @@ pub async fn prepare(cfg: &Config, tgt: &mut Conn) -> Result<()> {
 
 /// Checks the target's binlog settings only (changes nothing).
 pub async fn prepare_check(tgt: &mut Conn) -> Result<()> {
-    check::require_source_ready(tgt).await.map_err(|e| {
-        Error::definite(
-            format!(
-                "the target's binlog: {}",
-                e.to_string().trim_start_matches("source ")
-            ),
-            e.hint().unwrap_or_default().replace("source", "target"),
-        )
-    })?;
+    check::require_binlog_ready(tgt, "target").await?;
     copy::source_position(tgt).await.map(|_| ())
 }
 
@@ -161,13 +149,19 @@ pub async fn start(cfg: &Config, service: &str, tgt: &mut Conn) -> Result<Positi
         )))?;
     let text = format!(
         "START TRANSACTION;{};DELETE FROM `_dropship`.`copy_state` WHERE service = {};COMMIT",
-        meta::position_sql(service, &t0, now_epoch() as u32),
+        meta::position_sql(service, &t0, now_epoch() as u32, false),
         dropship_mysql::sql::string_literal(service),
     );
     src.query_drop(text).await.map_err(Error::db(
         "recording the reverse replication start on the source",
     ))?;
-    meta::set_state(&mut src, service, "replicating", "reverse replication").await?;
+    meta::set_state(
+        &mut src,
+        service,
+        ServiceState::Replicating,
+        "reverse replication",
+    )
+    .await?;
     let _ = src.disconnect().await;
     Ok(t0)
 }
@@ -261,11 +255,8 @@ async fn wanted(
         return Ok(None);
     };
     let r = async {
-        let state = meta::load_state(c, &svc.name)
-            .await?
-            .map(|s| s.0)
-            .unwrap_or_default();
-        if !runs_in(&state) {
+        let state = meta::load_state(c, &svc.name).await?.map(|s| s.0);
+        if !state.is_some_and(ServiceState::reverse_runs) {
             return Ok(None);
         }
         journal::last_cutover_token(c, &svc.name).await
@@ -315,7 +306,7 @@ pub async fn supervise(
         // source refused) is restarted after a backoff: its cause may be gone.
         if let Some((tx, _, control)) = &running {
             let st = control.service(&svc.name);
-            if st.state() == "paused" {
+            if st.state() == Some(ServiceState::Paused) {
                 warn!(service = %svc.name, error = %st.last_error(), retry_in_s = backoff.as_secs(), "reverse replication paused on an error; restarting it");
                 let _ = tx.send(true);
             }
@@ -338,7 +329,7 @@ pub async fn supervise(
             }
         }
         match (&running, want) {
-            (None, Some(_)) if !runs_in(&forward.state()) => {
+            (None, Some(_)) if !forward.state().is_some_and(ServiceState::reverse_runs) => {
                 tracing::debug!(service = %svc.name, "reverse replication waits until the forward applier has parked");
             }
             (None, Some(token)) => match start_pipeline(&cfg, &svc, &token).await {

@@ -12,6 +12,7 @@ use crate::config::{Config, ServiceConfig};
 use crate::control::Control;
 use crate::error::{Error, Result};
 use crate::record::Record;
+use crate::state::ServiceState;
 use crate::stats::{now_epoch, ServiceStats};
 use crate::{copy, meta};
 use dropship_mysql::position::Position;
@@ -32,6 +33,7 @@ pub struct Ctx {
     pub relay: RelayHandle,
     pub stats: Arc<ServiceStats>,
     pub control: Arc<Control>,
+    pub source: crate::applier::SourceFacts,
 }
 
 /// Records the copy start: position `P0`, state `copying`.
@@ -40,7 +42,7 @@ pub async fn record_copy_start(tgt: &mut Conn, service: &str, p0: &Position) -> 
         "START TRANSACTION;{};INSERT INTO `_dropship`.`copy_state` (service, snapshot_file, snapshot_pos, snapshot_gtid) VALUES ({}, {}, {}, {}) \
          ON DUPLICATE KEY UPDATE snapshot_file = VALUES(snapshot_file), snapshot_pos = VALUES(snapshot_pos), snapshot_gtid = VALUES(snapshot_gtid), end_file = NULL, end_pos = NULL;\
          DELETE FROM `_dropship`.`copy_chunks` WHERE service = {};COMMIT",
-        meta::position_sql(service, p0, now_epoch() as u32),
+        meta::position_sql(service, p0, now_epoch() as u32, false),
         dropship_mysql::sql::string_literal(service),
         dropship_mysql::sql::string_literal(&p0.file),
         p0.pos,
@@ -50,7 +52,7 @@ pub async fn record_copy_start(tgt: &mut Conn, service: &str, p0: &Position) -> 
     tgt.query_drop(text)
         .await
         .map_err(Error::db("recording the copy start"))?;
-    meta::set_state(tgt, service, "copying", "").await
+    meta::set_state(tgt, service, ServiceState::Copying, "").await
 }
 
 /// Adapts a relay reader to the applier.
@@ -113,8 +115,11 @@ pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) -> Result<()> {
         }
         // Paused by the control endpoint or by a definite error: wait.
         if ctx.control.is_paused(&name) {
-            ctx.stats
-                .set_state(if gave_up { "error" } else { "paused" });
+            ctx.stats.set_state(if gave_up {
+                ServiceState::Error
+            } else {
+                ServiceState::Paused
+            });
             let mut rx = ctx.control.pause_watch(&name);
             tokio::select! {
                 _ = rx.wait_for(|p| !*p) => {}
@@ -162,13 +167,13 @@ pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) -> Result<()> {
                         "service keeps failing the same way; stopped retrying (nothing is lost: changes wait in the relay log). A human must fix the cause (is the target up and reachable with these credentials?), then resume with POST /services/{name}/resume or restart replicate"
                     );
                     ctx.stats.set_error(&format!("stopped retrying after {failing_for}: {msg} (fix the cause, then POST /services/{name}/resume or restart replicate)"));
-                    ctx.stats.set_state("error");
+                    ctx.stats.set_state(ServiceState::Error);
                     gave_up = true;
                     ctx.control.set_paused(&name, true);
                     continue;
                 }
                 ctx.stats.set_error(&msg);
-                ctx.stats.set_state("error");
+                ctx.stats.set_state(ServiceState::Error);
                 warn!(service = %name, error = %msg, retry_in_ms = backoff.as_millis() as u64, "transient error; retrying (nothing is lost: changes wait in the relay log)");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
@@ -185,18 +190,22 @@ pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) -> Result<()> {
                 });
                 error!(service = %name, error = %msg, hint = %hint, "service paused: a human must act; other services continue");
                 ctx.stats.set_error(&format!("{msg} (hint: {hint})"));
-                ctx.stats.set_state("paused");
+                ctx.stats.set_state(ServiceState::Paused);
                 if let Ok(mut c) = Conn::new(ctx.svc.target.opts_with_db(meta::DB)).await {
-                    let _ =
-                        meta::set_state(&mut c, &name, "paused", &format!("{msg}\nhint: {hint}"))
-                            .await;
+                    let _ = meta::set_state(
+                        &mut c,
+                        &name,
+                        ServiceState::Paused,
+                        &format!("{msg}\nhint: {hint}"),
+                    )
+                    .await;
                     let _ = c.disconnect().await;
                 }
                 ctx.control.set_paused(&name, true);
                 start_id = ctx.relay.first_id();
             }
         }
-        if failing_since.is_some() && ctx.stats.state() == "replicating" {
+        if failing_since.is_some() && ctx.stats.state() == Some(ServiceState::Replicating) {
             failing_since = None;
             backoff = Duration::from_millis(200);
         }
@@ -236,19 +245,16 @@ async fn attempt(
             "connecting to target {}",
             ctx.svc.target
         )))?;
-    let state = meta::load_state(&mut tgt, name)
-        .await?
-        .map(|s| s.0)
-        .unwrap_or_default();
-    if state != "copying" {
+    let state = meta::load_state(&mut tgt, name).await?.map(|s| s.0);
+    if state != Some(ServiceState::Copying) {
         // Rows copied by earlier runs, so status shows the service's total.
         let copied: Option<Option<u64>> = tgt.exec_first("SELECT CAST(IFNULL(SUM(rows_copied), 0) AS UNSIGNED) FROM `_dropship`.`copy_chunks` WHERE service = ?", (name,)).await.ok();
         ctx.stats
             .rows_copied
             .store(copied.flatten().unwrap_or(0), Relaxed);
     }
-    if state == "copying" {
-        ctx.stats.set_state("copying");
+    if state == Some(ServiceState::Copying) {
+        ctx.stats.set_state(ServiceState::Copying);
         let mut tables = ctx.tables.clone();
         let mut s = stop.clone();
         let end = loop {
@@ -292,10 +298,12 @@ async fn attempt(
         )
         .await
         .map_err(Error::db("recording the copy end"))?;
-        meta::set_state(&mut tgt, name, "replicating", "").await?;
+        meta::set_state(&mut tgt, name, ServiceState::Replicating, "").await?;
         info!(service = %name, rows = ctx.stats.rows_copied.load(Relaxed), until = %end, "copy finished; replaying changes made during the copy");
-    } else if !crate::reverse::runs_in(&state) {
-        meta::set_state(&mut tgt, name, "replicating", "").await?;
+    } else if !state.is_some_and(ServiceState::reverse_runs) {
+        // No state yet, or any other one (paused, error, frozen by a cutover
+        // that died): replication resumes.
+        meta::set_state(&mut tgt, name, ServiceState::Replicating, "").await?;
     } else {
         // Cut over (or being rolled back): park until stopped or rolled back.
         // While the state reads `cut-over`, ack the relay log so it does not
@@ -304,7 +312,9 @@ async fn attempt(
         // it unfreezes the source — and the rollback sets the position past
         // them. While `rolling-back`, nothing is acked: the writes that follow
         // the source's unfreeze must stay in the relay log.
-        ctx.stats.set_state(&state);
+        if let Some(state) = state {
+            ctx.stats.set_state(state);
+        }
         let mut s = stop.clone();
         loop {
             tokio::select! {
@@ -312,16 +322,13 @@ async fn attempt(
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
             let last = ctx.relay.last_id();
-            let state = meta::load_state(&mut tgt, name)
-                .await?
-                .map(|s| s.0)
-                .unwrap_or_default();
-            if !crate::reverse::runs_in(&state) {
-                info!(service = %name, state = %state, "service is no longer cut over; replication resumes from its position");
+            let state = meta::load_state(&mut tgt, name).await?.map(|s| s.0);
+            let Some(state) = state.filter(|s| s.reverse_runs()) else {
+                info!(service = %name, state = %state.map_or("none", ServiceState::as_str), "service is no longer cut over; replication resumes from its position");
                 return Ok((Stop::Requested, 0));
-            }
-            ctx.stats.set_state(&state);
-            if last > 0 && state == "cut-over" {
+            };
+            ctx.stats.set_state(state);
+            if last > 0 && state == ServiceState::CutOver {
                 let _ = ctx.relay.ack(name, last);
             }
         }
@@ -329,6 +336,7 @@ async fn attempt(
     let catch_up = copy_end(&mut tgt, name).await?;
     let mut applier = Applier::new(ctx.svc.clone(), tgt, ctx.stats.clone()).await?;
     applier.catch_up_until = catch_up.filter(|end| applier.committed().is_none_or(|p| p < end));
+    applier.source = Some(ctx.source.clone());
     applier.batch_rows = ctx.cfg.tuning.batch_rows;
     applier.batch_delay = ctx.cfg.tuning.batch_delay;
     applier.skip_begin_ids = skip_ids.to_vec();
@@ -345,7 +353,7 @@ async fn attempt(
             }
         }
     }));
-    ctx.stats.set_state("replicating");
+    ctx.stats.set_state(ServiceState::Replicating);
     ctx.stats.set_error("");
     let reader = ctx.relay.reader(start_id)?;
     let mut src = RelaySource {
@@ -383,7 +391,7 @@ async fn watch_cut_over(opts: mysql_async::Opts, service: String) {
         }
         let Some(c) = conn.as_mut() else { continue };
         match meta::load_state(c, &service).await {
-            Ok(Some((state, _))) if state == "cut-over" => {
+            Ok(Some((ServiceState::CutOver, _))) => {
                 info!(service = %service, "service cut over: its applier stops");
                 return;
             }

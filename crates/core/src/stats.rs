@@ -55,19 +55,20 @@ pub struct ServiceStats {
     /// `Seconds_Behind_Master` of the target, valid when `target_replica_lag_known`.
     pub target_replica_lag: AtomicI64,
     pub target_replica_lag_known: AtomicBool,
-    pub state: Mutex<String>,
+    pub state: Mutex<Option<crate::state::ServiceState>>,
     pub last_error: Mutex<String>,
     pub position: Mutex<String>,
 }
 
 impl ServiceStats {
-    pub fn set_state(&self, s: &str) {
+    pub fn set_state(&self, s: crate::state::ServiceState) {
         if let Ok(mut g) = self.state.lock() {
-            *g = s.to_string();
+            *g = Some(s);
         }
     }
-    pub fn state(&self) -> String {
-        self.state.lock().map(|g| g.clone()).unwrap_or_default()
+    /// `None` until the service's controller has set one.
+    pub fn state(&self) -> Option<crate::state::ServiceState> {
+        self.state.lock().ok().and_then(|g| *g)
     }
     pub fn set_error(&self, e: &str) {
         if let Ok(mut g) = self.last_error.lock() {

@@ -76,7 +76,9 @@ pub struct ReverseStatus {
 pub async fn gather(cfg: &Config) -> Report {
     let mut r = gather_services(cfg).await;
     for s in &r.services {
-        if !crate::reverse::runs_in(&s.state) {
+        if !crate::state::ServiceState::parse(&s.state)
+            .is_some_and(crate::state::ServiceState::reverse_runs)
+        {
             continue;
         }
         let Some(svc) = cfg.service(&s.service) else {
@@ -168,11 +170,18 @@ async fn gather_services(cfg: &Config) -> Report {
                     .ok()
                     .flatten();
                 st.rows_copied = copied.flatten().unwrap_or(0);
-                if let Ok(Some((state, msg))) = meta::load_state(&mut c, &svc.name).await {
-                    st.state = state;
-                    st.last_error = crate::config::scrub(&msg, svc.target.secret().unwrap_or(""));
-                } else {
-                    st.state = "not started".into();
+                match meta::load_state(&mut c, &svc.name).await {
+                    Ok(Some((state, msg))) => {
+                        st.state = state.as_str().into();
+                        st.last_error =
+                            crate::config::scrub(&msg, svc.target.secret().unwrap_or(""));
+                    }
+                    Ok(None) => st.state = "not started".into(),
+                    Err(e) => {
+                        st.state = "unknown".into();
+                        st.last_error =
+                            crate::config::scrub(&e.to_string(), svc.target.secret().unwrap_or(""));
+                    }
                 }
                 let _ = c.query_drop("DO 1").await;
                 let _ = c.disconnect().await;

@@ -169,19 +169,7 @@ enum Msg {
 /// Runs verify for one service.
 pub async fn run(cfg: &Config, opts: &Options) -> Result<Report> {
     let started = Instant::now();
-    let svc = cfg
-        .services
-        .iter()
-        .find(|s| s.name == opts.service)
-        .ok_or_else(|| {
-            let names: Vec<&str> = cfg.services.iter().map(|s| s.name.as_str()).collect();
-            Error::Config(format!(
-                "{}: there is no service named {:?}; the services are: {}",
-                cfg.file,
-                opts.service,
-                names.join(", ")
-            ))
-        })?;
+    let svc = cfg.service_named(&opts.service).map_err(Error::Config)?;
     let mut src = connect(cfg.source.opts(), "source").await?;
     let mut tgt = connect(svc.target.opts(), "target").await?;
     // Migrate only when needed: two processes running refinery at once can
@@ -208,7 +196,7 @@ pub async fn run(cfg: &Config, opts: &Options) -> Result<Report> {
     }
 
     if let Some((state, _)) = meta::load_state(&mut tgt, &svc.name).await? {
-        if state == "copying" {
+        if state == crate::state::ServiceState::Copying {
             return Err(Error::definite(
                 format!("service {} is still copying its initial rows to the target, so the target is incomplete by design", svc.name),
                 "run verify once `dropship status` shows the service replicating",

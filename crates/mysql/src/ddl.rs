@@ -371,6 +371,13 @@ pub fn rewrite_databases(sql: &str, renames: &BTreeMap<String, String>) -> Strin
 
 /// Server error codes that mean "this DDL already took effect" when a DDL is
 /// re-run after a crash between running it and recording its position.
+/// Like [`already_applied_code`], with the message for errors whose code is shared: MariaDB reports a
+/// foreign key name that exists as `1005 Can't create table ... (errno: 121 "Duplicate key on write or
+/// update")`.
+pub fn already_applied(code: u16, message: &str) -> bool {
+    already_applied_code(code) || (code == 1005 && message.contains("errno: 121"))
+}
+
 pub fn already_applied_code(code: u16) -> bool {
     matches!(
         code,

@@ -8,7 +8,10 @@
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Ordered and compared by file and offset only: the GTID state rides along
+/// (two readings of one offset may differ in whether they know it), so
+/// `a == b` exactly when `a.cmp(b)` is `Equal`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Position {
     pub file: String,
     pub pos: u64,
@@ -48,9 +51,17 @@ impl PartialOrd for Position {
 
 impl Ord for Position {
     fn cmp(&self, other: &Self) -> Ordering {
-        (self.file_index(), self.pos).cmp(&(other.file_index(), other.pos))
+        (self.file_index(), self.pos, &self.file).cmp(&(other.file_index(), other.pos, &other.file))
     }
 }
+
+impl PartialEq for Position {
+    fn eq(&self, other: &Self) -> bool {
+        self.pos == other.pos && self.file == other.file
+    }
+}
+
+impl Eq for Position {}
 
 impl std::fmt::Display for Position {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -65,6 +76,23 @@ impl std::fmt::Display for Position {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn equality_and_order_agree_and_ignore_the_gtid() {
+        let plain = Position::new("bin.000002", 400);
+        let with_gtid = Position {
+            gtid: "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5".into(),
+            ..plain.clone()
+        };
+        assert_eq!(plain, with_gtid);
+        assert_eq!(plain.cmp(&with_gtid), Ordering::Equal);
+        // Same file number, another base name: neither equal nor Equal.
+        let other = Position::new("mysql-bin.000002", 400);
+        assert_ne!(plain, other);
+        assert_ne!(plain.cmp(&other), Ordering::Equal);
+        assert!(Position::new("bin.000003", 4) > with_gtid);
+    }
+
     #[test]
     fn positions_order_by_file_number_then_offset() {
         let a = Position::new("bin.000009", 900);

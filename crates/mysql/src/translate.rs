@@ -393,6 +393,20 @@ fn map_collations_to_mysql(s: &str, notes: &mut Vec<String>) -> String {
     })
 }
 
+/// A replicated DDL statement (any `CREATE`/`ALTER`, as the application wrote it) from a `from` server made
+/// acceptable to a `to` server of the other flavor: collation names of the source's flavor become the target's
+/// nearest, outside string literals and quoted names, each change a note. Same flavor: untouched. Other clauses
+/// pass as written: a target that refuses one pauses the service with its own error.
+pub fn ddl_statement(sql: &str, from: &Flavor, to: &Flavor) -> Translated {
+    let mut notes = Vec::new();
+    let sql = match (from.kind, to.kind) {
+        (FlavorKind::MySql, FlavorKind::MariaDb) => map_collations_to_mariadb(sql, to, &mut notes),
+        (FlavorKind::MariaDb, FlavorKind::MySql) => map_collations_to_mysql(sql, &mut notes),
+        _ => sql.to_string(),
+    };
+    Translated { sql, notes }
+}
+
 /// MariaDB's nearest collation to a MySQL 8 `utf8mb4_0900_*` one (both NO PAD).
 pub fn mysql_collation_on_mariadb(name: &str, uca1400: bool) -> Option<String> {
     let suffix = name.strip_prefix("utf8mb4_")?;
@@ -578,6 +592,36 @@ mod tests {
         let create =
             "CREATE TABLE `v` (\n  `a` int NOT NULL\n) ENGINE=InnoDB WITH SYSTEM VERSIONING";
         assert!(create_table(create, &mariadb(), &mysql()).is_err());
+    }
+
+    #[test]
+    fn a_replicated_ddl_gets_the_other_flavors_collations_outside_literals() {
+        let mysql = Flavor::parse("9.7.4");
+        let mariadb = Flavor::parse("10.11.19-MariaDB");
+        let t = ddl_statement(
+            "ALTER TABLE t MODIFY s VARCHAR(9) COLLATE utf8mb4_0900_as_cs COMMENT 'utf8mb4_0900_ai_ci', \
+             DEFAULT COLLATE=UTF8MB4_0900_AI_CI",
+            &mysql,
+            &mariadb,
+        );
+        assert_eq!(
+            t.sql,
+            "ALTER TABLE t MODIFY s VARCHAR(9) COLLATE utf8mb4_uca1400_nopad_as_cs COMMENT 'utf8mb4_0900_ai_ci', \
+             DEFAULT COLLATE=utf8mb4_uca1400_nopad_ai_ci"
+        );
+        assert_eq!(t.notes.len(), 2, "{:?}", t.notes);
+        let back = ddl_statement(
+            "CREATE TABLE `utf8mb4_uca1400_ai_ci` (s TEXT COLLATE utf8mb4_uca1400_ai_ci)",
+            &mariadb,
+            &mysql,
+        );
+        assert_eq!(
+            back.sql,
+            "CREATE TABLE `utf8mb4_uca1400_ai_ci` (s TEXT COLLATE utf8mb4_0900_ai_ci)"
+        );
+        let same = ddl_statement("ALTER TABLE t COLLATE utf8mb4_0900_ai_ci", &mysql, &mysql);
+        assert_eq!(same.sql, "ALTER TABLE t COLLATE utf8mb4_0900_ai_ci");
+        assert!(same.notes.is_empty());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The crate's one error type.
 //!
-//! Every variant names the file, offset or value involved and ends with a hint. Callers classify with
+//! Every variant names the file, offset or value involved; [`Error::hint`] says what to do, apart from the message. Callers classify with
 //! [`Error::is_data_loss`] (stop and tell a human) and [`Error::is_not_covered`] (the relay log no longer holds
 //! what the consumer needs: reset the relay log and restart that consumer from the source).
 
@@ -14,7 +14,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An operating-system call failed.
-    #[error("relay log: cannot {op} {path:?}: {source}. Hint: check disk space and permissions of the relay directory")]
+    #[error("relay log: cannot {op} {path:?}: {source}")]
     Io {
         /// What was being done ("open", "write", "fsync", ...).
         op: &'static str,
@@ -26,7 +26,7 @@ pub enum Error {
     },
 
     /// A record inside a segment (not at its torn tail) fails its CRC: data was damaged after it was written.
-    #[error("relay log: CRC mismatch in {path:?} at offset {offset} (record id {id}, stored crc {stored:#010x}, computed {computed:#010x}). Hint: the file was damaged on disk; the records from this offset on are lost, reset the relay log and restart the consumers from the source")]
+    #[error("relay log: CRC mismatch in {path:?} at offset {offset} (record id {id}, stored crc {stored:#010x}, computed {computed:#010x})")]
     CrcMismatch {
         /// Segment file.
         path: PathBuf,
@@ -41,7 +41,7 @@ pub enum Error {
     },
 
     /// A segment's structure is wrong (bad header, truncated record, ids out of sequence).
-    #[error("relay log: corrupt segment {path:?} at offset {offset}: {reason}. Hint: do not edit relay files by hand; reset the relay log and restart the consumers from the source")]
+    #[error("relay log: corrupt segment {path:?} at offset {offset}: {reason}")]
     Corrupt {
         /// Segment file.
         path: PathBuf,
@@ -52,7 +52,9 @@ pub enum Error {
     },
 
     /// The relay log no longer holds the record a reader asked for (deleted by retention or by a reset).
-    #[error("relay log: record {requested} is no longer stored (first stored id is {first_available}). Hint: the consumer is behind what the relay log retains; reset the relay log and restart the consumer from the source")]
+    #[error(
+        "relay log: record {requested} is no longer stored (first stored id is {first_available})"
+    )]
     NotCovered {
         /// The id the reader needed.
         requested: u64,
@@ -61,7 +63,7 @@ pub enum Error {
     },
 
     /// A payload is larger than a frame can describe.
-    #[error("relay log: record of {len} bytes exceeds the maximum of {max} bytes. Hint: split the transaction before appending")]
+    #[error("relay log: record of {len} bytes exceeds the maximum of {max} bytes")]
     RecordTooLarge {
         /// Payload size.
         len: usize,
@@ -70,14 +72,14 @@ pub enum Error {
     },
 
     /// `ack` or `acked` for a consumer that was never registered (or was deregistered).
-    #[error("relay log: unknown consumer {name:?}. Hint: call register({name:?}) first")]
+    #[error("relay log: unknown consumer {name:?}")]
     UnknownConsumer {
         /// The consumer name given.
         name: String,
     },
 
     /// A consumer acknowledged an id that was never written.
-    #[error("relay log: consumer {consumer:?} acked id {id} but the last flushed id is {last_id}. Hint: ack only ids returned by a reader")]
+    #[error("relay log: consumer {consumer:?} acked id {id} but the last flushed id is {last_id}")]
     AckBeyondEnd {
         /// Consumer name.
         consumer: String,
@@ -88,7 +90,7 @@ pub enum Error {
     },
 
     /// The ledger file cannot be parsed.
-    #[error("relay log: cannot read ledger {path:?}: {reason}. Hint: the ledger holds consumer acks only; if it is damaged, move it away and re-register the consumers at their applied positions")]
+    #[error("relay log: cannot read ledger {path:?}: {reason}")]
     Ledger {
         /// Ledger path.
         path: PathBuf,
@@ -108,14 +110,14 @@ pub enum Error {
     },
 
     /// Another process (or another `RelayLog` in this one) has the directory open for writing.
-    #[error("relay log: {path:?} is already open for writing by another RelayLog. Hint: only one dropship process may use a relay directory; stop the other one or give this one its own directory")]
+    #[error("relay log: {path:?} is already open for writing by another RelayLog")]
     Locked {
         /// The lock file.
         path: PathBuf,
     },
 
     /// An earlier write failed half-way; the writer refuses further appends.
-    #[error("relay log: the writer failed earlier ({first_error}) and stopped accepting records. Hint: drop and reopen the relay log; recovery truncates the partial record")]
+    #[error("relay log: the writer failed earlier ({first_error}) and stopped accepting records")]
     WriterFailed {
         /// Display of the first error.
         first_error: String,
@@ -123,6 +125,23 @@ pub enum Error {
 }
 
 impl Error {
+    /// What to do about it, kept apart from the diagnosis (the `Display` text).
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            Error::Io { .. } => "check disk space and permissions of the relay directory".to_string(),
+            Error::CrcMismatch { .. } => "the file was damaged on disk; the records from this offset on are lost, reset the relay log and restart the consumers from the source".to_string(),
+            Error::Corrupt { .. } => "do not edit relay files by hand; reset the relay log and restart the consumers from the source".to_string(),
+            Error::NotCovered { .. } => "the consumer is behind what the relay log retains; reset the relay log and restart the consumer from the source".to_string(),
+            Error::RecordTooLarge { .. } => "split the transaction before appending".to_string(),
+            Error::UnknownConsumer { name } => format!("call register({name:?}) first"),
+            Error::AckBeyondEnd { .. } => "ack only ids returned by a reader".to_string(),
+            Error::Ledger { .. } => "the ledger holds consumer acks only; if it is damaged, move it away and re-register the consumers at their applied positions".to_string(),
+            Error::Locked { .. } => "only one dropship process may use a relay directory; stop the other one or give this one its own directory".to_string(),
+            Error::WriterFailed { .. } => "drop and reopen the relay log; recovery truncates the partial record".to_string(),
+            Error::InvalidOption { .. } => return None,
+        })
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Io {
             op,

@@ -247,7 +247,15 @@ fn crc_mismatch_in_the_middle_is_an_error_naming_file_and_offset() {
         msg.contains(&segment_file_name(1)) && msg.contains(&format!("offset {record2}")),
         "{msg}"
     );
-    assert!(msg.contains("Hint"), "{msg}");
+    assert!(
+        !msg.contains("Hint"),
+        "the hint is kept apart from the message: {msg}"
+    );
+    assert!(
+        err.hint().is_some_and(|h| h.contains("damaged on disk")),
+        "{:?}",
+        err.hint()
+    );
     assert!(err.is_data_loss());
 }
 

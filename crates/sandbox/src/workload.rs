@@ -1089,6 +1089,35 @@ fn random_json(rng: &mut StdRng, depth: u32) -> serde_json::Value {
     }
 }
 
+/// How many times one transaction is run again after a deadlock or lock-wait timeout.
+const MAX_RETRIES: u64 = 10;
+
+/// Runs `stmts` as one transaction; on failure returns the failing statement
+/// (the transaction is left for the caller to roll back).
+async fn run_transaction(
+    conn: &mut Conn,
+    stmts: &[String],
+) -> std::result::Result<u64, (String, mysql_async::Error)> {
+    let mut affected = 0;
+    conn.query_drop("START TRANSACTION")
+        .await
+        .map_err(|e| ("START TRANSACTION".to_string(), e))?;
+    for s in stmts {
+        conn.query_drop(s).await.map_err(|e| (s.clone(), e))?;
+        affected += conn.affected_rows();
+    }
+    conn.query_drop("COMMIT")
+        .await
+        .map_err(|e| ("COMMIT".to_string(), e))?;
+    Ok(affected)
+}
+
+/// ER_LOCK_DEADLOCK (1213) and ER_LOCK_WAIT_TIMEOUT (1205): the server gave
+/// up on this transaction, not on its statements.
+fn retryable(e: &mysql_async::Error) -> bool {
+    matches!(e, mysql_async::Error::Server(s) if s.code == 1213 || s.code == 1205)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1139,33 +1168,4 @@ mod tests {
             assert!(s.contains(needle), "schema lacks {needle}");
         }
     }
-}
-
-/// How many times one transaction is run again after a deadlock or lock-wait timeout.
-const MAX_RETRIES: u64 = 10;
-
-/// Runs `stmts` as one transaction; on failure returns the failing statement
-/// (the transaction is left for the caller to roll back).
-async fn run_transaction(
-    conn: &mut Conn,
-    stmts: &[String],
-) -> std::result::Result<u64, (String, mysql_async::Error)> {
-    let mut affected = 0;
-    conn.query_drop("START TRANSACTION")
-        .await
-        .map_err(|e| ("START TRANSACTION".to_string(), e))?;
-    for s in stmts {
-        conn.query_drop(s).await.map_err(|e| (s.clone(), e))?;
-        affected += conn.affected_rows();
-    }
-    conn.query_drop("COMMIT")
-        .await
-        .map_err(|e| ("COMMIT".to_string(), e))?;
-    Ok(affected)
-}
-
-/// ER_LOCK_DEADLOCK (1213) and ER_LOCK_WAIT_TIMEOUT (1205): the server gave
-/// up on this transaction, not on its statements.
-fn retryable(e: &mysql_async::Error) -> bool {
-    matches!(e, mysql_async::Error::Server(s) if s.code == 1213 || s.code == 1205)
 }

@@ -628,7 +628,7 @@ async fn run_flavor(cx: &mut Ctx) -> Result<()> {
 
 /// `10.11.19-MariaDB-0+deb12u1` -> `10.11.19`.
 fn short_version(v: &str) -> &str {
-    v.split(|c: char| c == '-' || c == '+').next().unwrap_or(v)
+    v.split(['-', '+']).next().unwrap_or(v)
 }
 
 struct Workload {
@@ -977,7 +977,7 @@ async fn dropship_apply(
     dropship_core::meta::migrate(&svc.target).await?;
     exec(
         &mut c,
-        &dropship_core::meta::position_sql("bench", &wl.start, 0),
+        &dropship_core::meta::position_sql("bench", &wl.start, 0, false),
     )
     .await?;
     exec(&mut c, "INSERT INTO `_dropship`.`service_state` (service, state, message) VALUES ('bench', 'replicating', '')").await?;

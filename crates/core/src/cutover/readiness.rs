@@ -39,7 +39,7 @@ pub struct Readiness {
 pub async fn assess(cfg: &Config, svc: &ServiceConfig, tgt: &mut Conn) -> Result<Readiness> {
     let state = meta::load_state(tgt, &svc.name)
         .await?
-        .map(|s| s.0)
+        .map(|s| s.0.as_str().to_string())
         .unwrap_or_default();
     let pos = meta::load_position(tgt, &svc.name).await?;
     let age: Option<f64> = tgt

@@ -49,6 +49,7 @@ use super::{
 };
 use crate::config::{Config, ServiceConfig};
 use crate::error::{Error, Result};
+use crate::state::ServiceState;
 use crate::stats::now_epoch;
 use crate::{copy, meta, reverse};
 use dropship_mysql::schema::TableSchema;
@@ -108,15 +109,12 @@ pub async fn rollback(cfg: &Config, opts: RollbackOptions) -> Result<CutoverRepo
             r
         }
         None => {
-            let state = meta::load_state(&mut tgt, &svc.name)
-                .await?
-                .map(|s| s.0)
-                .unwrap_or_default();
-            if state != "cut-over" {
+            let state = meta::load_state(&mut tgt, &svc.name).await?.map(|s| s.0);
+            if state != Some(ServiceState::CutOver) {
                 report.outcome = Outcome::Refused(format!(
                     "service {} is not cut over (state: {}); nothing to roll back",
                     svc.name,
-                    if state.is_empty() { "none" } else { &state }
+                    state.map_or("none", ServiceState::as_str)
                 ));
                 return Ok(report);
             }
@@ -171,7 +169,7 @@ pub async fn rollback(cfg: &Config, opts: RollbackOptions) -> Result<CutoverRepo
         meta::set_state(
             &mut tgt,
             &svc.name,
-            "cut-over",
+            ServiceState::CutOver,
             &format!("rollback aborted: {reason}"),
         )
         .await?;
@@ -209,7 +207,7 @@ pub async fn rollback(cfg: &Config, opts: RollbackOptions) -> Result<CutoverRepo
     meta::set_state(
         &mut tgt,
         &svc.name,
-        "replicating",
+        ServiceState::Replicating,
         "rolled back by dropship rollback",
     )
     .await?;
@@ -266,7 +264,7 @@ async fn steps_before_switch(
         meta::set_state(
             tgt,
             &svc.name,
-            "rolling-back",
+            ServiceState::RollingBack,
             "target tables frozen by dropship rollback",
         )
         .await?;
@@ -367,7 +365,7 @@ async fn record_forward_position(
     journal::set_position(tgt, run, b).await?;
     tgt.query_drop(format!(
         "START TRANSACTION;{};COMMIT",
-        meta::position_sql(service, b, now_epoch() as u32)
+        meta::position_sql(service, b, now_epoch() as u32, false)
     ))
     .await
     .map_err(Error::db("recording the service's forward position"))
