@@ -151,3 +151,142 @@ async fn a_target_killed_mid_stream_recovers_and_the_other_service_never_pauses_
     running.stop().await.unwrap();
     assert_all_identical(&env).await;
 }
+
+mod every_named_crash_point_in_the_reader_copy_and_applier_then_a_restart_ends_identical {
+    use super::*;
+    flavor_matrix!(crash_points_scenario: mysql_to_mysql, mariadb_to_mariadb);
+}
+
+/// Walks `dropship_core::crash::POINTS`: for each, `replicate` runs with
+/// `DROPSHIP_CRASH_AT` under live writes (and a DDL, for the DDL point) until
+/// it aborts there; a plain `replicate` then catches up and the target equals
+/// the source. Before each copy point the service is made new again (target
+/// tables, its `_dropship` rows and the relay log removed), so that it copies.
+async fn crash_points_scenario(pair: Pair) {
+    use std::os::unix::process::ExitStatusExt;
+    let env = start_pair(pair, 1, ServerOptions::source(), true).await;
+    let mut src = env.source.conn().await.unwrap();
+    exec(&mut src, "CREATE DATABASE cp").await;
+    exec(
+        &mut src,
+        "CREATE TABLE cp.t (id INT PRIMARY KEY, v VARCHAR(40) NOT NULL, n INT NOT NULL)",
+    )
+    .await;
+    for b in 0..3 {
+        let rows: Vec<String> = (1..=1000)
+            .map(|i| {
+                let id = b * 1000 + i;
+                format!("({id}, 'row {id}', {})", id * 7)
+            })
+            .collect();
+        exec(
+            &mut src,
+            &format!("INSERT INTO cp.t VALUES {}", rows.join(", ")),
+        )
+        .await;
+    }
+    let svc = [Svc {
+        name: "cp",
+        target: 0,
+        tables: &["cp.*"],
+        rename: &[],
+    }];
+    let port = free_port();
+    let cfg = env.config_file(&svc, "[replicate]\ncopy_chunk_rows = 200\n", port);
+    let mut next_id = 10_000;
+    let mut columns = 0;
+    for point in dropship_core::crash::POINTS {
+        if point.starts_with("copy:") {
+            let mut tgt = env.targets[0].conn().await.unwrap();
+            exec(&mut tgt, "DROP DATABASE IF EXISTS cp").await;
+            for t in ["positions", "copy_state", "copy_chunks", "service_state"] {
+                exec(
+                    &mut tgt,
+                    &format!("DELETE FROM `_dropship`.`{t}` WHERE service = 'cp'"),
+                )
+                .await;
+            }
+            let _ = std::fs::remove_dir_all(env.dir.path().join("state"));
+        }
+        let nth = match point {
+            "copy:chunk-committed" | "apply:batch-committed" => 2,
+            "reader:commit-relayed" => 5,
+            _ => 1,
+        };
+        let crash_at = format!("{point}#{nth}");
+        let mut child = spawn_binary_env(
+            &cfg,
+            &["replicate"],
+            "crash-points.log",
+            &[("DROPSHIP_CRASH_AT", crash_at.as_str())],
+        );
+        let t0 = Instant::now();
+        let status = loop {
+            if let Ok(Some(st)) = child.child.try_wait() {
+                break st;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(90),
+                "{crash_at} was never reached; log:\n{}",
+                child.log_text()
+            );
+            next_id += 1;
+            exec(
+                &mut src,
+                &format!(
+                    "INSERT INTO cp.t (id, v, n) VALUES ({next_id}, 'live {next_id}', {next_id})"
+                ),
+            )
+            .await;
+            exec(
+                &mut src,
+                &format!(
+                    "UPDATE cp.t SET n = n + 1 WHERE id = {}",
+                    next_id % 3000 + 1
+                ),
+            )
+            .await;
+            if point == "apply:ddl-applied" && columns < 3 && t0.elapsed() > Duration::from_secs(2)
+            {
+                columns += 1;
+                exec(
+                    &mut src,
+                    &format!("ALTER TABLE cp.t ADD COLUMN c{columns} INT NULL"),
+                )
+                .await;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(
+            status.signal(),
+            Some(6),
+            "{crash_at}: replicate must abort there (SIGABRT), got {status:?}; log:\n{}",
+            child.log_text()
+        );
+        assert!(
+            child
+                .log_text()
+                .contains(&format!("DROPSHIP_CRASH_AT={crash_at}: aborting here")),
+            "{crash_at}: log:\n{}",
+            child.log_text()
+        );
+        let mut child = spawn_binary(&cfg, &["replicate"], "crash-points.log");
+        wait_caught_up(&env, 0, "cp", Duration::from_secs(120)).await;
+        let t1 = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                t1.elapsed() < Duration::from_secs(60),
+                "no control endpoint"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            child.terminate(),
+            Some(0),
+            "{crash_at}: {}",
+            child.log_text()
+        );
+        assert_identical(&env, "cp", 0, "cp", &["t"]).await;
+        eprintln!("{crash_at}: aborted, restarted, identical");
+    }
+}

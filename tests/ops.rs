@@ -7,9 +7,9 @@ mod common;
 
 use common::*;
 use dropship_core::config::Config;
+use dropship_core::control::http_get;
 use dropship_core::control::{self, Control};
 use dropship_core::replicate;
-use dropship_core::status::http_get;
 use dropship_sandbox::ServerOptions;
 use mysql_async::prelude::Queryable;
 use std::net::SocketAddr;

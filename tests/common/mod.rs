@@ -436,6 +436,16 @@ fn dropship_command(config: &std::path::Path, args: &[&str]) -> std::process::Co
 }
 
 pub fn spawn_binary(config: &std::path::Path, args: &[&str], log_name: &str) -> Child {
+    spawn_binary_env(config, args, log_name, &[])
+}
+
+/// [`spawn_binary`] with extra environment variables.
+pub fn spawn_binary_env(
+    config: &std::path::Path,
+    args: &[&str],
+    log_name: &str,
+    envs: &[(&str, &str)],
+) -> Child {
     let log = config.parent().expect("config dir").join(log_name);
     let out = std::fs::OpenOptions::new()
         .create(true)
@@ -443,6 +453,7 @@ pub fn spawn_binary(config: &std::path::Path, args: &[&str], log_name: &str) -> 
         .open(&log)
         .expect("log file");
     let child = dropship_command(config, args)
+        .envs(envs.iter().copied())
         .stdout(out.try_clone().expect("log"))
         .stderr(out)
         .spawn()

@@ -822,6 +822,7 @@ impl Applier {
                 self.committed = Some(p);
             }
             self.committed_relay_id = c.relay_id;
+            crate::crash::point("apply:batch-committed");
             if let Some(f) = self.on_commit.as_mut() {
                 f(self.committed_relay_id);
             }
@@ -889,6 +890,7 @@ impl Applier {
         if matches!(kind, Some(DdlKind::CreateTable | DdlKind::AlterTable)) {
             self.refuse_unlogged_cascades(d, &sql).await?;
         }
+        crate::crash::point("apply:ddl-applied");
         Ok(())
     }
 

@@ -1215,6 +1215,7 @@ async fn copy_range(
                 sql::string_literal(&tc.tname)
             ));
             target.query_drop(text).await.map_err(Error::db(what()))?;
+            crate::crash::point("copy:chunk-committed");
             stats.rows_copied.fetch_add(chunk.rows, Relaxed);
             tc.copied.fetch_add(chunk.rows, Relaxed);
         }
@@ -1228,6 +1229,7 @@ async fn copy_range(
             tc.tname
         )));
     }
+    crate::crash::point("copy:range-written");
     target
         .exec_drop(
             "UPDATE `_dropship`.`copy_chunks` SET done = 1 WHERE service = ? AND table_name = ? AND chunk_no = ?",

@@ -248,21 +248,6 @@ pub(crate) fn service<'a>(cfg: &'a Config, name: &str) -> Result<&'a ServiceConf
     cfg.service_named(name).map_err(Error::Config)
 }
 
-pub(crate) async fn connect_target(svc: &ServiceConfig) -> Result<Conn> {
-    Conn::new(svc.target.opts_with_db(meta::DB))
-        .await
-        .map_err(Error::db(format!("connecting to target {}", svc.target)))
-}
-
-pub(crate) async fn connect_source(cfg: &Config) -> Result<Conn> {
-    Conn::new(cfg.source.opts())
-        .await
-        .map_err(Error::db(format!(
-            "connecting to the source {}",
-            cfg.source
-        )))
-}
-
 fn source_tables(tables: &[Arc<TableSchema>]) -> Vec<(String, String)> {
     tables
         .iter()
@@ -283,8 +268,8 @@ pub(crate) fn new_token() -> String {
 pub async fn run(cfg: &Config, opts: CutoverOptions) -> Result<CutoverReport> {
     let svc = service(cfg, &opts.service)?;
     meta::migrate(&svc.target).await?;
-    let mut tgt = connect_target(svc).await?;
-    let mut src = connect_source(cfg).await?;
+    let mut tgt = crate::connect::target(svc).await?;
+    let mut src = crate::connect::source(cfg).await?;
     let tables = copy::resolve_tables(cfg, svc, &mut src).await?;
     let mut report = CutoverReport::new(&svc.name);
     let open = journal::open_run(&mut tgt, &svc.name).await?;
@@ -695,7 +680,7 @@ async fn abort(
     report: &mut CutoverReport,
 ) -> Result<()> {
     if run.finished("mark-cut-over") {
-        let mut tgt = connect_target(svc).await?;
+        let mut tgt = crate::connect::target(svc).await?;
         journal::close_run(&mut tgt, &run, "done", "cut over").await?;
         return Err(Error::definite(
             format!("service {} is already cut over; nothing to abort", svc.name),
@@ -706,7 +691,7 @@ async fn abort(
         ));
     }
     let t = Instant::now();
-    let mut tgt = connect_target(svc).await.ok();
+    let mut tgt = crate::connect::target(svc).await.ok();
     let mut seq = None;
     if let Some(c) = tgt.as_mut() {
         seq = journal::begin_step(c, &mut run, "abort", reason).await.ok();
@@ -728,14 +713,14 @@ async fn abort(
             }
         }
     }
-    let mut src = connect_source(cfg).await?;
+    let mut src = crate::connect::source(cfg).await?;
     let dropped = freeze::unfreeze(&mut src, &source_tables(tables)).await.map_err(|e| {
         Error::definite(format!("aborting the cutover of {}: could not unfreeze the source: {e}", svc.name), format!("the source tables may still be frozen: run `dropship cutover --service {} --abort` again", svc.name))
     })?;
     let _ = src.disconnect().await;
     let mut tgt = match tgt {
         Some(c) => c,
-        None => connect_target(svc).await?,
+        None => crate::connect::target(svc).await?,
     };
     meta::set_state(
         &mut tgt,

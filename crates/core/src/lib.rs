@@ -3,6 +3,7 @@
 //! Protocol knowledge lives in `dropship-mysql`; this crate wires it.
 
 pub mod config;
+pub mod connect;
 pub mod error;
 
 pub use error::{Error, Result};
@@ -11,10 +12,12 @@ pub mod batch;
 pub mod check;
 pub mod control;
 pub mod copy;
+pub mod crash;
 pub mod cutover;
 pub mod gtid_state;
 pub mod heartbeat;
 pub mod meta;
+pub mod pipeline;
 pub mod progress;
 pub mod reader;
 pub mod record;

@@ -8,7 +8,7 @@
 //! one service (same name) targets the real source, claims the service's
 //! tables under their target database names and renames them back. That
 //! config runs through the very same pipeline as forward replication
-//! ([`replicate::run`]: reader, relay log, applier, positions committed with
+//! ([`pipeline::run`]: reader, relay log, applier, positions committed with
 //! the rows), so every guarantee of the forward path holds in reverse. Its
 //! metadata (`_dropship.positions`, `service_state`) lives in a `_dropship`
 //! database on the *source*, next to the rows it writes, and its relay log in
@@ -52,7 +52,7 @@ use crate::error::{Error, Result};
 use crate::state::ServiceState;
 use crate::stats::now_epoch;
 use crate::stats::ServiceStats;
-use crate::{check, copy, meta, replicate};
+use crate::{check, copy, meta, pipeline};
 use dropship_mysql::position::Position;
 use dropship_mysql::schema::TableSchema;
 use mysql_async::prelude::Queryable;
@@ -169,7 +169,7 @@ pub async fn start(cfg: &Config, service: &str, tgt: &mut Conn) -> Result<Positi
 /// Removes a reverse position left by an earlier cutover (best effort: when
 /// this cutover has no reverse replication, rollback must not wait for one).
 pub async fn forget(cfg: &Config, service: &str) {
-    let Ok(mut src) = crate::cutover::connect_source(cfg).await else {
+    let Ok(mut src) = crate::connect::source(cfg).await else {
         return;
     };
     if let Ok(Some(_)) = applied_on(&mut src, service).await {
@@ -185,7 +185,7 @@ pub async fn forget(cfg: &Config, service: &str) {
 
 /// The reverse stream's committed target position, if it was started.
 pub async fn applied(cfg: &Config, service: &str) -> Result<Option<Position>> {
-    let mut src = crate::cutover::connect_source(cfg).await?;
+    let mut src = crate::connect::source(cfg).await?;
     let r = applied_on(&mut src, service).await;
     let _ = src.disconnect().await;
     r
@@ -213,7 +213,7 @@ pub async fn wait_applied(
     timeout: Duration,
 ) -> Result<Position> {
     let started = std::time::Instant::now();
-    let mut src = crate::cutover::connect_source(cfg).await?;
+    let mut src = crate::connect::source(cfg).await?;
     let r = loop {
         match applied_on(&mut src, service).await {
             Err(e) => break Err(e),
@@ -367,7 +367,7 @@ async fn start_pipeline(
     tokio::task::JoinHandle<Result<()>>,
     Arc<Control>,
 )> {
-    let mut src = crate::cutover::connect_source(cfg).await?;
+    let mut src = crate::connect::source(cfg).await?;
     let tables = copy::resolve_tables(cfg, svc, &mut src).await?;
     let _ = src.disconnect().await;
     let rcfg = Arc::new(config(cfg, svc, &tables, token));
@@ -377,11 +377,11 @@ async fn start_pipeline(
     let span = tracing::info_span!("reverse", service = %svc.name);
     let h = tokio::spawn(
         async move {
-            let opts = replicate::Options {
+            let opts = pipeline::Options {
                 mirrored: true,
                 ..Default::default()
             };
-            replicate::run(rcfg, opts, c, rx).await
+            pipeline::run(rcfg, opts, c, rx).await
         }
         .instrument(span),
     );

@@ -292,12 +292,14 @@ async fn attempt(
                 Err(e) => return Err(e),
             }
         };
+        crate::crash::point("copy:end-copied");
         tgt.exec_drop(
             "UPDATE `_dropship`.`copy_state` SET end_file = ?, end_pos = ? WHERE service = ?",
             (&end.file, end.pos, name),
         )
         .await
         .map_err(Error::db("recording the copy end"))?;
+        crate::crash::point("copy:end-recorded");
         meta::set_state(&mut tgt, name, ServiceState::Replicating, "").await?;
         info!(service = %name, rows = ctx.stats.rows_copied.load(Relaxed), until = %end, "copy finished; replaying changes made during the copy");
     } else if !state.is_some_and(ServiceState::reverse_runs) {

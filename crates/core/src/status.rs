@@ -19,37 +19,6 @@ use crate::meta;
 use crate::stats::now_epoch;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// GETs `path` from the control endpoint.
-pub async fn http_get(listen: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = tokio::time::timeout(
-        Duration::from_secs(2),
-        tokio::net::TcpStream::connect(listen),
-    )
-    .await
-    .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: {listen}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "read timed out"))??;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let code = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|x| x.1.to_string())
-        .unwrap_or_default();
-    Ok((code, body))
-}
 
 pub struct Report {
     /// Whether `replicate` answered on the control endpoint.
@@ -104,7 +73,7 @@ pub async fn gather(cfg: &Config) -> Report {
 }
 
 async fn gather_services(cfg: &Config) -> Report {
-    if let Ok((200, body)) = http_get(&cfg.control.listen, "/status").await {
+    if let Ok((200, body)) = crate::control::http_get(&cfg.control.listen, "/status").await {
         if let Ok(v) = serde_json::from_str::<Vec<serde_json::Value>>(&body) {
             let services = v
                 .into_iter()

@@ -1443,6 +1443,22 @@ async fn phase_copy(cx: &mut Ctx) -> Result<MariaDb> {
             "(info)",
         );
     }
+    if let Some(t) = &keep {
+        let mut tc = t.conn().await?;
+        let infile: String = q1(&mut tc, "SELECT CAST(@@GLOBAL.local_infile AS CHAR)").await?;
+        cx.report.note(format!(
+            "copy: the targets have local_infile={infile} ({}), so dropship wrote its chunks with {}",
+            match cx.flavor {
+                Flavor::MySql => "MySQL's default",
+                Flavor::MariaDb => "MariaDB's default",
+            },
+            if infile == "1" || infile.eq_ignore_ascii_case("ON") {
+                "LOAD DATA LOCAL INFILE"
+            } else {
+                "REPLACE INTO ... VALUES statements (its path for targets without local_infile)"
+            }
+        ));
+    }
     cx.report.note("copy: dropship = `dropship replicate` on a fresh target with no position: timed from spawn until the service state turns `replicating` (tables created, rows copied, copy end recorded); mydumper `-B copyt -t 2 -r 100000 --trx-consistency-only` (the database holds only that table; mydumper 0.10 dumped nothing with `-T`) then `myloader -t 2` (sum of both); `mariadb-dump --single-transaction --quick --master-data=2 --gtid | mariadb` (MySQL: `mysqldump --single-transaction --quick --source-data=2 --set-gtid-purged=OFF | mysql`); all into a fresh server with the same options as the apply targets (binlog ON)");
     keep.ok_or_else(|| anyhow!("no copy run"))
 }

@@ -47,7 +47,7 @@ pub async fn assess(cfg: &Config, svc: &ServiceConfig, tgt: &mut Conn) -> Result
         .await
         .map_err(Error::db("reading the service position"))?
         .flatten();
-    let control_state = match crate::status::http_get(&cfg.control.listen, "/status").await {
+    let control_state = match crate::control::http_get(&cfg.control.listen, "/status").await {
         Ok((200, body)) => serde_json::from_str::<Vec<serde_json::Value>>(&body)
             .ok()
             .and_then(|v| {

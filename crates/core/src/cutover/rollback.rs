@@ -43,10 +43,7 @@
 //! A crash leaves an open journal run; running `rollback` again finishes it
 //! (every step is idempotent; the copy-back is redone if it had not finished).
 
-use super::{
-    connect_source, connect_target, copy_back, freeze, journal, new_token, service, switch,
-    CutoverReport, Outcome,
-};
+use super::{copy_back, freeze, journal, new_token, service, switch, CutoverReport, Outcome};
 use crate::config::{Config, ServiceConfig};
 use crate::error::{Error, Result};
 use crate::state::ServiceState;
@@ -86,8 +83,8 @@ impl RollbackOptions {
 pub async fn rollback(cfg: &Config, opts: RollbackOptions) -> Result<CutoverReport> {
     let svc = service(cfg, &opts.service)?;
     meta::migrate(&svc.target).await?;
-    let mut tgt = connect_target(svc).await?;
-    let mut src = connect_source(cfg).await?;
+    let mut tgt = crate::connect::target(svc).await?;
+    let mut src = crate::connect::source(cfg).await?;
     let tables = copy::resolve_tables(cfg, svc, &mut src).await?;
     let mut report = CutoverReport::new(&svc.name);
     report.rollback = true;
@@ -164,7 +161,7 @@ pub async fn rollback(cfg: &Config, opts: RollbackOptions) -> Result<CutoverRepo
     if let Some(reason) = abort_reason {
         warn!(service = %svc.name, reason = %reason, "rollback aborting: unfreezing the target; the service stays cut over");
         let t = Instant::now();
-        let mut tgt = connect_target(svc).await?;
+        let mut tgt = crate::connect::target(svc).await?;
         let dropped = freeze::unfreeze(&mut tgt, &target_tables).await?;
         meta::set_state(
             &mut tgt,
@@ -315,7 +312,7 @@ async fn steps_before_switch(
         let reached = reverse::wait_applied(cfg, &svc.name, &t1, REVERSE_CATCH_UP).await?;
         // The source is still frozen: `b` follows every reverse write and
         // precedes every application write after the unfreeze.
-        let mut src = connect_source(cfg).await?;
+        let mut src = crate::connect::source(cfg).await?;
         let b = copy::source_position(&mut src).await?;
         let _ = src.disconnect().await;
         record_forward_position(tgt, &mut st.run, &svc.name, &b).await?;
@@ -331,7 +328,7 @@ async fn steps_before_switch(
         warn!(service = %svc.name, "no reverse replication ran for this service (target binlog off when it was cut over?): copying its tables back in full");
         let t = Instant::now();
         let seq = journal::begin_step(tgt, &mut st.run, "copy-back", "").await?;
-        let mut src = connect_source(cfg).await?;
+        let mut src = crate::connect::source(cfg).await?;
         src.query_drop(crate::applier::SESSION_SQL)
             .await
             .map_err(Error::db("preparing the copy-back session on the source"))?;

@@ -1,0 +1,308 @@
+//! The replication pipeline, as wiring only: one source, its services.
+//! `dropship replicate` runs it forward (`replicate`); reverse replication
+//! runs it mirrored, target -> source (`reverse`).
+//!
+//! 1. preflight the source (binlog on, ROW, FULL image) — `check`;
+//! 2. per service: metadata schema, tables resolved; a service with no
+//!    position gets its target tables created and its start position `P0`
+//!    recorded (`copy`);
+//! 3. the relay log is reused if it covers every service's position, else
+//!    reset and the reader starts at the oldest position (`relay_state`);
+//! 4. one reader task (`reader`) and one controller per service
+//!    (`service`), which copies if needed and then applies (`applier`);
+//! 5. SIGTERM/SIGINT set `stop`: appliers commit what is complete, the reader
+//!    flushes, and `run` returns Ok.
+
+use crate::config::Config;
+use crate::control::Control;
+use crate::error::{Error, Result};
+use crate::reader::{Reader, RecordSink};
+use crate::record::Record;
+use crate::{check, copy, meta, relay_state, service};
+use dropship_mysql::position::Position;
+use dropship_relay::{RelayLog, RelayOptions, SyncPolicy};
+use mysql_async::Conn;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tracing::{error, info};
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Only these services (all when empty).
+    pub services: Vec<String>,
+    /// Empty non-empty target tables of services that have no position.
+    pub truncate_existing: bool,
+    /// This run is a reverse pipeline (`reverse`): what it reads is the
+    /// service's target, and its messages say so.
+    pub mirrored: bool,
+}
+
+struct RelaySink {
+    log: RelayLog,
+    last_sync: std::time::Instant,
+}
+
+impl RecordSink for RelaySink {
+    fn append(&mut self, rec: &Record) -> Result<u64> {
+        let id = self.log.append(&rec.encode())?;
+        if matches!(rec, Record::Commit { .. }) {
+            crate::crash::point("reader:commit-relayed");
+        }
+        Ok(id)
+    }
+    fn flush(&mut self) -> Result<()> {
+        self.log.flush()?;
+        if self.last_sync.elapsed() >= std::time::Duration::from_secs(1) {
+            self.log.sync()?;
+            self.last_sync = std::time::Instant::now();
+        }
+        Ok(())
+    }
+}
+
+/// Runs until `stop` (or a fatal error).
+pub async fn run(
+    cfg: Arc<Config>,
+    opts: Options,
+    control: Arc<Control>,
+    stop: watch::Receiver<bool>,
+) -> Result<()> {
+    for name in &opts.services {
+        cfg.service_named(name).map_err(Error::Config)?;
+    }
+    let selected: Vec<_> = cfg
+        .services
+        .iter()
+        .filter(|s| opts.services.is_empty() || opts.services.contains(&s.name))
+        .cloned()
+        .collect();
+
+    let (mut src, starts, oldest) = setup(&cfg, &selected, &opts)
+        .await
+        .map_err(Error::preflight)?;
+    let source_facts = source_facts(&mut src).await.map_err(Error::preflight)?;
+
+    // Relay log: reuse if it covers every service, else start over at `oldest`.
+    std::fs::create_dir_all(&cfg.state_dir).map_err(Error::io(format!(
+        "creating the state dir {}",
+        cfg.state_dir.display()
+    )))?;
+    // Flushes reach the OS at once (readers see them, a kill -9 keeps them);
+    // fsync happens once a second in the reader: a machine crash can lose
+    // the last second of relay log, which the source still has.
+    let relay_opts = RelayOptions {
+        sync: SyncPolicy::Manual,
+        ..RelayOptions::default()
+    };
+    let relay_dir = cfg.state_dir.join("relay");
+    let mut relay = RelayLog::open(&relay_dir, relay_opts)?;
+    let reader_start = match relay_state::covered(&relay, &oldest, &relay_dir)? {
+        Some(end) => {
+            info!(relay_first = relay.first_id(), resume = %end, "relay log covers every service; reading on from its end");
+            end
+        }
+        None => {
+            relay.reset()?;
+            info!(position = %oldest, "reading the source binlog");
+            oldest.clone()
+        }
+    };
+    let handle = relay.handle();
+    control.set_relay(handle.clone());
+    for (svc, _, _) in &starts {
+        handle.register(&svc.name)?;
+    }
+
+    let reader_stats = control.reader.clone();
+    let mut reader = Reader::new(
+        cfg.clone(),
+        RelaySink {
+            log: relay,
+            last_sync: std::time::Instant::now(),
+        },
+        reader_stats,
+        src,
+        reader_start,
+    )
+    .await?;
+    let reader_stop = stop.clone();
+    let mut reader_task = tokio::spawn(async move {
+        let r = reader.run(reader_stop).await;
+        if let Err(e) = &r {
+            error!(error = %e, hint = e.hint().unwrap_or_default(), "binlog reader stopped: replication cannot continue");
+        }
+        r
+    });
+
+    // Operations helpers: the heartbeat row and the throttle checks.
+    if cfg.heartbeat {
+        tokio::spawn(crate::heartbeat::run(
+            cfg.clone(),
+            control.reader.clone(),
+            stop.clone(),
+        ));
+    }
+    tokio::spawn(crate::throttle::run(
+        cfg.clone(),
+        control.clone(),
+        starts.iter().map(|(s, _, _)| s.name.clone()).collect(),
+        stop.clone(),
+    ));
+
+    // A progress line per copying service when stderr is a terminal.
+    tokio::spawn(crate::progress::run(
+        starts
+            .iter()
+            .map(|(s, _, _)| (s.name.clone(), control.service(&s.name)))
+            .collect(),
+        stop.clone(),
+    ));
+
+    // One controller per service; they stop on `stop` or when the reader dies.
+    let (svc_stop_tx, svc_stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    for (svc, tables, _) in starts {
+        let ctx = service::Ctx {
+            cfg: cfg.clone(),
+            svc: Arc::new(svc.clone()),
+            tables,
+            relay: handle.clone(),
+            stats: control.service(&svc.name),
+            control: control.clone(),
+            source: source_facts.clone(),
+        };
+        let stop = svc_stop_rx.clone();
+        let stats = ctx.stats.clone();
+        let name = svc.name.clone();
+        tasks.push(tokio::spawn(async move {
+            // A crashed controller must not go unnoticed: the service shows
+            // `error` in status, metrics and /health, and the others go on.
+            match tokio::spawn(service::run(ctx, stop)).await {
+                Ok(r) => r,
+                Err(e) => {
+                    error!(service = %name, error = %e, "service controller crashed; the service stopped replicating. Restart replicate; please report this bug");
+                    stats.set_state(crate::state::ServiceState::Error);
+                    stats.set_error(&format!("internal error: {e}"));
+                    Err(Error::definite(format!("service {name}: controller crashed: {e}"), "restart replicate"))
+                }
+            }
+        }));
+    }
+
+    let mut stop_watch = stop.clone();
+    let reader_done = tokio::select! {
+        r = &mut reader_task => Some(r),
+        _ = stop_watch.wait_for(|s| *s) => None,
+    };
+    // Appliers drain what the reader wrote, commit, and stop.
+    let _ = svc_stop_tx.send(true);
+    tracing::debug!("stopping: waiting for the services");
+    for t in tasks {
+        if let Ok(Err(e)) = t.await {
+            error!(error = %e, "service stopped with an error");
+        }
+    }
+    tracing::debug!("stopping: services stopped; waiting for the reader");
+    let reader_result = match reader_done {
+        Some(r) => r,
+        None => reader_task.await,
+    };
+    tracing::debug!("stopping: reader stopped");
+    match reader_result {
+        Ok(r) => r,
+        Err(e) => Err(Error::definite(
+            format!("binlog reader task failed: {e}"),
+            "",
+        )),
+    }
+}
+
+/// Everything before streaming: source checks, table validation, target
+/// metadata and start positions. Any failure here is a preflight failure.
+async fn setup(
+    cfg: &Arc<Config>,
+    selected: &[crate::config::ServiceConfig],
+    opts: &Options,
+) -> Result<(
+    Conn,
+    Vec<(
+        crate::config::ServiceConfig,
+        Vec<Arc<dropship_mysql::schema::TableSchema>>,
+        Position,
+    )>,
+    Position,
+)> {
+    let mut src = crate::connect::source(cfg).await?;
+    // Mirrored (reverse replication): what is read is the service's target.
+    let side = if opts.mirrored { "target" } else { "source" };
+    check::require_binlog_ready(&mut src, side).await?;
+
+    // Validate every service's tables on the source before writing anything
+    // to any target (a table without a key is a config error, exit 2).
+    for svc in selected {
+        let tables = copy::resolve_tables(cfg, svc, &mut src).await?;
+        copy::refuse_unlogged_cascades(cfg, svc, &mut src, &tables).await?;
+    }
+    // Per service: schema, tables, and a start position.
+    let mut starts = Vec::new();
+    for svc in selected {
+        meta::migrate(&svc.target).await?;
+        let mut tgt = Conn::new(svc.target.opts_with_db(meta::DB))
+            .await
+            .map_err(Error::db(format!("connecting to target {}", svc.target)))?;
+        let (tables, pos) = match meta::load_position(&mut tgt, &svc.name).await? {
+            Some((p, _, _)) => {
+                let state = meta::load_state(&mut tgt, &svc.name).await?.map(|s| s.0);
+                // A cut-over service applies nothing until a rollback sets
+                // its position to a source position taken while this reader
+                // runs: its old position (maybe purged weeks ago) must not
+                // hold the reader back.
+                let p = if state == Some(crate::state::ServiceState::CutOver) {
+                    copy::source_position(&mut src).await?
+                } else {
+                    p
+                };
+                (copy::resolve_tables(cfg, svc, &mut src).await?, p)
+            }
+            None => {
+                let (tables, p0) =
+                    copy::start(cfg, svc, &mut src, &mut tgt, opts.truncate_existing).await?;
+                service::record_copy_start(&mut tgt, &svc.name, &p0).await?;
+                info!(service = %svc.name, position = %p0, tables = tables.len(), "new service: copy starts; changes from this position are kept");
+                (tables, p0)
+            }
+        };
+        let _ = tgt.disconnect().await;
+        starts.push((svc.clone(), tables, pos));
+    }
+    let oldest: Position = starts
+        .iter()
+        .map(|(_, _, p)| p.clone())
+        .min()
+        .ok_or_else(|| {
+            Error::Config(crate::config::ConfigError {
+                file: cfg.file.clone(),
+                key: "services".into(),
+                message: "no service selected".into(),
+                hint: "define at least one [services.NAME] table, or name one with --service"
+                    .into(),
+            })
+        })?;
+
+    Ok((src, starts, oldest))
+}
+
+/// The source's flavor and whether it binlogs foreign-key cascades, for the
+/// appliers (see `applier::SourceFacts`).
+async fn source_facts(src: &mut mysql_async::Conn) -> Result<crate::applier::SourceFacts> {
+    let flavor = dropship_mysql::flavor::Flavor::detect(src)
+        .await
+        .map_err(Error::db("reading the source's version"))?;
+    let logs_cascades = flavor.logs_cascades(src).await.map_err(Error::db(
+        "reading innodb_native_foreign_keys on the source",
+    ))?;
+    Ok(crate::applier::SourceFacts {
+        flavor,
+        logs_cascades,
+    })
+}
