@@ -19,8 +19,8 @@
 //! Run: `cargo bench --bench hot_paths` (add `-- --quick` for a fast pass).
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use dropship_core::batch::{Batch, TableShape};
-use dropship_core::record::{Record, RowsRecord};
+use dropship_core::apply::batch::{Batch, TableShape};
+use dropship_core::stream::record::{Record, RowsRecord};
 use dropship_mysql::{RowChange, RowImage, RowKind, Value};
 use std::path::PathBuf;
 
@@ -167,12 +167,12 @@ fn bench_batch(c: &mut Criterion) {
     g.finish();
     let mut g = c.benchmark_group("batch_key");
     g.bench_function("encode_key_int", |b| {
-        b.iter(|| dropship_core::batch::encode_key(black_box(&[Value::Int(123_456_789)])))
+        b.iter(|| dropship_core::apply::batch::encode_key(black_box(&[Value::Int(123_456_789)])))
     });
     g.bench_function("encode_key_binary16", |b| {
         b.iter_batched(
             || vec![Value::Bytes(vec![7u8; 16])],
-            |k| dropship_core::batch::encode_key(&k),
+            |k| dropship_core::apply::batch::encode_key(&k),
             BatchSize::SmallInput,
         )
     });

@@ -10,7 +10,7 @@
 use anyhow::{bail, Context, Result};
 use dropship_core::config::Config;
 use dropship_core::control::Control;
-use dropship_core::replicate;
+use dropship_core::run::replicate;
 use dropship_sandbox::monolith::{self, LiveWriters, LiveWritersConfig};
 use dropship_sandbox::{Flavor, MariaDb, ServerOptions};
 use mysql_async::prelude::Queryable;

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use dropship_core::config::Config;
 use dropship_core::control::{self, Control};
-use dropship_core::{check, cutover, replicate, status};
+use dropship_core::{check, control::status, cutover, run::replicate};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -123,13 +123,13 @@ enum BinlogCommand {
 }
 
 /// stderr for log lines; clears the copy progress lines first when they are
-/// shown (see `dropship_core::progress`), so a log line takes their place.
+/// shown (see `dropship_core::run::progress`), so a log line takes their place.
 fn log_writer() -> std::io::Stderr {
     use std::io::Write;
     use std::sync::atomic::Ordering::Relaxed;
     let mut err = std::io::stderr();
-    if dropship_core::progress::ACTIVE.load(Relaxed) {
-        let _ = err.write_all(dropship_core::progress::CLEAR.as_bytes());
+    if dropship_core::run::progress::ACTIVE.load(Relaxed) {
+        let _ = err.write_all(dropship_core::run::progress::CLEAR.as_bytes());
     }
     err
 }

@@ -273,7 +273,7 @@ async fn scenario(pair: Pair) {
     try_write(&env).await.expect_err(
         "the source stays frozen for the application while reverse replication writes it",
     );
-    let st = dropship_core::status::gather(&cfg).await;
+    let st = dropship_core::control::status::gather(&cfg).await;
     let rv = st
         .reverse
         .iter()

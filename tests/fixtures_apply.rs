@@ -27,11 +27,11 @@
 //!
 //! Skipped with a note when the fixtures folder is absent.
 
-use dropship_core::applier::{Applier, RecordSource};
+use dropship_core::apply::applier::{Applier, RecordSource};
 use dropship_core::config::Config;
-use dropship_core::reader::{Reader, RecordSink};
-use dropship_core::record::Record;
-use dropship_core::stats::{ReaderStats, ServiceStats};
+use dropship_core::control::stats::{ReaderStats, ServiceStats};
+use dropship_core::stream::reader::{Reader, RecordSink};
+use dropship_core::stream::record::Record;
 use dropship_mysql::binlog::table_map::col;
 use dropship_mysql::flavor::Flavor;
 use dropship_mysql::position::Position;

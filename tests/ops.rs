@@ -9,7 +9,7 @@ use common::*;
 use dropship_core::config::Config;
 use dropship_core::control::http_get;
 use dropship_core::control::{self, Control};
-use dropship_core::replicate;
+use dropship_core::run::replicate;
 use dropship_sandbox::ServerOptions;
 use mysql_async::prelude::Queryable;
 use std::net::SocketAddr;
@@ -694,7 +694,7 @@ fn the_grafana_dashboard_is_valid_json_and_uses_only_exported_metrics() {
             "no {want} panel in {titles:?}"
         );
     }
-    let source = include_str!("../crates/core/src/control.rs");
+    let source = include_str!("../crates/core/src/control/mod.rs");
     for p in panels {
         for t in p["targets"].as_array().expect("targets") {
             let expr = t["expr"].as_str().expect("expr");

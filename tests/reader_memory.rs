@@ -10,9 +10,9 @@
 mod common;
 
 use common::*;
-use dropship_core::reader::{Reader, RecordSink};
-use dropship_core::record::Record;
-use dropship_core::stats::ReaderStats;
+use dropship_core::control::stats::ReaderStats;
+use dropship_core::stream::reader::{Reader, RecordSink};
+use dropship_core::stream::record::Record;
 use dropship_sandbox::ServerOptions;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};

@@ -5,7 +5,7 @@
 
 use dropship_core::config::Config;
 use dropship_core::control::Control;
-use dropship_core::replicate;
+use dropship_core::run::replicate;
 use dropship_mysql::position::Position;
 pub use dropship_sandbox::Flavor;
 use dropship_sandbox::{MariaDb, ServerOptions};

@@ -90,8 +90,8 @@
 //! pinned beyond one chunk's statement.
 
 use crate::config::{Config, ServiceConfig};
+use crate::control::stats::ServiceStats;
 use crate::error::{Error, Result};
-use crate::stats::ServiceStats;
 use dropship_mysql::flavor::Flavor;
 use dropship_mysql::position::Position;
 use dropship_mysql::schema::{self, TableSchema};
@@ -1361,7 +1361,7 @@ static BINLOG_WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicB
 /// privilege, the rows go to the target binlog: slower, logged once).
 async fn prepare_copy_target(cfg: &Config, svc: &ServiceConfig, target: &mut Conn) -> Result<()> {
     target
-        .query_drop(crate::applier::SESSION_SQL)
+        .query_drop(crate::apply::applier::SESSION_SQL)
         .await
         .map_err(Error::db("preparing the target session"))?;
     if skip_target_binlog(cfg) {

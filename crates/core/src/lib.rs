@@ -1,33 +1,33 @@
 //! dropship's flow: configuration, preflight checks, the binlog reader, the
 //! relay log fan-out, one applier per service, copy, verify and cutover.
 //! Protocol knowledge lives in `dropship-mysql`; this crate wires it.
+//!
+//! Modules in the order the data flows:
 
+// What a run is told, and what it talks to.
 pub mod config;
 pub mod connect;
 pub mod error;
+pub mod state;
+// Preflight, and dropship's own metadata on the targets (`_dropship`).
+pub mod check;
+pub mod meta;
+// Source binlog -> records -> relay log.
+pub mod stream;
+// A new service's initial rows.
+pub mod copy;
+// Records -> a target.
+pub mod apply;
+// The pipeline and the `replicate` command around it.
+pub mod run;
+// Proving the copies identical.
+pub mod verify;
+// Switching a service over, and back.
+pub mod cutover;
+pub mod reverse;
+// Status, metrics and the control endpoint.
+pub mod control;
+// Named crash points for tests.
+pub mod crash;
 
 pub use error::{Error, Result};
-pub mod applier;
-pub mod batch;
-pub mod check;
-pub mod control;
-pub mod copy;
-pub mod crash;
-pub mod cutover;
-pub mod gtid_state;
-pub mod heartbeat;
-pub mod meta;
-pub mod pipeline;
-pub mod progress;
-pub mod reader;
-pub mod record;
-pub mod relay_state;
-pub mod replicate;
-pub mod reverse;
-pub mod service;
-pub mod source_schema;
-pub mod state;
-pub mod stats;
-pub mod status;
-pub mod throttle;
-pub mod verify;

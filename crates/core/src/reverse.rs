@@ -46,13 +46,13 @@
 //! resynchronises the tables in full (`cutover::copy_back`).
 
 use crate::config::{Config, ServiceConfig, TablePattern};
+use crate::control::stats::now_epoch;
+use crate::control::stats::ServiceStats;
 use crate::control::Control;
 use crate::cutover::journal;
 use crate::error::{Error, Result};
 use crate::state::ServiceState;
-use crate::stats::now_epoch;
-use crate::stats::ServiceStats;
-use crate::{check, copy, meta, pipeline};
+use crate::{check, copy, meta, run::pipeline};
 use dropship_mysql::position::Position;
 use dropship_mysql::schema::TableSchema;
 use mysql_async::prelude::Queryable;

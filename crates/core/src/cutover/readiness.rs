@@ -13,9 +13,9 @@
 //!   (`positions.source_ts`, the same figure `status` shows).
 
 use crate::config::{Config, ServiceConfig};
+use crate::control::stats::now_epoch;
 use crate::error::{Error, Result};
 use crate::meta;
-use crate::stats::now_epoch;
 use dropship_mysql::position::Position;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;

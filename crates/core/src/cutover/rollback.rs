@@ -45,9 +45,9 @@
 
 use super::{copy_back, freeze, journal, new_token, service, switch, CutoverReport, Outcome};
 use crate::config::{Config, ServiceConfig};
+use crate::control::stats::now_epoch;
 use crate::error::{Error, Result};
 use crate::state::ServiceState;
-use crate::stats::now_epoch;
 use crate::{copy, meta, reverse};
 use dropship_mysql::schema::TableSchema;
 use journal::{Kind, Run};
@@ -329,7 +329,7 @@ async fn steps_before_switch(
         let t = Instant::now();
         let seq = journal::begin_step(tgt, &mut st.run, "copy-back", "").await?;
         let mut src = crate::connect::source(cfg).await?;
-        src.query_drop(crate::applier::SESSION_SQL)
+        src.query_drop(crate::apply::applier::SESSION_SQL)
             .await
             .map_err(Error::db("preparing the copy-back session on the source"))?;
         src.exec_drop("SET @dropship_freeze_bypass = ?", (&st.run.token,))

@@ -16,9 +16,9 @@
 use crate::config::Config;
 use crate::control::Control;
 use crate::error::{Error, Result};
-use crate::reader::{Reader, RecordSink};
-use crate::record::Record;
-use crate::{check, copy, meta, relay_state, service};
+use crate::stream::reader::{Reader, RecordSink};
+use crate::stream::record::Record;
+use crate::{check, copy, meta, run::service, stream::relay_state};
 use dropship_mysql::position::Position;
 use dropship_relay::{RelayLog, RelayOptions, SyncPolicy};
 use mysql_async::Conn;
@@ -136,13 +136,13 @@ pub async fn run(
 
     // Operations helpers: the heartbeat row and the throttle checks.
     if cfg.heartbeat {
-        tokio::spawn(crate::heartbeat::run(
+        tokio::spawn(crate::stream::heartbeat::run(
             cfg.clone(),
             control.reader.clone(),
             stop.clone(),
         ));
     }
-    tokio::spawn(crate::throttle::run(
+    tokio::spawn(crate::run::throttle::run(
         cfg.clone(),
         control.clone(),
         starts.iter().map(|(s, _, _)| s.name.clone()).collect(),
@@ -150,7 +150,7 @@ pub async fn run(
     ));
 
     // A progress line per copying service when stderr is a terminal.
-    tokio::spawn(crate::progress::run(
+    tokio::spawn(crate::run::progress::run(
         starts
             .iter()
             .map(|(s, _, _)| (s.name.clone(), control.service(&s.name)))
@@ -294,14 +294,14 @@ async fn setup(
 
 /// The source's flavor and whether it binlogs foreign-key cascades, for the
 /// appliers (see `applier::SourceFacts`).
-async fn source_facts(src: &mut mysql_async::Conn) -> Result<crate::applier::SourceFacts> {
+async fn source_facts(src: &mut mysql_async::Conn) -> Result<crate::apply::applier::SourceFacts> {
     let flavor = dropship_mysql::flavor::Flavor::detect(src)
         .await
         .map_err(Error::db("reading the source's version"))?;
     let logs_cascades = flavor.logs_cascades(src).await.map_err(Error::db(
         "reading innodb_native_foreign_keys on the source",
     ))?;
-    Ok(crate::applier::SourceFacts {
+    Ok(crate::apply::applier::SourceFacts {
         flavor,
         logs_cascades,
     })

@@ -20,11 +20,11 @@
 //! skipped silently.
 
 use crate::config::Config;
+use crate::control::stats::{now_epoch, ReaderStats};
 use crate::error::{Error, Result};
-use crate::gtid_state::GtidState;
-use crate::record::{DdlRecord, Record, RowsRecord};
-use crate::source_schema::SourceSchemas;
-use crate::stats::{now_epoch, ReaderStats};
+use crate::stream::gtid_state::GtidState;
+use crate::stream::record::{DdlRecord, Record, RowsRecord};
+use crate::stream::source_schema::SourceSchemas;
 use dropship_mysql::binlog::client::{BinlogClient, ClientError, DumpFrom};
 use dropship_mysql::binlog::Decoder;
 use dropship_mysql::flavor::Flavor;
@@ -692,7 +692,7 @@ impl<S: RecordSink> Reader<S> {
     }
 
     async fn rows(&mut self, table: &Arc<TableMap>, mut changes: Vec<RowChange>) -> Result<()> {
-        if crate::heartbeat::is_heartbeat_table(&table.database, &table.table) {
+        if crate::stream::heartbeat::is_heartbeat_table(&table.database, &table.table) {
             // Never mapped: its commit becomes a Progress record (see commit).
             if let Some(tx) = self.tx.as_mut() {
                 tx.heartbeat = true;

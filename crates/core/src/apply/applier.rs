@@ -17,12 +17,12 @@
 //! Failure: every error leaves the target transaction rolled back; the
 //! controller (`replicate`) decides to retry (transient) or pause (definite).
 
-use crate::batch::{Batch, TableShape};
+use crate::apply::batch::{Batch, TableShape};
 use crate::config::ServiceConfig;
+use crate::control::stats::{now_epoch, ServiceStats};
 use crate::error::{Error, Result};
 use crate::meta;
-use crate::record::{DdlRecord, Record, RowsRecord};
-use crate::stats::{now_epoch, ServiceStats};
+use crate::stream::record::{DdlRecord, Record, RowsRecord};
 use dropship_mysql::ddl::DdlKind;
 use dropship_mysql::flavor::Flavor;
 use dropship_mysql::position::Position;

@@ -7,13 +7,13 @@
 //! (DDL it cannot apply, schema drift) pause the service at once with the
 //! message recorded on the target; other services are not affected.
 
-use crate::applier::{Applier, RecordSource, Stop};
+use crate::apply::applier::{Applier, RecordSource, Stop};
 use crate::config::{Config, ServiceConfig};
+use crate::control::stats::{now_epoch, ServiceStats};
 use crate::control::Control;
 use crate::error::{Error, Result};
-use crate::record::Record;
 use crate::state::ServiceState;
-use crate::stats::{now_epoch, ServiceStats};
+use crate::stream::record::Record;
 use crate::{copy, meta};
 use dropship_mysql::position::Position;
 use dropship_mysql::schema::TableSchema;
@@ -33,7 +33,7 @@ pub struct Ctx {
     pub relay: RelayHandle,
     pub stats: Arc<ServiceStats>,
     pub control: Arc<Control>,
-    pub source: crate::applier::SourceFacts,
+    pub source: crate::apply::applier::SourceFacts,
 }
 
 /// Records the copy start: position `P0`, state `copying`.

@@ -32,7 +32,7 @@
 //! run, since only a human can fix them.
 
 use crate::config::Config;
-use crate::stats::ReaderStats;
+use crate::control::stats::ReaderStats;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use std::sync::atomic::Ordering::Relaxed;

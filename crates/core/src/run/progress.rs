@@ -12,7 +12,7 @@
 //! (`ESC [J`) before writing a log line, which then takes their place; the
 //! next redraw puts them back below it.
 
-use crate::stats::ServiceStats;
+use crate::control::stats::ServiceStats;
 use std::collections::VecDeque;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::AtomicBool;

@@ -6,7 +6,7 @@
 use crate::config::Config;
 use crate::control::Control;
 use crate::error::{Error, Result};
-pub use crate::pipeline::Options;
+pub use crate::run::pipeline::Options;
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -39,7 +39,7 @@ pub async fn run(
             ))
         })
         .collect();
-    let result = crate::pipeline::run(
+    let result = crate::run::pipeline::run(
         cfg,
         Options {
             mirrored: false,

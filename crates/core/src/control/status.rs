@@ -14,9 +14,9 @@
 //! error text shown.
 
 use crate::config::Config;
+use crate::control::stats::now_epoch;
 use crate::control::ServiceStatus;
 use crate::meta;
-use crate::stats::now_epoch;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 

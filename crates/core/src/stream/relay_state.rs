@@ -7,7 +7,7 @@
 //! transactions in the relay log, even if the source purged those binlogs.
 
 use crate::error::{Error, Result};
-use crate::record::Record;
+use crate::stream::record::Record;
 use dropship_mysql::position::Position;
 use dropship_relay::RelayLog;
 use std::path::Path;

@@ -37,8 +37,11 @@
 //! | `dropship_throttled_seconds_total` | counter | service |
 //! | `dropship_target_replica_lag_seconds` | gauge (when known) | service |
 
+pub mod stats;
+pub mod status;
+
+use crate::control::stats::{now_epoch, ReaderStats, ServiceStats};
 use crate::state::ServiceState;
-use crate::stats::{now_epoch, ReaderStats, ServiceStats};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -286,14 +289,14 @@ impl Control {
         let mut hist = Vec::new();
         for (n, s) in g.iter() {
             let mut cum = 0u64;
-            for (i, b) in crate::stats::BATCH_BUCKETS.iter().enumerate() {
+            for (i, b) in crate::control::stats::BATCH_BUCKETS.iter().enumerate() {
                 cum += s.batch_buckets[i].load(Relaxed);
                 hist.push((
                     format!("_bucket{{service=\"{}\",le=\"{b}\"}}", esc(n)),
                     cum.to_string(),
                 ));
             }
-            cum += s.batch_buckets[crate::stats::BATCH_BUCKETS.len()].load(Relaxed);
+            cum += s.batch_buckets[crate::control::stats::BATCH_BUCKETS.len()].load(Relaxed);
             hist.push((
                 format!("_bucket{{service=\"{}\",le=\"+Inf\"}}", esc(n)),
                 cum.to_string(),
