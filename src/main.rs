@@ -3,7 +3,6 @@
 
 mod demo;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use dropship_core::config::Config;
 use dropship_core::control::{self, Control};
@@ -547,8 +546,7 @@ fn inspect(files: Vec<PathBuf>) -> ExitCode {
     }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let result = dropship_mysql::binlog::inspect::inspect(&files, &mut out)
-        .context("inspecting binlog files");
+    let result = dropship_mysql::binlog::inspect::inspect(&files, &mut out);
     if let Err(e) = std::io::Write::flush(&mut out) {
         eprintln!("error: writing to standard output: {e}");
         return ExitCode::from(2);
@@ -556,7 +554,10 @@ fn inspect(files: Vec<PathBuf>) -> ExitCode {
     match result {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: inspecting binlog files: {e}");
+            if let Some(h) = e.hint() {
+                eprintln!("  hint: {h}");
+            }
             ExitCode::from(2)
         }
     }

@@ -48,7 +48,7 @@ async fn config_mistakes_are_named_with_file_key_and_hint_and_exit_2() {
     let good = env.config_text(&SVC, "");
 
     let p = write_config(&env, &good.replace("[services.users]", "[services.users"));
-    let (code, out) = run_binary(&p, &["check"]);
+    let (code, out) = run_binary(&p, &["check"]).await;
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("bad.toml") && out.contains("line"), "{out}");
 
@@ -56,12 +56,12 @@ async fn config_mistakes_are_named_with_file_key_and_hint_and_exit_2() {
         &env,
         &good.replace("tables = [", "tabels = [\"x.y\"]\ntables = ["),
     );
-    let (code, out) = run_binary(&p, &["replicate"]);
+    let (code, out) = run_binary(&p, &["replicate"]).await;
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("tabels") && out.contains("hint"), "{out}");
 
     let two = format!("{good}[services.copycat]\ntarget = \"mysql://dropship:x@127.0.0.1:{}\"\ntables = [\"app.*\"]\n", env.targets[0].port());
-    let (code, out) = run_binary(&write_config(&env, &two), &["replicate"]);
+    let (code, out) = run_binary(&write_config(&env, &two), &["replicate"]).await;
     assert_eq!(code, 2, "{out}");
     assert!(
         out.contains("users") && out.contains("copycat") && out.contains("two services"),
@@ -79,7 +79,7 @@ async fn keyless_and_wrong_password(pair: Pair) {
     let env = start_pair(pair, 1, ServerOptions::source(), true).await;
     with_app_table(&env.source, false).await;
     let p = env.config_file(&SVC, "", free_port());
-    let (code, out) = run_binary(&p, &["replicate"]);
+    let (code, out) = run_binary(&p, &["replicate"]).await;
     assert_eq!(code, 2, "{out}");
     assert!(
         out.contains("app.users") && out.contains("primary key"),
@@ -90,7 +90,7 @@ async fn keyless_and_wrong_password(pair: Pair) {
     let text = std::fs::read_to_string(&p)
         .unwrap()
         .replace("${DS_TEST_SOURCE_PW}", "not-the-password-8812");
-    let (code, out) = run_binary(&write_config(&env, &text), &["replicate"]);
+    let (code, out) = run_binary(&write_config(&env, &text), &["replicate"]).await;
     assert_eq!(code, 2, "{out}");
     assert!(
         out.contains("Access denied") || out.contains("1045"),
@@ -158,13 +158,13 @@ async fn unusable_binlog_settings(pair: Pair) {
         let text = env.config_text(&[], "").to_string()
             + &format!("[services.users]\ntarget = \"mysql://dropship:${{DS_TEST_TARGET_PW}}@127.0.0.1:{}\"\ntables = [\"app.users\"]\n", target.port());
         let p = write_config(&env, &text);
-        let (code, out) = run_binary(&p, &["check"]);
+        let (code, out) = run_binary(&p, &["check"]).await;
         assert_eq!(code, 2, "{what}: check must fail: {out}");
         assert!(
             out.contains("FAIL") && out.contains(setting) && out.contains("hint"),
             "{what}: {out}"
         );
-        let (code, out) = run_binary(&p, &["replicate"]);
+        let (code, out) = run_binary(&p, &["replicate"]).await;
         assert_eq!(code, 2, "{what}: replicate must refuse: {out}");
         assert!(out.contains(setting), "{what}: {out}");
         target_untouched(&target).await;
@@ -184,7 +184,7 @@ async fn purged_start_position(pair: Pair) {
     let p = env.config_file(&SVC, "", free_port());
     let mut child = spawn_binary(&p, &["-v", "replicate"], "replicate.log");
     wait_caught_up(&env, 0, "users", Duration::from_secs(60)).await;
-    assert_eq!(child.terminate(), Some(0));
+    assert_eq!(child.terminate().await, Some(0));
     // While dropship is stopped the source moves on and purges everything,
     // and the local relay log is gone too: the position cannot be served.
     exec(&mut src, "INSERT INTO app.users VALUES (2, 'b')").await;
@@ -208,7 +208,7 @@ async fn purged_start_position(pair: Pair) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     std::fs::remove_dir_all(env.dir.path().join("state")).unwrap();
-    let (code, out) = run_binary(&p, &["replicate"]);
+    let (code, out) = run_binary(&p, &["replicate"]).await;
     assert_eq!(code, 3, "{out}");
     assert!(out.contains("purged") && out.contains("hint"), "{out}");
 }
@@ -222,7 +222,7 @@ async fn well_configured_check(pair: Pair) {
     let env = start_pair(pair, 1, ServerOptions::source(), true).await;
     with_app_table(&env.source, true).await;
     let p = env.config_file(&SVC, "", free_port());
-    let (code, out) = run_binary(&p, &["check"]);
+    let (code, out) = run_binary(&p, &["check"]).await;
     assert_eq!(code, 0, "{out}");
     for what in [
         "source",

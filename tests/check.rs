@@ -74,7 +74,7 @@ async fn scenario(pair: Pair) {
     // The README's target privileges without REFERENCES: MySQL needs it to create `posts`.
     least_privilege_target_user(&env, false).await;
     let lp = config_as(&env, "lp");
-    let (code, out) = run_binary(&lp, &["check"]);
+    let (code, out) = run_binary(&lp, &["check"]).await;
     let target = line_of(&out, "target users");
     if target_mysql {
         assert!(
@@ -120,7 +120,7 @@ async fn scenario(pair: Pair) {
     );
 
     // ALL PRIVILEGES (MySQL prints it as the expanded list) is named as more than needed.
-    let (_, out) = run_binary(&config_as(&env, "dropship"), &["check"]);
+    let (_, out) = run_binary(&config_as(&env, "dropship"), &["check"]).await;
     let excess = line_of(&out, "target users privileges");
     assert!(
         excess.starts_with("warn")
@@ -130,7 +130,7 @@ async fn scenario(pair: Pair) {
 
     if !cascades_logged {
         // replicate refuses before writing anything to the target.
-        let (code, out) = run_binary(&config_as(&env, "dropship"), &["replicate"]);
+        let (code, out) = run_binary(&config_as(&env, "dropship"), &["replicate"]).await;
         assert_eq!(code, 2, "{out}");
         assert!(out.contains("posts_user") && out.contains("hint"), "{out}");
         let mut t = env.targets[0].conn().await.unwrap();
@@ -145,7 +145,7 @@ async fn scenario(pair: Pair) {
     // MySQL 9 logs cascades: with REFERENCES granted, replicate runs as the least-privilege user and the
     // cascaded deletes reach the target.
     least_privilege_target_user(&env, true).await;
-    let (code, out) = run_binary(&lp, &["check"]);
+    let (code, out) = run_binary(&lp, &["check"]).await;
     assert_eq!(code, 0, "{out}");
     assert!(line_of(&out, "target users").starts_with("ok"), "{out}");
     let mut child = spawn_binary(&lp, &["replicate"], "replicate.log");
@@ -153,7 +153,7 @@ async fn scenario(pair: Pair) {
     exec(&mut src, "DELETE FROM app.users WHERE id = 1").await;
     exec(&mut src, "INSERT INTO app.posts VALUES (31, 3)").await;
     wait_caught_up(&env, 0, "users", Duration::from_secs(60)).await;
-    assert_eq!(child.terminate(), Some(0), "{}", child.log_text());
+    assert_eq!(child.terminate().await, Some(0), "{}", child.log_text());
     assert_identical(&env, "app", 0, "app", &["users", "posts"]).await;
     let mut t = env.targets[0].conn().await.unwrap();
     let left: Vec<i32> = t
@@ -184,7 +184,7 @@ async fn mysql_with_native_foreign_keys_refuses_cascading_children() {
     ] {
         exec(&mut src, s).await;
     }
-    let (code, out) = run_binary(&config_as(&env, "dropship"), &["check"]);
+    let (code, out) = run_binary(&config_as(&env, "dropship"), &["check"]).await;
     assert_eq!(code, 2, "{out}");
     let service = line_of(&out, "service users");
     assert!(
@@ -212,11 +212,11 @@ async fn a_target_requiring_primary_keys_is_named_with_the_tables_that_lack_one(
         exec(&mut src, s).await;
     }
     let cfg = config_as(&env, "dropship");
-    let (code, out) = run_binary(&cfg, &["check"]);
+    let (code, out) = run_binary(&cfg, &["check"]).await;
     assert_eq!(code, 0, "{out}");
     let mut t = env.targets[0].conn().await.unwrap();
     exec(&mut t, "SET GLOBAL sql_require_primary_key = ON").await;
-    let (code, out) = run_binary(&cfg, &["check"]);
+    let (code, out) = run_binary(&cfg, &["check"]).await;
     assert_eq!(code, 2, "{out}");
     let l = line_of(&out, "target users sql_require_primary_key");
     assert!(

@@ -104,7 +104,12 @@ async fn kill_9_mid_copy_resumes_from_the_last_committed_chunk_and_ends_identica
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let asked = Instant::now();
-    assert_eq!(child.terminate(), Some(0), "log:\n{}", child.log_text());
+    assert_eq!(
+        child.terminate().await,
+        Some(0),
+        "log:\n{}",
+        child.log_text()
+    );
     let took = asked.elapsed();
     let copied_at_term = copied(&mut tgt).await.unwrap_or(0);
     assert!(
@@ -143,7 +148,7 @@ async fn kill_9_mid_copy_resumes_from_the_last_committed_chunk_and_ends_identica
         .await
         .unwrap();
     assert_eq!(state.as_deref(), Some("replicating"));
-    assert_eq!(child.terminate(), Some(0));
+    assert_eq!(child.terminate().await, Some(0));
     assert_identical(&env, "big", 0, "big", &["t"]).await;
 }
 
@@ -295,7 +300,7 @@ async fn kill_9_during_a_multi_range_copy_resumes_each_range_and_ends_identical(
     );
     writer.await.unwrap();
     wait_caught_up(&env, 0, "mr", Duration::from_secs(120)).await;
-    assert_eq!(child.terminate(), Some(0));
+    assert_eq!(child.terminate().await, Some(0));
     assert_identical(&env, "mr", 0, "mr", &["t"]).await;
     // The secondary index dropped while the rows loaded is back, as defined.
     let mut s2 = env.source.conn().await.unwrap();
@@ -339,7 +344,7 @@ async fn a_table_that_gains_rows_between_check_and_the_copy_arrives_whole() {
         extra,
         free_port(),
     );
-    let (code, out) = run_binary(&cfg, &["check"]);
+    let (code, out) = run_binary(&cfg, &["check"]).await;
     assert_eq!(code, 0, "check failed:\n{out}");
     exec(
         &mut src,
@@ -358,7 +363,7 @@ async fn a_table_that_gains_rows_between_check_and_the_copy_arrives_whole() {
     wait_caught_up(&env, 0, "g", Duration::from_secs(120)).await;
     let n: Option<u64> = tgt.query_first("SELECT COUNT(*) FROM g.t").await.unwrap();
     assert_eq!(n, Some(3500 - 11), "log:\n{}", child.log_text());
-    assert_eq!(child.terminate(), Some(0));
+    assert_eq!(child.terminate().await, Some(0));
     // stderr is a file here: no progress line (terminal escapes) in it.
     let log = child.log_text();
     assert!(
@@ -470,7 +475,7 @@ async fn the_copy_skips_the_target_binlog_when_allowed_and_still_copies_when_not
         wait_replicating(&mut c, svc, || child.log_text()).await;
         wait_caught_up(&env, t, svc, Duration::from_secs(120)).await;
     }
-    assert_eq!(child.terminate(), Some(0));
+    assert_eq!(child.terminate().await, Some(0));
     assert_identical(&env, "a", 0, "a", &["t"]).await;
     assert_identical(&env, "b", 1, "b", &["t"]).await;
     let mut t0 = env.targets[0].conn().await.unwrap();
@@ -593,7 +598,7 @@ async fn load_data_scenario(pair: Pair) {
     wait_replicating(&mut tgt, "ld", || child.log_text()).await;
     wait_caught_up(&env, 0, "ld", Duration::from_secs(120)).await;
     let log = child.log_text();
-    assert_eq!(child.terminate(), Some(0));
+    assert_eq!(child.terminate().await, Some(0));
     assert!(
         log.contains("copy chunks load with LOAD DATA LOCAL INFILE"),
         "the LOAD DATA path was not taken; log:\n{log}"

@@ -92,7 +92,7 @@ async fn scenario(pair: Pair) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(
-        child.terminate(),
+        child.terminate().await,
         Some(0),
         "SIGTERM must stop replicate cleanly; log:\n{}",
         child.log_text()
@@ -281,7 +281,7 @@ async fn crash_points_scenario(pair: Pair) {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert_eq!(
-            child.terminate(),
+            child.terminate().await,
             Some(0),
             "{crash_at}: {}",
             child.log_text()

@@ -708,7 +708,12 @@ async fn a_crash_at_every_step_of_cutover_and_rollback_then_resume_or_abort_lose
     assert!(report.acknowledged > 0);
     wait_caught_up(&env, 0, "accounts", Duration::from_secs(60)).await;
     assert_identical(&env, "shop", 0, "accounts_db", TABLES).await;
-    assert_eq!(replicate.terminate(), Some(0), "{}", replicate.log_text());
+    assert_eq!(
+        replicate.terminate().await,
+        Some(0),
+        "{}",
+        replicate.log_text()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

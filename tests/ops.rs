@@ -473,7 +473,7 @@ fn spawn_replicate_bin(
         .expect("spawn replicate")
 }
 
-fn sigterm(child: &mut std::process::Child) -> i32 {
+async fn sigterm(child: &mut std::process::Child) -> i32 {
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
@@ -487,7 +487,7 @@ fn sigterm(child: &mut std::process::Child) -> i32 {
             let _ = child.kill();
             panic!("replicate did not stop within 60 s of SIGTERM");
         }
-        std::thread::sleep(Duration::from_millis(100));
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -552,7 +552,7 @@ async fn status_and_logs(pair: Pair) {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    assert_eq!(sigterm(&mut child), 0, "clean stop on SIGTERM");
+    assert_eq!(sigterm(&mut child).await, 0, "clean stop on SIGTERM");
     let text = std::fs::read_to_string(&text_log).unwrap();
     let line = text
         .lines()
@@ -612,7 +612,7 @@ async fn status_and_logs(pair: Pair) {
     assert_eq!(o.code, 0);
     assert!(o.stdout.contains("replicate is running"), "{}", o.stdout);
     transcripts.push(o.stdout + &o.stderr);
-    assert_eq!(sigterm(&mut child), 0, "clean stop on SIGTERM");
+    assert_eq!(sigterm(&mut child).await, 0, "clean stop on SIGTERM");
     let json = std::fs::read_to_string(&json_log).unwrap();
     let mut saw_service_field = false;
     for l in json.lines().filter(|l| !l.trim().is_empty()) {

@@ -467,7 +467,7 @@ impl Child {
         let _ = self.child.wait();
     }
     /// SIGTERM, then the exit code.
-    pub fn terminate(&mut self) -> Option<i32> {
+    pub async fn terminate(&mut self) -> Option<i32> {
         let _ = std::process::Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
@@ -481,7 +481,7 @@ impl Child {
                 self.kill9();
                 return None;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
     pub fn log_text(&self) -> String {
@@ -490,7 +490,7 @@ impl Child {
 }
 
 /// Runs the binary to completion (killed after 120 s): (exit code, stdout+stderr).
-pub fn run_binary(config: &std::path::Path, args: &[&str]) -> (i32, String) {
+pub async fn run_binary(config: &std::path::Path, args: &[&str]) -> (i32, String) {
     let dir = config.parent().expect("config dir");
     let out_path = dir.join(format!("run-{}.out", std::process::id()));
     let out = std::fs::File::create(&out_path).expect("output file");
@@ -512,7 +512,7 @@ pub fn run_binary(config: &std::path::Path, args: &[&str]) -> (i32, String) {
                 std::fs::read_to_string(&out_path).unwrap_or_default()
             );
         }
-        std::thread::sleep(Duration::from_millis(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
     };
     (code, std::fs::read_to_string(&out_path).unwrap_or_default())
 }

@@ -833,18 +833,10 @@ fn decode_value<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// Integer types whose first key column can be split arithmetically.
-fn is_integer(data_type: &str) -> bool {
-    matches!(
-        data_type,
-        "tinyint" | "smallint" | "mediumint" | "int" | "bigint"
-    )
-}
-
 /// Types whose order on the server and literal form (`write_sql`) agree, so
 /// sampled values can bound ranges. Other first key types copy as one range.
 fn is_splittable(data_type: &str) -> bool {
-    is_integer(data_type)
+    dropship_mysql::schema::is_integer_type(data_type)
         || matches!(
             data_type,
             "char" | "varchar" | "binary" | "varbinary" | "date" | "datetime" | "decimal"
@@ -907,7 +899,8 @@ async fn split_points(
             t.database, t.table
         )
     };
-    if is_integer(&col.data_type) {
+    // Integer first key columns are split arithmetically.
+    if dropship_mysql::schema::is_integer_type(&col.data_type) {
         let row: Option<mysql_async::Row> = source
             .exec_first(format!("SELECT MIN({k}), MAX({k}) FROM {table}"), ())
             .await

@@ -279,6 +279,16 @@ fn unquote(s: &str) -> String {
     s.trim().trim_matches('`').replace("``", "`")
 }
 
+/// Whether an `information_schema.COLUMNS.DATA_TYPE` is one of the integer
+/// types, TINYINT to BIGINT (not YEAR, not BIT): exact decimal text, and
+/// arithmetic between values.
+pub fn is_integer_type(data_type: &str) -> bool {
+    matches!(
+        data_type,
+        "tinyint" | "smallint" | "mediumint" | "int" | "bigint"
+    )
+}
+
 /// `SHOW CREATE TABLE` text.
 pub async fn show_create_table<C: Queryable>(
     conn: &mut C,
@@ -296,7 +306,17 @@ pub async fn show_create_table<C: Queryable>(
 
 #[cfg(test)]
 mod tests {
-    use super::{cascading_keys, is_generated};
+    use super::{cascading_keys, is_generated, is_integer_type};
+
+    #[test]
+    fn integer_types_are_tinyint_to_bigint_only() {
+        for t in ["tinyint", "smallint", "mediumint", "int", "bigint"] {
+            assert!(is_integer_type(t), "{t}");
+        }
+        for t in ["year", "bit", "decimal", "double", "varchar", "integer"] {
+            assert!(!is_integer_type(t), "{t}");
+        }
+    }
 
     #[test]
     fn cascading_keys_are_read_from_the_definition_and_restrict_ones_are_not() {

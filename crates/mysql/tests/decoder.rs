@@ -137,6 +137,11 @@ fn mariadb_compressed_events_are_refused_with_a_hint() {
         let err = err.unwrap();
         assert!(matches!(err, DecodeError::Unsupported { type_code, .. } if type_code == code));
         assert!(err.to_string().contains("log_bin_compress"), "{err}");
+        assert!(
+            !err.to_string().contains("hint"),
+            "the hint is apart: {err}"
+        );
+        assert_eq!(err.hint(), Some("set log_bin_compress=OFF on the source"));
     }
 }
 

@@ -65,7 +65,9 @@ pub struct Control {
 /// A service's state before its controller set one.
 pub const STARTING: &str = "starting";
 
-#[derive(Debug, Serialize)]
+/// One service in `GET /status` (the wire form: `state` is a
+/// `ServiceState` name, or `starting`).
+#[derive(Debug, Serialize, serde::Deserialize)]
 pub struct ServiceStatus {
     pub service: String,
     pub state: String,
@@ -545,6 +547,15 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `GET /status` of the `replicate` listening on `listen`: `None` when none
+/// answers (or the answer is not a status list).
+pub async fn fetch_status(listen: &str) -> Option<Vec<ServiceStatus>> {
+    match http_get(listen, "/status").await {
+        Ok((200, body)) => serde_json::from_str(&body).ok(),
+        _ => None,
+    }
 }
 
 /// GETs `path` from the control endpoint.

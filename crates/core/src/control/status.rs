@@ -73,30 +73,13 @@ pub async fn gather(cfg: &Config) -> Report {
 }
 
 async fn gather_services(cfg: &Config) -> Report {
-    if let Ok((200, body)) = crate::control::http_get(&cfg.control.listen, "/status").await {
-        if let Ok(v) = serde_json::from_str::<Vec<serde_json::Value>>(&body) {
-            let services = v
-                .into_iter()
-                .map(|s| ServiceStatus {
-                    service: s["service"].as_str().unwrap_or_default().into(),
-                    state: s["state"].as_str().unwrap_or_default().into(),
-                    lag_seconds: s["lag_seconds"].as_i64(),
-                    applied_position: s["applied_position"].as_str().unwrap_or_default().into(),
-                    source_position: s["source_position"].as_str().unwrap_or_default().into(),
-                    rows_copied: s["rows_copied"].as_u64().unwrap_or(0),
-                    rows_applied: s["rows_applied"].as_u64().unwrap_or(0),
-                    transactions_applied: s["transactions_applied"].as_u64().unwrap_or(0),
-                    throttled: s["throttled"].as_str().unwrap_or_default().into(),
-                    last_error: s["last_error"].as_str().unwrap_or_default().into(),
-                })
-                .collect();
-            return Report {
-                running: true,
-                services,
-                unreachable: vec![],
-                reverse: vec![],
-            };
-        }
+    if let Some(services) = crate::control::fetch_status(&cfg.control.listen).await {
+        return Report {
+            running: true,
+            services,
+            unreachable: vec![],
+            reverse: vec![],
+        };
     }
     let mut services = Vec::new();
     let mut unreachable = Vec::new();

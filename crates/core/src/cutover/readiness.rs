@@ -47,16 +47,10 @@ pub async fn assess(cfg: &Config, svc: &ServiceConfig, tgt: &mut Conn) -> Result
         .await
         .map_err(Error::db("reading the service position"))?
         .flatten();
-    let control_state = match crate::control::http_get(&cfg.control.listen, "/status").await {
-        Ok((200, body)) => serde_json::from_str::<Vec<serde_json::Value>>(&body)
-            .ok()
-            .and_then(|v| {
-                v.into_iter()
-                    .find(|s| s["service"].as_str() == Some(svc.name.as_str()))
-            })
-            .and_then(|s| s["state"].as_str().map(str::to_string)),
-        _ => None,
-    };
+    let control_state = crate::control::fetch_status(&cfg.control.listen)
+        .await
+        .and_then(|v| v.into_iter().find(|s| s.service == svc.name))
+        .map(|s| s.state);
     Ok(Readiness {
         state,
         lag_seconds: pos.as_ref().map(|(_, ts, _)| (now_epoch() - ts).max(0)),

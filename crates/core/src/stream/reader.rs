@@ -877,7 +877,18 @@ fn decode_failed(
     raw: &[u8],
     e: dropship_mysql::binlog::DecodeError,
 ) -> Error {
-    Error::definite(format!("decoding the binlog at {file}:{log_pos}: {e} (event bytes: {})", hex_prefix(raw)), "run `dropship binlog inspect` on that binlog file to see the event; report it if dropship should support it")
+    let see = "run `dropship binlog inspect` on that binlog file to see the event; report it if dropship should support it";
+    let hint = match e.hint() {
+        Some(h) => format!("{h}; {see}"),
+        None => see.to_string(),
+    };
+    Error::definite(
+        format!(
+            "decoding the binlog at {file}:{log_pos}: {e} (event bytes: {})",
+            hex_prefix(raw)
+        ),
+        hint,
+    )
 }
 
 fn hex_prefix(b: &[u8]) -> String {

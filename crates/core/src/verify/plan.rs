@@ -184,7 +184,7 @@ pub fn value_expr(c: &Column) -> String {
         "decimal" | "numeric" | "date" | "time" | "datetime" | "timestamp" => {
             format!("CAST({id} AS CHAR)")
         }
-        _ if is_integer(c) => id,
+        _ if has_exact_integer_text(c) => id,
         _ if is_bytes(c) => format!("CAST({id} AS BINARY)"),
         _ => format!("HEX({id})"),
     }
@@ -223,12 +223,9 @@ fn hash_expr(c: &Column) -> String {
     }
 }
 
-/// Integer types: their decimal text is exact and has no `#`.
-fn is_integer(c: &Column) -> bool {
-    matches!(
-        c.data_type.as_str(),
-        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "year"
-    )
+/// Integer types and YEAR: their decimal text is exact and has no `#`.
+fn has_exact_integer_text(c: &Column) -> bool {
+    dropship_mysql::schema::is_integer_type(&c.data_type) || c.data_type == "year"
 }
 
 /// String-like types hashed as their stored bytes, after their length.

@@ -100,11 +100,15 @@ impl Ctx {
             what: what.into(),
         }
     }
-    fn unsupported(&self, hint: &'static str) -> DecodeError {
+    fn unsupported(&self, what: &'static str) -> DecodeError {
+        self.unsupported_with(what, None)
+    }
+    fn unsupported_with(&self, what: &'static str, hint: Option<&'static str>) -> DecodeError {
         DecodeError::Unsupported {
             type_code: self.type_code,
             offset: self.offset,
             name: t::name(self.type_code),
+            what,
             hint,
         }
     }
@@ -360,7 +364,9 @@ impl Decoder {
         let mut c = Cursor::new(body);
         let s = |e: Short| cx.short(e);
         Ok(match h.type_code {
-            t::FORMAT_DESCRIPTION => return Err(cx.bad("FORMAT_DESCRIPTION inside a TRANSACTION_PAYLOAD")),
+            t::FORMAT_DESCRIPTION => {
+                return Err(cx.bad("FORMAT_DESCRIPTION inside a TRANSACTION_PAYLOAD"))
+            }
             t::QUERY => {
                 let phl = self.phl(cx, 13)?;
                 c.skip(8, "thread_id and exec_time").map_err(s)?;
@@ -373,17 +379,33 @@ impl Decoder {
                     c.skip(usize::from(phl) - read, "post-header").map_err(s)?;
                     c.skip(usize::from(status_len), "status vars").map_err(s)?;
                 } else {
-                    c.skip(usize::from(phl).saturating_sub(read), "post-header").map_err(s)?;
+                    c.skip(usize::from(phl).saturating_sub(read), "post-header")
+                        .map_err(s)?;
                 }
                 let db = c.bytes(usize::from(db_len), "database name").map_err(s)?;
                 c.skip(1, "database name NUL").map_err(s)?;
-                Event::Query { database: String::from_utf8_lossy(db).into_owned(), sql: c.rest().to_vec() }
+                Event::Query {
+                    database: String::from_utf8_lossy(db).into_owned(),
+                    sql: c.rest().to_vec(),
+                }
             }
             t::ROTATE => {
-                let phl = self.format.as_ref().map(|f| f.post_header_len(t::ROTATE).unwrap_or(8)).unwrap_or(8);
-                let position = if phl >= 8 { c.u64("position").map_err(s)? } else { 4 };
-                c.skip(usize::from(phl).saturating_sub(8), "post-header").map_err(s)?;
-                Event::Rotate { file: String::from_utf8_lossy(c.rest()).into_owned(), position }
+                let phl = self
+                    .format
+                    .as_ref()
+                    .map(|f| f.post_header_len(t::ROTATE).unwrap_or(8))
+                    .unwrap_or(8);
+                let position = if phl >= 8 {
+                    c.u64("position").map_err(s)?
+                } else {
+                    4
+                };
+                c.skip(usize::from(phl).saturating_sub(8), "post-header")
+                    .map_err(s)?;
+                Event::Rotate {
+                    file: String::from_utf8_lossy(c.rest()).into_owned(),
+                    position,
+                }
             }
             t::STOP => Event::Stop,
             t::XID => Event::Xid(c.u64("xid").map_err(s)?),
@@ -391,13 +413,18 @@ impl Decoder {
             t::RAND => Event::Ignored { what: "RAND" },
             t::USER_VAR => Event::Ignored { what: "USER_VAR" },
             t::IGNORABLE => Event::Ignored { what: "IGNORABLE" },
-            t::AURORA_PADDING => Event::Ignored { what: "AURORA_PADDING" },
+            t::AURORA_PADDING => Event::Ignored {
+                what: "AURORA_PADDING",
+            },
             t::HEARTBEAT | t::HEARTBEAT_V2 => Event::Heartbeat,
             t::INCIDENT => {
                 let code = c.u16("incident code").map_err(s)?;
                 let len = c.u8("incident message length").map_err(s)?;
                 let msg = c.bytes(usize::from(len), "incident message").map_err(s)?;
-                Event::Incident { code, message: String::from_utf8_lossy(msg).into_owned() }
+                Event::Incident {
+                    code,
+                    message: String::from_utf8_lossy(msg).into_owned(),
+                }
             }
             t::ROWS_QUERY => {
                 c.skip(1, "length byte").map_err(s)?;
@@ -420,20 +447,33 @@ impl Decoder {
                         if self.recent_maps.len() >= RECENT_MAPS {
                             self.recent_maps.clear();
                         }
-                        self.recent_maps.insert(tm.table_id, (body.to_vec(), tm.clone()));
+                        self.recent_maps
+                            .insert(tm.table_id, (body.to_vec(), tm.clone()));
                         tm
                     }
                 };
                 self.tables.insert(tm.table_id, tm.clone());
                 Event::TableMap(tm)
             }
-            t::WRITE_ROWS_V1 | t::UPDATE_ROWS_V1 | t::DELETE_ROWS_V1 | t::WRITE_ROWS_V2 | t::UPDATE_ROWS_V2
-            | t::DELETE_ROWS_V2 | t::PARTIAL_UPDATE_ROWS => self.rows(cx, body)?,
+            t::WRITE_ROWS_V1
+            | t::UPDATE_ROWS_V1
+            | t::DELETE_ROWS_V1
+            | t::WRITE_ROWS_V2
+            | t::UPDATE_ROWS_V2
+            | t::DELETE_ROWS_V2
+            | t::PARTIAL_UPDATE_ROWS => self.rows(cx, body)?,
             t::GTID => {
                 c.skip(1, "commit flag").map_err(s)?;
                 let uuid = uuid16(&mut c).map_err(s)?;
                 let gno = c.u64("gno").map_err(s)?;
-                Event::Gtid { gtid: Gtid::MySql { uuid, tag: None, gno }, standalone: false }
+                Event::Gtid {
+                    gtid: Gtid::MySql {
+                        uuid,
+                        tag: None,
+                        gno,
+                    },
+                    standalone: false,
+                }
             }
             t::GTID_TAGGED => tagged_gtid(&mut c).map_err(|e| match e {
                 TagErr::Short(sh) => cx.short(sh),
@@ -456,7 +496,11 @@ impl Decoder {
                 let flags = c.u8("flags").map_err(s)?;
                 // FL_GROUP_COMMIT_ID (2) adds a u64 commit_id; nothing else is needed.
                 Event::Gtid {
-                    gtid: Gtid::MariaDb { domain, server: h.server_id, seq },
+                    gtid: Gtid::MariaDb {
+                        domain,
+                        server: h.server_id,
+                        seq,
+                    },
                     standalone: flags & 1 != 0,
                 }
             }
@@ -472,30 +516,49 @@ impl Decoder {
                 Event::GtidSet(parts.join(","))
             }
             t::MARIADB_START_ENCRYPTION => {
-                return Err(cx.unsupported("encrypted binlog (encrypt_binlog=ON); read it through the server, which decrypts"))
+                return Err(cx.unsupported_with(
+                    "encrypted binlog (encrypt_binlog=ON)",
+                    Some("read it through the server, which decrypts"),
+                ))
             }
             165..=171 => {
-                return Err(cx.unsupported(
-                    "compressed binlog (log_bin_compress=ON); hint: set log_bin_compress=OFF on the source",
+                return Err(cx.unsupported_with(
+                    "compressed binlog (log_bin_compress=ON)",
+                    Some("set log_bin_compress=OFF on the source"),
                 ))
             }
             t::START_V3 => return Err(cx.unsupported("binlog v3 (MySQL 4.x) is not supported")),
             t::PRE_GA_WRITE_ROWS | t::PRE_GA_UPDATE_ROWS | t::PRE_GA_DELETE_ROWS => {
                 return Err(cx.unsupported("pre-GA rows events (MySQL 5.1 betas) are not supported"))
             }
-            t::LOAD | t::CREATE_FILE | t::APPEND_BLOCK | t::EXEC_LOAD | t::DELETE_FILE | t::NEW_LOAD
-            | t::BEGIN_LOAD_QUERY | t::EXECUTE_LOAD_QUERY => {
-                return Err(cx.unsupported(
-                    "statement-based LOAD DATA cannot be replayed from the binlog; hint: use binlog_format=ROW",
+            t::LOAD
+            | t::CREATE_FILE
+            | t::APPEND_BLOCK
+            | t::EXEC_LOAD
+            | t::DELETE_FILE
+            | t::NEW_LOAD
+            | t::BEGIN_LOAD_QUERY
+            | t::EXECUTE_LOAD_QUERY => {
+                return Err(cx.unsupported_with(
+                    "statement-based LOAD DATA cannot be replayed from the binlog",
+                    Some("use binlog_format=ROW"),
                 ))
             }
             t::XA_PREPARE => return Err(cx.unsupported("XA transactions are not supported")),
             t::TRANSACTION_CONTEXT | t::VIEW_CHANGE => {
-                return Err(cx.unsupported("group replication events belong to relay logs of group members"))
+                return Err(cx
+                    .unsupported("group replication events belong to relay logs of group members"))
             }
-            t::SLAVE | t::UNKNOWN => return Err(cx.unsupported("this event type is never written to binlogs")),
-            _ if h.flags & t::LOG_EVENT_IGNORABLE_F != 0 => Event::Ignored { what: "unknown ignorable event" },
-            _ => return Err(cx.unsupported("unknown event type; hint: is the server newer than this decoder?")),
+            t::SLAVE | t::UNKNOWN => {
+                return Err(cx.unsupported("this event type is never written to binlogs"))
+            }
+            _ if h.flags & t::LOG_EVENT_IGNORABLE_F != 0 => Event::Ignored {
+                what: "unknown ignorable event",
+            },
+            _ => return Err(cx.unsupported_with(
+                "unknown event type",
+                Some("is the server newer than this decoder? Report it with the server's version"),
+            )),
         })
     }
 
@@ -539,9 +602,9 @@ impl Decoder {
                     column,
                     column_type,
                     meta,
-                    hint: "MariaDB 5.3-10.0 fractional TIMESTAMP/TIME/DATETIME (old format) does not record its width \
-                           in the binlog; hint: set mysql56_temporal_format=ON on the source and rebuild the table \
-                           (ALTER TABLE ... FORCE)",
+                    what: "MariaDB 5.3-10.0 fractional TIMESTAMP/TIME/DATETIME (old format) does not record its width \
+                           in the binlog",
+                    hint: Some("set mysql56_temporal_format=ON on the source and rebuild the table (ALTER TABLE ... FORCE)"),
                 }
             }
             RowsError::Short(sh) => cx.short(sh),
@@ -553,14 +616,15 @@ impl Decoder {
                     ColumnError::Malformed(msg) => {
                         cx.bad(format!("`{}`.`{}` column {column}: {msg}", tm.database, tm.table))
                     }
-                    ColumnError::Unsupported(hint) => DecodeError::UnsupportedColumn {
+                    ColumnError::Unsupported(what) => DecodeError::UnsupportedColumn {
                         offset: cx.offset,
                         type_code: code,
                         table: format!("{}.{}", tm.database, tm.table),
                         column,
                         column_type: m.map(|m| m.type_code).unwrap_or(0),
                         meta: m.map(|m| m.meta).unwrap_or(0),
-                        hint,
+                        what,
+                        hint: None,
                     },
                 }
             }

@@ -4,7 +4,8 @@
 //! TRANSACTION_PAYLOAD or when the caller does not know it), the event type,
 //! and what was wrong, so an operator can open the file at that offset with
 //! `mysqlbinlog --start-position`. All decode errors are *definite*: the same
-//! bytes will fail the same way, so the caller must not retry them.
+//! bytes will fail the same way, so the caller must not retry them. What to do
+//! about one is [`DecodeError::hint`], kept out of the message.
 
 use thiserror::Error;
 
@@ -29,8 +30,7 @@ pub enum DecodeError {
 
     /// The CRC32 trailer does not match the event bytes.
     #[error(
-        "checksum mismatch at offset {offset} (type {type_code}): event says {expected:#010x}, bytes give {actual:#010x}; \
-         hint: the file is corrupt or was copied while being written"
+        "checksum mismatch at offset {offset} (type {type_code}): event says {expected:#010x}, bytes give {actual:#010x}"
     )]
     Checksum {
         offset: u64,
@@ -40,18 +40,20 @@ pub enum DecodeError {
     },
 
     /// An event type the design does not support (it would lose data if skipped).
-    #[error("unsupported event at offset {offset} (type {type_code}, {name}): {hint}")]
+    #[error("unsupported event at offset {offset} (type {type_code}, {name}): {what}")]
     Unsupported {
         type_code: u8,
         offset: u64,
         name: &'static str,
-        hint: &'static str,
+        /// Why it is not supported.
+        what: &'static str,
+        /// What to do, when there is something.
+        hint: Option<&'static str>,
     },
 
     /// A rows event refers to a table_id no TABLE_MAP announced.
     #[error(
-        "rows event at offset {offset} (type {type_code}) refers to table_id {table_id} with no preceding TABLE_MAP; \
-         hint: start reading at a transaction boundary"
+        "rows event at offset {offset} (type {type_code}) refers to table_id {table_id} with no preceding TABLE_MAP"
     )]
     UnknownTable {
         offset: u64,
@@ -60,7 +62,7 @@ pub enum DecodeError {
     },
 
     /// A column type the decoder cannot turn into a [`crate::Value`].
-    #[error("unsupported column at offset {offset} (type {type_code}): `{table}` column {column} has binlog type {column_type} (meta {meta}): {hint}")]
+    #[error("unsupported column at offset {offset} (type {type_code}): `{table}` column {column} has binlog type {column_type} (meta {meta}): {what}")]
     UnsupportedColumn {
         offset: u64,
         type_code: u8,
@@ -68,11 +70,12 @@ pub enum DecodeError {
         column: usize,
         column_type: u8,
         meta: u16,
-        hint: &'static str,
+        what: &'static str,
+        hint: Option<&'static str>,
     },
 
     /// A rows event before any FORMAT_DESCRIPTION told how to read it.
-    #[error("event at offset {offset} (type {type_code}) before any FORMAT_DESCRIPTION event; hint: a binlog stream must start with one")]
+    #[error("event at offset {offset} (type {type_code}) before any FORMAT_DESCRIPTION event")]
     NoFormatDescription { offset: u64, type_code: u8 },
 
     /// The TRANSACTION_PAYLOAD could not be decompressed or held a bad inner event.
@@ -94,11 +97,32 @@ pub enum DecodeError {
     #[error("{path}: {what}")]
     Io { path: String, what: String },
 
-    #[error("{path}: not a binlog file (magic is {found:02x?}, expected fe 62 69 6e); hint: relay logs and binlogs both start with \\xfebin")]
+    #[error("{path}: not a binlog file (magic is {found:02x?}, expected fe 62 69 6e)")]
     BadMagic { path: String, found: Vec<u8> },
 }
 
 impl DecodeError {
+    /// What to do about it, apart from the message.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            DecodeError::Checksum { .. } => {
+                Some("the file is corrupt or was copied while being written")
+            }
+            DecodeError::Unsupported { hint, .. } | DecodeError::UnsupportedColumn { hint, .. } => {
+                *hint
+            }
+            DecodeError::UnknownTable { .. } => Some("start reading at a transaction boundary"),
+            DecodeError::NoFormatDescription { .. } => {
+                Some("a binlog stream must start with a FORMAT_DESCRIPTION event")
+            }
+            DecodeError::BadMagic { .. } => {
+                Some("pass a binlog (or relay log) file: both start with \\xfebin")
+            }
+            DecodeError::File { source, .. } => source.hint(),
+            _ => None,
+        }
+    }
+
     /// The event offset the error is about, when it has one.
     pub fn offset(&self) -> Option<u64> {
         match self {
