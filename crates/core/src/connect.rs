@@ -13,6 +13,14 @@ pub async fn target(svc: &ServiceConfig) -> Result<Conn> {
         .map_err(Error::db(format!("connecting to target {}", svc.target)))
 }
 
+/// A connection to the service's target with no default database (for
+/// statements that name every table).
+pub async fn target_plain(svc: &ServiceConfig) -> Result<Conn> {
+    Conn::new(svc.target.opts())
+        .await
+        .map_err(Error::db(format!("connecting to target {}", svc.target)))
+}
+
 /// A connection to the source.
 pub async fn source(cfg: &Config) -> Result<Conn> {
     Conn::new(cfg.source.opts())

@@ -1320,24 +1320,18 @@ pub async fn drop_target_tables(
     Ok(())
 }
 
-/// `(k1 > v1) OR (k1 = v1 AND k2 > v2) ...` for keyset pagination.
+/// Rows whose key sorts after `values` (keyset pagination): the values as
+/// literals, in `sql::keyset`'s one form.
 pub fn after_key_predicate(keys: &[&str], values: &[Value]) -> String {
-    let mut ors = Vec::new();
-    for i in 0..keys.len().min(values.len()) {
-        let mut and = String::from("(");
-        for j in 0..i {
-            sql::push_ident(&mut and, keys[j]);
-            and.push_str(" = ");
-            values[j].write_sql(&mut and);
-            and.push_str(" AND ");
-        }
-        sql::push_ident(&mut and, keys[i]);
-        and.push_str(" > ");
-        values[i].write_sql(&mut and);
-        and.push(')');
-        ors.push(and);
-    }
-    format!("({})", ors.join(" OR "))
+    let literals: Vec<String> = values
+        .iter()
+        .map(|v| {
+            let mut s = String::new();
+            v.write_sql(&mut s);
+            s
+        })
+        .collect();
+    sql::keyset(keys, &literals, sql::KeySide::After)
 }
 
 /// Whether the copy's target sessions skip the binary log (see the module
@@ -1409,16 +1403,12 @@ pub async fn run(
     stats: Arc<ServiceStats>,
 ) -> Result<Position> {
     let threads = cfg.tuning.copy_threads.max(1);
-    let mut source = Conn::new(cfg.source.opts())
-        .await
-        .map_err(Error::db("connecting to the source for the copy"))?;
+    let mut source = crate::connect::source(cfg).await?;
     source
         .query_drop("SET time_zone = '+00:00', NAMES binary")
         .await
         .map_err(Error::db("preparing the copy session"))?;
-    let mut target = Conn::new(svc.target.opts())
-        .await
-        .map_err(Error::db("connecting to the target for the copy"))?;
+    let mut target = crate::connect::target_plain(svc).await?;
     let mut work = std::collections::VecDeque::new();
     let (mut total, mut committed) = (0u64, 0u64);
     for t in tables {
@@ -1458,16 +1448,12 @@ pub async fn run(
             let Some(mut item) = next() else {
                 return Ok(());
             };
-            let mut source = Conn::new(cfg.source.opts())
-                .await
-                .map_err(Error::db("connecting to the source for the copy"))?;
+            let mut source = crate::connect::source(&cfg).await?;
             source
                 .query_drop("SET time_zone = '+00:00', NAMES binary")
                 .await
                 .map_err(Error::db("preparing the copy session"))?;
-            let mut target = Conn::new(svc.target.opts())
-                .await
-                .map_err(Error::db("connecting to the target for the copy"))?;
+            let mut target = crate::connect::target_plain(&svc).await?;
             prepare_copy_target(&cfg, &svc, &mut target).await?;
             loop {
                 let (tc, range) = item;
@@ -1503,14 +1489,10 @@ pub async fn run(
             return Err(e);
         }
     }
-    let mut target = Conn::new(svc.target.opts())
-        .await
-        .map_err(Error::db("connecting to the target"))?;
+    let mut target = crate::connect::target_plain(svc).await?;
     rebuild_deferred_indexes(svc, tables, &mut target).await?;
     let _ = target.disconnect().await;
-    let mut source = Conn::new(cfg.source.opts())
-        .await
-        .map_err(Error::db("connecting to the source"))?;
+    let mut source = crate::connect::source(cfg).await?;
     let end = source_position(&mut source).await?;
     let _ = source.disconnect().await;
     Ok(end)
@@ -1522,7 +1504,7 @@ mod tests {
     #[test]
     fn keyset_predicate_expands_composite_keys() {
         let p = after_key_predicate(&["a", "b"], &[Value::Int(1), Value::Bytes(b"x".to_vec())]);
-        assert_eq!(p, "((`a` > 1) OR (`a` = 1 AND `b` > X'78'))");
+        assert_eq!(p, "(`a` >= 1 AND ((`a` > 1) OR (`a` = 1 AND `b` > X'78')))");
     }
 
     #[test]
@@ -1587,7 +1569,7 @@ mod tests {
         );
         assert_eq!(
             tc.chunk_query(&r, Some(&[Value::Int(150), Value::Int(7)]), 10),
-            "SELECT `k`,`j`,`v` FROM `d`.`t` WHERE `k` >= 100 AND `k` < 200 AND ((`k` > 150) OR (`k` = 150 AND `j` > 7)) ORDER BY `k`,`j` LIMIT 10"
+            "SELECT `k`,`j`,`v` FROM `d`.`t` WHERE `k` >= 100 AND `k` < 200 AND (`k` >= 150 AND ((`k` > 150) OR (`k` = 150 AND `j` > 7))) ORDER BY `k`,`j` LIMIT 10"
         );
         let whole = Range {
             lo: None,

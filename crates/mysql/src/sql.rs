@@ -88,9 +88,88 @@ pub fn pattern_matches(pattern: &str, name: &str) -> bool {
     rec(pattern.as_bytes(), name.as_bytes())
 }
 
+/// Which side of a key value a keyset predicate selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySide {
+    /// Rows whose key sorts strictly after the value.
+    After,
+    /// Rows whose key sorts at or before the value.
+    UpTo,
+}
+
+/// The keyset predicate over a (composite) key: rows whose key `keys` sorts on
+/// `side` of the key whose values are the SQL literals `literals`, in the
+/// key's lexicographic order. Written as a bound on the first column (which an
+/// index range scan can use) and the OR-expansion (`a > 1 OR (a = 1 AND b > 'x')`)
+/// that is exact for every column. No keys: `1` (every row).
+pub fn keyset<K: AsRef<str>, L: AsRef<str>>(keys: &[K], literals: &[L], side: KeySide) -> String {
+    let n = keys.len().min(literals.len());
+    if n == 0 {
+        return "1".into();
+    }
+    let (strict, inclusive) = match side {
+        KeySide::After => (" > ", " >= "),
+        KeySide::UpTo => (" < ", " <= "),
+    };
+    let eq = |out: &mut String, j: usize| {
+        push_ident(out, keys[j].as_ref());
+        out.push_str(" = ");
+        out.push_str(literals[j].as_ref());
+    };
+    let mut out = String::from("(");
+    push_ident(&mut out, keys[0].as_ref());
+    out.push_str(inclusive);
+    out.push_str(literals[0].as_ref());
+    out.push_str(" AND (");
+    for i in 0..n {
+        if i > 0 {
+            out.push_str(" OR ");
+        }
+        out.push('(');
+        for j in 0..i {
+            eq(&mut out, j);
+            out.push_str(" AND ");
+        }
+        push_ident(&mut out, keys[i].as_ref());
+        out.push_str(strict);
+        out.push_str(literals[i].as_ref());
+        out.push(')');
+    }
+    if side == KeySide::UpTo {
+        out.push_str(" OR (");
+        for j in 0..n {
+            if j > 0 {
+                out.push_str(" AND ");
+            }
+            eq(&mut out, j);
+        }
+        out.push(')');
+    }
+    out.push_str("))");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keyset_predicates_are_lexicographic_and_bounded_on_the_first_column() {
+        let k = ["a", "b"];
+        assert_eq!(
+            keyset(&k, &["1", "'x'"], KeySide::After),
+            "(`a` >= 1 AND ((`a` > 1) OR (`a` = 1 AND `b` > 'x')))"
+        );
+        assert_eq!(
+            keyset(&k, &["1", "'x'"], KeySide::UpTo),
+            "(`a` <= 1 AND ((`a` < 1) OR (`a` = 1 AND `b` < 'x') OR (`a` = 1 AND `b` = 'x')))"
+        );
+        assert_eq!(
+            keyset(&["a"], &["7"], KeySide::After),
+            "(`a` >= 7 AND ((`a` > 7)))"
+        );
+        assert_eq!(keyset::<&str, &str>(&[], &[], KeySide::After), "1");
+    }
 
     #[test]
     fn identifiers_with_backticks_and_reserved_words_are_quoted() {

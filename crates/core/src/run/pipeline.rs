@@ -247,9 +247,7 @@ async fn setup(
     let mut starts = Vec::new();
     for svc in selected {
         meta::migrate(&svc.target).await?;
-        let mut tgt = Conn::new(svc.target.opts_with_db(meta::DB))
-            .await
-            .map_err(Error::db(format!("connecting to target {}", svc.target)))?;
+        let mut tgt = crate::connect::target(svc).await?;
         let (tables, pos) = match meta::load_position(&mut tgt, &svc.name).await? {
             Some((p, _, _)) => {
                 let state = meta::load_state(&mut tgt, &svc.name).await?.map(|s| s.0);

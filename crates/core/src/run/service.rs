@@ -239,12 +239,7 @@ async fn attempt(
     skip_ids: &[u64],
 ) -> Result<(Stop, u64)> {
     let name = &ctx.svc.name;
-    let mut tgt = Conn::new(ctx.svc.target.opts_with_db(meta::DB))
-        .await
-        .map_err(Error::db(format!(
-            "connecting to target {}",
-            ctx.svc.target
-        )))?;
+    let mut tgt = crate::connect::target(&ctx.svc).await?;
     let state = meta::load_state(&mut tgt, name).await?.map(|s| s.0);
     if state != Some(ServiceState::Copying) {
         // Rows copied by earlier runs, so status shows the service's total.
@@ -276,9 +271,7 @@ async fn attempt(
                         _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                         _ = s.wait_for(|s| *s) => return Ok((Stop::Requested, 0)),
                     }
-                    let mut src = Conn::new(ctx.cfg.source.opts())
-                        .await
-                        .map_err(Error::db("connecting to the source"))?;
+                    let mut src = crate::connect::source(&ctx.cfg).await?;
                     copy::drop_target_tables(&ctx.svc, &tables, &mut tgt).await?;
                     let current = copy::resolve_tables(&ctx.cfg, &ctx.svc, &mut src).await?;
                     copy::drop_target_tables(&ctx.svc, &current, &mut tgt).await?;

@@ -379,41 +379,15 @@ impl TablePlan {
     }
 }
 
-/// `key > v` (`or_equal == false`) or `key <= v`, lexicographic over the
-/// key columns. The first column also gets a plain bound so the optimizer
-/// sees a range on the index.
+/// `key > v` (`le == false`) or `key <= v`, lexicographic over the key
+/// columns (`sql::keyset`).
 fn cmp_key(keys: &[String], v: &[String], le: bool) -> String {
-    let n = keys.len().min(v.len());
-    let mut ors = Vec::new();
-    for i in 0..n {
-        let mut and = Vec::new();
-        for j in 0..i {
-            and.push(format!("{} = {}", sql::ident(&keys[j]), v[j]));
-        }
-        and.push(format!(
-            "{} {} {}",
-            sql::ident(&keys[i]),
-            if le { "<" } else { ">" },
-            v[i]
-        ));
-        ors.push(format!("({})", and.join(" AND ")));
-    }
-    if le {
-        let all: Vec<String> = (0..n)
-            .map(|j| format!("{} = {}", sql::ident(&keys[j]), v[j]))
-            .collect();
-        ors.push(format!("({})", all.join(" AND ")));
-    }
-    match n {
-        0 => "1".into(),
-        _ => format!(
-            "({} {} {} AND ({}))",
-            sql::ident(&keys[0]),
-            if le { "<=" } else { ">=" },
-            v[0],
-            ors.join(" OR ")
-        ),
-    }
+    let side = if le {
+        sql::KeySide::UpTo
+    } else {
+        sql::KeySide::After
+    };
+    sql::keyset(keys, v, side)
 }
 
 /// A key value read with the binary protocol as a SQL literal for a session
