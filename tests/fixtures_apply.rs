@@ -27,7 +27,7 @@
 //!
 //! Skipped with a note when the fixtures folder is absent.
 
-use dropship_core::apply::applier::{Applier, RecordSource};
+use dropship_core::apply::applier::{Applier, ApplierOptions, RecordSource};
 use dropship_core::config::Config;
 use dropship_core::control::stats::{ReaderStats, ServiceStats};
 use dropship_core::stream::reader::{Reader, RecordSink};
@@ -597,10 +597,18 @@ async fn run_file(server: &MariaDb, svc: &str, name: &str, bytes: &[u8]) -> Outc
         stop: tx,
     };
     let tconn = Conn::new(svc_cfg.target.opts()).await.unwrap();
-    let mut applier = Applier::new(svc_cfg.clone(), tconn, Arc::new(ServiceStats::default()))
-        .await
-        .unwrap();
-    applier.batch_delay = Duration::from_millis(1);
+    let opts = ApplierOptions {
+        batch_delay: Duration::from_millis(1),
+        ..ApplierOptions::default()
+    };
+    let mut applier = Applier::new(
+        svc_cfg.clone(),
+        tconn,
+        Arc::new(ServiceStats::default()),
+        opts,
+    )
+    .await
+    .unwrap();
     tokio::time::timeout(Duration::from_secs(60), applier.run(&mut src, &rx))
         .await
         .expect("applier finished")

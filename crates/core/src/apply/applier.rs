@@ -124,10 +124,39 @@ pub struct SourceFacts {
     pub logs_cascades: bool,
 }
 
-pub struct Applier {
-    svc: Arc<ServiceConfig>,
+/// How an applier runs, given to [`Applier::new`].
+pub struct ApplierOptions {
     /// `None`: DDL passes untranslated and unchecked (tests, tools).
     pub source: Option<SourceFacts>,
+    /// The copy's end: until this position the replay after an initial copy
+    /// writes with REPLACE (ignored once the committed position is past it).
+    pub catch_up_until: Option<Position>,
+    /// Rows per target transaction, at most.
+    pub batch_rows: usize,
+    /// How long a batch may wait for more rows.
+    pub batch_delay: Duration,
+    /// Relay ids of `Begin` records to skip (transactions already applied).
+    pub skip_begin_ids: Vec<u64>,
+    /// Called with the relay id of the last record covered by each commit.
+    pub on_commit: Option<Box<dyn FnMut(u64) + Send>>,
+}
+
+impl Default for ApplierOptions {
+    fn default() -> Self {
+        ApplierOptions {
+            source: None,
+            catch_up_until: None,
+            batch_rows: 5000,
+            batch_delay: Duration::from_millis(50),
+            skip_begin_ids: Vec::new(),
+            on_commit: None,
+        }
+    }
+}
+
+pub struct Applier {
+    svc: Arc<ServiceConfig>,
+    source: Option<SourceFacts>,
     /// The target's flavor, read at the first DDL.
     target_flavor: Option<Flavor>,
     /// `None` while a batch is in flight (the task owns the connection).
@@ -156,12 +185,11 @@ pub struct Applier {
     in_target_tx: bool,
     ddl_pending: Option<String>,
     /// Replay after an initial copy: until this position, write with REPLACE.
-    pub catch_up_until: Option<Position>,
-    pub batch_rows: usize,
-    pub batch_delay: Duration,
-    pub skip_begin_ids: Vec<u64>,
-    /// Called with the relay id of the last record covered by each commit.
-    pub on_commit: Option<Box<dyn FnMut(u64) + Send>>,
+    catch_up_until: Option<Position>,
+    batch_rows: usize,
+    batch_delay: Duration,
+    skip_begin_ids: Vec<u64>,
+    on_commit: Option<Box<dyn FnMut(u64) + Send>>,
     synced: bool,
 }
 
@@ -172,6 +200,7 @@ impl Applier {
         svc: Arc<ServiceConfig>,
         mut conn: Conn,
         stats: Arc<ServiceStats>,
+        opts: ApplierOptions,
     ) -> Result<Applier> {
         conn.query_drop(SESSION_SQL)
             .await
@@ -187,9 +216,12 @@ impl Applier {
         if let Some(p) = &committed {
             stats.set_position(&p.to_string());
         }
+        let catch_up_until = opts
+            .catch_up_until
+            .filter(|end| committed.as_ref().is_none_or(|p| p < end));
         Ok(Applier {
             svc,
-            source: None,
+            source: opts.source,
             target_flavor: None,
             conn: Some(conn),
             inflight: None,
@@ -209,11 +241,11 @@ impl Applier {
             open: None,
             in_target_tx: false,
             ddl_pending,
-            catch_up_until: None,
-            batch_rows: 5000,
-            batch_delay: Duration::from_millis(50),
-            skip_begin_ids: Vec::new(),
-            on_commit: None,
+            catch_up_until,
+            batch_rows: opts.batch_rows,
+            batch_delay: opts.batch_delay,
+            skip_begin_ids: opts.skip_begin_ids,
+            on_commit: opts.on_commit,
             synced: false,
         })
     }

@@ -7,7 +7,7 @@
 //! (DDL it cannot apply, schema drift) pause the service at once with the
 //! message recorded on the target; other services are not affected.
 
-use crate::apply::applier::{Applier, RecordSource, Stop};
+use crate::apply::applier::{Applier, ApplierOptions, RecordSource, Stop};
 use crate::config::{Config, ServiceConfig};
 use crate::control::stats::{now_epoch, ServiceStats};
 use crate::control::Control;
@@ -329,25 +329,28 @@ async fn attempt(
         }
     }
     let catch_up = copy_end(&mut tgt, name).await?;
-    let mut applier = Applier::new(ctx.svc.clone(), tgt, ctx.stats.clone()).await?;
-    applier.catch_up_until = catch_up.filter(|end| applier.committed().is_none_or(|p| p < end));
-    applier.source = Some(ctx.source.clone());
-    applier.batch_rows = ctx.cfg.tuning.batch_rows;
-    applier.batch_delay = ctx.cfg.tuning.batch_delay;
-    applier.skip_begin_ids = skip_ids.to_vec();
     let relay = ctx.relay.clone();
     let consumer = name.clone();
     // Acks persist (fsync) the relay ledger: at most a few per second. A lost
     // ack only keeps relay segments a little longer.
     let mut last_ack = Instant::now() - Duration::from_secs(1);
-    applier.on_commit = Some(Box::new(move |id| {
+    let on_commit = move |id| {
         if id > 0 && last_ack.elapsed() >= Duration::from_millis(250) {
             last_ack = Instant::now();
             if let Err(e) = relay.ack(&consumer, id) {
                 warn!(service = %consumer, error = %e, "could not record the relay log position; segments are kept longer");
             }
         }
-    }));
+    };
+    let opts = ApplierOptions {
+        source: Some(ctx.source.clone()),
+        catch_up_until: catch_up,
+        batch_rows: ctx.cfg.tuning.batch_rows,
+        batch_delay: ctx.cfg.tuning.batch_delay,
+        skip_begin_ids: skip_ids.to_vec(),
+        on_commit: Some(Box::new(on_commit)),
+    };
+    let mut applier = Applier::new(ctx.svc.clone(), tgt, ctx.stats.clone(), opts).await?;
     ctx.stats.set_state(ServiceState::Replicating);
     ctx.stats.set_error("");
     let reader = ctx.relay.reader(start_id)?;
