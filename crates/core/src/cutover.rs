@@ -287,6 +287,12 @@ pub async fn run(cfg: &Config, opts: CutoverOptions) -> Result<CutoverReport> {
             ));
         }
     }
+    let cx = Cx {
+        cfg,
+        svc,
+        tables: &tables,
+        opts: &opts,
+    };
     let result = match opts.mode {
         Mode::Abort => match open {
             None => {
@@ -298,17 +304,7 @@ pub async fn run(cfg: &Config, opts: CutoverOptions) -> Result<CutoverReport> {
             }
             Some(run) => {
                 let reason = "aborted with --abort".to_string();
-                abort(
-                    cfg,
-                    svc,
-                    &tables,
-                    run,
-                    opts.switch_cmd.as_deref(),
-                    true,
-                    &reason,
-                    &mut report,
-                )
-                .await?;
+                abort(cx, run, true, &reason, &mut report).await?;
                 return Ok(report);
             }
         },
@@ -321,17 +317,7 @@ pub async fn run(cfg: &Config, opts: CutoverOptions) -> Result<CutoverReport> {
             }
             Some(run) => {
                 info!(service = %svc.name, run = run.id, "resuming the cutover from its journal");
-                proceed(
-                    cfg,
-                    svc,
-                    &tables,
-                    run,
-                    &opts,
-                    &mut src,
-                    &mut tgt,
-                    &mut report,
-                )
-                .await
+                proceed(cx, run, &mut src, &mut tgt, &mut report).await
             }
         },
         Mode::Start => {
@@ -345,17 +331,7 @@ pub async fn run(cfg: &Config, opts: CutoverOptions) -> Result<CutoverReport> {
             let ready = readiness::assess(cfg, svc, &mut tgt).await?;
             let refusal = ready.refusal(&svc.name, opts.max_lag);
             if opts.dry_run {
-                dry_run(
-                    svc,
-                    &tables,
-                    &ready,
-                    refusal,
-                    &opts,
-                    &mut src,
-                    &mut tgt,
-                    &mut report,
-                )
-                .await?;
+                dry_run(cx, &ready, refusal, &mut src, &mut tgt, &mut report).await?;
                 return Ok(report);
             }
             if let Some(r) = refusal {
@@ -369,17 +345,7 @@ pub async fn run(cfg: &Config, opts: CutoverOptions) -> Result<CutoverReport> {
                 format!("replicating, lag {}s", ready.lag_seconds.unwrap_or(0)),
             );
             let run = journal::create_run(&mut tgt, &svc.name, Kind::Cutover, &new_token()).await?;
-            proceed(
-                cfg,
-                svc,
-                &tables,
-                run,
-                &opts,
-                &mut src,
-                &mut tgt,
-                &mut report,
-            )
-            .await
+            proceed(cx, run, &mut src, &mut tgt, &mut report).await
         }
     };
     match result {
@@ -390,17 +356,7 @@ pub async fn run(cfg: &Config, opts: CutoverOptions) -> Result<CutoverReport> {
             switch_started,
         }) => {
             warn!(service = %svc.name, reason = %reason, "cutover aborting: unfreezing the source");
-            abort(
-                cfg,
-                svc,
-                &tables,
-                run,
-                opts.switch_cmd.as_deref(),
-                switch_started,
-                &reason,
-                &mut report,
-            )
-            .await?;
+            abort(cx, run, switch_started, &reason, &mut report).await?;
             Ok(report)
         }
         Err(Failure::Error(e)) => Err(e),
@@ -424,18 +380,30 @@ impl From<Error> for Failure {
     }
 }
 
+/// What every step of one cutover reads: the config, the service, its source
+/// tables and the command's options.
+#[derive(Clone, Copy)]
+struct Cx<'a> {
+    cfg: &'a Config,
+    svc: &'a ServiceConfig,
+    tables: &'a [Arc<TableSchema>],
+    opts: &'a CutoverOptions,
+}
+
 /// Runs the unfinished steps of `run`. Errors before the switch abort.
-#[allow(clippy::too_many_arguments)]
 async fn proceed(
-    cfg: &Config,
-    svc: &ServiceConfig,
-    tables: &[Arc<TableSchema>],
+    cx: Cx<'_>,
     mut run: Run,
-    opts: &CutoverOptions,
     src: &mut Conn,
     tgt: &mut Conn,
     report: &mut CutoverReport,
 ) -> Result<(), Failure> {
+    let Cx {
+        cfg,
+        svc,
+        tables,
+        opts,
+    } = cx;
     // Checked before the freeze: what reverse replication needs.
     let reverse_ready = if run.finished("reverse-start") {
         Ok(())
@@ -668,17 +636,17 @@ async fn wait_applied(
 
 /// Undoes an open cutover run: switch back (only if the switch may have
 /// run), unfreeze the source, state back to replicating, close the run.
-#[allow(clippy::too_many_arguments)]
 async fn abort(
-    cfg: &Config,
-    svc: &ServiceConfig,
-    tables: &[Arc<TableSchema>],
+    cx: Cx<'_>,
     mut run: Run,
-    switch_cmd: Option<&str>,
     switch_may_have_run: bool,
     reason: &str,
     report: &mut CutoverReport,
 ) -> Result<()> {
+    let Cx {
+        cfg, svc, tables, ..
+    } = cx;
+    let switch_cmd = cx.opts.switch_cmd.as_deref();
     if run.finished("mark-cut-over") {
         let mut tgt = crate::connect::target(svc).await?;
         journal::close_run(&mut tgt, &run, "done", "cut over").await?;
@@ -749,17 +717,17 @@ async fn abort(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn dry_run(
-    svc: &ServiceConfig,
-    tables: &[Arc<TableSchema>],
+    cx: Cx<'_>,
     ready: &readiness::Readiness,
     refusal: Option<String>,
-    opts: &CutoverOptions,
     src: &mut Conn,
     tgt: &mut Conn,
     report: &mut CutoverReport,
 ) -> Result<()> {
+    let Cx {
+        svc, tables, opts, ..
+    } = cx;
     let mut failed = false;
     let mut line = |status: &str, text: String| {
         failed |= status == "FAIL";

@@ -139,17 +139,14 @@ pub async fn rollback(cfg: &Config, opts: RollbackOptions) -> Result<CutoverRepo
         run,
         freeze_started: None,
     };
-    let before_switch = steps_before_switch(
+    let cx = Cx {
         cfg,
         svc,
-        &tables,
-        &target_tables,
-        &opts,
-        &mut state,
-        &mut tgt,
-        &mut report,
-    )
-    .await;
+        tables: &tables,
+        target_tables: &target_tables,
+        opts: &opts,
+    };
+    let before_switch = steps_before_switch(cx, &mut state, &mut tgt, &mut report).await;
     let abort_reason = match before_switch {
         Ok(()) => None,
         Err(e) => Some(e.to_string()),
@@ -241,17 +238,30 @@ async fn wait_parked(cfg: &Config, svc: &ServiceConfig, tgt: &mut Conn) -> Resul
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What every step of one rollback reads: the config, the service, its source
+/// tables (and their names on the target) and the command's options.
+#[derive(Clone, Copy)]
+struct Cx<'a> {
+    cfg: &'a Config,
+    svc: &'a ServiceConfig,
+    tables: &'a [Arc<TableSchema>],
+    target_tables: &'a [(String, String)],
+    opts: &'a RollbackOptions,
+}
+
 async fn steps_before_switch(
-    cfg: &Config,
-    svc: &ServiceConfig,
-    tables: &[Arc<TableSchema>],
-    target_tables: &[(String, String)],
-    opts: &RollbackOptions,
+    cx: Cx<'_>,
     st: &mut RunState,
     tgt: &mut Conn,
     report: &mut CutoverReport,
 ) -> Result<()> {
+    let Cx {
+        cfg,
+        svc,
+        tables,
+        target_tables,
+        opts,
+    } = cx;
     if !st.run.finished("freeze-target") {
         let t = Instant::now();
         st.freeze_started = Some(t);
