@@ -366,33 +366,7 @@ impl Config {
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let err = |key: &str, message: String, hint: &str| ConfigError {
-            file: file.to_string(),
-            key: key.to_string(),
-            message,
-            hint: hint.to_string(),
-        };
-        let mut value: toml::Value = toml::from_str(text).map_err(|e| {
-            err(
-                "",
-                format!("not valid TOML: {}", e.message()),
-                "fix the syntax at the line shown; see README \"Configuration\"",
-            )
-            .with_line(text, e.span())
-        })?;
-        expand_env(&mut value, "", file, env)?;
-        let raw: RawConfig = RawConfig::deserialize(value).map_err(|e| {
-            let msg = e.message().to_string();
-            let hint = if msg.contains("unknown field") {
-                "remove or rename the key; the README's \"Configuration\" section lists every key"
-            } else if msg.contains("missing field") {
-                "add the key; see README \"Configuration\""
-            } else {
-                "see README \"Configuration\""
-            };
-            err("", msg, hint)
-        })?;
-
+        let raw = read_raw(file, text, env)?;
         let source = build_endpoint(
             file,
             "source.url",
@@ -406,141 +380,25 @@ impl Config {
             .dir
             .unwrap_or_else(|| PathBuf::from("./dropship-state"));
         let server_id = match raw.source.server_id {
-            Some(0) => return Err(err("source.server_id", "0 is not a valid replica server id".into(), "write a number from 1 to 4294967295 not used by any other replica, or remove the key")),
+            Some(0) => return Err(config_error(file, "source.server_id", "0 is not a valid replica server id".into(), "write a number from 1 to 4294967295 not used by any other replica, or remove the key")),
             Some(id) => id,
             None => derive_server_id(&state_dir),
         };
-
-        let listen = raw
-            .control
-            .listen
-            .unwrap_or_else(|| "127.0.0.1:9187".to_string());
-        let token = raw
-            .control
-            .token
-            .or_else(|| env("DROPSHIP_CONTROL_TOKEN"))
-            .filter(|t| !t.is_empty());
-        if !listen_is_loopback(&listen) && token.is_none() {
-            return Err(err(
-                "control.listen",
-                format!("\"{listen}\" is not a loopback address and no control token is set"),
-                "set control.token = \"${DROPSHIP_CONTROL_TOKEN}\" or listen on 127.0.0.1",
-            ));
-        }
-        let health_max_lag = parse_duration_key(
-            file,
-            "control.health_max_lag",
-            raw.control.health_max_lag.as_deref(),
-            Duration::from_secs(30),
-        )?;
-        let defaults = Tuning::default();
-        let tuning = Tuning {
-            batch_rows: positive(file, "replicate.batch_rows", raw.replicate.batch_rows, defaults.batch_rows)?,
-            batch_delay: parse_duration_key(file, "replicate.batch_delay", raw.replicate.batch_delay.as_deref(), defaults.batch_delay)?,
-            max_rows_per_second: raw.replicate.max_rows_per_second.filter(|&n| n > 0),
-            copy_chunk_rows: positive(file, "replicate.copy_chunk_rows", raw.replicate.copy_chunk_rows, defaults.copy_chunk_rows)?,
-            copy_threads: positive(file, "replicate.copy_threads", raw.replicate.copy_threads, defaults.copy_threads)?,
-            copy_target_binlog: raw.replicate.copy_target_binlog.unwrap_or(defaults.copy_target_binlog),
-            give_up_after: parse_duration_key(file, "replicate.give_up_after", raw.replicate.give_up_after.as_deref(), defaults.give_up_after)?,
-            throttle_query: match raw.replicate.throttle_query {
-                Some(q) if q.trim().is_empty() => return Err(err("replicate.throttle_query", "the query is empty".into(), "write a query whose first column is 0 when dropship may run, e.g. \"SELECT COUNT(*) > 50 FROM information_schema.PROCESSLIST WHERE COMMAND <> 'Sleep'\", or remove the key")),
-                q => q,
-            },
-            max_target_replica_lag: match raw.replicate.max_target_replica_lag.as_deref() {
-                None => None,
-                Some(v) => Some(parse_duration_key(file, "replicate.max_target_replica_lag", Some(v), Duration::ZERO)?),
-            },
-        };
-
+        let control = control_config(file, raw.control, env)?;
+        let tuning = tuning(file, raw.replicate)?;
         if raw.services.is_empty() {
-            return Err(err(
+            return Err(config_error(
+                file,
                 "services",
                 "no service is defined".into(),
                 "add a [services.NAME] table with `target` and `tables`",
             ));
         }
-        let mut services = Vec::new();
-        for (name, s) in raw.services {
-            let key = format!("services.{name}");
-            if name.is_empty()
-                || name.len() > 64
-                || !name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-            {
-                return Err(err(
-                    &key,
-                    format!("service name \"{name}\" is not allowed"),
-                    "use letters, digits, '_' or '-', at most 64 characters",
-                ));
-            }
-            let target = build_endpoint(
-                file,
-                &format!("{key}.target"),
-                &s.target,
-                s.password_file.as_deref(),
-                s.tls.as_deref(),
-                s.ca.as_deref(),
-            )?;
-            if s.tables.is_empty() {
-                return Err(err(
-                    &format!("{key}.tables"),
-                    "the list is empty".into(),
-                    "list the service's tables, e.g. tables = [\"shop.users\"]",
-                ));
-            }
-            let mut tables = Vec::new();
-            for (i, t) in s.tables.iter().enumerate() {
-                let k = format!("{key}.tables[{i}]");
-                let (db, table) = t.split_once('.').ok_or_else(|| {
-                    err(
-                        &k,
-                        format!("\"{t}\" is not db.table"),
-                        "write \"shop.users\" or \"shop.order_*\"",
-                    )
-                })?;
-                if db.is_empty() || table.is_empty() || table.contains('.') {
-                    return Err(err(
-                        &k,
-                        format!("\"{t}\" is not db.table"),
-                        "write \"shop.users\" or \"shop.order_*\"",
-                    ));
-                }
-                if db.contains('*') {
-                    return Err(err(
-                        &k,
-                        format!("\"{t}\": `*` is only allowed in the table part"),
-                        "name the database, e.g. \"shop.*\"",
-                    ));
-                }
-                tables.push(TablePattern {
-                    database: db.to_string(),
-                    table: table.to_string(),
-                });
-            }
-            for (from, to) in &s.rename_databases {
-                if to.is_empty() || from.is_empty() {
-                    return Err(err(
-                        &format!("{key}.rename_databases"),
-                        format!("\"{from}\" = \"{to}\" has an empty name"),
-                        "write { shop = \"users\" }",
-                    ));
-                }
-                if from == "_dropship" || to == "_dropship" {
-                    return Err(err(
-                        &format!("{key}.rename_databases"),
-                        "\"_dropship\" is dropship's own metadata database".into(),
-                        "choose another database name",
-                    ));
-                }
-            }
-            services.push(ServiceConfig {
-                name,
-                target,
-                tables,
-                rename_databases: s.rename_databases,
-            });
-        }
+        let services = raw
+            .services
+            .into_iter()
+            .map(|(name, s)| service_config(file, name, s))
+            .collect::<Result<Vec<_>, _>>()?;
         check_static_overlaps(file, &services)?;
         Ok(Config {
             file: file.to_string(),
@@ -548,11 +406,7 @@ impl Config {
             server_id,
             heartbeat: raw.source.heartbeat.unwrap_or(false),
             state_dir,
-            control: ControlConfig {
-                listen,
-                token,
-                health_max_lag,
-            },
+            control,
             tuning,
             services,
         })
@@ -641,6 +495,191 @@ fn check_static_overlaps(file: &str, services: &[ServiceConfig]) -> Result<(), C
         }
     }
     Ok(())
+}
+
+/// A config error at `key` of `file`.
+fn config_error(file: &str, key: &str, message: String, hint: &str) -> ConfigError {
+    ConfigError {
+        file: file.to_string(),
+        key: key.to_string(),
+        message,
+        hint: hint.to_string(),
+    }
+}
+
+/// The text as TOML, `${VAR}` expanded, in the raw shape (unknown keys refused).
+fn read_raw(
+    file: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<RawConfig, ConfigError> {
+    let mut value: toml::Value = toml::from_str(text).map_err(|e| {
+        config_error(
+            file,
+            "",
+            format!("not valid TOML: {}", e.message()),
+            "fix the syntax at the line shown; see README \"Configuration\"",
+        )
+        .with_line(text, e.span())
+    })?;
+    expand_env(&mut value, "", file, env)?;
+    RawConfig::deserialize(value).map_err(|e| {
+        let msg = e.message().to_string();
+        let hint = if msg.contains("unknown field") {
+            "remove or rename the key; the README's \"Configuration\" section lists every key"
+        } else if msg.contains("missing field") {
+            "add the key; see README \"Configuration\""
+        } else {
+            "see README \"Configuration\""
+        };
+        config_error(file, "", msg, hint)
+    })
+}
+
+/// `[control]`: a listen address off loopback needs a token.
+fn control_config(
+    file: &str,
+    raw: RawControl,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ControlConfig, ConfigError> {
+    let listen = raw.listen.unwrap_or_else(|| "127.0.0.1:9187".to_string());
+    let token = raw
+        .token
+        .or_else(|| env("DROPSHIP_CONTROL_TOKEN"))
+        .filter(|t| !t.is_empty());
+    if !listen_is_loopback(&listen) && token.is_none() {
+        return Err(config_error(
+            file,
+            "control.listen",
+            format!("\"{listen}\" is not a loopback address and no control token is set"),
+            "set control.token = \"${DROPSHIP_CONTROL_TOKEN}\" or listen on 127.0.0.1",
+        ));
+    }
+    let health_max_lag = parse_duration_key(
+        file,
+        "control.health_max_lag",
+        raw.health_max_lag.as_deref(),
+        Duration::from_secs(30),
+    )?;
+    Ok(ControlConfig {
+        listen,
+        token,
+        health_max_lag,
+    })
+}
+
+/// `[replicate]`: every key has a default.
+fn tuning(file: &str, raw: RawReplicate) -> Result<Tuning, ConfigError> {
+    let defaults = Tuning::default();
+    Ok(Tuning {
+        batch_rows: positive(file, "replicate.batch_rows", raw.batch_rows, defaults.batch_rows)?,
+        batch_delay: parse_duration_key(file, "replicate.batch_delay", raw.batch_delay.as_deref(), defaults.batch_delay)?,
+        max_rows_per_second: raw.max_rows_per_second.filter(|&n| n > 0),
+        copy_chunk_rows: positive(file, "replicate.copy_chunk_rows", raw.copy_chunk_rows, defaults.copy_chunk_rows)?,
+        copy_threads: positive(file, "replicate.copy_threads", raw.copy_threads, defaults.copy_threads)?,
+        copy_target_binlog: raw.copy_target_binlog.unwrap_or(defaults.copy_target_binlog),
+        give_up_after: parse_duration_key(file, "replicate.give_up_after", raw.give_up_after.as_deref(), defaults.give_up_after)?,
+        throttle_query: match raw.throttle_query {
+            Some(q) if q.trim().is_empty() => return Err(config_error(file, "replicate.throttle_query", "the query is empty".into(), "write a query whose first column is 0 when dropship may run, e.g. \"SELECT COUNT(*) > 50 FROM information_schema.PROCESSLIST WHERE COMMAND <> 'Sleep'\", or remove the key")),
+            q => q,
+        },
+        max_target_replica_lag: match raw.max_target_replica_lag.as_deref() {
+            None => None,
+            Some(v) => Some(parse_duration_key(file, "replicate.max_target_replica_lag", Some(v), Duration::ZERO)?),
+        },
+    })
+}
+
+/// One `[services.NAME]` table.
+fn service_config(file: &str, name: String, s: RawService) -> Result<ServiceConfig, ConfigError> {
+    let key = format!("services.{name}");
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(config_error(
+            file,
+            &key,
+            format!("service name \"{name}\" is not allowed"),
+            "use letters, digits, '_' or '-', at most 64 characters",
+        ));
+    }
+    let target = build_endpoint(
+        file,
+        &format!("{key}.target"),
+        &s.target,
+        s.password_file.as_deref(),
+        s.tls.as_deref(),
+        s.ca.as_deref(),
+    )?;
+    if s.tables.is_empty() {
+        return Err(config_error(
+            file,
+            &format!("{key}.tables"),
+            "the list is empty".into(),
+            "list the service's tables, e.g. tables = [\"shop.users\"]",
+        ));
+    }
+    let tables = s
+        .tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| table_pattern(file, &format!("{key}.tables[{i}]"), t))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (from, to) in &s.rename_databases {
+        if to.is_empty() || from.is_empty() {
+            return Err(config_error(
+                file,
+                &format!("{key}.rename_databases"),
+                format!("\"{from}\" = \"{to}\" has an empty name"),
+                "write { shop = \"users\" }",
+            ));
+        }
+        if from == "_dropship" || to == "_dropship" {
+            return Err(config_error(
+                file,
+                &format!("{key}.rename_databases"),
+                "\"_dropship\" is dropship's own metadata database".into(),
+                "choose another database name",
+            ));
+        }
+    }
+    Ok(ServiceConfig {
+        name,
+        target,
+        tables,
+        rename_databases: s.rename_databases,
+    })
+}
+
+/// `db.table` or `db.prefix*` at `key`.
+fn table_pattern(file: &str, key: &str, t: &str) -> Result<TablePattern, ConfigError> {
+    let not_db_table = || {
+        config_error(
+            file,
+            key,
+            format!("\"{t}\" is not db.table"),
+            "write \"shop.users\" or \"shop.order_*\"",
+        )
+    };
+    let (db, table) = t.split_once('.').ok_or_else(not_db_table)?;
+    if db.is_empty() || table.is_empty() || table.contains('.') {
+        return Err(not_db_table());
+    }
+    if db.contains('*') {
+        return Err(config_error(
+            file,
+            key,
+            format!("\"{t}\": `*` is only allowed in the table part"),
+            "name the database, e.g. \"shop.*\"",
+        ));
+    }
+    Ok(TablePattern {
+        database: db.to_string(),
+        table: table.to_string(),
+    })
 }
 
 fn positive(file: &str, key: &str, v: Option<usize>, default: usize) -> Result<usize, ConfigError> {
