@@ -609,6 +609,12 @@ impl Decoder {
             }
             RowsError::Short(sh) => cx.short(sh),
             RowsError::Malformed(m) => cx.bad(m),
+            RowsError::PartialJsonWithoutBefore { column } => DecodeError::PartialJsonWithoutBefore {
+                offset: cx.offset,
+                type_code: code,
+                table: format!("{}.{}", tm.database, tm.table),
+                column,
+            },
             RowsError::Column { column, err } => {
                 let m = tm.columns.get(column);
                 match err {

@@ -78,6 +78,15 @@ pub enum DecodeError {
     #[error("event at offset {offset} (type {type_code}) before any FORMAT_DESCRIPTION event")]
     NoFormatDescription { offset: u64, type_code: u8 },
 
+    /// A partial JSON update whose before image lacks the column's document.
+    #[error("partial JSON update at offset {offset} (type {type_code}) of column {column} of `{table}` but the before image has no value for it")]
+    PartialJsonWithoutBefore {
+        offset: u64,
+        type_code: u8,
+        table: String,
+        column: usize,
+    },
+
     /// The TRANSACTION_PAYLOAD could not be decompressed or held a bad inner event.
     #[error("transaction payload at offset {offset}: {what}")]
     Payload { offset: u64, what: String },
@@ -112,6 +121,9 @@ impl DecodeError {
                 *hint
             }
             DecodeError::UnknownTable { .. } => Some("start reading at a transaction boundary"),
+            DecodeError::PartialJsonWithoutBefore { .. } => {
+                Some("use binlog_row_image=FULL with binlog_row_value_options=PARTIAL_JSON")
+            }
             DecodeError::NoFormatDescription { .. } => {
                 Some("a binlog stream must start with a FORMAT_DESCRIPTION event")
             }
@@ -133,6 +145,7 @@ impl DecodeError {
             | DecodeError::UnknownTable { offset, .. }
             | DecodeError::UnsupportedColumn { offset, .. }
             | DecodeError::NoFormatDescription { offset, .. }
+            | DecodeError::PartialJsonWithoutBefore { offset, .. }
             | DecodeError::Payload { offset, .. } => Some(*offset),
             DecodeError::File { source, .. } => source.offset(),
             _ => None,

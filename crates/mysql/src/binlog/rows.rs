@@ -32,8 +32,16 @@ use crate::value::Value;
 #[derive(Debug)]
 pub enum RowsError {
     Short(Short),
-    Column { column: usize, err: ColumnError },
+    Column {
+        column: usize,
+        err: ColumnError,
+    },
     Malformed(String),
+    /// A partial JSON update (`PARTIAL_UPDATE_ROWS`) whose before image lacks
+    /// the column's document (a MINIMAL image): the diff has nothing to apply to.
+    PartialJsonWithoutBefore {
+        column: usize,
+    },
 }
 
 impl From<Short> for RowsError {
@@ -201,11 +209,7 @@ fn image(
                         partial_json.push(PartialJson { column: i, diffs });
                         continue;
                     }
-                    return Err(RowsError::Malformed(format!(
-                        "partial JSON update of column {i} of `{}`.`{}` but the before image has no value for it; \
-                         hint: use binlog_row_image=FULL with binlog_row_value_options=PARTIAL_JSON",
-                        tm.database, tm.table
-                    )));
+                    return Err(RowsError::PartialJsonWithoutBefore { column: i });
                 };
                 json::apply(&mut doc, &diffs).map_err(|e| RowsError::Column {
                     column: i,
@@ -335,7 +339,10 @@ mod tests {
             Unresolved::Refuse,
         )
         .unwrap_err();
-        assert!(matches!(err, RowsError::Malformed(m) if m.contains("before image has no value")));
+        assert!(
+            matches!(err, RowsError::PartialJsonWithoutBefore { .. }),
+            "{err:?}"
+        );
     }
 
     #[test]
