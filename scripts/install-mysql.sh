@@ -39,7 +39,7 @@ case "${1:-}" in
 esac
 
 pt_works() {
-  [ -x "$root/bin/pt-table-checksum" ] && "$root/bin/pt-table-checksum" --version 2>/dev/null | grep -q ' 3\.[7-9]'
+  [ -x "$root/bin/pt-table-checksum" ] && "$root/bin/pt-table-checksum" --version 2>/dev/null | grep -Eq ' 3\.([7-9]|[1-9][0-9])'
 }
 
 if works && { [ "$percona" = 0 ] || pt_works; }; then
