@@ -87,31 +87,16 @@ async fn every_supported_ddl_is_applied_in_order_and_an_unappliable_one_pauses_o
     exec(&mut src, "INSERT INTO shop2.order_new VALUES (2, 'after')").await;
     wait_caught_up(&env, 1, "orders", Duration::from_secs(60)).await;
     assert_identical(&env, "shop2", 1, "shop2", &["order_new"]).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let items = loop {
-        let st = running
-            .control
-            .status()
-            .into_iter()
-            .find(|s| s.service == "items")
-            .unwrap();
-        if st.state == "paused" || std::time::Instant::now() > deadline {
-            break st;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let items = running
+        .wait_state("items", "paused", Duration::from_secs(30))
+        .await;
     assert_eq!(items.state, "paused");
     assert!(
         items.last_error.contains("items_swap"),
         "the pause message names the DDL: {}",
         items.last_error
     );
-    let orders = running
-        .control
-        .status()
-        .into_iter()
-        .find(|s| s.service == "orders")
-        .unwrap();
+    let orders = running.status_of("orders");
     assert_eq!(orders.state, "replicating");
     let mut t0 = env.targets[0].conn().await.unwrap();
     let (state, msg): (String, String) = t0
@@ -176,19 +161,9 @@ async fn osc_scenario(pair: Pair) {
     }
     wait_caught_up(&env, 0, "with_tool", Duration::from_secs(60)).await;
     assert_identical(&env, "osc", 0, "osc", &["u"]).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let exact = loop {
-        let st = running
-            .control
-            .status()
-            .into_iter()
-            .find(|s| s.service == "exact")
-            .unwrap();
-        if st.state == "paused" || std::time::Instant::now() > deadline {
-            break st;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let exact = running
+        .wait_state("exact", "paused", Duration::from_secs(30))
+        .await;
     assert_eq!(exact.state, "paused", "{}", exact.last_error);
     assert!(
         exact.last_error.contains("osc._t_new")
@@ -257,12 +232,7 @@ async fn collation_scenario(pair: Pair) {
         exec(&mut src, &s).await;
     }
     wait_caught_up(&env, 0, "col", Duration::from_secs(60)).await;
-    let st = running
-        .control
-        .status()
-        .into_iter()
-        .find(|s| s.service == "col")
-        .unwrap();
+    let st = running.status_of("col");
     assert_eq!(st.state, "replicating", "{}", st.last_error);
     assert_identical(&env, "col", 0, "col", &["a", "b"]).await;
     let mut tgt = env.targets[0].conn().await.unwrap();
@@ -321,19 +291,9 @@ async fn cascade_ddl_scenario(pair: Pair) {
     let running = spawn_replicate(env.config(&services, ""), vec![]);
     wait_caught_up(&env, 0, "fk", Duration::from_secs(60)).await;
     exec(&mut src, "ALTER TABLE fk.child ADD CONSTRAINT fk_parent FOREIGN KEY (pid) REFERENCES fk.parent (id) ON DELETE CASCADE").await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let st = loop {
-        let st = running
-            .control
-            .status()
-            .into_iter()
-            .find(|s| s.service == "fk")
-            .unwrap();
-        if st.state == "paused" || std::time::Instant::now() > deadline {
-            break st;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let st = running
+        .wait_state("fk", "paused", Duration::from_secs(30))
+        .await;
     assert_eq!(st.state, "paused", "{}", st.last_error);
     assert!(
         st.last_error.contains("fk_parent")
@@ -356,12 +316,7 @@ async fn cascade_ddl_scenario(pair: Pair) {
     exec(&mut src, "DELETE FROM fk.parent WHERE id = 2").await;
     running.control.set_paused("fk", false);
     wait_caught_up(&env, 0, "fk", Duration::from_secs(60)).await;
-    let st = running
-        .control
-        .status()
-        .into_iter()
-        .find(|s| s.service == "fk")
-        .unwrap();
+    let st = running.status_of("fk");
     assert_eq!(st.state, "replicating", "{}", st.last_error);
     assert_identical(&env, "fk", 0, "fk", &["parent", "child"]).await;
     let create: (String, String) = tgt

@@ -307,6 +307,33 @@ impl Running {
             .expect("replicate stops within 60 s")
             .expect("replicate task")
     }
+    /// The service's status, polled until its state is `state` or `timeout`
+    /// passes (then the last status read, for the caller's assertion).
+    pub async fn wait_state(
+        &self,
+        service: &str,
+        state: &str,
+        timeout: Duration,
+    ) -> dropship_core::control::ServiceStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let st = self.status_of(service);
+            if st.state == state || Instant::now() > deadline {
+                return st;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The service's status now.
+    pub fn status_of(&self, service: &str) -> dropship_core::control::ServiceStatus {
+        self.control
+            .status()
+            .into_iter()
+            .find(|s| s.service == service)
+            .unwrap_or_else(|| panic!("no service {service} in the status"))
+    }
+
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
     }

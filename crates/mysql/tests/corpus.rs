@@ -44,7 +44,11 @@ const EXPECTED_FAILURES: &[(&str, u64, &str)] = &[
     // PARTIAL_JSON with binlog_row_image=MINIMAL: the before image lacks the JSON
     // document, so no full after image can be built; refusing beats guessing.
     // (`inspect` decodes it with `Decoder::keeping_partial_json` and prints the diffs.)
-    ("rust_mysql_common/json.binlog.000001", 3750, "partial json without before image"),
+    (
+        "rust_mysql_common/json.binlog.000001",
+        3750,
+        "partial json without before image",
+    ),
     // MariaDB 10.0 old-format TIMESTAMP(3): the width is not in the binlog.
     ("tiflow/mysql-bin.000001", 1819, "unsupported column"),
 ];

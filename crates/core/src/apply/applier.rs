@@ -960,7 +960,9 @@ impl Applier {
         let Some(src) = self.source.clone() else {
             return Ok(());
         };
-        if src.logs_cascades {
+        // A foreign key is only ever added by a statement that names what it
+        // REFERENCES (CREATE TABLE ... LIKE does not copy foreign keys).
+        if src.logs_cascades || !sql.to_ascii_uppercase().contains("REFERENCES") {
             return Ok(());
         }
         for (db, table) in &d.tables {

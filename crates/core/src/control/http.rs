@@ -11,8 +11,11 @@ impl Control {
         let bad: Vec<String> = st
             .iter()
             .filter(|s| {
-                s.state != "replicating" && s.state != "cut-over"
-                    || s.lag_seconds.is_some_and(|l| l > max)
+                let serving = matches!(
+                    ServiceState::parse(&s.state),
+                    Some(ServiceState::Replicating | ServiceState::CutOver)
+                );
+                !serving || s.lag_seconds.is_some_and(|l| l > max)
             })
             .map(|s| format!("{}: {} (lag {:?})", s.service, s.state, s.lag_seconds))
             .collect();

@@ -16,6 +16,7 @@ use crate::config::{Config, ServiceConfig};
 use crate::control::stats::now_epoch;
 use crate::error::{Error, Result};
 use crate::meta;
+use crate::state::ServiceState;
 use dropship_mysql::position::Position;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -26,8 +27,8 @@ pub const STALE_AFTER: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct Readiness {
-    /// `_dropship.service_state.state` (empty when missing).
-    pub state: String,
+    /// `_dropship.service_state.state` (`None` when missing).
+    pub state: Option<ServiceState>,
     pub applied: Option<Position>,
     pub lag_seconds: Option<i64>,
     /// Seconds since the position row last changed (target clock).
@@ -37,10 +38,7 @@ pub struct Readiness {
 }
 
 pub async fn assess(cfg: &Config, svc: &ServiceConfig, tgt: &mut Conn) -> Result<Readiness> {
-    let state = meta::load_state(tgt, &svc.name)
-        .await?
-        .map(|s| s.0.as_str().to_string())
-        .unwrap_or_default();
+    let state = meta::load_state(tgt, &svc.name).await?.map(|s| s.0);
     let pos = meta::load_position(tgt, &svc.name).await?;
     let age: Option<f64> = tgt
         .exec_first("SELECT TIMESTAMPDIFF(MICROSECOND, updated_at, NOW(6)) / 1e6 FROM `_dropship`.`positions` WHERE service = ?", (&svc.name,))
@@ -63,16 +61,15 @@ pub async fn assess(cfg: &Config, svc: &ServiceConfig, tgt: &mut Conn) -> Result
 impl Readiness {
     /// Why a cutover must not start, if it must not.
     pub fn refusal(&self, service: &str, max_lag: Duration) -> Option<String> {
-        if self.state == "cut-over" {
-            return Some(format!("service {service} is already cut over; `dropship rollback --service {service}` sends it back"));
-        }
-        if self.state != "replicating" {
-            let st = if self.state.is_empty() {
-                "not started".to_string()
-            } else {
-                self.state.clone()
-            };
-            return Some(format!("service {service} is not replicating (state on its target: {st}); start `dropship replicate` and wait until it is"));
+        match self.state {
+            Some(ServiceState::CutOver) => {
+                return Some(format!("service {service} is already cut over; `dropship rollback --service {service}` sends it back"));
+            }
+            Some(ServiceState::Replicating) => {}
+            other => {
+                let st = other.map_or("not started", ServiceState::as_str);
+                return Some(format!("service {service} is not replicating (state on its target: {st}); start `dropship replicate` and wait until it is"));
+            }
         }
         let Some(lag) = self.lag_seconds else {
             return Some(format!("service {service} has no applied position yet; wait until `dropship status` shows it replicating"));
@@ -90,7 +87,7 @@ impl Readiness {
             ));
         }
         if let Some(cs) = &self.control_state {
-            if cs != "replicating" {
+            if cs != ServiceState::Replicating.as_str() {
                 return Some(format!(
                     "the running replicate reports service {service} as {cs}, not replicating"
                 ));

@@ -227,7 +227,8 @@ async fn wait_parked(cfg: &Config, svc: &ServiceConfig, tgt: &mut Conn) -> Resul
     let start = Instant::now();
     loop {
         let r = super::readiness::assess(cfg, svc, tgt).await?;
-        if r.control_state.as_deref() == Some("cut-over") || r.position_age.is_none_or(|a| a >= 3.0)
+        if r.control_state.as_deref() == Some(ServiceState::CutOver.as_str())
+            || r.position_age.is_none_or(|a| a >= 3.0)
         {
             return Ok(None);
         }

@@ -59,6 +59,8 @@ pub async fn record_copy_start(tgt: &mut Conn, service: &str, p0: &Position) -> 
 struct RelaySource {
     reader: RelayReader,
     peeked: Option<(u64, Vec<u8>)>,
+    /// The relay log's folder, for errors.
+    dir: String,
 }
 
 impl RecordSource for RelaySource {
@@ -70,7 +72,8 @@ impl RecordSource for RelaySource {
         match next {
             None => Ok(None),
             Some((id, bytes)) => {
-                let rec = Record::decode(&bytes).map_err(|e| Error::definite(format!("relay log record {id}: {e}"), "the relay log is damaged: stop replicate, delete the state dir's relay folder, start again (services resume from their target positions)"))?;
+                let rec = Record::decode(&bytes)
+                    .map_err(|e| crate::stream::record::undecodable(&self.dir, id, &e))?;
                 Ok(Some((id, rec)))
             }
         }
@@ -357,6 +360,7 @@ async fn attempt(
     let mut src = RelaySource {
         reader,
         peeked: None,
+        dir: ctx.cfg.state_dir.join("relay").display().to_string(),
     };
     // Stop also when paused through the control endpoint.
     let (tx, rx) = watch::channel(false);

@@ -71,6 +71,17 @@ impl Record {
     }
 }
 
+/// The error for relay record `id` of the relay log in `dir` that cannot be
+/// decoded (`e`): one wording and way out wherever the relay log is read.
+pub fn undecodable(dir: &str, id: u64, e: &str) -> crate::error::Error {
+    crate::error::Error::definite(
+        format!("relay log {dir}: record {id} cannot be decoded ({e})"),
+        "the relay log is damaged or was written by another dropship version: stop dropship, move that folder \
+         away (keep it until the services run again) and start again; dropship then reads from the source, \
+         which must still hold the binlogs from the oldest service position (`dropship status` shows them)",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@
 //! that range, the reader continues from the end and appliers find their
 //! transactions in the relay log, even if the source purged those binlogs.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::stream::record::Record;
 use dropship_mysql::position::Position;
 use dropship_relay::RelayLog;
@@ -24,17 +24,8 @@ pub fn covered(relay: &RelayLog, oldest: &Position, dir: &Path) -> Result<Option
     let mut from: Option<Position> = None;
     let mut end: Option<Position> = None;
     while let Some((id, bytes)) = reader.next()? {
-        let rec = Record::decode(&bytes).map_err(|e| {
-            Error::definite(
-                format!(
-                    "relay log {}: record {id} cannot be decoded ({e})",
-                    dir.display()
-                ),
-                "the relay log is damaged or was written by another dropship version: stop dropship, move that folder \
-                 away (keep it until the services run again) and start again; dropship then reads from the source, \
-                 which must still hold the binlogs from the oldest service position (`dropship status` shows them)",
-            )
-        })?;
+        let rec = Record::decode(&bytes)
+            .map_err(|e| crate::stream::record::undecodable(&dir.display().to_string(), id, &e))?;
         match rec {
             Record::Restart { from: p } | Record::Begin { start: p, .. } => {
                 if from.is_none() {
