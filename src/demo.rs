@@ -242,7 +242,7 @@ tables = ["shop.order*", "shop.products"]
     println!("\nwriters stopped: {} transactions acknowledged, {} refused (writes to the frozen accounts tables fail fast, as they should)", report.acknowledged, report.failed);
 
     // Wait for both services to apply everything the source wrote.
-    let want = dropship_core::copy::source_position(&mut src).await?;
+    let want = dropship_core::source::position(&mut src).await?;
     let deadline = Instant::now() + Duration::from_secs(60);
     // accounts is cut over (its source tables are frozen); orders must catch up.
     for (svc, t) in [("orders", &orders_db)] {

@@ -341,7 +341,7 @@ impl Running {
 
 pub async fn source_position(src: &MariaDb) -> Position {
     let mut c = src.conn().await.expect("source conn");
-    let p = dropship_core::copy::source_position(&mut c)
+    let p = dropship_core::source::position(&mut c)
         .await
         .expect("source position");
     let _ = c.disconnect().await;

@@ -3,7 +3,6 @@
 //! `require_binlog_ready` is the subset `replicate` insists on.
 
 use crate::config::Config;
-use crate::copy;
 use crate::error::{Error, Result};
 use dropship_mysql::flavor::Flavor;
 use dropship_mysql::grants::Grants;
@@ -284,9 +283,10 @@ pub async fn run(cfg: &Config) -> Vec<Line> {
         )
     });
     // Mapping.
+    let facts = crate::source::facts(&mut src).await;
     for svc in &cfg.services {
         let what = format!("service {}", svc.name);
-        let tables = match copy::resolve_tables(cfg, svc, &mut src).await {
+        let tables = match crate::source::service_tables(cfg, svc, &mut src).await {
             Err(e) => {
                 out.push(line(
                     Status::Fail,
@@ -306,22 +306,26 @@ pub async fn run(cfg: &Config) -> Vec<Line> {
                 t
             }
             Ok(t) => {
-                out.push(
-                    match copy::refuse_unlogged_cascades(cfg, svc, &mut src, &t).await {
-                        Ok(()) => line(
-                            Status::Ok,
-                            &what,
-                            format!("{} tables, each with a row key", t.len()),
-                            "",
-                        ),
-                        Err(e) => line(
-                            Status::Fail,
-                            &what,
-                            e.to_string(),
-                            e.hint().unwrap_or_default(),
-                        ),
-                    },
-                );
+                let refused = match &facts {
+                    Ok(f) => {
+                        crate::source::refuse_unlogged_cascades(cfg, svc, f, &mut src, &t).await
+                    }
+                    Err(e) => Err(Error::definite(e.to_string(), e.hint().unwrap_or_default())),
+                };
+                out.push(match refused {
+                    Ok(()) => line(
+                        Status::Ok,
+                        &what,
+                        format!("{} tables, each with a row key", t.len()),
+                        "",
+                    ),
+                    Err(e) => line(
+                        Status::Fail,
+                        &what,
+                        e.to_string(),
+                        e.hint().unwrap_or_default(),
+                    ),
+                });
                 let names: Vec<(String, String)> = t
                     .iter()
                     .map(|s| (s.database.clone(), s.table.clone()))
@@ -475,13 +479,21 @@ async fn target_check(
     }
     let mut out = Vec::new();
     // MySQL 8.0.13+: tables without a PRIMARY KEY cannot be created there.
-    if var(&mut c, "sql_require_primary_key")
-        .await
-        .ok()
-        .flatten()
-        .as_deref()
-        == Some("ON")
-    {
+    // No such variable (MariaDB, MySQL before 8.0.13) means OFF; a failed
+    // read is said, not taken as OFF.
+    let require_pk = match var(&mut c, "sql_require_primary_key").await {
+        Ok(v) => v.as_deref() == Some("ON"),
+        Err(e) => {
+            out.push(line(
+                Status::Warn,
+                &format!("{what} sql_require_primary_key"),
+                format!("cannot read sql_require_primary_key: {e}; if it is ON, tables without a PRIMARY KEY cannot be created on the target"),
+                "check that the dropship user can run SHOW GLOBAL VARIABLES on the target, then run check again",
+            ));
+            false
+        }
+    };
+    if require_pk {
         let keyless: Vec<String> = tables
             .iter()
             .filter(|t| !t.key_is_primary)

@@ -74,7 +74,7 @@ pub mod switch;
 use crate::config::{Config, ServiceConfig};
 use crate::error::{Error, Result};
 use crate::state::ServiceState;
-use crate::{copy, meta, reverse};
+use crate::{meta, reverse};
 use dropship_mysql::position::Position;
 use dropship_mysql::schema::TableSchema;
 use journal::{Kind, Run};
@@ -161,6 +161,47 @@ pub struct CutoverReport {
     pub estimated_freeze: Option<Duration>,
     freeze_started: Option<Instant>,
     rollback: bool,
+}
+
+/// A journaled step under way: recorded as begun in the cutover journal (so
+/// a resume knows it started) and timed for the report. Every step of a
+/// cutover and of a rollback goes through [`Step::begin`] and [`Step::done`].
+struct Step {
+    seq: u32,
+    name: &'static str,
+    started: Instant,
+}
+
+impl Step {
+    /// Begins `name`, or `None` when the run finished it already (a resume).
+    async fn begin(
+        conn: &mut Conn,
+        run: &mut Run,
+        name: &'static str,
+        note: &str,
+    ) -> Result<Option<Step>> {
+        if run.finished(name) {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let seq = journal::begin_step(conn, run, name, note).await?;
+        Ok(Some(Step { seq, name, started }))
+    }
+
+    /// Records the step finished: `journal_note` in the journal (appended to
+    /// the note it began with), `note` in the report with its time.
+    async fn done(
+        self,
+        conn: &mut Conn,
+        run: &mut Run,
+        report: &mut CutoverReport,
+        journal_note: &str,
+        note: impl Into<String>,
+    ) -> Result<()> {
+        journal::finish_step(conn, run, self.seq, journal_note).await?;
+        report.step(self.name, self.started, note);
+        Ok(())
+    }
 }
 
 impl CutoverReport {
@@ -270,7 +311,7 @@ pub async fn run(cfg: &Config, opts: CutoverOptions) -> Result<CutoverReport> {
     meta::migrate(&svc.target).await?;
     let mut tgt = crate::connect::target(svc).await?;
     let mut src = crate::connect::source(cfg).await?;
-    let tables = copy::resolve_tables(cfg, svc, &mut src).await?;
+    let tables = crate::source::service_tables(cfg, svc, &mut src).await?;
     let mut report = CutoverReport::new(&svc.name);
     let open = journal::open_run(&mut tgt, &svc.name).await?;
     if let Some(r) = &open {
@@ -425,9 +466,7 @@ async fn proceed(
     // Reverse replication start: the source is frozen and the target holds
     // exactly its rows, so the target position now is where the
     // application's writes on the target will begin (see `reverse`).
-    if !run.finished("reverse-start") {
-        let t = Instant::now();
-        let seq = journal::begin_step(tgt, &mut run, "reverse-start", "").await?;
+    if let Some(step) = Step::begin(tgt, &mut run, "reverse-start", "").await? {
         let note = match reverse_ready {
             Ok(()) => match reverse::start(cfg, &svc.name, tgt).await {
                 Ok(t0) => format!("reverse replication (target -> source) starts at target {t0}"),
@@ -443,19 +482,12 @@ async fn proceed(
             warn!(service = %svc.name, "{note}");
             reverse::forget(cfg, &svc.name).await;
         }
-        journal::finish_step(tgt, &mut run, seq, &note).await?;
-        report.step("reverse-start", t, note);
+        step.done(tgt, &mut run, report, &note, note.clone())
+            .await?;
     }
     // Switch.
-    if !run.finished("switch") {
-        let t = Instant::now();
-        let seq = journal::begin_step(
-            tgt,
-            &mut run,
-            "switch",
-            opts.switch_cmd.as_deref().unwrap_or(""),
-        )
-        .await?;
+    let switch_note = opts.switch_cmd.as_deref().unwrap_or("");
+    if let Some(step) = Step::begin(tgt, &mut run, "switch", switch_note).await? {
         match opts.switch_cmd.as_deref() {
             Some(cmd) => {
                 let out = match switch::run(cmd, svc, switch::Direction::Forward).await {
@@ -484,37 +516,30 @@ async fn proceed(
                         switch_started: false,
                     });
                 }
-                journal::finish_step(tgt, &mut run, seq, "").await?;
-                report.step("switch", t, format!("`{cmd}` exited 0"));
+                step.done(tgt, &mut run, report, "", format!("`{cmd}` exited 0"))
+                    .await?;
             }
             None => {
-                journal::finish_step(tgt, &mut run, seq, "no switch command").await?;
-                report.step(
-                    "switch",
-                    t,
-                    "no --switch-cmd: repoint the application yourself now",
-                );
+                let note = "no --switch-cmd: repoint the application yourself now";
+                step.done(tgt, &mut run, report, "no switch command", note)
+                    .await?;
             }
         }
     }
     report.freeze = frozen_since.map(|s| s.elapsed());
     // Mark cut over.
-    let t = Instant::now();
-    let seq = journal::begin_step(tgt, &mut run, "mark-cut-over", "").await?;
-    meta::set_state(
-        tgt,
-        &svc.name,
-        ServiceState::CutOver,
-        "cut over by dropship cutover; source tables frozen",
-    )
-    .await?;
-    journal::finish_step(tgt, &mut run, seq, "").await?;
+    if let Some(step) = Step::begin(tgt, &mut run, "mark-cut-over", "").await? {
+        meta::set_state(
+            tgt,
+            &svc.name,
+            ServiceState::CutOver,
+            "cut over by dropship cutover; source tables frozen",
+        )
+        .await?;
+        let note = "service state cut-over; replication of its tables stops";
+        step.done(tgt, &mut run, report, "", note).await?;
+    }
     journal::close_run(tgt, &run, "done", "cut over").await?;
-    report.step(
-        "mark-cut-over",
-        t,
-        "service state cut-over; replication of its tables stops",
-    );
     report.outcome = Outcome::CutOver;
     info!(service = %svc.name, freeze_ms = report.freeze.map(|f| f.as_secs_f64() * 1e3).unwrap_or(0.0), "cut over");
     Ok(())
@@ -532,10 +557,9 @@ async fn steps_before_switch(
     let names = source_tables(tables);
     // Freeze (re-checked on resume: creates any trigger that is missing).
     let t = Instant::now();
-    if !run.finished("freeze") {
-        report.freeze_started = Some(t);
-        let seq =
-            journal::begin_step(tgt, run, "freeze", &format!("{} tables", names.len())).await?;
+    let freeze_note = format!("{} tables", names.len());
+    if let Some(step) = Step::begin(tgt, run, "freeze", &freeze_note).await? {
+        report.freeze_started = Some(step.started);
         meta::set_state(
             tgt,
             &svc.name,
@@ -544,35 +568,27 @@ async fn steps_before_switch(
         )
         .await?;
         freeze::freeze(src, &names, &svc.name, &run.token, opts.max_freeze).await?;
-        journal::finish_step(tgt, run, seq, "").await?;
-        report.step(
-            "freeze",
-            t,
-            format!(
-                "{} tables frozen ({} triggers)",
-                names.len(),
-                names.len() * 3
-            ),
+        let note = format!(
+            "{} tables frozen ({} triggers)",
+            names.len(),
+            names.len() * 3
         );
+        step.done(tgt, run, report, "", note).await?;
     } else if !freeze::is_frozen(src, &names).await? {
         freeze::freeze(src, &names, &svc.name, &run.token, opts.max_freeze).await?;
         report.step("freeze", t, "re-created missing freeze triggers");
     }
     // Catch up.
-    if !run.finished("catch-up") {
-        let t = Instant::now();
-        let seq = journal::begin_step(tgt, run, "catch-up", "").await?;
-        let p = copy::source_position(src).await?;
+    if let Some(step) = Step::begin(tgt, run, "catch-up", "").await? {
+        let p = crate::source::position(src).await?;
         journal::set_position(tgt, run, &p).await?;
         let timeout = opts.max_lag.max(Duration::from_secs(1)) + Duration::from_secs(10);
         wait_applied(tgt, &svc.name, &p, timeout).await?;
-        journal::finish_step(tgt, run, seq, &p.to_string()).await?;
-        report.step("catch-up", t, format!("target applied {p}"));
+        let note = format!("target applied {p}");
+        step.done(tgt, run, report, &p.to_string(), note).await?;
     }
     // Final check.
-    if !run.finished("final-check") {
-        let t = Instant::now();
-        let seq = journal::begin_step(tgt, run, "final-check", "").await?;
+    if let Some(step) = Step::begin(tgt, run, "final-check", "").await? {
         let (bad, rows) = final_check::compare(svc, tables, src, tgt).await?;
         if !bad.is_empty() {
             let list: Vec<String> = bad
@@ -595,12 +611,9 @@ async fn steps_before_switch(
                 format!("run `dropship verify --service {}` to see the rows; fix the cause before cutting over again", svc.name),
             ));
         }
-        journal::finish_step(tgt, run, seq, &format!("{rows} rows identical")).await?;
-        report.step(
-            "final-check",
-            t,
-            format!("{} tables, {rows} rows identical", tables.len()),
-        );
+        let note = format!("{} tables, {rows} rows identical", tables.len());
+        step.done(tgt, run, report, &format!("{rows} rows identical"), note)
+            .await?;
     }
     Ok(())
 }
@@ -612,25 +625,16 @@ async fn wait_applied(
     p: &Position,
     timeout: Duration,
 ) -> Result<()> {
-    let start = Instant::now();
-    loop {
-        if let Some((applied, _, _)) = meta::load_position(tgt, service).await? {
-            if applied >= *p {
-                return Ok(());
-            }
-            if start.elapsed() > timeout {
-                return Err(Error::definite(
-                    format!("the target did not apply up to the freeze position {p} within {timeout:?} (it is at {applied})"),
-                    "check that `dropship replicate` is running and the service is not paused or in error (`dropship status`)",
-                ));
-            }
-        } else if start.elapsed() > timeout {
-            return Err(Error::definite(
-                format!("service {service} has no position on its target"),
-                "start `dropship replicate`",
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    match meta::wait_position(tgt, service, p, timeout).await? {
+        meta::Wait::Reached(_) => Ok(()),
+        meta::Wait::Behind(applied) => Err(Error::definite(
+            format!("the target did not apply up to the freeze position {p} within {timeout:?} (it is at {applied})"),
+            "check that `dropship replicate` is running and the service is not paused or in error (`dropship status`)",
+        )),
+        meta::Wait::NoPosition => Err(Error::definite(
+            format!("service {service} has no position on its target"),
+            "start `dropship replicate`",
+        )),
     }
 }
 

@@ -14,6 +14,8 @@ pub mod check;
 pub mod meta;
 // Source binlog -> records -> relay log.
 pub mod stream;
+// What the source says about a service: position, tables, cascades.
+pub mod source;
 // A new service's initial rows.
 pub mod copy;
 // Records -> a target.

@@ -52,6 +52,40 @@ pub async fn load_position(
     Ok(row.map(|(file, pos, gtid, ts, ddl)| (Position { file, pos, gtid }, ts, ddl)))
 }
 
+/// How [`wait_position`] ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Wait {
+    /// The service's position reached the one waited for: it is here.
+    Reached(Position),
+    /// The timeout passed with the service at this position.
+    Behind(Position),
+    /// The service has no position on this server.
+    NoPosition,
+}
+
+/// Waits until `service`'s committed position in `conn`'s `_dropship` is at
+/// or after `want`, polling every 20 ms (cutover and rollback wait inside a
+/// freeze), for at most `timeout`. The one "caught up" wait of the cutover
+/// (forward stream, on the target) and the rollback (reverse stream, on the
+/// source): each words its own error from the [`Wait`].
+pub async fn wait_position(
+    conn: &mut Conn,
+    service: &str,
+    want: &Position,
+    timeout: std::time::Duration,
+) -> Result<Wait> {
+    let start = std::time::Instant::now();
+    loop {
+        match load_position(conn, service).await? {
+            Some((p, _, _)) if p >= *want => return Ok(Wait::Reached(p)),
+            Some((p, _, _)) if start.elapsed() > timeout => return Ok(Wait::Behind(p)),
+            None if start.elapsed() > timeout => return Ok(Wait::NoPosition),
+            _ => {}
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// SQL that upserts the position; appended to the batch's transaction. It
 /// clears a pending DDL unless `keep_ddl_pending`: an applier that restarted
 /// before a pending DDL keeps it while it re-applies what comes before it

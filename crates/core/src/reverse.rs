@@ -52,7 +52,7 @@ use crate::control::Control;
 use crate::cutover::journal;
 use crate::error::{Error, Result};
 use crate::state::ServiceState;
-use crate::{check, copy, meta, run::pipeline};
+use crate::{check, meta, run::pipeline};
 use dropship_mysql::position::Position;
 use dropship_mysql::schema::TableSchema;
 use mysql_async::prelude::Queryable;
@@ -134,19 +134,14 @@ pub async fn prepare(cfg: &Config, tgt: &mut Conn) -> Result<()> {
 /// Checks the target's binlog settings only (changes nothing).
 pub async fn prepare_check(tgt: &mut Conn) -> Result<()> {
     check::require_binlog_ready(tgt, "target").await?;
-    copy::source_position(tgt).await.map(|_| ())
+    crate::source::position(tgt).await.map(|_| ())
 }
 
 /// Records `T0`, the target's current binlog position, as the reverse
 /// position on the source, and the reverse service as replicating.
 pub async fn start(cfg: &Config, service: &str, tgt: &mut Conn) -> Result<Position> {
-    let t0 = copy::source_position(tgt).await?;
-    let mut src = Conn::new(cfg.source.opts_with_db(meta::DB))
-        .await
-        .map_err(Error::db(format!(
-            "connecting to the source {}",
-            cfg.source
-        )))?;
+    let t0 = crate::source::position(tgt).await?;
+    let mut src = crate::connect::source(cfg).await?;
     let text = format!(
         "START TRANSACTION;{};DELETE FROM `_dropship`.`copy_state` WHERE service = {};COMMIT",
         meta::position_sql(service, &t0, now_epoch() as u32, false),
@@ -212,30 +207,24 @@ pub async fn wait_applied(
     t1: &Position,
     timeout: Duration,
 ) -> Result<Position> {
-    let started = std::time::Instant::now();
     let mut src = crate::connect::source(cfg).await?;
-    let r = loop {
-        match applied_on(&mut src, service).await {
-            Err(e) => break Err(e),
-            Ok(Some(p)) if p >= *t1 => break Ok(p),
-            Ok(Some(p)) if started.elapsed() > timeout => {
-                break Err(Error::definite(
-                    format!("reverse replication of service {service} did not reach the target position {t1} within {timeout:?} (it is at {p})"),
-                    "check that `dropship replicate` is running (`dropship status`); its log names any reverse replication error",
-                ))
-            }
-            Ok(None) => {
-                break Err(Error::definite(
-                    format!("service {service} has no reverse replication position on the source"),
-                    "it was removed while the rollback ran; run `dropship rollback` again (without reverse replication it copies the tables back in full)",
-                ))
-            }
-            Ok(_) => {}
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let r = match applied_on(&mut src, service).await {
+        Ok(Some(_)) => meta::wait_position(&mut src, service, t1, timeout).await,
+        Ok(None) => Ok(meta::Wait::NoPosition),
+        Err(e) => Err(e),
     };
     let _ = src.disconnect().await;
-    r
+    match r? {
+        meta::Wait::Reached(p) => Ok(p),
+        meta::Wait::Behind(p) => Err(Error::definite(
+            format!("reverse replication of service {service} did not reach the target position {t1} within {timeout:?} (it is at {p})"),
+            "check that `dropship replicate` is running (`dropship status`); its log names any reverse replication error",
+        )),
+        meta::Wait::NoPosition => Err(Error::definite(
+            format!("service {service} has no reverse replication position on the source"),
+            "it was removed while the rollback ran; run `dropship rollback` again (without reverse replication it copies the tables back in full)",
+        )),
+    }
 }
 
 /// Whether the reverse stream should run now; `Some(token)` if so.
@@ -245,11 +234,7 @@ async fn wanted(
     tgt: &mut Option<Conn>,
 ) -> Result<Option<String>> {
     if tgt.is_none() {
-        *tgt = Some(
-            Conn::new(svc.target.opts_with_db(meta::DB))
-                .await
-                .map_err(Error::db(format!("connecting to target {}", svc.target)))?,
-        );
+        *tgt = Some(crate::connect::target(svc).await?);
     }
     let Some(c) = tgt.as_mut() else {
         return Ok(None);
@@ -368,7 +353,7 @@ async fn start_pipeline(
     Arc<Control>,
 )> {
     let mut src = crate::connect::source(cfg).await?;
-    let tables = copy::resolve_tables(cfg, svc, &mut src).await?;
+    let tables = crate::source::service_tables(cfg, svc, &mut src).await?;
     let _ = src.disconnect().await;
     let rcfg = Arc::new(config(cfg, svc, &tables, token));
     let control = Arc::new(Control::new(None, cfg.control.health_max_lag));

@@ -182,7 +182,7 @@ pub async fn run(cfg: &Config, opts: &Options) -> Result<Report> {
         meta::migrate(&svc.target).await?;
     }
     let hash = dropship_mysql::rowhash::detect(&mut src, &mut tgt).await;
-    let mut tables = crate::copy::resolve_tables(cfg, svc, &mut src).await?;
+    let mut tables = crate::source::service_tables(cfg, svc, &mut src).await?;
     for t in &opts.tables {
         if !tables
             .iter()

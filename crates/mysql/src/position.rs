@@ -5,6 +5,8 @@
 //! Ordering compares the file's numeric suffix and then the offset, so it is
 //! only meaningful between positions of one source server.
 
+use crate::flavor::Flavor;
+use mysql_async::prelude::Queryable;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 
@@ -71,6 +73,56 @@ impl std::fmt::Display for Position {
         }
         Ok(())
     }
+}
+
+/// What the server said its binlog position is
+/// ([`Flavor::show_binlog_status`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum BinlogStatus {
+    /// The statement returned no row: the binary log is off.
+    Off,
+    /// A row without a usable file name or offset.
+    Unusable {
+        file: Option<String>,
+        pos: Option<u64>,
+    },
+    At(Position),
+}
+
+/// Reads the server's current binlog position and GTID state. On MySQL the
+/// GTID set is `Executed_Gtid_Set` from the same statement as file and
+/// offset: a separate `SELECT @@gtid_executed` could include transactions
+/// committed after that offset, which a resume by GTID would skip. MariaDB's
+/// statement has no GTID column: `@@GLOBAL.gtid_binlog_pos` is read next.
+pub async fn current<C: Queryable>(
+    conn: &mut C,
+    flavor: &Flavor,
+) -> Result<BinlogStatus, mysql_async::Error> {
+    let row: Option<mysql_async::Row> = conn.query_first(flavor.show_binlog_status()).await?;
+    let Some(row) = row else {
+        return Ok(BinlogStatus::Off);
+    };
+    let (file, pos) = match (
+        row.get::<Option<String>, _>(0).flatten(),
+        row.get::<Option<u64>, _>(1).flatten(),
+    ) {
+        (Some(f), Some(p)) if !f.is_empty() => (f, p),
+        (file, pos) => return Ok(BinlogStatus::Unusable { file, pos }),
+    };
+    let gtid: String = if flavor.is_mariadb() {
+        conn.query_first("SELECT @@GLOBAL.gtid_binlog_pos")
+            .await?
+            .unwrap_or_default()
+    } else {
+        row.get::<Option<String>, _>(4)
+            .flatten()
+            .unwrap_or_default()
+    };
+    Ok(BinlogStatus::At(Position {
+        file,
+        pos,
+        gtid: gtid.replace('\n', ""),
+    }))
 }
 
 #[cfg(test)]

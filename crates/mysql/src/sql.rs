@@ -149,6 +149,20 @@ pub fn keyset<K: AsRef<str>, L: AsRef<str>>(keys: &[K], literals: &[L], side: Ke
     out
 }
 
+/// Rows whose key sorts after the key `values` (keyset pagination, the
+/// copy's "after the last chunk"): [`keyset`] over the values' literals.
+pub fn after_key(keys: &[&str], values: &[Value]) -> String {
+    let literals: Vec<String> = values
+        .iter()
+        .map(|v| {
+            let mut s = String::new();
+            v.write_sql(&mut s);
+            s
+        })
+        .collect();
+    keyset(keys, &literals, KeySide::After)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,5 +204,11 @@ mod tests {
         assert!(pattern_matches("a*c", "abbbc"));
         assert!(!pattern_matches("order_*", "orders"));
         assert!(pattern_matches("orders", "orders"));
+    }
+
+    #[test]
+    fn keyset_predicate_expands_composite_keys() {
+        let p = after_key(&["a", "b"], &[Value::Int(1), Value::Bytes(b"x".to_vec())]);
+        assert_eq!(p, "(`a` >= 1 AND ((`a` > 1) OR (`a` = 1 AND `b` > X'78')))");
     }
 }

@@ -292,6 +292,49 @@ pub fn civil_from_epoch(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
     )
 }
 
+/// Converts a value read from a server with the binary protocol (a copy or
+/// verify query) to a [`Value`], by the column's `DATA_TYPE`: DECIMAL keeps
+/// its exact text, JSON its document text, DATE and DATETIME their kind.
+pub fn from_driver(v: mysql_async::Value, data_type: &str) -> Value {
+    use mysql_async::Value as V;
+    match v {
+        V::NULL => Value::Null,
+        V::Int(i) => Value::Int(i),
+        V::UInt(u) => Value::UInt(u),
+        V::Float(f) => Value::Float(f),
+        V::Double(d) => Value::Double(d),
+        V::Bytes(b) => match data_type {
+            "decimal" => Value::Decimal(String::from_utf8_lossy(&b).into_owned()),
+            // MySQL JSON reads back as its text; kept apart so that it is written as utf8mb4, not binary.
+            "json" => Value::json_from_bytes(b),
+            _ => Value::Bytes(b),
+        },
+        V::Date(y, mo, d, h, mi, s, us) => match data_type {
+            "date" => Value::Date {
+                year: y,
+                month: mo,
+                day: d,
+            },
+            _ => Value::DateTime {
+                year: y,
+                month: mo,
+                day: d,
+                hour: h,
+                minute: mi,
+                second: s,
+                micros: us,
+            },
+        },
+        V::Time(neg, days, h, mi, s, us) => Value::Time {
+            negative: neg,
+            hours: days * 24 + u32::from(h),
+            minutes: mi,
+            seconds: s,
+            micros: us,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

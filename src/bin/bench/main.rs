@@ -273,7 +273,7 @@ async fn exec(c: &mut Conn, sql: &str) -> Result<()> {
 
 async fn source_position(src: &MariaDb) -> Result<Position> {
     let mut c = src.conn().await?;
-    let p = dropship_core::copy::source_position(&mut c).await?;
+    let p = dropship_core::source::position(&mut c).await?;
     Ok(p)
 }
 

@@ -114,20 +114,10 @@ struct Committed {
     rows: [u64; 3],
 }
 
-/// What the applier must know of its source: DDL from the other flavor is
-/// translated, and cascading foreign keys a DDL adds are refused when the
-/// source does not binlog the cascaded changes.
-#[derive(Debug, Clone)]
-pub struct SourceFacts {
-    pub flavor: Flavor,
-    /// See `Flavor::logs_cascades`.
-    pub logs_cascades: bool,
-}
-
 /// How an applier runs, given to [`Applier::new`].
 pub struct ApplierOptions {
     /// `None`: DDL passes untranslated and unchecked (tests, tools).
-    pub source: Option<SourceFacts>,
+    pub source: Option<crate::source::Facts>,
     /// The copy's end: until this position the replay after an initial copy
     /// writes with REPLACE (ignored once the committed position is past it).
     pub catch_up_until: Option<Position>,
@@ -156,7 +146,7 @@ impl Default for ApplierOptions {
 
 pub struct Applier {
     svc: Arc<ServiceConfig>,
-    source: Option<SourceFacts>,
+    source: Option<crate::source::Facts>,
     /// The target's flavor, read at the first DDL.
     target_flavor: Option<Flavor>,
     /// `None` while a batch is in flight (the task owns the connection).

@@ -18,7 +18,6 @@ use crate::control::stats::now_epoch;
 use crate::control::ServiceStatus;
 use crate::meta;
 use mysql_async::prelude::Queryable;
-use mysql_async::Conn;
 
 pub struct Report {
     /// Whether `replicate` answered on the control endpoint.
@@ -54,9 +53,9 @@ pub async fn gather(cfg: &Config) -> Report {
             continue;
         };
         let applied = crate::reverse::applied(cfg, &svc.name).await.ok().flatten();
-        let target = match Conn::new(svc.target.opts()).await {
+        let target = match crate::connect::target_plain(svc).await {
             Ok(mut c) => {
-                let p = crate::copy::source_position(&mut c).await.ok();
+                let p = crate::source::position(&mut c).await.ok();
                 let _ = c.disconnect().await;
                 p
             }
@@ -83,9 +82,9 @@ async fn gather_services(cfg: &Config) -> Report {
     }
     let mut services = Vec::new();
     let mut unreachable = Vec::new();
-    let source_position = match Conn::new(cfg.source.opts()).await {
+    let source_position = match crate::connect::source(cfg).await {
         Ok(mut c) => {
-            let p = crate::copy::source_position(&mut c)
+            let p = crate::source::position(&mut c)
                 .await
                 .map(|p| p.to_string())
                 .unwrap_or_default();
@@ -110,7 +109,7 @@ async fn gather_services(cfg: &Config) -> Report {
             throttled: String::new(),
             last_error: String::new(),
         };
-        match Conn::new(svc.target.opts()).await {
+        match crate::connect::target_plain(svc).await {
             Ok(mut c) => {
                 if let Ok(Some((p, ts, _))) = meta::load_position(&mut c, &svc.name).await {
                     st.applied_position = p.to_string();

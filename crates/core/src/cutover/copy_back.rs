@@ -24,9 +24,10 @@
 //! Privileges: SELECT, INSERT, UPDATE, DELETE on the service's source tables.
 
 use crate::config::ServiceConfig;
-use crate::copy::{after_key_predicate, from_driver};
 use crate::error::{Error, Result};
 use dropship_mysql::schema::TableSchema;
+use dropship_mysql::sql::after_key;
+use dropship_mysql::value::from_driver;
 use dropship_mysql::{sql, Value};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -107,7 +108,7 @@ pub async fn sync_table(
     loop {
         let lower = last
             .as_ref()
-            .map(|k| after_key_predicate(&keys, k))
+            .map(|k| after_key(&keys, k))
             .unwrap_or_else(|| "1".into());
         let tgt_rows = read(tgt, t, &tdb, &lower, true).await?;
         let upper = if tgt_rows.len() == CHUNK {
@@ -117,7 +118,7 @@ pub async fn sync_table(
         };
         let mut pred = lower.clone();
         if let Some(u) = &upper {
-            pred = format!("{pred} AND NOT {}", after_key_predicate(&keys, u));
+            pred = format!("{pred} AND NOT {}", after_key(&keys, u));
         }
         let src_rows = read(src, t, &t.database, &pred, false).await?;
         let mut on_source: HashMap<Vec<u8>, Vec<Value>> = src_rows

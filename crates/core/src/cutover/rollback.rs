@@ -43,12 +43,12 @@
 //! A crash leaves an open journal run; running `rollback` again finishes it
 //! (every step is idempotent; the copy-back is redone if it had not finished).
 
-use super::{copy_back, freeze, journal, new_token, service, switch, CutoverReport, Outcome};
+use super::{copy_back, freeze, journal, new_token, service, switch, CutoverReport, Outcome, Step};
 use crate::config::{Config, ServiceConfig};
 use crate::control::stats::now_epoch;
 use crate::error::{Error, Result};
 use crate::state::ServiceState;
-use crate::{copy, meta, reverse};
+use crate::{meta, reverse};
 use dropship_mysql::schema::TableSchema;
 use journal::{Kind, Run};
 use mysql_async::prelude::Queryable;
@@ -85,7 +85,7 @@ pub async fn rollback(cfg: &Config, opts: RollbackOptions) -> Result<CutoverRepo
     meta::migrate(&svc.target).await?;
     let mut tgt = crate::connect::target(svc).await?;
     let mut src = crate::connect::source(cfg).await?;
-    let tables = copy::resolve_tables(cfg, svc, &mut src).await?;
+    let tables = crate::source::service_tables(cfg, svc, &mut src).await?;
     let mut report = CutoverReport::new(&svc.name);
     report.rollback = true;
     let run = match journal::open_run(&mut tgt, &svc.name).await? {
@@ -180,38 +180,31 @@ pub async fn rollback(cfg: &Config, opts: RollbackOptions) -> Result<CutoverRepo
         .iter()
         .map(|t| (t.database.clone(), t.table.clone()))
         .collect();
-    if !state.run.finished("unfreeze-source") {
-        let t = Instant::now();
-        let seq = journal::begin_step(&mut tgt, &mut state.run, "unfreeze-source", "").await?;
+    let run = &mut state.run;
+    if let Some(step) = Step::begin(&mut tgt, run, "unfreeze-source", "").await? {
         let n = freeze::unfreeze(&mut src, &names).await?;
         // The application, switched back, can write again: the freeze ends.
         report.freeze = state.freeze_started.map(|s| s.elapsed());
-        journal::finish_step(&mut tgt, &mut state.run, seq, "").await?;
-        report.step("unfreeze-source", t, format!("{n} triggers dropped"));
+        let note = format!("{n} triggers dropped");
+        step.done(&mut tgt, run, &mut report, "", note).await?;
     }
-    if !state.run.finished("unfreeze-target") {
-        let t = Instant::now();
-        let seq = journal::begin_step(&mut tgt, &mut state.run, "unfreeze-target", "").await?;
+    if let Some(step) = Step::begin(&mut tgt, run, "unfreeze-target", "").await? {
         let n = freeze::unfreeze(&mut tgt, &target_tables).await?;
-        journal::finish_step(&mut tgt, &mut state.run, seq, "").await?;
-        report.step("unfreeze-target", t, format!("{n} triggers dropped"));
+        let note = format!("{n} triggers dropped");
+        step.done(&mut tgt, run, &mut report, "", note).await?;
     }
-    let t = Instant::now();
-    let seq = journal::begin_step(&mut tgt, &mut state.run, "mark-replicating", "").await?;
-    meta::set_state(
-        &mut tgt,
-        &svc.name,
-        ServiceState::Replicating,
-        "rolled back by dropship rollback",
-    )
-    .await?;
-    journal::finish_step(&mut tgt, &mut state.run, seq, "").await?;
-    journal::close_run(&mut tgt, &state.run, "done", "rolled back").await?;
-    report.step(
-        "mark-replicating",
-        t,
-        "forward replication resumes; reverse replication stops",
-    );
+    if let Some(step) = Step::begin(&mut tgt, run, "mark-replicating", "").await? {
+        meta::set_state(
+            &mut tgt,
+            &svc.name,
+            ServiceState::Replicating,
+            "rolled back by dropship rollback",
+        )
+        .await?;
+        let note = "forward replication resumes; reverse replication stops";
+        step.done(&mut tgt, run, &mut report, "", note).await?;
+    }
+    journal::close_run(&mut tgt, run, "done", "rolled back").await?;
     report.outcome = Outcome::RolledBack;
     Ok(report)
 }
@@ -263,10 +256,8 @@ async fn steps_before_switch(
         target_tables,
         opts,
     } = cx;
-    if !st.run.finished("freeze-target") {
-        let t = Instant::now();
-        st.freeze_started = Some(t);
-        let seq = journal::begin_step(tgt, &mut st.run, "freeze-target", "").await?;
+    if let Some(step) = Step::begin(tgt, &mut st.run, "freeze-target", "").await? {
+        st.freeze_started = Some(step.started);
         // From here on, a parked forward applier keeps every relay record
         // (see `service`): the source is unfrozen later in this run.
         meta::set_state(
@@ -284,12 +275,8 @@ async fn steps_before_switch(
             opts.max_freeze,
         )
         .await?;
-        journal::finish_step(tgt, &mut st.run, seq, "").await?;
-        report.step(
-            "freeze-target",
-            t,
-            format!("{} target tables frozen", target_tables.len()),
-        );
+        let note = format!("{} target tables frozen", target_tables.len());
+        step.done(tgt, &mut st.run, report, "", note).await?;
     } else if !st.run.finished("unfreeze-target") {
         // Resuming: make sure the target is still frozen (not once this run
         // has unfrozen it: that would leave it frozen for good).
@@ -315,30 +302,27 @@ async fn steps_before_switch(
     } else {
         reverse::applied(cfg, &svc.name).await?
     };
-    if reverse.is_some() {
-        let t = Instant::now();
-        let seq = journal::begin_step(tgt, &mut st.run, "reverse-catch-up", "").await?;
+    let catch_up = match reverse {
+        Some(_) => Step::begin(tgt, &mut st.run, "reverse-catch-up", "").await?,
+        None => None,
+    };
+    if let Some(step) = catch_up {
         // Every write the target acknowledged is before `t1` (its tables are frozen).
-        let t1 = copy::source_position(tgt).await?;
+        let t1 = crate::source::position(tgt).await?;
         let reached = reverse::wait_applied(cfg, &svc.name, &t1, REVERSE_CATCH_UP).await?;
         // The source is still frozen: `b` follows every reverse write and
         // precedes every application write after the unfreeze.
         let mut src = crate::connect::source(cfg).await?;
-        let b = copy::source_position(&mut src).await?;
+        let b = crate::source::position(&mut src).await?;
         let _ = src.disconnect().await;
         record_forward_position(tgt, &mut st.run, &svc.name, &b).await?;
-        journal::finish_step(tgt, &mut st.run, seq, &b.to_string()).await?;
-        report.step(
-            "reverse-catch-up",
-            t,
-            format!("source has every target write up to {t1} (reverse stream at {reached}); forward position {b}"),
-        );
+        let note = format!("source has every target write up to {t1} (reverse stream at {reached}); forward position {b}");
+        step.done(tgt, &mut st.run, report, &b.to_string(), note)
+            .await?;
         return Ok(());
     }
-    if !st.run.finished("copy-back") {
+    if let Some(step) = Step::begin(tgt, &mut st.run, "copy-back", "").await? {
         warn!(service = %svc.name, "no reverse replication ran for this service (target binlog off when it was cut over?): copying its tables back in full");
-        let t = Instant::now();
-        let seq = journal::begin_step(tgt, &mut st.run, "copy-back", "").await?;
         let mut src = crate::connect::source(cfg).await?;
         src.query_drop(crate::apply::applier::SESSION_SQL)
             .await
@@ -353,11 +337,12 @@ async fn steps_before_switch(
             written += c.written;
             deleted += c.deleted;
         }
-        let b = copy::source_position(&mut src).await?;
+        let b = crate::source::position(&mut src).await?;
         let _ = src.disconnect().await;
         record_forward_position(tgt, &mut st.run, &svc.name, &b).await?;
-        journal::finish_step(tgt, &mut st.run, seq, &b.to_string()).await?;
-        report.step("copy-back", t, format!("{checked} rows checked, {written} written, {deleted} deleted on the source; forward position {b}"));
+        let note = format!("{checked} rows checked, {written} written, {deleted} deleted on the source; forward position {b}");
+        step.done(tgt, &mut st.run, report, &b.to_string(), note)
+            .await?;
     }
     Ok(())
 }
@@ -387,17 +372,10 @@ async fn switch_back(
     tgt: &mut Conn,
     report: &mut CutoverReport,
 ) -> Result<Option<String>> {
-    if st.run.finished("switch") {
+    let note = opts.switch_cmd.as_deref().unwrap_or("");
+    let Some(step) = Step::begin(tgt, &mut st.run, "switch", note).await? else {
         return Ok(None);
-    }
-    let t = Instant::now();
-    let seq = journal::begin_step(
-        tgt,
-        &mut st.run,
-        "switch",
-        opts.switch_cmd.as_deref().unwrap_or(""),
-    )
-    .await?;
+    };
     match opts.switch_cmd.as_deref() {
         Some(cmd) => {
             let out = match switch::run(cmd, svc, switch::Direction::Back).await {
@@ -414,16 +392,13 @@ async fn switch_back(
                     out.output.trim()
                 )));
             }
-            journal::finish_step(tgt, &mut st.run, seq, "").await?;
-            report.step("switch", t, format!("`{cmd}` exited 0"));
+            step.done(tgt, &mut st.run, report, "", format!("`{cmd}` exited 0"))
+                .await?;
         }
         None => {
-            journal::finish_step(tgt, &mut st.run, seq, "no switch command").await?;
-            report.step(
-                "switch",
-                t,
-                "no --switch-cmd: repoint the application to the source yourself now",
-            );
+            let note = "no --switch-cmd: repoint the application to the source yourself now";
+            step.done(tgt, &mut st.run, report, "no switch command", note)
+                .await?;
         }
     }
     Ok(None)

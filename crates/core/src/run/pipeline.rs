@@ -77,10 +77,9 @@ pub async fn run(
         .cloned()
         .collect();
 
-    let (mut src, starts, oldest) = setup(&cfg, &selected, &opts)
+    let (src, source_facts, starts, oldest) = setup(&cfg, &selected, &opts)
         .await
         .map_err(Error::preflight)?;
-    let source_facts = source_facts(&mut src).await.map_err(Error::preflight)?;
 
     // Relay log: reuse if it covers every service, else start over at `oldest`.
     std::fs::create_dir_all(&cfg.state_dir).map_err(Error::io(format!(
@@ -225,6 +224,7 @@ async fn setup(
     opts: &Options,
 ) -> Result<(
     Conn,
+    crate::source::Facts,
     Vec<(
         crate::config::ServiceConfig,
         Vec<Arc<dropship_mysql::schema::TableSchema>>,
@@ -236,12 +236,13 @@ async fn setup(
     // Mirrored (reverse replication): what is read is the service's target.
     let side = if opts.mirrored { "target" } else { "source" };
     check::require_binlog_ready(&mut src, side).await?;
+    let facts = crate::source::facts(&mut src).await?;
 
     // Validate every service's tables on the source before writing anything
     // to any target (a table without a key is a config error, exit 2).
     for svc in selected {
-        let tables = copy::resolve_tables(cfg, svc, &mut src).await?;
-        copy::refuse_unlogged_cascades(cfg, svc, &mut src, &tables).await?;
+        let tables = crate::source::service_tables(cfg, svc, &mut src).await?;
+        crate::source::refuse_unlogged_cascades(cfg, svc, &facts, &mut src, &tables).await?;
     }
     // Per service: schema, tables, and a start position.
     let mut starts = Vec::new();
@@ -256,11 +257,11 @@ async fn setup(
                 // runs: its old position (maybe purged weeks ago) must not
                 // hold the reader back.
                 let p = if state == Some(crate::state::ServiceState::CutOver) {
-                    copy::source_position(&mut src).await?
+                    crate::source::position(&mut src).await?
                 } else {
                     p
                 };
-                (copy::resolve_tables(cfg, svc, &mut src).await?, p)
+                (crate::source::service_tables(cfg, svc, &mut src).await?, p)
             }
             None => {
                 let (tables, p0) =
@@ -287,20 +288,5 @@ async fn setup(
             })
         })?;
 
-    Ok((src, starts, oldest))
-}
-
-/// The source's flavor and whether it binlogs foreign-key cascades, for the
-/// appliers (see `applier::SourceFacts`).
-async fn source_facts(src: &mut mysql_async::Conn) -> Result<crate::apply::applier::SourceFacts> {
-    let flavor = dropship_mysql::flavor::Flavor::detect(src)
-        .await
-        .map_err(Error::db("reading the source's version"))?;
-    let logs_cascades = flavor.logs_cascades(src).await.map_err(Error::db(
-        "reading innodb_native_foreign_keys on the source",
-    ))?;
-    Ok(crate::apply::applier::SourceFacts {
-        flavor,
-        logs_cascades,
-    })
+    Ok((src, facts, starts, oldest))
 }

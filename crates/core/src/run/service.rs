@@ -33,7 +33,7 @@ pub struct Ctx {
     pub relay: RelayHandle,
     pub stats: Arc<ServiceStats>,
     pub control: Arc<Control>,
-    pub source: crate::apply::applier::SourceFacts,
+    pub source: crate::source::Facts,
 }
 
 /// Records the copy start: position `P0`, state `copying`.
@@ -194,7 +194,7 @@ pub async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) -> Result<()> {
                 error!(service = %name, error = %msg, hint = %hint, "service paused: a human must act; other services continue");
                 ctx.stats.set_error(&format!("{msg} (hint: {hint})"));
                 ctx.stats.set_state(ServiceState::Paused);
-                if let Ok(mut c) = Conn::new(ctx.svc.target.opts_with_db(meta::DB)).await {
+                if let Ok(mut c) = crate::connect::target(&ctx.svc).await {
                     let _ = meta::set_state(
                         &mut c,
                         &name,
@@ -276,7 +276,8 @@ async fn attempt(
                     }
                     let mut src = crate::connect::source(&ctx.cfg).await?;
                     copy::drop_target_tables(&ctx.svc, &tables, &mut tgt).await?;
-                    let current = copy::resolve_tables(&ctx.cfg, &ctx.svc, &mut src).await?;
+                    let current =
+                        crate::source::service_tables(&ctx.cfg, &ctx.svc, &mut src).await?;
                     copy::drop_target_tables(&ctx.svc, &current, &mut tgt).await?;
                     let (fresh, p0) =
                         copy::start(&ctx.cfg, &ctx.svc, &mut src, &mut tgt, false).await?;

@@ -18,7 +18,6 @@
 
 use super::plan::{literal, Range, TablePlan};
 use super::report::{show, ColumnDiff, KeyPart, RowDiff, RowKind};
-use crate::copy::source_position;
 use crate::error::{Error, Result};
 use crate::meta;
 use mysql_async::prelude::Queryable;
@@ -83,7 +82,7 @@ impl LagGate {
         if !self.awaitable() {
             return Ok(());
         }
-        let p = source_position(src).await?;
+        let p = crate::source::position(src).await?;
         let start = Instant::now();
         let mut delay = Duration::from_millis(5);
         loop {

@@ -80,41 +80,60 @@ pub fn read_bytes(
     read_from(name, bytes, bytes.len() as u64, &mut Decoder::new(), out)
 }
 
-/// Reads a binlog stream with a caller-owned decoder (e.g. to continue a
-/// relay log across files). `len` bounds event sizes; pass `u64::MAX` if unknown.
-pub fn read_from(
-    name: &str,
-    mut r: impl Read,
+/// The raw events of a binlog stream, one at a time (header, body and CRC
+/// trailer as the file holds them), each checked against its header's size
+/// and the stream's length: the framing every reader of binlog files
+/// shares (`read_from` here, and the core's offline replay). One event is
+/// held at a time.
+pub struct Frames<R> {
+    name: String,
+    r: R,
     len: u64,
-    decoder: &mut Decoder,
-    out: &mut Sink<'_>,
-) -> Result<FileSummary, DecodeError> {
-    let mut magic = [0u8; 4];
-    let got = fill(&mut r, &mut magic).map_err(|e| DecodeError::Io {
-        path: name.to_string(),
-        what: e.to_string(),
-    })?;
-    if got < 4 || magic != MAGIC {
-        return Err(DecodeError::BadMagic {
-            path: name.to_string(),
-            found: magic.get(..got).unwrap_or(&[]).to_vec(),
-        });
-    }
-    let mut summary = FileSummary {
-        end_offset: 4,
-        ..Default::default()
-    };
-    let mut offset: u64 = 4;
-    let mut buf: Vec<u8> = Vec::new();
-    let mut events = 0u64;
-    loop {
-        let mut head = [0u8; HEADER_LEN];
-        let got = fill(&mut r, &mut head).map_err(|e| DecodeError::Io {
+    offset: u64,
+    buf: Vec<u8>,
+}
+
+impl<R: Read> Frames<R> {
+    /// Checks the magic number; `len` bounds event sizes (`u64::MAX` if
+    /// unknown).
+    pub fn new(name: &str, mut r: R, len: u64) -> Result<Frames<R>, DecodeError> {
+        let mut magic = [0u8; 4];
+        let got = fill(&mut r, &mut magic).map_err(|e| DecodeError::Io {
             path: name.to_string(),
             what: e.to_string(),
         })?;
+        if got < 4 || magic != MAGIC {
+            return Err(DecodeError::BadMagic {
+                path: name.to_string(),
+                found: magic.get(..got).unwrap_or(&[]).to_vec(),
+            });
+        }
+        Ok(Frames {
+            name: name.to_string(),
+            r,
+            len,
+            offset: 4,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Offset just past the last complete event.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The next event and its offset; `None` at the end of the stream.
+    /// Errors name the file and the offset.
+    pub fn next_event(&mut self) -> Result<Option<(u64, &[u8])>, DecodeError> {
+        let (name, offset) = (self.name.as_str(), self.offset);
+        let io = |e: std::io::Error| DecodeError::Io {
+            path: name.to_string(),
+            what: e.to_string(),
+        };
+        let mut head = [0u8; HEADER_LEN];
+        let got = fill(&mut self.r, &mut head).map_err(io)?;
         if got == 0 {
-            break;
+            return Ok(None);
         }
         let type_code = head[4];
         if got < HEADER_LEN {
@@ -140,7 +159,7 @@ pub fn read_from(
                 },
             ));
         }
-        let left = len.saturating_sub(offset);
+        let left = self.len.saturating_sub(offset);
         if size > left || size > MAX_INNER_EVENT {
             return Err(wrap(
                 name,
@@ -151,15 +170,13 @@ pub fn read_from(
                 },
             ));
         }
-        buf.clear();
-        buf.extend_from_slice(&head);
-        buf.resize(size as usize, 0);
-        let body = buf.get_mut(HEADER_LEN..).unwrap_or(&mut []);
-        let got = fill(&mut r, body).map_err(|e| DecodeError::Io {
-            path: name.to_string(),
-            what: e.to_string(),
-        })?;
-        if got < body.len() {
+        self.buf.clear();
+        self.buf.extend_from_slice(&head);
+        self.buf.resize(size as usize, 0);
+        let body = self.buf.get_mut(HEADER_LEN..).unwrap_or(&mut []);
+        let want = body.len();
+        let got = fill(&mut self.r, body).map_err(io)?;
+        if got < want {
             return Err(wrap(
                 name,
                 DecodeError::Truncated {
@@ -169,16 +186,41 @@ pub fn read_from(
                 },
             ));
         }
+        self.offset += size;
+        Ok(Some((offset, &self.buf)))
+    }
+
+    /// The name errors use.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Reads a binlog stream with a caller-owned decoder (e.g. to continue a
+/// relay log across files). `len` bounds event sizes; pass `u64::MAX` if unknown.
+pub fn read_from(
+    name: &str,
+    r: impl Read,
+    len: u64,
+    decoder: &mut Decoder,
+    out: &mut Sink<'_>,
+) -> Result<FileSummary, DecodeError> {
+    let mut frames = Frames::new(name, r, len)?;
+    let mut summary = FileSummary {
+        end_offset: 4,
+        ..Default::default()
+    };
+    let mut events = 0u64;
+    while let Some((offset, raw)) = frames.next_event()? {
         let mut counting = |h, e| {
             events += 1;
             out(h, e)
         };
         decoder
-            .decode_at(&buf, offset, &mut counting)
+            .decode_at(raw, offset, &mut counting)
             .map_err(|e| wrap(name, e))?;
-        offset += size;
         summary.raw_events += 1;
-        summary.end_offset = offset;
+        summary.end_offset = offset + raw.len() as u64;
     }
     summary.events = events;
     Ok(summary)
