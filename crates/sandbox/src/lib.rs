@@ -5,6 +5,8 @@
 //!   template datadir; dropping it kills the server and removes the directory.
 //! - [`workload`] creates the `all_types` schema and runs random multi-statement transactions over it.
 //! - [`monolith`] is the demo's `shop` schema with [`monolith::LiveWriters`] writing into it concurrently.
+//! - [`proxy::FaultProxy`] sits between dropship and a server and injects network faults (resets, black holes,
+//!   delays, cuts after N bytes).
 //! - [`compare`] checks that a table is byte-for-byte identical on two servers and names the first difference.
 //!
 //! Nothing here touches the system MariaDB service or port 3306.
@@ -12,6 +14,7 @@
 pub mod compare;
 mod error;
 pub mod monolith;
+pub mod proxy;
 mod server;
 pub mod sql;
 pub mod template;

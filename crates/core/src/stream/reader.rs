@@ -26,6 +26,7 @@ use crate::stream::gtid_state::GtidState;
 use crate::stream::record::{DdlRecord, Record, RowsRecord};
 use crate::stream::source_schema::SourceSchemas;
 use dropship_mysql::binlog::client::{BinlogClient, ClientError, DumpFrom};
+use dropship_mysql::binlog::file::Frames;
 use dropship_mysql::binlog::Decoder;
 use dropship_mysql::flavor::Flavor;
 use dropship_mysql::position::Position;
@@ -62,6 +63,41 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(50);
 /// How long the source's dump thread waits with nothing to send before it
 /// sends a heartbeat event: while idle, lag is known to within this.
 const SERVER_HEARTBEAT: Duration = Duration::from_millis(500);
+/// A binlog connection that reads no byte for this long, although the
+/// source sends a heartbeat every [`SERVER_HEARTBEAT`] when it has nothing
+/// else to send, has stalled (a NAT or firewall dropped the flow without a
+/// reset): it is dropped and the reader reconnects, instead of waiting for
+/// the kernel's TCP timeout (minutes to hours).
+const STALLED_AFTER: Duration = Duration::from_secs(5);
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// The reconnect backoff: starts at [`BACKOFF_MIN`], doubles per failed
+/// attempt up to [`BACKOFF_MAX`], and starts over once a stream has stayed up
+/// for [`BACKOFF_MAX`], so one blip after weeks of healthy streaming costs
+/// milliseconds, not the cap.
+#[derive(Debug)]
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff(BACKOFF_MIN)
+    }
+
+    /// A stream that was up for `up` ended.
+    fn ended_after(&mut self, up: Duration) {
+        if up >= BACKOFF_MAX {
+            self.0 = BACKOFF_MIN;
+        }
+    }
+
+    /// The wait before the next attempt (the one after waits longer).
+    fn next_wait(&mut self) -> Duration {
+        let w = self.0;
+        self.0 = (self.0 * 2).min(BACKOFF_MAX);
+        w
+    }
+}
 
 pub struct Reader<S: RecordSink> {
     cfg: Arc<Config>,
@@ -218,49 +254,43 @@ impl<S: RecordSink> Reader<S> {
     }
 
     /// Converts a whole binlog file into records, as if the source had sent
-    /// it (offline replay: tests, tools). Stops at the first error, with the
-    /// records before it already in the sink.
+    /// it (offline replay: tests, tools), reading one event at a time. Stops
+    /// at the first error, with the records before it already in the sink.
     pub async fn replay_file(&mut self, path: &std::path::Path) -> Result<u64> {
         let name = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| {
+        let f = std::fs::File::open(path).map_err(|e| {
             Error::definite(
                 format!("reading binlog file {name}: {e}"),
                 "check the path and its permissions",
             )
         })?;
-        self.replay_bytes(&name, &bytes).await
+        let len = f.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+        let r = std::io::BufReader::with_capacity(256 * 1024, f);
+        self.replay(&name, r, len).await
     }
 
     /// [`Reader::replay_file`] for bytes in memory (`name` is used in errors).
     pub async fn replay_bytes(&mut self, name: &str, bytes: &[u8]) -> Result<u64> {
-        if bytes.get(..4) != Some(&dropship_mysql::binlog::file::MAGIC[..]) {
-            return Err(Error::definite(
-                format!("{name} is not a binlog file (no magic number)"),
-                "pass a binlog or relay-log file",
-            ));
-        }
+        self.replay(name, bytes, bytes.len() as u64).await
+    }
+
+    async fn replay(&mut self, name: &str, r: impl std::io::Read, len: u64) -> Result<u64> {
+        let framing = |e: dropship_mysql::binlog::DecodeError| {
+            let hint = e
+                .hint()
+                .unwrap_or("pass a complete binlog or relay-log file");
+            Error::definite(e.to_string(), hint)
+        };
+        let mut frames = Frames::new(name, r, len).map_err(framing)?;
         let mut decoder = Decoder::new();
         let mut events = Vec::new();
-        let mut offset = 4usize;
         let mut count = 0u64;
-        while offset < bytes.len() {
-            let size = bytes
-                .get(offset + 9..offset + 13)
-                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-                .filter(|&n| n >= 19)
-                .and_then(|n| bytes.get(offset..offset + n));
-            let Some(raw) = size else {
-                return Err(Error::definite(
-                    format!("{name}: truncated or malformed event header at offset {offset}"),
-                    "the file ends inside an event; replay stops there",
-                ));
-            };
+        while let Some((offset, raw)) = frames.next_event().map_err(framing)? {
             self.stats.events.fetch_add(1, Relaxed);
             self.stats.bytes.fetch_add(raw.len() as u64, Relaxed);
-            self.feed_raw(&mut decoder, raw, offset as u64, &mut events)
+            self.feed_raw(&mut decoder, raw, offset, &mut events)
                 .await?;
             count += 1;
-            offset += raw.len();
         }
         self.sink.flush()?;
         Ok(count)
@@ -289,7 +319,7 @@ impl<S: RecordSink> Reader<S> {
 
     /// Streams until `stop` is set; reconnects on transient errors.
     pub async fn run(&mut self, stop: tokio::sync::watch::Receiver<bool>) -> Result<()> {
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new();
         let mut first = true;
         loop {
             if *stop.borrow() {
@@ -304,7 +334,10 @@ impl<S: RecordSink> Reader<S> {
             })?;
             self.tx = None;
             first = false;
-            match self.stream_once(stop.clone()).await {
+            let up_since = Instant::now();
+            let r = self.stream_once(stop.clone()).await;
+            backoff.ended_after(up_since.elapsed());
+            match r {
                 Ok(()) => {
                     self.sink.flush()?;
                     return Ok(());
@@ -312,9 +345,9 @@ impl<S: RecordSink> Reader<S> {
                 Err(e) if e.is_transient() => {
                     self.stats.count_error(&e);
                     self.sink.flush()?;
-                    warn!(error = %e, position = %self.boundary, backoff_ms = backoff.as_millis() as u64, "binlog connection lost; reconnecting from the last transaction boundary");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    let wait = backoff.next_wait();
+                    warn!(error = %e, position = %self.boundary, backoff_ms = wait.as_millis() as u64, "binlog connection lost; reconnecting from the last transaction boundary");
+                    tokio::time::sleep(wait).await;
                 }
                 Err(e) => {
                     let _ = self.sink.flush();
@@ -374,7 +407,18 @@ impl<S: RecordSink> Reader<S> {
         // On stop, finish the transaction being read (so its records are
         // whole), but never wait more than this for its end.
         let mut stop_since: Option<Instant> = None;
+        let (mut seen, mut heard_at) = (conn.bytes_received(), Instant::now());
         loop {
+            if conn.bytes_received() != seen {
+                (seen, heard_at) = (conn.bytes_received(), Instant::now());
+            } else if heard_at.elapsed() > STALLED_AFTER {
+                return Err(Error::Transient(format!(
+                    "the binlog connection to the source {} has read nothing for {}s although the source sends a heartbeat every {}ms: the connection stalled (a firewall or NAT may have dropped it)",
+                    self.cfg.source,
+                    heard_at.elapsed().as_secs(),
+                    SERVER_HEARTBEAT.as_millis()
+                )));
+            }
             if *stop.borrow() {
                 let since = *stop_since.get_or_insert_with(Instant::now);
                 if self.tx.is_none() || since.elapsed() > Duration::from_secs(5) {
@@ -408,6 +452,8 @@ impl<S: RecordSink> Reader<S> {
             let offset = u64::from(log_pos).saturating_sub(raw.len() as u64);
             self.feed_raw(&mut decoder, raw, offset, &mut events)
                 .await?;
+            // Only time spent waiting on the socket counts as silence.
+            (seen, heard_at) = (conn.bytes_received(), Instant::now());
         }
     }
 
@@ -898,4 +944,26 @@ fn hex_prefix(b: &[u8]) -> String {
         s.push_str(&format!("... ({} bytes)", b.len()));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backoff_doubles_to_its_cap_and_starts_over_after_a_healthy_stream() {
+        let mut b = Backoff::new();
+        let waits: Vec<u128> = (0..9).map(|_| b.next_wait().as_millis()).collect();
+        assert_eq!(
+            waits,
+            [100, 200, 400, 800, 1600, 3200, 6400, 10_000, 10_000]
+        );
+        // Short-lived streams (connected, then lost at once) do not reset it.
+        b.ended_after(Duration::from_secs(2));
+        assert_eq!(b.next_wait(), BACKOFF_MAX);
+        // A stream that stayed up does.
+        b.ended_after(Duration::from_secs(30));
+        assert_eq!(b.next_wait(), BACKOFF_MIN);
+        assert_eq!(b.next_wait(), BACKOFF_MIN * 2);
+    }
 }

@@ -147,6 +147,8 @@ pub struct BinlogClient {
     rx: RxState,
     secure: bool,
     server_version: String,
+    /// Bytes read from the server so far (a stalled connection reads none).
+    received: u64,
 }
 
 impl BinlogClient {
@@ -162,6 +164,13 @@ impl BinlogClient {
                 ),
             ))),
         }
+    }
+
+    /// Bytes read from the server so far, counted as they arrive (also in
+    /// the middle of an event): a connection whose count stops moving
+    /// while the server should send heartbeats has stalled.
+    pub fn bytes_received(&self) -> u64 {
+        self.received
     }
 
     /// The server's version string from its handshake.
@@ -187,6 +196,7 @@ impl BinlogClient {
             },
             secure: false,
             server_version: String::new(),
+            received: 0,
         };
         c.read_packet().await?;
         let hs = Handshake::parse(&c.buf)?;
@@ -484,6 +494,7 @@ impl BinlogClient {
                     return Err(ClientError::Io(std::io::ErrorKind::UnexpectedEof.into()));
                 }
                 self.rx.head_got += n;
+                self.received += n as u64;
                 if self.rx.head_got < 4 {
                     continue;
                 }
@@ -509,6 +520,7 @@ impl BinlogClient {
                     return Err(ClientError::Io(std::io::ErrorKind::UnexpectedEof.into()));
                 }
                 self.rx.body_left -= n;
+                self.received += n as u64;
             }
             self.rx.head_got = 0;
             if self.rx.last_len < 0xff_ffff {

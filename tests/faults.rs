@@ -1,0 +1,186 @@
+//! Network faults between dropship and its servers, through the sandbox's TCP fault proxy
+//! (`dropship_sandbox::proxy`), with writers running on the source the whole time. Every scenario ends with
+//! every target equal to the source, row for row.
+
+mod common;
+
+use common::*;
+use dropship_sandbox::proxy::FaultProxy;
+use dropship_sandbox::workload::{self, Workload};
+use dropship_sandbox::ServerOptions;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+mod the_binlog_stream_survives_black_holes_resets_and_cuts_and_a_cut_target_delays_only_its_service {
+    use super::*;
+    flavor_matrix!(scenario: mysql_to_mysql, mariadb_to_mariadb);
+}
+
+async fn proxy_to(port: u16) -> FaultProxy {
+    FaultProxy::start(([127, 0, 0, 1], port).into())
+        .await
+        .expect("fault proxy")
+}
+
+/// Waits until `f` holds or `timeout` passes; returns whether it held.
+async fn within(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    f()
+}
+
+async fn scenario(pair: Pair) {
+    let env = start_pair(pair, 2, ServerOptions::source(), false).await;
+    let mut src = env.source.conn().await.unwrap();
+    for stmt in workload::schema_sql("app")
+        .split(";\n")
+        .filter(|s| !s.trim().is_empty())
+    {
+        exec(&mut src, stmt).await;
+    }
+    let wl = Workload::new("app");
+    wl.run(&mut src, 30, 1)
+        .await
+        .expect("workload before replicate");
+    // dropship reaches the source and target 1 only through proxies.
+    let source_proxy = proxy_to(env.source.port()).await;
+    let target_proxy = proxy_to(env.targets[1].port()).await;
+    let services = [
+        Svc {
+            name: "alpha",
+            target: 0,
+            tables: &["app.all_types"],
+            rename: &[],
+        },
+        Svc {
+            name: "beta",
+            target: 1,
+            tables: &["app.composite_pk", "app.binary_pk"],
+            rename: &[],
+        },
+    ];
+    let text = env
+        .config_text(&services, "")
+        .replace(
+            &format!("127.0.0.1:{}\"", env.source.port()),
+            &format!("127.0.0.1:{}\"", source_proxy.port()),
+        )
+        .replace(
+            &format!("127.0.0.1:{}\"", env.targets[1].port()),
+            &format!("127.0.0.1:{}\"", target_proxy.port()),
+        );
+    let cfg = dropship_core::config::Config::parse("faults.toml", &text, &|k| match k {
+        "DS_TEST_SOURCE_PW" => Some(SOURCE_PASSWORD.into()),
+        "DS_TEST_TARGET_PW" => Some(TARGET_PASSWORD.into()),
+        _ => None,
+    })
+    .expect("config");
+    let running = spawn_replicate(cfg, vec![]);
+    wait_caught_up(&env, 0, "alpha", Duration::from_secs(120)).await;
+    wait_caught_up(&env, 1, "beta", Duration::from_secs(120)).await;
+
+    // Writers run on the source (directly, not through a proxy) through every fault.
+    let writer_wl = wl.clone();
+    let mut c = env.source.conn().await.expect("writer conn");
+    let stop_writers = Arc::new(AtomicBool::new(false));
+    let stop = stop_writers.clone();
+    let writers = tokio::spawn(async move {
+        let mut done = 0u64;
+        for seed in 10.. {
+            if stop.load(Relaxed) {
+                break;
+            }
+            writer_wl.run(&mut c, 20, seed).await.expect("workload");
+            done += 20;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        done
+    });
+    let reader = running.control.reader.clone();
+    let reconnects = || reader.reconnects.load(Relaxed);
+
+    // 1. A black hole: the binlog connection goes silent without closing. The reader notices the stall by itself
+    //    (the source's heartbeats stop arriving) and reconnects while the hole is still open; before, it waited
+    //    for the kernel's TCP timeout.
+    let before = reconnects();
+    source_proxy.black_hole(Duration::from_secs(14));
+    let noticed = within(Duration::from_secs(12), || reconnects() > before).await;
+    assert!(
+        noticed,
+        "the reader did not reconnect within 12 s of a black hole on its connection"
+    );
+    assert!(
+        !running.is_finished(),
+        "a black hole must not stop replicate"
+    );
+    source_proxy.clear();
+    wait_caught_up(&env, 0, "alpha", Duration::from_secs(120)).await;
+
+    // 2. Resets in a row grow the backoff; a stream that then stays up resets it, so the next blip reconnects at
+    //    once (before, the backoff stayed at its 10 s cap for the rest of the process's life).
+    for _ in 0..7 {
+        let n = reconnects();
+        source_proxy.reset_all();
+        assert!(
+            within(Duration::from_secs(30), || reconnects() > n).await,
+            "no reconnect after a reset"
+        );
+        // The count moves just before the reader connects again: let the
+        // new connection come up before the next reset.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let n = reconnects();
+    let t = Instant::now();
+    source_proxy.reset_all();
+    assert!(
+        within(Duration::from_secs(30), || reconnects() > n).await,
+        "no reconnect after the last reset"
+    );
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_secs(4),
+        "after 11 s of healthy streaming the reconnect took {took:?}: the backoff did not start over"
+    );
+
+    // 3. Cuts after N bytes from the source, most likely inside an event of the binlog stream (the busiest
+    //    connection; a cut may also hit one of dropship's query connections, which must recover too).
+    let r = reconnects();
+    for n in [100u64, 5_000, 60_000, 250_000] {
+        source_proxy.cut_after(n);
+        let _ = within(Duration::from_secs(10), || reconnects() > r).await;
+    }
+    assert!(reconnects() > r, "no cut reached the binlog connection");
+
+    // 4. Target 1 goes silent: beta stops applying, alpha keeps applying.
+    target_proxy.black_hole(Duration::from_secs(8));
+    let alpha = running.control.service("alpha");
+    let beta = running.control.service("beta");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (a0, b0) = (alpha.rows_applied(), beta.rows_applied());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (a1, b1) = (alpha.rows_applied(), beta.rows_applied());
+    assert!(
+        a1 > a0,
+        "alpha stopped applying while only beta's target was cut ({a0} -> {a1})"
+    );
+    assert_eq!(b0, b1, "beta applied through a black hole on its target");
+    target_proxy.clear();
+
+    // After the faults: every target equals the source.
+    stop_writers.store(true, Relaxed);
+    let written = writers.await.expect("writers");
+    assert!(written > 0);
+    wait_caught_up(&env, 0, "alpha", Duration::from_secs(180)).await;
+    wait_caught_up(&env, 1, "beta", Duration::from_secs(180)).await;
+    assert!(!running.is_finished(), "replicate must still be running");
+    running.stop().await.expect("clean stop");
+    assert_identical(&env, "app", 0, "app", &["all_types"]).await;
+    assert_identical(&env, "app", 1, "app", &["composite_pk", "binary_pk"]).await;
+}
