@@ -1,6 +1,11 @@
 //! Network faults between dropship and its servers, through the sandbox's TCP fault proxy
 //! (`dropship_sandbox::proxy`), with writers running on the source the whole time. Every scenario ends with
 //! every target equal to the source, row for row.
+//!
+//! On one source and two targets per flavor pair: (1) a black hole on the binlog connection, noticed and
+//! reconnected while it lasts; (2) seven resets in a row, then a healthy stream, then a reset that must reconnect
+//! at once; (3) cuts after N bytes; (4) a black hole on one service's target, which only that service feels and
+//! notices; (5) one dead flow to that target while the target stays reachable.
 
 mod common;
 
@@ -158,10 +163,13 @@ async fn scenario(pair: Pair) {
     }
     assert!(reconnects() > r, "no cut reached the binlog connection");
 
-    // 4. Target 1 goes silent: beta stops applying, alpha keeps applying.
-    target_proxy.black_hole(Duration::from_secs(8));
+    // 4. Target 1 goes silent: beta stops applying, alpha keeps applying. Beta's applier notices by itself that its
+    //    write stalled (its probes of the target get no answer) while the hole lasts, and retries; before, it
+    //    waited for the kernel's TCP timeout.
+    target_proxy.black_hole(Duration::from_secs(40));
     let alpha = running.control.service("alpha");
     let beta = running.control.service("beta");
+    let beta_errors = beta.errors.load(Relaxed);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (a0, b0) = (alpha.rows_applied(), beta.rows_applied());
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -171,6 +179,45 @@ async fn scenario(pair: Pair) {
         "alpha stopped applying while only beta's target was cut ({a0} -> {a1})"
     );
     assert_eq!(b0, b1, "beta applied through a black hole on its target");
+    let noticed = within(Duration::from_secs(30), || {
+        beta.errors.load(Relaxed) > beta_errors
+    })
+    .await;
+    let last = beta.last_error();
+    assert!(
+        noticed && (last.contains("unreachable") || last.contains("stalled")),
+        "beta's applier did not notice the black hole on its target within 35 s (last error: {last:?})"
+    );
+    assert!(alpha.rows_applied() > a1, "alpha stopped applying");
+    target_proxy.clear();
+
+    // 5. One flow to target 1 dies while the target stays reachable (a NAT dropped it): the probes see the
+    //    server waiting for that connection while the applier waits for the server, so the connection is
+    //    judged stalled, killed on the server, and beta carries on over a new connection while the dead flow
+    //    still exists. Its late bytes, delivered when the hole ends, reach a killed session.
+    let b2 = beta.rows_applied();
+    assert!(
+        within(Duration::from_secs(60), || beta.rows_applied() > b2).await,
+        "beta did not apply again after the black hole on its target"
+    );
+    target_proxy.black_hole_open(Duration::from_secs(60));
+    let beta_errors = beta.errors.load(Relaxed);
+    let noticed = within(Duration::from_secs(40), || {
+        beta.errors.load(Relaxed) > beta_errors
+    })
+    .await;
+    // The error names the stall, or the connection closing under the write once the watchdog killed its
+    // session (whichever the applier sees first).
+    assert!(
+        noticed,
+        "beta's applier did not notice its dead connection within 40 s (last error: {:?})",
+        beta.last_error()
+    );
+    let b3 = beta.rows_applied();
+    assert!(
+        within(Duration::from_secs(30), || beta.rows_applied() > b3).await,
+        "beta did not apply again over a new connection while the old flow was dead"
+    );
     target_proxy.clear();
 
     // After the faults: every target equals the source.

@@ -6,6 +6,9 @@
 //! - [`FaultProxy::black_hole`] forwards nothing, in either direction and on
 //!   new connections too, for a while, without closing anything (a NAT or a
 //!   firewall that drops a flow): held bytes flow again afterwards;
+//! - [`FaultProxy::black_hole_open`] does that to the connections open now
+//!   only, while new ones work (a flow dropped by a NAT whose other flows
+//!   live on: the server is reachable, one connection is dead);
 //! - [`FaultProxy::delay`] sleeps before forwarding each chunk (a slow link);
 //! - [`FaultProxy::cut_after`] forwards the next N bytes from the upstream,
 //!   then closes that connection (a cut in the middle of a large event or
@@ -25,6 +28,8 @@ use tokio::sync::watch;
 struct Faults {
     /// Nothing is forwarded until then.
     hole_until: Option<Instant>,
+    /// Connections numbered below `.0` forward nothing until `.1`.
+    hole_open: Option<(u64, Instant)>,
     /// Sleep before forwarding each chunk.
     delay: Duration,
     /// Bytes from the upstream still forwarded before a reset.
@@ -62,14 +67,15 @@ impl FaultProxy {
         let s = shared.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                s.connections
+                let no = s
+                    .connections
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let s = s.clone();
                 tokio::spawn(async move {
                     // A black hole holds new connections too, before connecting.
-                    wait_hole(&s).await;
+                    wait_hole(&s, no).await;
                     if let Ok(up) = TcpStream::connect(upstream).await {
-                        relay(client, up, s).await;
+                        relay(client, up, s, no).await;
                     }
                 });
             }
@@ -90,6 +96,13 @@ impl FaultProxy {
     /// Forwards nothing for `d`, without closing any connection.
     pub fn black_hole(&self, d: Duration) {
         self.faults().hole_until = Some(Instant::now() + d);
+    }
+
+    /// Forwards nothing for `d` on the connections open now, without closing
+    /// them; connections opened later are not affected.
+    pub fn black_hole_open(&self, d: Duration) {
+        let open = self.connections();
+        self.faults().hole_open = Some((open, Instant::now() + d));
     }
 
     /// Sleeps `d` before forwarding each chunk, until [`FaultProxy::clear`].
@@ -140,10 +153,15 @@ fn lock(s: &Shared) -> std::sync::MutexGuard<'_, Faults> {
     s.faults.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Sleeps while a black hole is on (re-read: it may be extended or cleared).
-async fn wait_hole(s: &Shared) {
+/// Sleeps while a black hole holds connection `no` (re-read: it may be
+/// extended or cleared).
+async fn wait_hole(s: &Shared, no: u64) {
     loop {
-        let until = lock(s).hole_until;
+        let until = {
+            let f = lock(s);
+            let open = f.hole_open.filter(|&(below, _)| no < below).map(|h| h.1);
+            f.hole_until.max(open)
+        };
         match until {
             Some(t) if t > Instant::now() => {
                 tokio::time::sleep((t - Instant::now()).min(Duration::from_millis(50))).await
@@ -155,7 +173,7 @@ async fn wait_hole(s: &Shared) {
 
 /// Pumps both directions until either side closes or a fault ends it: a
 /// cut closes both sockets (FIN), a reset closes them with RST (SO_LINGER 0).
-async fn relay(client: TcpStream, up: TcpStream, s: Arc<Shared>) {
+async fn relay(client: TcpStream, up: TcpStream, s: Arc<Shared>, no: u64) {
     let _ = client.set_nodelay(true);
     let _ = up.set_nodelay(true);
     let (mut cr, mut cw) = client.into_split();
@@ -163,8 +181,8 @@ async fn relay(client: TcpStream, up: TcpStream, s: Arc<Shared>) {
     let mut resets = s.resets.subscribe();
     resets.borrow_and_update();
     let reset = tokio::select! {
-        _ = pump(&mut cr, &mut uw, &s, false) => false,
-        _ = pump(&mut ur, &mut cw, &s, true) => false,
+        _ = pump(&mut cr, &mut uw, &s, no, false) => false,
+        _ = pump(&mut ur, &mut cw, &s, no, true) => false,
         _ = resets.changed() => true,
     };
     if reset {
@@ -199,18 +217,19 @@ async fn pump(
     from: &mut tokio::net::tcp::OwnedReadHalf,
     to: &mut tokio::net::tcp::OwnedWriteHalf,
     s: &Shared,
+    no: u64,
     downstream: bool,
 ) {
     use std::sync::atomic::Ordering::Relaxed;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        wait_hole(s).await;
+        wait_hole(s, no).await;
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
         // Bytes read just before a black hole began are held through it.
-        wait_hole(s).await;
+        wait_hole(s, no).await;
         let delay = lock(s).delay;
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
@@ -298,6 +317,19 @@ mod tests {
             t.elapsed()
         );
 
+        // A hole for the open connections only: a new one works meanwhile.
+        p.black_hole_open(Duration::from_millis(800));
+        let mut fresh = TcpStream::connect(("127.0.0.1", p.port())).await.unwrap();
+        assert!(roundtrip(&mut fresh, b"new", Duration::from_millis(400))
+            .await
+            .is_some());
+        assert!(roundtrip(&mut c, b"old", Duration::from_millis(200))
+            .await
+            .is_none());
+        let mut late = [0u8; 3];
+        c.read_exact(&mut late).await.unwrap();
+        assert_eq!(&late, b"old", "held bytes arrive after the hole");
+
         // A cut forwards exactly the budget, then closes the connection.
         p.cut_after(3);
         c.write_all(b"abcdef").await.unwrap();
@@ -314,6 +346,6 @@ mod tests {
         assert!(matches!(r, Ok(Ok(0)) | Ok(Err(_))), "{r:?}");
         let mut c3 = TcpStream::connect(("127.0.0.1", p.port())).await.unwrap();
         assert!(roundtrip(&mut c3, b"y", s).await.is_some());
-        assert_eq!(p.connections(), 3);
+        assert_eq!(p.connections(), 4);
     }
 }

@@ -18,6 +18,7 @@
 //! controller (`replicate`) decides to retry (transient) or pause (definite).
 
 use crate::apply::batch::{Batch, TableShape};
+use crate::apply::watchdog;
 use crate::config::ServiceConfig;
 use crate::control::stats::{now_epoch, ServiceStats};
 use crate::error::{Error, Result};
@@ -102,6 +103,8 @@ pub enum Stop {
 /// next one (see `flush`).
 struct Inflight {
     task: tokio::task::JoinHandle<(Conn, std::result::Result<(), mysql_async::Error>)>,
+    /// The writing connection's id on the target, for the watchdog.
+    conn_id: u32,
     /// Set when the statements end with COMMIT: what is committed once they succeed.
     commit: Option<Committed>,
 }
@@ -198,6 +201,14 @@ impl Applier {
                 "setting up the applier session on {}",
                 svc.target
             )))?;
+        let abandoned = stats.abandoned_conn.load(Relaxed) as u32;
+        if abandoned != 0 {
+            let user = svc.target.opts().user().unwrap_or("").to_string();
+            watchdog::retire(&mut conn, abandoned, &user)
+                .await
+                .map_err(|e| Error::Transient(format!("service {}: {e}", svc.name)))?;
+            stats.abandoned_conn.store(0, Relaxed);
+        }
         let loaded = meta::load_position(&mut conn, &svc.name).await?;
         let (applied, committed, ddl_pending) = match loaded {
             Some((p, ts, ddl)) => (Some((p.clone(), ts as u32)), Some(p), ddl),
@@ -776,6 +787,7 @@ impl Applier {
         let Some(mut conn) = self.conn.take() else {
             return Err(self.lost_connection());
         };
+        let conn_id = conn.id();
         let task = tokio::spawn(async move {
             for t in texts {
                 if let Err(e) = conn.query_drop(t).await {
@@ -786,6 +798,7 @@ impl Applier {
         });
         self.inflight = Some(Inflight {
             task,
+            conn_id,
             commit: committed,
         });
         Ok(())
@@ -793,10 +806,24 @@ impl Applier {
 
     /// Waits for the batch in flight, if any, and records its commit.
     async fn settle(&mut self) -> Result<()> {
-        let Some(f) = self.inflight.take() else {
+        let Some(mut f) = self.inflight.take() else {
             return Ok(());
         };
-        let (mut conn, res) = match f.task.await {
+        let joined = tokio::select! {
+            j = &mut f.task => j,
+            why = watchdog::stalled(self.svc.target.opts(), f.conn_id) => {
+                // The connection goes with the task; the service starts
+                // again from its committed position.
+                f.task.abort();
+                self.stats.abandoned_conn.store(u64::from(f.conn_id), Relaxed);
+                self.in_target_tx = false;
+                return Err(Error::Transient(format!(
+                    "service {}: writing a batch to {}: {why}; reconnecting",
+                    self.svc.name, self.svc.target
+                )));
+            }
+        };
+        let (mut conn, res) = match joined {
             Ok(x) => x,
             Err(e) => {
                 self.in_target_tx = false;
@@ -894,10 +921,22 @@ impl Applier {
             format!("CREATE DATABASE IF NOT EXISTS {q}; USE {q};")
         };
         // DDL text is UTF-8 (names, ENUM members, comments): not binary.
+        let opts = self.svc.target.opts();
         let conn = self.conn().await?;
-        let res = conn
-            .query_drop(format!("SET NAMES utf8mb4;{use_db}{sql}"))
-            .await;
+        let conn_id = conn.id();
+        let res = tokio::select! {
+            r = conn.query_drop(format!("SET NAMES utf8mb4;{use_db}{sql}")) => r,
+            why = watchdog::stalled(opts, conn_id) => {
+                // Pending in the metadata: the retry treats it as applied
+                // if the lost answer was its success.
+                self.conn = None;
+                self.stats.abandoned_conn.store(u64::from(conn_id), Relaxed);
+                return Err(Error::Transient(format!(
+                    "service {}: applying DDL on {}: {why}; reconnecting",
+                    self.svc.name, self.svc.target
+                )));
+            }
+        };
         let _ = conn.query_drop("SET NAMES binary; USE `_dropship`").await;
         // Any cached table definitions may be stale now.
         self.tables.clear();

@@ -3,3 +3,4 @@
 
 pub mod applier;
 pub mod batch;
+pub mod watchdog;

@@ -58,6 +58,9 @@ pub struct ServiceStats {
     pub state: Mutex<Option<crate::state::ServiceState>>,
     pub last_error: Mutex<String>,
     pub position: Mutex<String>,
+    /// Target connection id of a write the applier abandoned as stalled
+    /// (0 = none): the next applier kills it before it reads its position.
+    pub abandoned_conn: AtomicU64,
 }
 
 impl ServiceStats {
