@@ -20,7 +20,7 @@
 //! - `apply:ddl-applied`: a DDL applied on the target, its position not yet
 //!   committed.
 //!
-//! Invariant (tests/crash.rs walks every point): after an abort at any of
+//! Invariant (tests/e2e/crash.rs walks every point): after an abort at any of
 //! them, the next `replicate` ends with targets equal to the source.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};

@@ -2,7 +2,7 @@
 //! MySQL servers (dropship-sandbox), runs, per server flavor, every comparison of PRODUCT.md's "Targets
 //! to beat" side by side in one run, and prints (and writes) a table of ratios,
 //! each the median of `--runs` runs. `scripts/bench.sh` builds the release
-//! binaries and calls it; `tests/bench_smoke.rs` runs it with `--smoke`.
+//! binaries and calls it; `tests/e2e/bench_smoke.rs` runs it with `--smoke`.
 //!
 //! Phases (see BENCHMARKS.md for the exact method of each):
 //! 1. workload: 200k single-row changes in 20k transactions of 10 over 4

@@ -210,12 +210,7 @@ pub(super) async fn copy_range(
             let payload = if load_sql.is_some() {
                 let mut tsv = Vec::with_capacity(n * 64);
                 for (ri, row) in rows.into_iter().enumerate() {
-                    let vals: Vec<Value> = row
-                        .unwrap()
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, v)| from_driver(v, &t.columns[i].data_type))
-                        .collect();
+                    let vals = row_values(t, row);
                     for (j, &i) in tc.insert_idx.iter().enumerate() {
                         if j > 0 {
                             tsv.push(b'\t');
@@ -233,12 +228,7 @@ pub(super) async fn copy_range(
                 text.push_str("START TRANSACTION;");
                 text.push_str(&tc.insert_head);
                 for (ri, row) in rows.into_iter().enumerate() {
-                    let vals: Vec<Value> = row
-                        .unwrap()
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, v)| from_driver(v, &t.columns[i].data_type))
-                        .collect();
+                    let vals = row_values(t, row);
                     if ri > 0 {
                         text.push(',');
                     }
@@ -351,6 +341,18 @@ pub(super) async fn copy_range(
         info!(service = %tc.svc.name, table = %tc.tname, rows = tc.copied.load(Relaxed), "table copied");
     }
     Ok(())
+}
+
+/// A source row of `t` as [`Value`]s, by each column's type.
+fn row_values(t: &TableSchema, row: mysql_async::Row) -> Vec<Value> {
+    row.unwrap()
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let data_type = t.columns.get(i).map_or("", |c| c.data_type.as_str());
+            from_driver(v, data_type)
+        })
+        .collect()
 }
 
 fn schema_changed(svc: &ServiceConfig, t: &TableSchema) -> Error {

@@ -187,7 +187,7 @@ pub async fn begin_step(conn: &mut Conn, run: &mut Run, step: &str, note: &str) 
     Ok(seq)
 }
 
-/// Test hook of the crash tests (`tests/cutover.rs`): with
+/// Test hook of the crash tests (`tests/e2e/cutover.rs`): with
 /// `DROPSHIP_CRASH_AT=<kind>:<step>` the process aborts right after the
 /// journal records that `step` of a `kind` run (`cutover`/`rollback`) started,
 /// before the step does anything, leaving what a kill -9 at that moment

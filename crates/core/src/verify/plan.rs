@@ -30,7 +30,7 @@
 //!   for `2.2250738585072014e-308`, `-3e-21` for `-3.0000000000000003e-21`),
 //!   which hides a changed bit on MySQL and differs across flavors.
 //!   (`HEX(double)` would round to an integer and `CAST(float AS CHAR)` keeps
-//!   only 6 digits; both are proven wrong in `tests/verify.rs`.);
+//!   only 6 digits; both are proven wrong in `tests/e2e/verify.rs`.);
 //! - anything else (BIT, spatial, ...): `HEX(c)`.
 //!
 //! The encoding is injective: reading left to right, a NULL flag (`0`/`1`,

@@ -3,9 +3,7 @@
 //! target, `dropship status` from another process, and logs that never show
 //! a password.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dropship_core::config::Config;
 use dropship_core::control::http_get;
 use dropship_core::control::{self, Control};
@@ -428,14 +426,6 @@ fn run(cfg: &std::path::Path, envs: &[(&str, &str)], args: &[&str]) -> Out {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn status_json(cfg: &std::path::Path, envs: &[(&str, &str)]) -> serde_json::Value {
     let cfg = cfg.to_path_buf();
     let envs: Vec<(String, String)> = envs
@@ -684,7 +674,7 @@ async fn status_and_logs(pair: Pair) {
 
 #[test]
 fn the_grafana_dashboard_is_valid_json_and_uses_only_exported_metrics() {
-    let text = include_str!("../grafana/dropship.json");
+    let text = include_str!("../../grafana/dropship.json");
     let d: serde_json::Value = serde_json::from_str(text).expect("grafana/dropship.json is JSON");
     let panels = d["panels"].as_array().expect("panels");
     let titles: Vec<&str> = panels.iter().filter_map(|p| p["title"].as_str()).collect();
@@ -694,7 +684,7 @@ fn the_grafana_dashboard_is_valid_json_and_uses_only_exported_metrics() {
             "no {want} panel in {titles:?}"
         );
     }
-    let source = include_str!("../crates/core/src/control/metrics.rs");
+    let source = include_str!("../../crates/core/src/control/metrics.rs");
     for p in panels {
         for t in p["targets"].as_array().expect("targets") {
             let expr = t["expr"].as_str().expect("expr");

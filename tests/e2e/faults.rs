@@ -7,9 +7,7 @@
 //! at once; (3) cuts after N bytes; (4) a black hole on one service's target, which only that service feels and
 //! notices; (5) one dead flow to that target while the target stays reachable.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dropship_sandbox::proxy::FaultProxy;
 use dropship_sandbox::workload::{self, Workload};
 use dropship_sandbox::ServerOptions;

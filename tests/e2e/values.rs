@@ -3,9 +3,7 @@
 //! foreign key on the target, and a source whose binlog carries no column
 //! names (binlog_row_metadata at its default), so names come from the schema.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dropship_sandbox::ServerOptions;
 use std::time::Duration;
 

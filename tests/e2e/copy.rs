@@ -2,9 +2,7 @@
 //! committed chunk (finished chunks are not copied again) and ends identical,
 //! with writers changing the rows being copied throughout.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dropship_sandbox::ServerOptions;
 use mysql_async::prelude::Queryable;
 use std::time::{Duration, Instant};

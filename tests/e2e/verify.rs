@@ -3,9 +3,7 @@
 //! difference injected on the target is named with its key; schema drift is
 //! reported per table; an interrupted run resumes; exit codes of the binary.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dropship_core::verify::{self, report::RowKind, Options};
 use dropship_sandbox::monolith::{self, LiveWriters, LiveWritersConfig};
 use dropship_sandbox::workload::{self, Workload};

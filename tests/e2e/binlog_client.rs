@@ -4,9 +4,7 @@
 //! auto-position with tagged GTIDs (the server sends exactly the
 //! transactions missing from the set).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dropship_mysql::binlog::client::{
     BinlogClient, ClientError, ClientOptions, ClientTls, DumpFrom,
 };

@@ -2,9 +2,7 @@
 //! around them (with database renames); DDL on unmapped tables is ignored;
 //! DDL the target cannot apply pauses only its own service.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dropship_sandbox::ServerOptions;
 use mysql_async::prelude::Queryable;
 use std::time::Duration;

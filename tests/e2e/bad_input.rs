@@ -1,9 +1,7 @@
 //! Bad input gets a clear error naming the offending value, a non-zero exit
 //! and nothing written to the targets. Runs the real binary.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dropship_sandbox::{MariaDb, ServerOptions};
 use mysql_async::prelude::Queryable;
 use std::time::Duration;

@@ -2,9 +2,7 @@
 //! a target down while the source purges the binlogs it needs. Every case
 //! ends with the targets identical to the source.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dropship_sandbox::workload::{self, Workload};
 use dropship_sandbox::ServerOptions;
 use mysql_async::prelude::Queryable;

@@ -1,9 +1,7 @@
 //! End-to-end cutover and rollback against real MariaDB servers, with eight
 //! live writers changing the monolith throughout.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dropship_core::config::Config;
 use dropship_core::cutover::{self, freeze, CutoverOptions, Outcome, RollbackOptions};
 use dropship_sandbox::monolith::{self, LiveWriters, LiveWritersConfig};
@@ -358,14 +356,6 @@ async fn scenario(pair: Pair) {
     assert_eq!(state(&env).await, "replicating");
     assert!(!running.is_finished(), "replicate keeps running");
     running.stop().await.expect("clean stop");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn binary(config: &std::path::Path, args: &[&str]) -> std::process::Command {

@@ -1,9 +1,7 @@
 //! `dropship check` and `replicate` on least-privilege users and foreign-key
 //! cascades, over the flavor matrix. Runs the real binary.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dropship_sandbox::ServerOptions;
 use mysql_async::prelude::Queryable;
 use std::time::Duration;

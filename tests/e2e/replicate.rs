@@ -1,8 +1,6 @@
 //! End-to-end replication against real MariaDB servers.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dropship_sandbox::workload::{self, Workload};
 use dropship_sandbox::ServerOptions;
 use std::time::Duration;
