@@ -466,7 +466,8 @@ impl Config {
 impl ConfigError {
     fn with_line(mut self, text: &str, span: Option<std::ops::Range<usize>>) -> Self {
         if let Some(span) = span {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            let upto = text.as_bytes().get(..span.start).unwrap_or(text.as_bytes());
+            let line = upto.iter().filter(|&&b| b == b'\n').count() + 1;
             self.key = format!("line {line}");
         }
         self
@@ -532,7 +533,12 @@ fn read_raw(
         } else {
             "see README \"Configuration\""
         };
-        config_error(file, "", msg, hint)
+        // The expanded value has no positions: the text itself, parsed the
+        // same way, says which line (expansion changes strings only).
+        let span = toml::from_str::<RawConfig>(text)
+            .err()
+            .and_then(|e| e.span());
+        config_error(file, "", msg, hint).with_line(text, span)
     })
 }
 
@@ -1107,5 +1113,75 @@ tables = ["shop.orders", "shop.order_*"]
         let c = parse(&GOOD.replace("127.0.0.1:3307", "db.example.com:3306")).unwrap();
         assert_eq!(c.source.tls, Tls::VerifyFull);
         assert_eq!(c.services[0].target.tls, Tls::Disabled);
+    }
+
+    /// A fragment a user might mistype or paste into the file.
+    fn fragment() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            proptest::sample::select(vec![
+                "=",
+                "\"",
+                "'",
+                "[",
+                "]",
+                "{",
+                "}",
+                ",",
+                "\n",
+                "#",
+                "${",
+                "${PW}",
+                "${NOPE}",
+                "[services.x]",
+                "[source]",
+                "tables = []",
+                "target = 1",
+                "url = \"\"",
+                "-1",
+                "99999999999999999999",
+                "1e400",
+                "tls = \"maybe\"",
+                "copy_threads = 0",
+                "\u{0}",
+                "é",
+                "𝄞",
+                "\\",
+                "max_lag = \"-5s\"",
+                "listen = \"0.0.0.0:1\"",
+                "rename_databases = { shop = 3 }",
+            ])
+            .prop_map(String::from),
+            "[ -~]{0,12}",
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
+
+        /// Random edits of a good config (deleted spans, pasted fragments) never make the parser panic, and every
+        /// error names the file and either the key or the line, with a message.
+        #[test]
+        fn a_damaged_config_gives_an_error_naming_the_key_or_line_never_a_panic(
+            edits in proptest::collection::vec((0.0f64..1.0, 0usize..6, fragment()), 1..5),
+        ) {
+            let mut text = GOOD.to_string();
+            for (at, del, frag) in edits {
+                let mut i = ((text.len() as f64) * at) as usize;
+                while !text.is_char_boundary(i) {
+                    i -= 1;
+                }
+                let mut j = (i + del).min(text.len());
+                while !text.is_char_boundary(j) {
+                    j += 1;
+                }
+                text.replace_range(i..j, &frag);
+            }
+            if let Err(e) = parse(&text) {
+                proptest::prop_assert!(!e.message.is_empty(), "empty message for {:?}", text);
+                proptest::prop_assert!(!e.key.is_empty(), "no key or line in {:?} for {:?}", e.to_string(), text);
+                proptest::prop_assert!(e.to_string().starts_with("dropship.toml: "), "{}", e);
+            }
+        }
     }
 }
