@@ -249,13 +249,7 @@ impl Env {
     }
 
     pub fn config(&self, services: &[Svc<'_>], extra: &str) -> Config {
-        let text = self.config_text(services, extra);
-        Config::parse("test.toml", &text, &|k| match k {
-            "DS_TEST_SOURCE_PW" => Some(SOURCE_PASSWORD.into()),
-            "DS_TEST_TARGET_PW" => Some(TARGET_PASSWORD.into()),
-            _ => None,
-        })
-        .expect("test config")
+        parse_config(&self.config_text(services, extra))
     }
 
     /// Writes the config to a file for the real binary.
@@ -434,6 +428,16 @@ pub async fn exec(c: &mut Conn, sql: &str) {
     c.query_drop(sql)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// A config text (from [`Env::config_text`], maybe edited) parsed with the test passwords.
+pub fn parse_config(text: &str) -> Config {
+    Config::parse("test.toml", text, &|k| match k {
+        "DS_TEST_SOURCE_PW" => Some(SOURCE_PASSWORD.into()),
+        "DS_TEST_TARGET_PW" => Some(TARGET_PASSWORD.into()),
+        _ => None,
+    })
+    .expect("test config")
 }
 
 /// A free loopback port.

@@ -78,13 +78,7 @@ async fn scenario(pair: Pair) {
             &format!("127.0.0.1:{}\"", env.targets[1].port()),
             &format!("127.0.0.1:{}\"", target_proxy.port()),
         );
-    let cfg = dropship_core::config::Config::parse("faults.toml", &text, &|k| match k {
-        "DS_TEST_SOURCE_PW" => Some(SOURCE_PASSWORD.into()),
-        "DS_TEST_TARGET_PW" => Some(TARGET_PASSWORD.into()),
-        _ => None,
-    })
-    .expect("config");
-    let running = spawn_replicate(cfg, vec![]);
+    let running = spawn_replicate(parse_config(&text), vec![]);
     wait_caught_up(&env, 0, "alpha", Duration::from_secs(120)).await;
     wait_caught_up(&env, 1, "beta", Duration::from_secs(120)).await;
 
