@@ -58,6 +58,10 @@ enum Command {
         /// Empty existing non-empty target tables of services that have no position yet.
         #[arg(long)]
         truncate_existing: bool,
+        /// Copy this service again from scratch (repeatable): drop its target tables and forget its position and
+        /// progress first. For a service whose binlog position the source purged.
+        #[arg(long = "recopy", value_name = "SERVICE")]
+        recopy: Vec<String>,
     },
     /// State, lag and positions of each service.
     Status {
@@ -286,6 +290,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
         Command::Replicate {
             services,
             truncate_existing,
+            recopy,
         } => {
             let cfg = match load_config(&cli.config) {
                 Ok(c) => Arc::new(c),
@@ -296,6 +301,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 replicate::Options {
                     services,
                     truncate_existing,
+                    recopy,
                     mirrored: false,
                 },
             )

@@ -208,7 +208,107 @@ async fn purged_start_position(pair: Pair) {
     std::fs::remove_dir_all(env.dir.path().join("state")).unwrap();
     let (code, out) = run_binary(&p, &["replicate"]).await;
     assert_eq!(code, 3, "{out}");
-    assert!(out.contains("purged") && out.contains("hint"), "{out}");
+    assert!(
+        out.contains("purged") && out.contains("--recopy SERVICE"),
+        "the error must name the way to start over: {out}"
+    );
+    // Nothing was written: the target still holds the first row only.
+    let mut tgt = env.targets[0].conn().await.unwrap();
+    let n: Option<u64> = tgt
+        .query_first("SELECT COUNT(*) FROM app.users")
+        .await
+        .unwrap();
+    assert_eq!(n, Some(1), "a refused start must not write");
+    // The way out the error names: copy the service again from scratch.
+    let mut child = spawn_binary(&p, &["-v", "replicate", "--recopy", "users"], "recopy.log");
+    wait_caught_up(&env, 0, "users", Duration::from_secs(90)).await;
+    exec(&mut src, "INSERT INTO app.users VALUES (3, 'c')").await;
+    wait_caught_up(&env, 0, "users", Duration::from_secs(60)).await;
+    assert_eq!(child.terminate().await, Some(0), "{}", child.log_text());
+    assert!(
+        child.log_text().contains("--recopy"),
+        "{}",
+        child.log_text()
+    );
+    assert_identical(&env, "app", 0, "app", &["users"]).await;
+}
+
+mod a_state_dir_of_another_source_is_refused_and_a_lost_one_is_refilled_from_the_targets_positions {
+    use super::*;
+    flavor_matrix!(state_dir_identity: mysql_to_mysql, mariadb_to_mariadb);
+}
+
+async fn state_dir_identity(pair: Pair) {
+    let env = start_pair(pair, 1, ServerOptions::source(), true).await;
+    with_app_table(&env.source, true).await;
+    let mut src = env.source.conn().await.unwrap();
+    exec(&mut src, "INSERT INTO app.users VALUES (1, 'a'), (2, 'b')").await;
+    let p = env.config_file(&SVC, "", free_port());
+    let mut child = spawn_binary(&p, &["-v", "replicate"], "replicate.log");
+    wait_caught_up(&env, 0, "users", Duration::from_secs(60)).await;
+    assert_eq!(child.terminate().await, Some(0));
+
+    // Lost: the state dir vanishes (ECS ephemeral storage) while the source
+    // moves on; replicate refills it from the position on the target.
+    let state = env.dir.path().join("state");
+    std::fs::remove_dir_all(&state).unwrap();
+    exec(&mut src, "INSERT INTO app.users VALUES (3, 'c')").await;
+    exec(&mut src, "UPDATE app.users SET name = 'z' WHERE id = 1").await;
+    let mut child = spawn_binary(&p, &["-v", "replicate"], "refill.log");
+    wait_caught_up(&env, 0, "users", Duration::from_secs(60)).await;
+    assert_eq!(child.terminate().await, Some(0));
+    assert!(
+        child.log_text().contains("no relay log (new, or lost)"),
+        "{}",
+        child.log_text()
+    );
+    assert_identical(&env, "app", 0, "app", &["users"]).await;
+
+    // Another source's state dir: the same config pointed at a second
+    // server is refused before anything is written, naming both.
+    let other = MariaDb::start(
+        ServerOptions::source()
+            .with_flavor(pair.source)
+            .with_server_id(77),
+    )
+    .await
+    .unwrap();
+    other
+        .create_user(
+            "repl",
+            SOURCE_PASSWORD,
+            &["REPLICATION SLAVE, REPLICATION CLIENT, SELECT, LOCK TABLES ON *.*"],
+        )
+        .await
+        .unwrap();
+    let mut o = other.conn().await.unwrap();
+    exec(&mut o, "CREATE DATABASE app").await;
+    exec(
+        &mut o,
+        "CREATE TABLE app.users (id INT PRIMARY KEY, name VARCHAR(10))",
+    )
+    .await;
+    let text = std::fs::read_to_string(&p).unwrap().replace(
+        &format!("127.0.0.1:{}\"\nserver_id", env.source.port()),
+        &format!("127.0.0.1:{}\"\nserver_id", other.port()),
+    );
+    assert!(text.contains(&other.port().to_string()), "{text}");
+    let q = env.dir.path().join("other.toml");
+    std::fs::write(&q, text).unwrap();
+    let before = target_position(&env.targets[0], "users").await;
+    let (code, out) = run_binary(&q, &["replicate"]).await;
+    assert_eq!(code, 2, "{out}");
+    let id = std::fs::read_to_string(state.join("source-id")).unwrap();
+    assert!(
+        out.contains("filled from another source") && out.contains(id.trim()),
+        "{out}"
+    );
+    assert!(out.contains("own state_dir"), "{out}");
+    assert_eq!(
+        target_position(&env.targets[0], "users").await,
+        before,
+        "nothing may be written"
+    );
 }
 
 mod check_on_a_well_configured_setup_prints_one_ok_line_per_check_and_exits_0 {

@@ -18,6 +18,7 @@ mod ddl;
 mod faults;
 mod fixtures_apply;
 mod ops;
+mod relay_full;
 mod replicate;
 mod values;
 mod verify;

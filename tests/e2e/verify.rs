@@ -57,7 +57,8 @@ async fn wait_replicating(env: &Env, service: &str) {
 
 fn opts(cfg: &dropship_core::config::Config, service: &str) -> Options {
     let mut o = Options::new(cfg, service);
-    o.lag_timeout = Duration::from_secs(30);
+    // A wait, not a performance assertion: a loaded CI machine may lag.
+    o.lag_timeout = Duration::from_secs(90);
     o
 }
 

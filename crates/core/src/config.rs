@@ -15,7 +15,8 @@
 //!   exact while the application is idle; needs
 //!   `GRANT CREATE, INSERT, UPDATE ON _dropship_heartbeat.* TO <source user>`,
 //!   see `heartbeat.rs`).
-//! - `[state]` `dir` (default `./dropship-state`).
+//! - `[state]` `dir` (default `./dropship-state`), `max_size` (relay log
+//!   cap; the reader pauses there).
 //! - `[control]` `listen` (default `127.0.0.1:9187`), `token` (required for a
 //!   non-loopback `listen`; when the key is absent the environment variable
 //!   `DROPSHIP_CONTROL_TOKEN` is used, so the token need not be in the file),
@@ -97,6 +98,7 @@ struct RawEndpoint {
 #[serde(deny_unknown_fields)]
 struct RawState {
     dir: Option<PathBuf>,
+    max_size: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -342,6 +344,10 @@ pub struct Config {
     /// Write a heartbeat row on the source every second (`[source] heartbeat`).
     pub heartbeat: bool,
     pub state_dir: PathBuf,
+    /// `[state] max_size`: at this relay log size the reader pauses (lag
+    /// grows) until appliers free space. `None`: only the disk's free space
+    /// limits it.
+    pub state_max_bytes: Option<u64>,
     pub control: ControlConfig,
     pub tuning: Tuning,
     pub services: Vec<ServiceConfig>,
@@ -379,6 +385,18 @@ impl Config {
             .state
             .dir
             .unwrap_or_else(|| PathBuf::from("./dropship-state"));
+        let state_max_bytes = match raw.state.max_size.as_deref() {
+            None => None,
+            Some(v) => {
+                let n = parse_size(v).map_err(|m| {
+                    config_error(file, "state.max_size", m, "write a size like \"512MiB\" or \"20GB\" (at least 16MiB), or remove the key")
+                })?;
+                if n < MIN_STATE_MAX {
+                    return Err(config_error(file, "state.max_size", format!("\"{v}\" is below the smallest relay log cap, 16MiB"), "write at least \"16MiB\" (a few minutes of the source's binlog is a sensible floor), or remove the key"));
+                }
+                Some(n)
+            }
+        };
         let server_id = match raw.source.server_id {
             Some(0) => return Err(config_error(file, "source.server_id", "0 is not a valid replica server id".into(), "write a number from 1 to 4294967295 not used by any other replica, or remove the key")),
             Some(id) => id,
@@ -406,6 +424,7 @@ impl Config {
             server_id,
             heartbeat: raw.source.heartbeat.unwrap_or(false),
             state_dir,
+            state_max_bytes,
             control,
             tuning,
             services,
@@ -716,6 +735,36 @@ fn parse_duration_key(
             hint: "write a duration like \"500ms\", \"5s\" or \"2m\"".into(),
         }),
     }
+}
+
+/// The smallest `[state] max_size`: a cap must hold a few relay segments.
+const MIN_STATE_MAX: u64 = 16 << 20;
+
+/// Parses a byte size: `1048576`, `512KiB`, `64MiB`, `20GiB`, `1TiB`, or the
+/// decimal `KB`, `MB`, `GB`, `TB`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("\"{s}\" is not a size"))?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        other => {
+            return Err(format!(
+            "\"{s}\" is not a size (unit {other:?}: use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)"
+        ))
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("\"{s}\" is too large"))
 }
 
 /// Parses `500ms`, `5s`, `2m`, `1h`, `1.5s`.
@@ -1032,6 +1081,13 @@ tables = ["shop.orders", "shop.order_*"]
         assert!(parse_duration("500ms").unwrap() == Duration::from_millis(500));
         assert!(parse_duration("2m").unwrap() == Duration::from_secs(120));
         assert!(parse_duration("5 parsecs").is_err());
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("2 GB"), Ok(2_000_000_000));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("12 parsecs").unwrap_err().contains("parsecs"));
+        assert!(parse_size("99999999999TiB")
+            .unwrap_err()
+            .contains("too large"));
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub enum Error {
     /// A mapped table's columns changed while its initial copy ran: the copy
     /// of the service restarts from a fresh position.
     SchemaChangedDuringCopy(String),
+    /// The relay log has no room (why): see [`Error::is_relay_full`].
+    RelayFull(String),
     /// Anything that failed before replication started (unreachable source,
     /// wrong password, binlog settings, a table without a key): exit code 2.
     Preflight(Box<Error>),
@@ -67,6 +69,16 @@ impl Error {
         }
     }
 
+    /// True when the relay log has no room (its file system is full, or it
+    /// is at `[state] max_size`): the reader pauses until appliers free space.
+    pub fn is_relay_full(&self) -> bool {
+        match self {
+            Error::RelayFull(_) => true,
+            Error::Relay(e) => e.is_no_space(),
+            _ => false,
+        }
+    }
+
     /// True when retrying (after a backoff) may succeed.
     pub fn is_transient(&self) -> bool {
         match self {
@@ -80,7 +92,7 @@ impl Error {
                 ),
                 _ => false,
             },
-            Error::Relay(_) | Error::Io { .. } => false,
+            Error::Relay(_) | Error::Io { .. } | Error::RelayFull(_) => false,
             Error::Config(_)
             | Error::Definite { .. }
             | Error::SchemaChangedDuringCopy(_)
@@ -102,11 +114,12 @@ impl Error {
             Error::Preflight(e) => e.hint(),
             Error::Definite { hint, .. } if !hint.is_empty() => Some(hint.clone()),
             Error::Relay(e) => e.hint(),
+            Error::RelayFull(_) => Some("free space on the state dir's file system, raise [state] max_size, or bring the service furthest behind back (its target); reading resumes by itself".into()),
             Error::Config(e) if !e.hint.is_empty() => Some(e.hint.clone()),
             Error::Db { source: mysql_async::Error::Server(e), .. } => match e.code {
                 1045 => Some("check the user name and password (password_file or ${VAR} in the url)".into()),
                 1227 | 1142 | 1044 => Some("grant the privileges listed in the README's \"Privileges\" section; `dropship check` lists what is missing".into()),
-                1236 => Some("the binlog position dropship needs is gone from the source (purged?). Remove the service's position to recopy: see README \"Recovering from a purged binlog\"".into()),
+                1236 => Some("the binlog position dropship needs is gone from the source (purged?): copy the service again with `dropship replicate --recopy SERVICE` (README \"Recovering from a purged binlog\")".into()),
                 3750 => Some("the target has sql_require_primary_key=ON and this table has no PRIMARY KEY: add one on the source (the unique key's columns), or set sql_require_primary_key=OFF on the target (RDS/Aurora: in the DB parameter group); `dropship check` lists every such table".into()),
                 _ => None,
             },
@@ -126,6 +139,7 @@ impl fmt::Display for Error {
             Error::Relay(e) => write!(f, "{e}"),
             Error::Io { what, source } => write!(f, "{what}: {source}"),
             Error::SchemaChangedDuringCopy(m) => write!(f, "{m}"),
+            Error::RelayFull(m) => write!(f, "{m}"),
             Error::Preflight(e) => write!(f, "{e}"),
         }
     }

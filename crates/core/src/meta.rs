@@ -52,6 +52,66 @@ pub async fn load_position(
     Ok(row.map(|(file, pos, gtid, ts, ddl)| (Position { file, pos, gtid }, ts, ddl)))
 }
 
+/// Forgets everything dropship recorded for `service` on its target (its
+/// position, state, copy and verify progress) and drops `tables` (target
+/// database, table), so the next run copies the service from scratch.
+/// Refused while the target is the primary, or in the middle of a cutover or
+/// a rollback: the target's rows are then the only current copy.
+pub async fn forget_service(
+    conn: &mut Conn,
+    service: &str,
+    tables: &[(String, String)],
+) -> Result<()> {
+    if let Some((state, _)) = load_state(conn, service).await? {
+        if matches!(
+            state,
+            ServiceState::Frozen | ServiceState::CutOver | ServiceState::RollingBack
+        ) {
+            return Err(Error::definite(
+                format!(
+                    "--recopy {service}: the service is {} on its target, whose rows may be the only current copy",
+                    state.as_str()
+                ),
+                "finish or roll back the cutover first (`dropship cutover --service NAME --rollback`); a recopy is for a service that still replicates from the source",
+            ));
+        }
+    }
+    conn.query_drop("SET foreign_key_checks = 0")
+        .await
+        .map_err(Error::db("preparing the target session for a recopy"))?;
+    for (db, table) in tables {
+        conn.query_drop(format!(
+            "DROP TABLE IF EXISTS {}",
+            dropship_mysql::sql::qualified(db, table)
+        ))
+        .await
+        .map_err(Error::db(format!(
+            "--recopy {service}: dropping {db}.{table} on the target"
+        )))?;
+    }
+    for meta_table in [
+        "copy_chunks",
+        "copy_state",
+        "copy_deferred_indexes",
+        "verify_progress",
+        "service_state",
+        "positions",
+    ] {
+        conn.exec_drop(
+            format!("DELETE FROM `_dropship`.`{meta_table}` WHERE service = ?"),
+            (service,),
+        )
+        .await
+        .map_err(Error::db(format!(
+            "--recopy {service}: clearing _dropship.{meta_table} on the target"
+        )))?;
+    }
+    conn.query_drop("SET foreign_key_checks = 1")
+        .await
+        .map_err(Error::db("restoring the target session after a recopy"))?;
+    Ok(())
+}
+
 /// How [`wait_position`] ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Wait {

@@ -108,6 +108,7 @@ pub fn config(
             .max(1),
         heartbeat: false,
         state_dir: state_dir(cfg, &svc.name),
+        state_max_bytes: cfg.state_max_bytes,
         control: cfg.control.clone(),
         tuning,
         services: vec![ServiceConfig {

@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use dropship_mysql::flavor::Flavor;
 use dropship_mysql::position::{self, BinlogStatus, Position};
 use dropship_mysql::schema::{self, TableSchema};
+use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use std::sync::Arc;
 
@@ -44,6 +45,10 @@ pub struct Facts {
     pub flavor: Flavor,
     /// See `Flavor::logs_cascades`.
     pub logs_cascades: bool,
+    /// Which server this is, so a state dir filled from one source is never
+    /// read as another's: MySQL's `server_uuid`; MariaDB has none, so its
+    /// host name, port and `server_id`.
+    pub identity: String,
 }
 
 /// Reads the source's [`Facts`].
@@ -54,9 +59,19 @@ pub async fn facts(conn: &mut Conn) -> Result<Facts> {
     let logs_cascades = flavor.logs_cascades(conn).await.map_err(Error::db(
         "reading innodb_native_foreign_keys on the source",
     ))?;
+    let sql = if flavor.is_mariadb() {
+        "SELECT CONCAT('mariadb:', @@hostname, ':', @@port, ':', @@server_id)"
+    } else {
+        "SELECT @@server_uuid"
+    };
+    let identity: Option<String> = conn
+        .query_first(sql)
+        .await
+        .map_err(Error::db("reading the source's identity (server_uuid)"))?;
     Ok(Facts {
         flavor,
         logs_cascades,
+        identity: identity.unwrap_or_default(),
     })
 }
 

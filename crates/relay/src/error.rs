@@ -116,6 +116,19 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// The relay directory's file system is full (or over quota). Nothing is lost: the bytes it did not take wait
+    /// in the writer, and the next `flush` (or `append`) continues where this write stopped.
+    #[error("relay log: the file system of {dir:?} is full ({pending} bytes wait to be written): {source}")]
+    NoSpace {
+        /// The relay directory.
+        dir: PathBuf,
+        /// Bytes waiting in the writer.
+        pending: u64,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
     /// An earlier write failed half-way; the writer refuses further appends.
     #[error("relay log: the writer failed earlier ({first_error}) and stopped accepting records")]
     WriterFailed {
@@ -137,6 +150,7 @@ impl Error {
             Error::AckBeyondEnd { .. } => "ack only ids returned by a reader".to_string(),
             Error::Ledger { .. } => "the ledger holds consumer acks only; if it is damaged, move it away and re-register the consumers at their applied positions".to_string(),
             Error::Locked { .. } => "only one dropship process may use a relay directory; stop the other one or give this one its own directory".to_string(),
+            Error::NoSpace { dir, .. } => format!("free space on the file system of {} (or move the state dir to a larger one); writing resumes where it stopped", dir.display()),
             Error::WriterFailed { .. } => "drop and reopen the relay log; recovery truncates the partial record".to_string(),
             Error::InvalidOption { .. } => return None,
         })
@@ -153,6 +167,11 @@ impl Error {
     /// True when stored records were found damaged: an operator must look, retrying will not help.
     pub fn is_data_loss(&self) -> bool {
         matches!(self, Error::CrcMismatch { .. } | Error::Corrupt { .. })
+    }
+
+    /// True when the file system is full: retry once space returns, nothing was lost.
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, Error::NoSpace { .. })
     }
 
     /// True when the reader asked for records the relay log no longer holds: reset and restart from the source.

@@ -80,8 +80,23 @@ impl Ledger {
         self.consumers.values().copied().min()
     }
 
-    /// Writes the ledger atomically (temp file, fsync, rename, fsync directory).
+    /// Writes the ledger atomically (temp file, fsync, rename, fsync directory). On a full file system it gives
+    /// up the space reserve (see [`ensure_reserve`]) and tries once more: acks are what free segments, so they
+    /// must be recorded when nothing else can be written.
     pub(crate) fn save(&self) -> Result<()> {
+        match self.save_once() {
+            Err(Error::Io { source, .. })
+                if crate::log::is_no_space(&source)
+                    && fs::remove_file(self.dir.join(RESERVE_FILE)).is_ok() =>
+            {
+                tracing::warn!(dir = %self.dir.display(), "relay log: the file system is full; its space reserve was given up to record an ack");
+                self.save_once()
+            }
+            r => r,
+        }
+    }
+
+    fn save_once(&self) -> Result<()> {
         let file = LedgerFile {
             version: LEDGER_VERSION,
             consumers: self.consumers.clone(),
@@ -100,6 +115,27 @@ impl Ledger {
         fs::rename(&tmp, &path).map_err(|e| Error::io("rename ledger temp file over", &path, e))?;
         sync_dir(&self.dir)
     }
+}
+
+/// A file of zeros kept in the relay directory, given up when the file system is full so that the ledger can
+/// still be written.
+const RESERVE_FILE: &str = "space-reserve";
+const RESERVE_BYTES: usize = 1 << 20;
+
+/// Creates the reserve file if it is missing (best-effort: a partial one is removed). Returns whether it is there.
+pub(crate) fn ensure_reserve(dir: &Path) -> bool {
+    let path = dir.join(RESERVE_FILE);
+    if fs::metadata(&path).is_ok_and(|m| m.len() == RESERVE_BYTES as u64) {
+        return true;
+    }
+    let made = File::create(&path).and_then(|mut f| {
+        f.write_all(&vec![0u8; RESERVE_BYTES])
+            .and_then(|()| f.sync_all())
+    });
+    if made.is_err() {
+        let _ = fs::remove_file(&path);
+    }
+    made.is_ok()
 }
 
 /// fsync a directory so that file creations, renames and deletions in it are durable.

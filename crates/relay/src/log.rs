@@ -7,10 +7,13 @@
 //! * readers see a record only once `flush` has written it to the OS; the last flushed id is published on a
 //!   `tokio::sync::watch` channel so tailing readers wake without polling;
 //! * a segment is deleted only when every registered consumer's ack, already persisted in the ledger, is at or
-//!   past its last record, and never while it is the segment being written.
+//!   past its last record, and never while it is the segment being written;
+//! * a full file system loses nothing: bytes the file did not take stay in the writer's buffer and the next
+//!   `flush` continues exactly where the failed write stopped ([`Error::NoSpace`]), so a torn frame in the file is
+//!   completed, never duplicated; while bytes wait, the writer holds at most one buffer and one record.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -23,7 +26,7 @@ use crate::format::{
     encode_record_header, encode_segment_header, segment_file_name, MAX_PAYLOAD, RECORD_HEADER_LEN,
     SEGMENT_HEADER_LEN,
 };
-use crate::ledger::{sync_dir, Ledger};
+use crate::ledger::{ensure_reserve, sync_dir, Ledger};
 use crate::reader::RelayReader;
 use crate::recovery::{recover, SegmentMeta};
 
@@ -157,6 +160,23 @@ impl RelayHandle {
     /// Last flushed id (0 when no record was ever written). Ids below `first_id()` may have been deleted.
     pub fn last_id(&self) -> u64 {
         *self.shared.flushed.borrow()
+    }
+
+    /// The relay directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// Bytes an unprivileged writer may still use on the relay directory's file system; `None` when the system
+    /// cannot tell.
+    pub fn free_space(&self) -> Option<u64> {
+        free_space(&self.shared.dir)
+    }
+
+    /// Re-creates the small reserve file the ledger gives up when the file system is full (so that acks, which
+    /// free segments, can still be recorded). Returns whether the reserve is in place.
+    pub fn ensure_reserve(&self) -> bool {
+        ensure_reserve(&self.shared.dir)
     }
 
     /// Bytes of all segment files (including the writer's unflushed buffer). For `dropship_relay_size_bytes`.
@@ -302,10 +322,81 @@ impl RelayHandle {
 /// The segment the writer appends to.
 struct ActiveSegment {
     path: PathBuf,
-    out: BufWriter<File>,
-    /// Bytes including the header and buffered, unwritten bytes.
+    file: File,
+    /// Frames appended but not yet written to `file`: `pending[written..]`.
+    pending: Vec<u8>,
+    written: usize,
+    /// Bytes including the header and pending bytes.
     bytes: u64,
     records: u64,
+}
+
+impl ActiveSegment {
+    fn new(path: PathBuf, file: File, bytes: u64, records: u64, options: &RelayOptions) -> Self {
+        ActiveSegment {
+            path,
+            file,
+            pending: Vec::with_capacity(options.write_buffer_bytes),
+            written: 0,
+            bytes,
+            records,
+        }
+    }
+
+    fn pending_bytes(&self) -> usize {
+        self.pending.len() - self.written
+    }
+
+    /// Writes the pending bytes. On an error the bytes the file did not take stay pending, so the next call
+    /// continues exactly where this one stopped.
+    fn write_pending(&mut self, buffer_bytes: usize) -> io::Result<()> {
+        while self.written < self.pending.len() {
+            match self.file.write(&self.pending[self.written..]) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "the file took no bytes",
+                    ))
+                }
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.pending.clear();
+        self.written = 0;
+        // One large record must not keep its buffer for the log's lifetime.
+        if self.pending.capacity() > 4 * buffer_bytes {
+            self.pending = Vec::with_capacity(buffer_bytes);
+        }
+        Ok(())
+    }
+}
+
+/// Whether an OS error means the file system is full or over quota (retry once space returns).
+pub(crate) fn is_no_space(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
+}
+
+#[cfg(unix)]
+fn free_space(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs is plain data; all-zero is a valid value of it.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and outlives the call; `st` is a valid out-parameter.
+    let rc = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
+    #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
+    let free = (st.f_bavail as u64).saturating_mul(st.f_frsize as u64);
+    (rc == 0).then_some(free)
+}
+
+#[cfg(not(unix))]
+fn free_space(_dir: &Path) -> Option<u64> {
+    None
 }
 
 /// The single writer of a relay log directory. Also offers everything [`RelayHandle`] does.
@@ -355,12 +446,13 @@ impl RelayLog {
                     .append(true)
                     .open(&last.path)
                     .map_err(|e| Error::io("open", &last.path, e))?;
-                ActiveSegment {
-                    path: last.path.clone(),
-                    out: BufWriter::with_capacity(options.write_buffer_bytes, file),
-                    bytes: last.bytes,
-                    records: next_id - last.first_id,
-                }
+                ActiveSegment::new(
+                    last.path.clone(),
+                    file,
+                    last.bytes,
+                    next_id - last.first_id,
+                    &options,
+                )
             }
             None => {
                 let active = create_segment(&dir, next_id, &options)?;
@@ -398,6 +490,9 @@ impl RelayLog {
             .handle
             .collect_deletable(&lock(&log.handle.shared.ledger));
         log.handle.delete_segments(deletable)?;
+        if !log.handle.ensure_reserve() {
+            warn!(dir = %log.handle.shared.dir.display(), "relay log: cannot create the space reserve file (is the file system full?); acks may fail while it is full");
+        }
         info!(dir = %log.handle.shared.dir.display(), first_id = log.first_id(), last_id, "relay log opened");
         Ok(log)
     }
@@ -420,20 +515,18 @@ impl RelayLog {
                 max: MAX_PAYLOAD,
             });
         }
+        // Bytes still waiting (a full disk) are written before another record is taken: memory stays bounded.
+        if self.active.pending_bytes() >= self.options.write_buffer_bytes {
+            self.write_pending()?;
+        }
         let frame = (RECORD_HEADER_LEN + payload.len()) as u64;
         if self.active.records > 0 && self.active.bytes + frame > self.options.segment_max_bytes {
-            self.roll().map_err(|e| self.fail(e))?;
+            self.roll()?;
         }
         let id = self.next_id;
         let header = encode_record_header(id, payload);
-        let written = self
-            .active
-            .out
-            .write_all(&header)
-            .and_then(|()| self.active.out.write_all(payload));
-        if let Err(e) = written {
-            return Err(self.fail(Error::io("write", &self.active.path, e)));
-        }
+        self.active.pending.extend_from_slice(&header);
+        self.active.pending.extend_from_slice(payload);
         self.active.bytes += frame;
         self.active.records += 1;
         self.handle
@@ -441,7 +534,28 @@ impl RelayLog {
             .active_bytes
             .store(self.active.bytes, Ordering::Relaxed);
         self.next_id += 1;
+        if self.active.pending_bytes() >= self.options.write_buffer_bytes {
+            match self.write_pending() {
+                // Taken: the bytes are written by a later append or flush.
+                Ok(()) | Err(Error::NoSpace { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
         Ok(id)
+    }
+
+    /// Writes the pending bytes; a full file system is [`Error::NoSpace`] (retry later), anything else fails
+    /// the writer.
+    fn write_pending(&mut self) -> Result<()> {
+        match self.active.write_pending(self.options.write_buffer_bytes) {
+            Ok(()) => Ok(()),
+            Err(e) if is_no_space(&e) => Err(Error::NoSpace {
+                dir: self.handle.shared.dir.clone(),
+                pending: self.active.pending_bytes() as u64,
+                source: e,
+            }),
+            Err(e) => Err(self.fail(Error::io("write", &self.active.path, e))),
+        }
     }
 
     /// Writes buffered records to the OS (and fsyncs under [`SyncPolicy::EveryFlush`]), then wakes readers.
@@ -460,9 +574,7 @@ impl RelayLog {
                 first_error: first_error.clone(),
             });
         }
-        if let Err(e) = self.active.out.flush() {
-            return Err(self.fail(Error::io("write", &self.active.path, e)));
-        }
+        self.write_pending()?;
         if fsync {
             if let Err(e) = self.sync_all_written() {
                 return Err(self.fail(e));
@@ -495,8 +607,8 @@ impl RelayLog {
             // Create the new segment before deleting the old ones: a crash in between must never leave a
             // directory without segments, or ids would restart at 1.
             let active = create_segment(&dir, first, &self.options)?;
-            let old_active = std::mem::replace(&mut self.active, active);
-            drop(old_active.out.into_parts().0); // the old file is discarded: do not write its buffer out
+            // The old file is discarded, its pending bytes with it.
+            drop(std::mem::replace(&mut self.active, active));
         }
         self.unsynced.clear();
         let new_meta = SegmentMeta {
@@ -531,21 +643,43 @@ impl RelayLog {
         Ok(first)
     }
 
+    /// When every registered consumer has acked every record, finishes the active segment and deletes it, so a
+    /// writer paused on a full file system gets its space back (the active segment is never deleted otherwise).
+    /// Returns whether a segment was deleted.
+    pub fn release_drained(&mut self) -> Result<bool> {
+        let last = self.next_id - 1;
+        if self.active.records == 0 || self.active.pending_bytes() > 0 {
+            return Ok(false);
+        }
+        let min_ack = lock(&self.handle.shared.ledger).min_ack();
+        let drained = min_ack.is_some_and(|m| m >= last);
+        if !drained {
+            return Ok(false);
+        }
+        self.roll()?;
+        let deletable = self
+            .handle
+            .collect_deletable(&lock(&self.handle.shared.ledger));
+        let freed = !deletable.is_empty();
+        self.handle.delete_segments(deletable)?;
+        Ok(freed)
+    }
+
     /// Finishes the active segment and starts a new one at `next_id`.
+    /// On an error nothing changed: the active segment stays, and a later append tries again.
     fn roll(&mut self) -> Result<()> {
-        self.active
-            .out
-            .flush()
-            .map_err(|e| Error::io("write", &self.active.path, e))?;
+        self.write_pending()?;
         if self.options.sync == SyncPolicy::EveryFlush {
-            self.active
-                .out
-                .get_ref()
-                .sync_data()
-                .map_err(|e| Error::io("fsync", &self.active.path, e))?;
+            if let Err(e) = self.active.file.sync_data() {
+                return Err(self.fail(Error::io("fsync", &self.active.path, e)));
+            }
         }
         let finished_bytes = self.active.bytes;
-        let active = create_segment(&self.handle.shared.dir, self.next_id, &self.options)?;
+        let active = match create_segment(&self.handle.shared.dir, self.next_id, &self.options) {
+            Ok(a) => a,
+            Err(e @ Error::NoSpace { .. }) => return Err(e),
+            Err(e) => return Err(self.fail(e)),
+        };
         let meta = SegmentMeta {
             first_id: self.next_id,
             path: active.path.clone(),
@@ -554,8 +688,7 @@ impl RelayLog {
         let finished = std::mem::replace(&mut self.active, active);
         if self.options.sync == SyncPolicy::Manual {
             // Keep the finished file so that the next `sync` makes it durable too.
-            let (file, _empty_buffer) = finished.out.into_parts();
-            self.unsynced.push((finished.path, file));
+            self.unsynced.push((finished.path, finished.file));
             self.dir_unsynced = true;
         }
         let mut segs = lock(&self.handle.shared.segments);
@@ -577,8 +710,7 @@ impl RelayLog {
         }
         self.unsynced.clear();
         self.active
-            .out
-            .get_ref()
+            .file
             .sync_data()
             .map_err(|e| Error::io("fsync", &self.active.path, e))?;
         if self.dir_unsynced {
@@ -594,10 +726,9 @@ impl RelayLog {
     #[doc(hidden)]
     pub fn simulate_crash(mut self) {
         self.failed = Some("simulated crash".to_string());
-        if let Ok(file) = self.active.out.get_ref().try_clone() {
-            let old = std::mem::replace(&mut self.active.out, BufWriter::new(file));
-            drop(old.into_parts()); // buffered bytes dropped, never written
-        }
+        // Pending bytes are dropped, never written.
+        self.active.pending.clear();
+        self.active.written = 0;
     }
 
     fn fail(&mut self, e: Error) -> Error {
@@ -645,26 +776,38 @@ impl Drop for RelayLog {
     }
 }
 
-/// Creates `relay-<first_id>.log` with its header written to the OS.
+/// Creates `relay-<first_id>.log` with its header written to the OS. A full file system is
+/// [`Error::NoSpace`], with no file left behind.
 fn create_segment(dir: &Path, first_id: u64, options: &RelayOptions) -> Result<ActiveSegment> {
     let path = dir.join(segment_file_name(first_id));
-    let mut file = OpenOptions::new()
-        .append(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|e| Error::io("create", &path, e))?;
-    file.write_all(&encode_segment_header(first_id))
-        .map_err(|e| Error::io("write", &path, e))?;
+    let no_space = |e: io::Error| Error::NoSpace {
+        dir: dir.to_path_buf(),
+        pending: SEGMENT_HEADER_LEN,
+        source: e,
+    };
+    let mut file = match OpenOptions::new().append(true).create_new(true).open(&path) {
+        Ok(f) => f,
+        Err(e) if is_no_space(&e) => return Err(no_space(e)),
+        Err(e) => return Err(Error::io("create", &path, e)),
+    };
+    if let Err(e) = file.write_all(&encode_segment_header(first_id)) {
+        let _ = fs::remove_file(&path);
+        if is_no_space(&e) {
+            return Err(no_space(e));
+        }
+        return Err(Error::io("write", &path, e));
+    }
     if options.sync == SyncPolicy::EveryFlush {
         file.sync_data().map_err(|e| Error::io("fsync", &path, e))?;
         sync_dir(dir)?;
     }
-    Ok(ActiveSegment {
+    Ok(ActiveSegment::new(
         path,
-        out: BufWriter::with_capacity(options.write_buffer_bytes, file),
-        bytes: SEGMENT_HEADER_LEN,
-        records: 0,
-    })
+        file,
+        SEGMENT_HEADER_LEN,
+        0,
+        options,
+    ))
 }
 
 const LOCK_FILE: &str = "lock";

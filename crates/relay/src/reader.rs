@@ -90,6 +90,16 @@ impl RelayReader {
                 // seen here, right before deciding "nothing more", is what makes `next_wait` miss no wake-up.
                 self.known_flushed = *self.flushed.borrow_and_update();
                 if self.expect > self.known_flushed {
+                    // The segment under the cursor is finished when the next record starts a newer one: close
+                    // it, so that an idle reader does not hold a deleted segment's disk space.
+                    if self.cursor.is_some()
+                        && self
+                            .shared
+                            .segment_for(self.expect)
+                            .is_ok_and(|s| s.first_id == self.expect)
+                    {
+                        self.cursor = None;
+                    }
                     return Ok(None);
                 }
             }

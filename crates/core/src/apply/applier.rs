@@ -170,6 +170,8 @@ pub struct Applier {
     sent_ts: u32,
     pub committed_relay_id: u64,
     batch_relay_id: u64,
+    /// Id of the last relay record read.
+    read_relay_id: u64,
     pending_progress: Option<(Position, u32)>,
     last_progress_write: Instant,
     /// Rows staged (insert, update, delete) since the last commit was sent.
@@ -236,6 +238,7 @@ impl Applier {
             committed,
             committed_relay_id: 0,
             batch_relay_id: 0,
+            read_relay_id: 0,
             pending_progress: None,
             last_progress_write: Instant::now(),
             staged_rows: [0; 3],
@@ -342,6 +345,7 @@ impl Applier {
                     // Nothing to stage meanwhile: let the batch in flight
                     // finish, so its commit shows (stats, relay ack) now.
                     self.settle().await?;
+                    self.ack_idle();
                     let wait = if self.batch_started.is_some() {
                         self.batch_delay
                     } else {
@@ -354,6 +358,7 @@ impl Applier {
     }
 
     async fn handle(&mut self, id: u64, rec: Record) -> Result<Option<Stop>> {
+        self.read_relay_id = id;
         if !self.synced {
             // The relay log may start in the middle of a transaction (its head
             // was deleted by retention): skip to the first transaction start.
@@ -493,7 +498,7 @@ impl Applier {
             if !self.svc.claims(fd, ft) && self.svc.claims(td, tt) {
                 return Err(Error::definite(
                     format!("service {}: `{}` renames {fd}.{ft}, which the service does not replicate, to {td}.{tt}, which it does (an online schema change by gh-ost or pt-online-schema-change?): the target has no copy of {fd}.{ft}'s rows, so the rename was not applied", self.svc.name, d.sql),
-                    format!("add the tool's tables to the service's tables as a pattern, \"{fd}._{tt}_*\" (pt-online-schema-change's _{tt}_new and _{tt}_old, gh-ost's _{tt}_gho and _{tt}_del), before the next schema change, so they replicate with it; to recover now, recopy the service: stop replicate, run DELETE FROM _dropship.positions WHERE service = '{}' on the target, then `dropship replicate --truncate-existing`", self.svc.name),
+                    format!("add the tool's tables to the service's tables as a pattern, \"{fd}._{tt}_*\" (pt-online-schema-change's _{tt}_new and _{tt}_old, gh-ost's _{tt}_gho and _{tt}_del), before the next schema change, so they replicate with it; to recover now, copy the service again: stop replicate, then run `dropship replicate --recopy {}`", self.svc.name),
                 ));
             }
         }
@@ -894,6 +899,25 @@ impl Applier {
             "service {}: the target connection was lost with a failed batch task; reconnecting",
             self.svc.name
         ))
+    }
+
+    /// Idle with everything committed: the records read since the last
+    /// commit carried nothing to apply (a progress record repeating the
+    /// committed position), so the committed position covers them too.
+    /// Acking them lets a drained relay log free its last segment (a reader
+    /// paused on a full disk waits for that).
+    fn ack_idle(&mut self) {
+        let all_committed = self.open.is_none()
+            && self.batch.is_empty()
+            && self.inflight.is_none()
+            && !self.in_target_tx
+            && self.applied.as_ref().map(|(p, _)| p) == self.committed.as_ref();
+        if all_committed && self.read_relay_id > self.committed_relay_id {
+            self.committed_relay_id = self.read_relay_id;
+            if let Some(f) = self.on_commit.as_mut() {
+                f(self.read_relay_id);
+            }
+        }
     }
 
     async fn write_progress(&mut self) -> Result<()> {

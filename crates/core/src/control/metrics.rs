@@ -32,6 +32,12 @@ impl Control {
             "Reconnects of the binlog connection.",
             one(r.reconnects.load(Relaxed)),
         );
+        metric(
+            "dropship_relay_full",
+            "gauge",
+            "1 while reading is paused because the relay log has no room (full disk or [state] max_size).",
+            one(r.relay_full.load(Relaxed)),
+        );
         let rk: Vec<(String, String)> = r
             .errors_by_kind()
             .into_iter()

@@ -24,6 +24,7 @@
 //! | `dropship_reader_errors_total` | counter | kind |
 //! | `dropship_heartbeats_written_total`, `dropship_heartbeats_read_total` | counter | |
 //! | `dropship_relay_log_bytes` | gauge | |
+//! | `dropship_relay_full` | gauge | |
 //! | `dropship_relay_backlog_records` | gauge | service |
 //! | `dropship_rows_applied_total` | counter | service, op |
 //! | `dropship_transactions_applied_total` | counter | service |
@@ -100,6 +101,14 @@ impl Control {
         if let Ok(mut g) = self.relay.lock() {
             *g = Some(h);
         }
+    }
+
+    /// Bytes of the relay log's segment files, once the pipeline has one.
+    pub fn relay_size_bytes(&self) -> Option<u64> {
+        self.relay
+            .lock()
+            .ok()
+            .and_then(|g| g.as_ref().map(|h| h.size_bytes()))
     }
 
     pub fn service(&self, name: &str) -> Arc<ServiceStats> {

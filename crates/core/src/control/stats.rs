@@ -157,6 +157,8 @@ pub struct ReaderStats {
     pub heartbeats_written: AtomicU64,
     pub heartbeats_read: AtomicU64,
     pub position: Mutex<String>,
+    /// Reading is paused because the relay log has no room (1) or not (0).
+    pub relay_full: AtomicU64,
 }
 
 impl ReaderStats {
@@ -189,6 +191,7 @@ pub fn error_kind(e: &Error) -> &'static str {
         Error::Relay(_) => "relay",
         Error::Io { .. } => "io",
         Error::SchemaChangedDuringCopy(_) => "schema_change",
+        Error::RelayFull(_) => "relay",
         Error::Preflight(e) => error_kind(e),
     }
 }

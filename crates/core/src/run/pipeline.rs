@@ -32,6 +32,9 @@ pub struct Options {
     pub services: Vec<String>,
     /// Empty non-empty target tables of services that have no position.
     pub truncate_existing: bool,
+    /// Services to copy again from scratch: their target tables are dropped
+    /// and their position and progress forgotten before anything else.
+    pub recopy: Vec<String>,
     /// This run is a reverse pipeline (`reverse`): what it reads is the
     /// service's target, and its messages say so.
     pub mirrored: bool,
@@ -40,6 +43,40 @@ pub struct Options {
 struct RelaySink {
     log: RelayLog,
     last_sync: std::time::Instant,
+    /// `[state] max_size`.
+    max_bytes: Option<u64>,
+    /// The file system's free bytes, and when they were read (a `statvfs`
+    /// at most every [`FREE_CHECK_EVERY`]).
+    free: Option<(std::time::Instant, Option<u64>)>,
+}
+
+const FREE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Free space the state dir's file system must keep: room for the ledger
+/// (acks free segments) and the next transactions. Reading pauses below it
+/// and resumes at twice it.
+const FREE_RESERVE: u64 = 16 << 20;
+
+/// `12.3 MiB`.
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / f64::from(1u32 << 20))
+}
+
+impl RelaySink {
+    /// The consumer furthest behind, as `service X (N records to apply)`.
+    fn furthest_behind(&self) -> String {
+        let h = self.log.handle();
+        let last = h.last_id();
+        h.consumers()
+            .into_iter()
+            .min_by_key(|(_, ack)| *ack)
+            .map_or_else(String::new, |(name, ack)| {
+                format!(
+                    "; the service furthest behind is {name} ({} records to apply)",
+                    last.saturating_sub(ack)
+                )
+            })
+    }
 }
 
 impl RecordSink for RelaySink {
@@ -58,6 +95,59 @@ impl RecordSink for RelaySink {
         }
         Ok(())
     }
+
+    fn make_room(&mut self) -> Result<()> {
+        if self.log.release_drained()? {
+            info!("the relay log's drained segment was deleted to make room");
+        }
+        Ok(())
+    }
+
+    fn full(&mut self, resuming: bool) -> Option<String> {
+        let h = self.log.handle();
+        let dir = h.dir().display().to_string();
+        if let Some(max) = self.max_bytes {
+            // A paused reader waits until a quarter of the cap is free again
+            // (two segments of max/8 deleted), so it does not flap at the cap.
+            let limit = if resuming { max - max / 4 } else { max };
+            let size = h.size_bytes();
+            if size >= limit {
+                return Some(format!(
+                    "the relay log in {dir} holds {}, at its [state] max_size of {}{}",
+                    mib(size),
+                    mib(max),
+                    self.furthest_behind()
+                ));
+            }
+        }
+        let reserve = if resuming {
+            2 * FREE_RESERVE
+        } else {
+            FREE_RESERVE
+        };
+        let free = match self.free {
+            Some((at, free)) if !resuming && at.elapsed() < FREE_CHECK_EVERY => free,
+            _ => {
+                let free = h.free_space();
+                self.free = Some((std::time::Instant::now(), free));
+                free
+            }
+        };
+        match free {
+            Some(free) if free < reserve => Some(format!(
+                "the file system of the state dir {dir} has {} free; reading needs {}{}",
+                mib(free),
+                mib(reserve),
+                self.furthest_behind()
+            )),
+            _ => {
+                if resuming {
+                    h.ensure_reserve();
+                }
+                None
+            }
+        }
+    }
 }
 
 /// Runs until `stop` (or a fatal error).
@@ -67,8 +157,20 @@ pub async fn run(
     control: Arc<Control>,
     stop: watch::Receiver<bool>,
 ) -> Result<()> {
-    for name in &opts.services {
+    for name in opts.services.iter().chain(&opts.recopy) {
         cfg.service_named(name).map_err(Error::Config)?;
+    }
+    if let Some(name) = opts
+        .recopy
+        .iter()
+        .find(|n| !opts.services.is_empty() && !opts.services.contains(n))
+    {
+        return Err(Error::preflight(Error::definite(
+            format!(
+                "--recopy {name}: that service is not among the --service ones this run replicates"
+            ),
+            format!("add --service {name}, or drop the --service options to run every service"),
+        )));
     }
     let selected: Vec<_> = cfg
         .services
@@ -89,12 +191,19 @@ pub async fn run(
     // Flushes reach the OS at once (readers see them, a kill -9 keeps them);
     // fsync happens once a second in the reader: a machine crash can lose
     // the last second of relay log, which the source still has.
+    // Under a cap, segments of an eighth of it, so that acks free space in
+    // steps well below the cap.
+    let defaults = RelayOptions::default();
     let relay_opts = RelayOptions {
         sync: SyncPolicy::Manual,
-        ..RelayOptions::default()
+        segment_max_bytes: cfg.state_max_bytes.map_or(defaults.segment_max_bytes, |m| {
+            (m / 8).clamp(1 << 20, defaults.segment_max_bytes)
+        }),
+        ..defaults
     };
     let relay_dir = cfg.state_dir.join("relay");
     let mut relay = RelayLog::open(&relay_dir, relay_opts)?;
+    let empty = relay.last_id() < relay.first_id();
     let reader_start = match relay_state::covered(&relay, &oldest, &relay_dir)? {
         Some(end) => {
             info!(relay_first = relay.first_id(), resume = %end, "relay log covers every service; reading on from its end");
@@ -102,7 +211,11 @@ pub async fn run(
         }
         None => {
             relay.reset()?;
-            info!(position = %oldest, "reading the source binlog");
+            if empty {
+                info!(position = %oldest, state_dir = %cfg.state_dir.display(), "the state dir has no relay log (new, or lost): it is filled from the oldest service position, which the source must still have");
+            } else {
+                info!(position = %oldest, "the relay log does not cover every service: reading the source binlog");
+            }
             oldest.clone()
         }
     };
@@ -118,6 +231,8 @@ pub async fn run(
         RelaySink {
             log: relay,
             last_sync: std::time::Instant::now(),
+            max_bytes: cfg.state_max_bytes,
+            free: None,
         },
         reader_stats,
         src,
@@ -237,6 +352,8 @@ async fn setup(
     let side = if opts.mirrored { "target" } else { "source" };
     check::require_binlog_ready(&mut src, side).await?;
     let facts = crate::source::facts(&mut src).await?;
+    // Before anything is written: a state dir of another source is refused.
+    relay_state::claim(&cfg.state_dir, &facts.identity)?;
 
     // Validate every service's tables on the source before writing anything
     // to any target (a table without a key is a config error, exit 2).
@@ -249,6 +366,21 @@ async fn setup(
     for svc in selected {
         meta::migrate(&svc.target).await?;
         let mut tgt = crate::connect::target(svc).await?;
+        let recopy = opts.recopy.contains(&svc.name);
+        if recopy {
+            let tables: Vec<(String, String)> = crate::source::service_tables(cfg, svc, &mut src)
+                .await?
+                .iter()
+                .map(|t| {
+                    (
+                        svc.target_database(&t.database).to_string(),
+                        t.table.clone(),
+                    )
+                })
+                .collect();
+            meta::forget_service(&mut tgt, &svc.name, &tables).await?;
+            info!(service = %svc.name, tables = tables.len(), "--recopy: the service's target tables were dropped and its position forgotten; it is copied again");
+        }
         let (tables, pos) = match meta::load_position(&mut tgt, &svc.name).await? {
             Some((p, _, _)) => {
                 let state = meta::load_state(&mut tgt, &svc.name).await?.map(|s| s.0);
@@ -264,8 +396,14 @@ async fn setup(
                 (crate::source::service_tables(cfg, svc, &mut src).await?, p)
             }
             None => {
-                let (tables, p0) =
-                    copy::start(cfg, svc, &mut src, &mut tgt, opts.truncate_existing).await?;
+                let (tables, p0) = copy::start(
+                    cfg,
+                    svc,
+                    &mut src,
+                    &mut tgt,
+                    opts.truncate_existing || recopy,
+                )
+                .await?;
                 service::record_copy_start(&mut tgt, &svc.name, &p0).await?;
                 info!(service = %svc.name, position = %p0, tables = tables.len(), "new service: copy starts; changes from this position are kept");
                 (tables, p0)

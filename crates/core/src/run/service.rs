@@ -335,17 +335,31 @@ async fn attempt(
     let catch_up = copy_end(&mut tgt, name).await?;
     let relay = ctx.relay.clone();
     let consumer = name.clone();
-    // Acks persist (fsync) the relay ledger: at most a few per second. A lost
-    // ack only keeps relay segments a little longer.
-    let mut last_ack = Instant::now() - Duration::from_secs(1);
-    let on_commit = move |id| {
-        if id > 0 && last_ack.elapsed() >= Duration::from_millis(250) {
-            last_ack = Instant::now();
-            if let Err(e) = relay.ack(&consumer, id) {
-                warn!(service = %consumer, error = %e, "could not record the relay log position; segments are kept longer");
-            }
+    // Acks persist (fsync) the relay ledger: four a second at most, and the
+    // last commit is always acked (a reader paused at a full relay log waits
+    // for the space it frees). A lost ack only keeps segments a little longer.
+    let committed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let on_commit = {
+        let committed = committed.clone();
+        move |id| {
+            committed.fetch_max(id, Relaxed);
         }
     };
+    let acker = tokio::spawn(async move {
+        let mut acked = 0;
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let id = committed.load(Relaxed);
+            if id > acked {
+                match relay.ack(&consumer, id) {
+                    Ok(()) => acked = id,
+                    Err(e) => {
+                        warn!(service = %consumer, error = %e, "could not record the relay log position; segments are kept longer")
+                    }
+                }
+            }
+        }
+    });
     let opts = ApplierOptions {
         source: Some(ctx.source.clone()),
         catch_up_until: catch_up,
@@ -379,7 +393,11 @@ async fn attempt(
     });
     let r = applier.run(&mut src, &rx).await;
     fwd.abort();
+    acker.abort();
     let last = applier.committed_relay_id;
+    if last > 0 {
+        let _ = ctx.relay.ack(name, last);
+    }
     Ok((r?, last))
 }
 

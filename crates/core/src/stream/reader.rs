@@ -37,12 +37,24 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// Where the reader writes records.
 pub trait RecordSink: Send {
     fn append(&mut self, rec: &Record) -> Result<u64>;
     fn flush(&mut self) -> Result<()>;
+    /// Why the sink has no room for more records (the reader then pauses,
+    /// see `Reader::pause_while_full`); `resuming` asks with the margin a
+    /// paused reader waits for. `None`: there is room. Asked between every
+    /// two transactions: it must be cheap.
+    fn full(&mut self, _resuming: bool) -> Option<String> {
+        None
+    }
+    /// Frees what the sink can free while the reader is paused (see
+    /// `RelayLog::release_drained`).
+    fn make_room(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 struct Tx {
@@ -323,8 +335,7 @@ impl<S: RecordSink> Reader<S> {
         let mut first = true;
         loop {
             if *stop.borrow() {
-                self.sink.flush()?;
-                return Ok(());
+                return self.final_flush();
             }
             if !first {
                 self.stats.reconnects.fetch_add(1, Relaxed);
@@ -338,13 +349,19 @@ impl<S: RecordSink> Reader<S> {
             let r = self.stream_once(stop.clone()).await;
             backoff.ended_after(up_since.elapsed());
             match r {
-                Ok(()) => {
-                    self.sink.flush()?;
-                    return Ok(());
+                Ok(()) => return self.final_flush(),
+                Err(e) if e.is_relay_full() => {
+                    self.stats.count_error(&e);
+                    self.pause_while_full(&e, stop.clone()).await?;
                 }
                 Err(e) if e.is_transient() => {
                     self.stats.count_error(&e);
-                    self.sink.flush()?;
+                    match self.sink.flush() {
+                        Err(f) if f.is_relay_full() => {
+                            self.pause_while_full(&f, stop.clone()).await?
+                        }
+                        r => r?,
+                    }
                     let wait = backoff.next_wait();
                     warn!(error = %e, position = %self.boundary, backoff_ms = wait.as_millis() as u64, "binlog connection lost; reconnecting from the last transaction boundary");
                     tokio::time::sleep(wait).await;
@@ -355,6 +372,63 @@ impl<S: RecordSink> Reader<S> {
                 }
             }
         }
+    }
+
+    /// The flush on stop. With no room left, what waits in the writer is
+    /// dropped: it is read again from the source at the next start (the
+    /// relay log on disk ends at a whole record, and the services' positions
+    /// are on their targets).
+    fn final_flush(&mut self) -> Result<()> {
+        match self.sink.flush() {
+            Err(e) if e.is_relay_full() => {
+                warn!(error = %e, position = %self.boundary, "stopping with the relay log full: what was not written is read from the source again at the next start");
+                Ok(())
+            }
+            r => r,
+        }
+    }
+
+    /// Waits, with the binlog connection closed, until the sink has room
+    /// again (`why` says what is full), retrying the write of what waits in
+    /// it. The services go on applying what is stored, which frees space.
+    /// Reading then resumes from the last transaction boundary, as after a
+    /// reconnect: nothing read before the pause is lost or doubled.
+    async fn pause_while_full(
+        &mut self,
+        why: &Error,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<()> {
+        self.stats.relay_full.store(1, Relaxed);
+        error!(position = %self.boundary, error = %why, hint = why.hint().unwrap_or_default(), "the relay log has no room: reading the source is paused (lag grows) while the services apply what is stored; it resumes by itself");
+        let since = Instant::now();
+        let mut told = Instant::now();
+        let mut reason;
+        let resumed = loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stop.wait_for(|s| *s) => break false,
+            }
+            match self.sink.flush().and_then(|()| self.sink.make_room()) {
+                Ok(()) => match self.sink.full(true) {
+                    None => break true,
+                    Some(w) => reason = w,
+                },
+                Err(e) if e.is_relay_full() => reason = e.to_string(),
+                Err(e) => {
+                    self.stats.relay_full.store(0, Relaxed);
+                    return Err(e);
+                }
+            }
+            if told.elapsed() >= Duration::from_secs(30) {
+                told = Instant::now();
+                error!(paused_s = since.elapsed().as_secs(), reason = %reason, "reading the source is still paused: the relay log has no room");
+            }
+        };
+        self.stats.relay_full.store(0, Relaxed);
+        if resumed {
+            info!(paused_ms = since.elapsed().as_millis() as u64, position = %self.boundary, "the relay log has room again: reading the source resumes from the last transaction boundary");
+        }
+        Ok(())
     }
 
     async fn stream_once(&mut self, mut stop: tokio::sync::watch::Receiver<bool>) -> Result<()> {
@@ -425,6 +499,13 @@ impl<S: RecordSink> Reader<S> {
                     return Ok(());
                 }
             }
+            // Between transactions: is there room for the next one?
+            if self.tx.is_none() {
+                if let Some(why) = self.sink.full(false) {
+                    self.sink.flush()?;
+                    return Err(Error::RelayFull(why));
+                }
+            }
             // `next_event` is cancel-safe: a timeout or a stop signal never
             // loses bytes of a half-read event.
             let next = tokio::select! {
@@ -466,7 +547,7 @@ impl<S: RecordSink> Reader<S> {
         {
             return Error::definite(
                 format!("the source cannot send its binlog from {}: {message}", self.boundary),
-                "the binlog dropship needs was purged (or the server id is in use by another replica). Increase binlog retention; for the affected services, remove their position on the target (DELETE FROM _dropship.positions WHERE service=...) and truncate their tables so replicate copies them again",
+                "the binlog dropship needs was purged (or the server id is in use by another replica). Nothing was written. Copy the services whose position is older than the source's first binlog again from scratch with `dropship replicate --recopy SERVICE` (see `dropship status` for their positions), and keep binlogs longer (binlog_expire_logs_seconds)",
             );
         }
         client_error(e, format!("reading the binlog from {}", self.boundary))
@@ -546,13 +627,18 @@ impl<S: RecordSink> Reader<S> {
         let Some(tx) = self.tx.take() else {
             return Ok(());
         };
-        if let Some(g) = &tx.gtid {
-            self.gtid.add(g);
-        }
+        // The GTID state moves only once the commit is in the sink: a commit
+        // the sink refused (no room) is read again after the pause, and a
+        // GTID already counted would make the source skip it.
+        let gtid = tx.gtid.as_ref().map(|g| {
+            let mut s = self.gtid.clone();
+            s.add(g);
+            s
+        });
         let pos = Position {
             file: self.file.clone(),
             pos: next,
-            gtid: self.gtid.to_string(),
+            gtid: gtid.as_ref().unwrap_or(&self.gtid).to_string(),
         };
         self.stats
             .last_source_ts
@@ -569,6 +655,9 @@ impl<S: RecordSink> Reader<S> {
                 self.dirty = false;
                 self.last_flush = Instant::now();
             }
+        }
+        if let Some(g) = gtid {
+            self.gtid = g;
         }
         self.boundary = pos;
         self.unreported = !tx.begun;
