@@ -26,6 +26,7 @@ have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 packages=()
 have mariadbd || packages+=(mariadb-server)
 have mariadb || packages+=(mariadb-client)
+have openssl || packages+=(openssl)  # the TLS tests make their certificates with it
 if [ "$bench" = 1 ]; then
   have pt-table-checksum || packages+=(percona-toolkit)
   have mydumper || packages+=(mydumper)

@@ -252,13 +252,17 @@ fn main() -> ExitCode {
 }
 
 fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
-    Config::load(path).map_err(|e| {
+    let cfg = Config::load(path).map_err(|e| {
         eprintln!("error: {e}");
         if !e.hint.is_empty() {
             eprintln!("  hint: {}", e.hint);
         }
         ExitCode::from(2)
-    })
+    })?;
+    for e in cfg.unverified_endpoints() {
+        tracing::warn!(endpoint = %e, "tls = \"required\": the connection is encrypted but the server's certificate is not verified, so anyone on the path can pose as the server; set tls = \"verify-full\" with ca = \"path/to/ca.pem\"");
+    }
+    Ok(cfg)
 }
 
 fn report(e: &dropship_core::Error) {

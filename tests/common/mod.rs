@@ -157,6 +157,17 @@ pub async fn start_pair(
     source_opts: ServerOptions,
     target_binlog: bool,
 ) -> Env {
+    start_pair_with(pair, n_targets, source_opts, target_binlog, &[]).await
+}
+
+/// Like [`start_pair`], with `target_extra` server option lines on every target.
+pub async fn start_pair_with(
+    pair: Pair,
+    n_targets: usize,
+    source_opts: ServerOptions,
+    target_binlog: bool,
+    target_extra: &[String],
+) -> Env {
     init_logs();
     let mut source_opts = source_opts.with_flavor(pair.source);
     if pair.source == Flavor::MySql {
@@ -173,11 +184,14 @@ pub async fn start_pair(
             ServerOptions::target()
         }
         .with_flavor(pair.target);
-        let opts = if pair.target == Flavor::MySql {
+        let mut opts = if pair.target == Flavor::MySql {
             opts.with_extra("log_bin_trust_function_creators=1")
         } else {
             opts
         };
+        for line in target_extra {
+            opts = opts.with_extra(line);
+        }
         tgts.push(MariaDb::start(
             opts.with_server_id(10 + i as u32)
                 .with_extra("max_allowed_packet=256M"),

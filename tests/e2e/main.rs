@@ -20,5 +20,6 @@ mod fixtures_apply;
 mod ops;
 mod relay_full;
 mod replicate;
+mod tls;
 mod values;
 mod verify;

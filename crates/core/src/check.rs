@@ -2,7 +2,7 @@
 //! One line per check (ok / warn / FAIL) with a hint for each problem.
 //! `require_binlog_ready` is the subset `replicate` insists on.
 
-use crate::config::Config;
+use crate::config::{Config, Endpoint, Tls};
 use crate::error::{Error, Result};
 use dropship_mysql::flavor::Flavor;
 use dropship_mysql::grants::Grants;
@@ -151,6 +151,49 @@ async fn binlog_checks(conn: &mut Conn) -> Vec<Line> {
     out
 }
 
+/// How the connection to `e` is protected, as the server sees the session
+/// (`Ssl_cipher`).
+async fn tls_line(conn: &mut Conn, what: &str, e: &Endpoint) -> Line {
+    let cipher: Option<(String, String)> = conn
+        .query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        .await
+        .ok()
+        .flatten();
+    let cipher = cipher.map(|(_, v)| v).filter(|v| !v.is_empty());
+    match (e.tls, cipher) {
+        (Tls::VerifyFull, Some(c)) => line(
+            Status::Ok,
+            what,
+            format!(
+                "{c}; the certificate is verified for {} against {}",
+                e.host,
+                e.ca()
+                    .map_or("the system's CA roots".into(), |p| p.display().to_string())
+            ),
+            "",
+        ),
+        (Tls::Required, Some(c)) => line(
+            Status::Warn,
+            what,
+            format!("{c}, but the certificate is not verified (tls = \"required\"): anyone on the path can pose as the server"),
+            "set tls = \"verify-full\" with ca = \"path/to/ca.pem\" (RDS and Aurora: the region's bundle, see README \"TLS\")",
+        ),
+        (Tls::Disabled, None) if e.is_loopback() => line(Status::Ok, what, "disabled (loopback)", ""),
+        (Tls::Disabled, _) => line(
+            Status::Warn,
+            what,
+            "disabled: passwords and rows cross the network in clear",
+            "remove tls = \"disabled\" (verify-full is the default off loopback)",
+        ),
+        (_, None) => line(
+            Status::Fail,
+            what,
+            "the session is not encrypted although the config asks for TLS",
+            "check the server's TLS setup (ssl_cert, ssl_key); please report this",
+        ),
+    }
+}
+
 /// Runs every check.
 pub async fn run(cfg: &Config) -> Vec<Line> {
     let mut out = Vec::new();
@@ -163,6 +206,7 @@ pub async fn run(cfg: &Config) -> Vec<Line> {
                 source: e,
             }
             .hint()
+            .or_else(|| crate::config::tls_hint(&msg))
             .unwrap_or_else(|| "check the host, port, TLS setting and that the server runs".into());
             out.push(line(
                 Status::Fail,
@@ -191,6 +235,7 @@ pub async fn run(cfg: &Config) -> Vec<Line> {
             "dropship reads MySQL 5.7, 8.0, 8.4 and MariaDB 10.x+",
         )
     });
+    out.push(tls_line(&mut src, "source tls", &cfg.source).await);
     out.extend(binlog_checks(&mut src).await);
     // GTIDs.
     if flavor.is_mariadb() {
@@ -409,14 +454,17 @@ async fn target_check(
         Ok(c) => c,
         Err(e) => {
             let msg = crate::config::scrub(&e.to_string(), svc.target.secret().unwrap_or(""));
+            let hint = crate::config::tls_hint(&msg)
+                .unwrap_or_else(|| "check the host, port, credentials and TLS setting".into());
             return vec![line(
                 Status::Fail,
                 &what,
                 format!("cannot connect to {}: {msg}", svc.target),
-                "check the host, port, credentials and TLS setting",
+                hint,
             )];
         }
     };
+    let tls = tls_line(&mut c, &format!("{what} tls"), &svc.target).await;
     let flavor = Flavor::detect(&mut c)
         .await
         .unwrap_or_else(|_| Flavor::parse(""));
@@ -477,7 +525,7 @@ async fn target_check(
             ),
         )];
     }
-    let mut out = Vec::new();
+    let mut out = vec![tls];
     // MySQL 8.0.13+: tables without a PRIMARY KEY cannot be created there.
     // No such variable (MariaDB, MySQL before 8.0.13) means OFF; a failed
     // read is said, not taken as OFF.

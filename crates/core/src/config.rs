@@ -224,6 +224,11 @@ impl Endpoint {
         is_loopback(&self.host)
     }
 
+    /// The `ca` file, if one is configured.
+    pub fn ca(&self) -> Option<&Path> {
+        self.ca.as_deref()
+    }
+
     /// Builds an endpoint from a URL for tests and the demo.
     pub fn from_url(url: &str) -> Result<Endpoint, ConfigError> {
         build_endpoint("(url)", "url", url, None, None, None)
@@ -332,6 +337,40 @@ impl Default for Tuning {
             throttle_query: None,
             max_target_replica_lag: None,
         }
+    }
+}
+
+/// The remedy for a server certificate that TLS refused, when `message` (a
+/// driver or TLS error text) says that is what happened.
+pub fn tls_hint(message: &str) -> Option<String> {
+    let m = message.to_ascii_lowercase();
+    let refused = [
+        "certificate",
+        "unknownissuer",
+        "notvalidforname",
+        "tls handshake",
+    ]
+    .iter()
+    .any(|k| m.contains(k));
+    refused.then(|| {
+        "tls = \"verify-full\" (the default off loopback) checks the server's certificate against the CA and the host name in the url: set ca = \"path/to/ca.pem\" to the CA that signed it (RDS and Aurora: the region's bundle, see README \"TLS\"), connect by a name the certificate holds, or set tls = \"required\" to encrypt without checking".to_string()
+    })
+}
+
+/// Every endpoint of the config with `tls = "required"`: encrypted, but the
+/// server's certificate is not checked. Each is said at WARN when a command
+/// starts.
+impl Config {
+    pub fn unverified_endpoints(&self) -> Vec<String> {
+        std::iter::once(("source".to_string(), &self.source))
+            .chain(
+                self.services
+                    .iter()
+                    .map(|s| (format!("target of service {}", s.name), &s.target)),
+            )
+            .filter(|(_, e)| e.tls == Tls::Required)
+            .map(|(what, e)| format!("{what} {e}"))
+            .collect()
     }
 }
 

@@ -116,6 +116,9 @@ impl Error {
             Error::Relay(e) => e.hint(),
             Error::RelayFull(_) => Some("free space on the state dir's file system, raise [state] max_size, or bring the service furthest behind back (its target); reading resumes by itself".into()),
             Error::Config(e) if !e.hint.is_empty() => Some(e.hint.clone()),
+            Error::Db { source: source @ (mysql_async::Error::Io(_) | mysql_async::Error::Driver(_)), .. } => {
+                crate::config::tls_hint(&source.to_string())
+            }
             Error::Db { source: mysql_async::Error::Server(e), .. } => match e.code {
                 1045 => Some("check the user name and password (password_file or ${VAR} in the url)".into()),
                 1227 | 1142 | 1044 => Some("grant the privileges listed in the README's \"Privileges\" section; `dropship check` lists what is missing".into()),

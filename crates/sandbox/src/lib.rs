@@ -7,6 +7,7 @@
 //! - [`monolith`] is the demo's `shop` schema with [`monolith::LiveWriters`] writing into it concurrently.
 //! - [`proxy::FaultProxy`] sits between dropship and a server and injects network faults (resets, black holes,
 //!   delays, cuts after N bytes).
+//! - [`tls::TestCa`] makes a test CA and server certificates (good, self-signed, wrong host) and swaps them in.
 //! - [`compare`] checks that a table is byte-for-byte identical on two servers and names the first difference.
 //!
 //! Nothing here touches the system MariaDB service or port 3306.
@@ -18,6 +19,7 @@ pub mod proxy;
 mod server;
 pub mod sql;
 pub mod template;
+pub mod tls;
 pub mod workload;
 
 pub use compare::assert_tables_identical;

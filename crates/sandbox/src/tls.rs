@@ -62,9 +62,22 @@ impl TestCa {
             .map_err(|e| Error::io("creating the CA directory", e))?;
         openssl(
             &[
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3", "-subj",
-                "/CN=dropship test CA", "-keyout", "ca.key", "-out", "ca.pem", "-addext",
-                "basicConstraints=critical,CA:TRUE", "-addext",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "3",
+                "-subj",
+                "/CN=dropship test CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
                 "keyUsage=critical,keyCertSign,cRLSign",
             ],
             dir.path(),
@@ -76,10 +89,9 @@ impl TestCa {
         })
     }
 
-    /// A server certificate signed by this CA for `names` (IP addresses or DNS names).
-    pub fn server_cert(&self, file: &str, names: &[&str]) -> Result<Cert> {
-        let d = self.dir.path();
-        let ext = d.join(format!("{file}.ext"));
+    /// The extensions file of a server certificate for `names`.
+    fn extensions(&self, file: &str, names: &[&str]) -> Result<PathBuf> {
+        let ext = self.dir.path().join(format!("{file}.ext"));
         std::fs::write(
             &ext,
             format!(
@@ -88,6 +100,13 @@ impl TestCa {
             ),
         )
         .map_err(|e| Error::io("writing the certificate extensions", e))?;
+        Ok(ext)
+    }
+
+    /// A server certificate signed by this CA for `names` (IP addresses or DNS names).
+    pub fn server_cert(&self, file: &str, names: &[&str]) -> Result<Cert> {
+        let d = self.dir.path();
+        let ext = self.extensions(file, names)?;
         let (key, csr, pem) = (
             format!("{file}.key"),
             format!("{file}.csr"),
@@ -103,10 +122,21 @@ impl TestCa {
         )?;
         openssl(
             &[
-                "x509", "-req", "-in", &csr, "-CA",
-                &self.ca.display().to_string(), "-CAkey",
-                &self.ca_key.display().to_string(), "-CAcreateserial", "-days", "3", "-out", &pem,
-                "-extfile", &ext.display().to_string(),
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &self.ca.display().to_string(),
+                "-CAkey",
+                &self.ca_key.display().to_string(),
+                "-CAcreateserial",
+                "-days",
+                "3",
+                "-out",
+                &pem,
+                "-extfile",
+                &ext.display().to_string(),
             ],
             d,
         )?;
@@ -116,16 +146,38 @@ impl TestCa {
         })
     }
 
-    /// A self-signed certificate for `names`: valid for the host, signed by nobody dropship trusts.
+    /// A self-signed certificate for `names` (an end-entity certificate, as servers generate for themselves):
+    /// valid for the host, signed by nobody dropship trusts.
     pub fn self_signed(&self, file: &str, names: &[&str]) -> Result<Cert> {
         let d = self.dir.path();
-        let (key, pem) = (format!("{file}.key"), format!("{file}.pem"));
+        let ext = self.extensions(file, names)?;
+        let (key, csr, pem) = (
+            format!("{file}.key"),
+            format!("{file}.csr"),
+            format!("{file}.pem"),
+        );
         let subj = format!("/CN={}", names.first().copied().unwrap_or("server"));
-        let san = format!("subjectAltName={}", alt_names(names));
         openssl(
             &[
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3", "-subj", &subj,
-                "-keyout", &key, "-out", &pem, "-addext", &san,
+                "req", "-newkey", "rsa:2048", "-nodes", "-subj", &subj, "-keyout", &key, "-out",
+                &csr,
+            ],
+            d,
+        )?;
+        openssl(
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-signkey",
+                &key,
+                "-days",
+                "3",
+                "-out",
+                &pem,
+                "-extfile",
+                &ext.display().to_string(),
             ],
             d,
         )?;
