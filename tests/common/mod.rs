@@ -184,11 +184,9 @@ pub async fn start_pair_with(
             ServerOptions::target()
         }
         .with_flavor(pair.target);
-        let mut opts = if pair.target == Flavor::MySql {
-            opts.with_extra("log_bin_trust_function_creators=1")
-        } else {
-            opts
-        };
+        // What an RDS parameter group sets so that the rollback's freeze triggers can be created by a user
+        // without SUPER while the target's binlog is on (the README's Privileges section says so).
+        let mut opts = opts.with_extra("log_bin_trust_function_creators=1");
         for line in target_extra {
             opts = opts.with_extra(line);
         }
@@ -212,7 +210,7 @@ pub async fn start_pair_with(
         .await
         .expect("source user");
     for t in &targets {
-        t.create_user("dropship", TARGET_PASSWORD, &["ALL PRIVILEGES ON *.*"])
+        t.create_user("dropship", TARGET_PASSWORD, &[target_grants(pair.target)])
             .await
             .expect("target user");
     }
@@ -224,6 +222,19 @@ pub async fn start_pair_with(
         source,
         targets,
         dir,
+    }
+}
+
+/// The target user's privileges, exactly as the README's Privileges section lists them (on `*.*` here, since
+/// tests name many databases; in production, the service's databases and `_dropship`): the apply and copy
+/// privileges, TRIGGER for the rollback's freeze, and replication for reverse replication. No SUPER, no
+/// BINLOG ADMIN: the copy writes the target binlog, as it does for most production users.
+pub fn target_grants(flavor: Flavor) -> &'static str {
+    match flavor {
+        // MySQL checks REFERENCES when a table with a foreign key is created.
+        Flavor::MySql => "SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, DROP, INDEX, REFERENCES, TRIGGER, REPLICATION SLAVE, REPLICATION CLIENT ON *.*",
+        // REPLICATION CLIENT is MariaDB 10.5+'s alias of BINLOG MONITOR.
+        Flavor::MariaDb => "SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, DROP, INDEX, TRIGGER, REPLICATION SLAVE, REPLICATION CLIENT ON *.*",
     }
 }
 

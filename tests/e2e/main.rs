@@ -17,6 +17,7 @@ mod cutover;
 mod ddl;
 mod faults;
 mod fixtures_apply;
+mod hostile;
 mod ops;
 mod relay_full;
 mod replicate;

@@ -102,6 +102,7 @@ async fn at_max_size(pair: Pair) {
         full,
         "the reader must pause at the cap (relay log at {largest} bytes)"
     );
+    let paused_at = Instant::now();
     // Paused: alpha applies what is stored and then falls behind; the relay log stays at its cap.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let applied = blob_count(&env, 0).await;
@@ -126,9 +127,17 @@ async fn at_max_size(pair: Pair) {
     );
     assert!(!run.is_finished(), "a full relay log never stops replicate");
 
+    let lag_while_paused = run.status_of("alpha").lag_seconds;
     // beta resumes: it drains, its acks free segments, and reading resumes by itself.
     run.control.set_paused("beta", false);
+    let unpaused_at = Instant::now();
     wait_caught_up(&env, 0, "alpha", Duration::from_secs(120)).await;
+    eprintln!(
+        "figures {pair:?}: relay log at most {:.1} MiB under a 16 MiB cap; paused {:.1} s with beta paused (alpha's lag then {lag_while_paused:?} s); alpha caught up {:.1} s after beta resumed",
+        largest as f64 / 1048576.0,
+        unpaused_at.duration_since(paused_at).as_secs_f64(),
+        unpaused_at.elapsed().as_secs_f64()
+    );
     wait_caught_up(&env, 1, "beta", Duration::from_secs(60)).await;
     // (A last short pause may still be ending: the reader looks again every second.)
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -296,7 +305,12 @@ async fn disk_full(pair: Pair) {
     );
     // Space returns: reading resumes by itself, from the last transaction boundary.
     std::fs::remove_file(&filler).unwrap();
+    let freed_at = Instant::now();
     wait_caught_up(&env, 0, "alpha", Duration::from_secs(180)).await;
+    eprintln!(
+        "figures {pair:?}: the 50 MiB transaction applied {:.1} s after the disk had room again",
+        freed_at.elapsed().as_secs_f64()
+    );
     assert_eq!(relay_full().await.as_deref(), Some("0"));
     assert_eq!(blob_count(&env, 0).await, 80);
     assert_eq!(child.terminate().await, Some(0), "{}", child.log_text());

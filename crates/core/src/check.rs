@@ -197,21 +197,21 @@ async fn tls_line(conn: &mut Conn, what: &str, e: &Endpoint) -> Line {
 /// Runs every check.
 pub async fn run(cfg: &Config) -> Vec<Line> {
     let mut out = Vec::new();
-    let mut src = match Conn::new(cfg.source.opts()).await {
+    let mut src = match crate::connect::source(cfg).await {
         Ok(c) => c,
         Err(e) => {
+            // The error reads "connecting to the source URL: why".
             let msg = crate::config::scrub(&e.to_string(), cfg.source.secret().unwrap_or(""));
-            let hint = Error::Db {
-                what: String::new(),
-                source: e,
-            }
-            .hint()
-            .or_else(|| crate::config::tls_hint(&msg))
-            .unwrap_or_else(|| "check the host, port, TLS setting and that the server runs".into());
+            let hint = e
+                .hint()
+                .or_else(|| crate::config::tls_hint(&msg))
+                .unwrap_or_else(|| {
+                    "check the host, port, TLS setting and that the server runs".into()
+                });
             out.push(line(
                 Status::Fail,
                 "source",
-                format!("cannot connect to {}: {msg}", cfg.source),
+                format!("cannot connect: {msg}"),
                 hint,
             ));
             return out;
@@ -450,16 +450,18 @@ async fn target_check(
     tables: &[std::sync::Arc<dropship_mysql::schema::TableSchema>],
 ) -> Vec<Line> {
     let what = format!("target {}", svc.name);
-    let mut c = match Conn::new(svc.target.opts()).await {
+    let mut c = match crate::connect::target_plain(svc).await {
         Ok(c) => c,
         Err(e) => {
             let msg = crate::config::scrub(&e.to_string(), svc.target.secret().unwrap_or(""));
-            let hint = crate::config::tls_hint(&msg)
+            let hint = e
+                .hint()
+                .or_else(|| crate::config::tls_hint(&msg))
                 .unwrap_or_else(|| "check the host, port, credentials and TLS setting".into());
             return vec![line(
                 Status::Fail,
                 &what,
-                format!("cannot connect to {}: {msg}", svc.target),
+                format!("cannot connect: {msg}"),
                 hint,
             )];
         }

@@ -13,7 +13,9 @@ use std::time::Duration;
 /// How long a connection attempt, login included, may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
-async fn connect(opts: Opts, what: String) -> Result<Conn> {
+/// A connection with these options; `what` names the server in the error
+/// (`connecting to ...`). Every other function here is this one.
+pub async fn connect(opts: Opts, what: String) -> Result<Conn> {
     match tokio::time::timeout(CONNECT_TIMEOUT, Conn::new(opts)).await {
         Ok(r) => r.map_err(Error::db(what)),
         Err(_) => Err(Error::Db {

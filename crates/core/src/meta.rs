@@ -19,9 +19,8 @@ mod embedded {
 
 /// Creates `_dropship` and runs pending migrations.
 pub async fn migrate(target: &crate::config::Endpoint) -> Result<()> {
-    let mut conn = Conn::new(target.opts())
-        .await
-        .map_err(Error::db(format!("connecting to {target}")))?;
+    let mut conn =
+        crate::connect::connect(target.opts(), format!("connecting to {target}")).await?;
     conn.query_drop("CREATE DATABASE IF NOT EXISTS `_dropship`")
         .await
         .map_err(Error::db(format!(

@@ -130,9 +130,7 @@ impl Options {
 }
 
 async fn connect(opts: mysql_async::Opts, side: &str) -> Result<Conn> {
-    let mut c = Conn::new(opts)
-        .await
-        .map_err(Error::db(format!("connecting to the {side}")))?;
+    let mut c = crate::connect::connect(opts, format!("connecting to the {side}")).await?;
     c.query_drop(SESSION_SQL)
         .await
         .map_err(Error::db(format!("preparing the {side} session")))?;

@@ -32,6 +32,17 @@ pub fn qualified(db: &str, table: &str) -> String {
     s
 }
 
+/// A database name as a `GRANT ... ON db.*` target: quoted, with `_` and
+/// `%` escaped, since a database-level grant reads them as wildcards
+/// (`GRANT ... ON `a_b`.*` would also grant on `aXb`).
+pub fn grant_database(db: &str) -> String {
+    ident(
+        &db.replace('\\', "\\\\")
+            .replace('_', "\\_")
+            .replace('%', "\\%"),
+    )
+}
+
 /// Quotes a string literal (for names compared in information_schema queries).
 pub fn string_literal(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -166,6 +177,13 @@ pub fn after_key(keys: &[&str], values: &[Value]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_grant_target_escapes_the_wildcards_of_a_database_name() {
+        assert_eq!(grant_database("h_st"), "`h\\_st`");
+        assert_eq!(grant_database("p%c`t"), "`p\\%c``t`");
+        assert_eq!(grant_database("shop"), "`shop`");
+    }
 
     #[test]
     fn keyset_predicates_are_lexicographic_and_bounded_on_the_first_column() {

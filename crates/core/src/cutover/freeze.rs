@@ -163,7 +163,7 @@ pub async fn freeze(
                         ),
                         mysql_async::Error::Server(se) if matches!(se.code, 1142 | 1044 | 1227) => Error::definite(
                             format!("cannot create the freeze trigger on {db}.{table}: {se}"),
-                            format!("GRANT TRIGGER ON {}.* TO the user dropship connects as", sql::ident(db)),
+                            format!("GRANT TRIGGER ON {}.* TO the user dropship connects as", sql::grant_database(db)),
                         ),
                         _ => Error::Db { what: format!("creating the freeze trigger on {db}.{table}"), source: e },
                     })
@@ -246,14 +246,16 @@ pub async fn check_privileges(conn: &mut Conn, tables: &[(String, String)]) -> R
         }
         let on_db: Option<u8> = conn
             .exec_first(
-                "SELECT 1 FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ? AND PRIVILEGE_TYPE = 'TRIGGER' AND TABLE_SCHEMA = ? \
+                // A database-level grant's name is a LIKE pattern (`h\_st`
+                // names h_st only; `h_st` also hXst): match the name against it.
+                "SELECT 1 FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = ? AND PRIVILEGE_TYPE = 'TRIGGER' AND ? LIKE TABLE_SCHEMA \
                  UNION SELECT 1 FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE = ? AND PRIVILEGE_TYPE = 'TRIGGER' AND TABLE_SCHEMA = ? AND TABLE_NAME = ?",
                 (&grantee, db, &grantee, db, table),
             )
             .await
             .map_err(Error::db("reading the user's privileges"))?;
         if on_db.is_none() {
-            problems.push(format!("{grantee} lacks the TRIGGER privilege on {db}.{table}: GRANT TRIGGER ON {}.* TO {grantee}", sql::ident(db)));
+            problems.push(format!("{grantee} lacks the TRIGGER privilege on {db}.{table}: GRANT TRIGGER ON {}.* TO {grantee}", sql::grant_database(db)));
         }
     }
     let (log_bin, trust): (Option<i64>, Option<i64>) = conn

@@ -408,7 +408,9 @@ async fn watch_cut_over(opts: mysql_async::Opts, service: String) {
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         if conn.is_none() {
-            conn = Conn::new(opts.clone()).await.ok();
+            conn = crate::connect::connect(opts.clone(), String::new())
+                .await
+                .ok();
         }
         let Some(c) = conn.as_mut() else { continue };
         match meta::load_state(c, &service).await {

@@ -93,15 +93,12 @@ async fn source_says_throttle(
     w: &mut Warner,
 ) -> bool {
     if conn.is_none() {
-        match Conn::new(cfg.source.opts()).await {
+        match crate::connect::source(cfg).await {
             Ok(c) => *conn = Some(c),
             Err(e) => {
                 w.warn(
                     "throttle_query",
-                    crate::config::scrub(
-                        &format!("connecting to the source {}: {e}", cfg.source),
-                        cfg.source.secret().unwrap_or(""),
-                    ),
+                    crate::config::scrub(&e.to_string(), cfg.source.secret().unwrap_or("")),
                 );
                 return false;
             }
@@ -125,15 +122,12 @@ async fn target_replica_lag(
     w: &mut Warner,
 ) -> Option<i64> {
     if conn.is_none() {
-        match Conn::new(svc.target.opts()).await {
+        match crate::connect::target_plain(svc).await {
             Ok(c) => *conn = Some(c),
             Err(e) => {
                 w.warn(
                     "max_target_replica_lag",
-                    crate::config::scrub(
-                        &format!("connecting to target {}: {e}", svc.target),
-                        svc.target.secret().unwrap_or(""),
-                    ),
+                    crate::config::scrub(&e.to_string(), svc.target.secret().unwrap_or("")),
                 );
                 return None;
             }

@@ -50,9 +50,9 @@ pub fn is_heartbeat_table(db: &str, table: &str) -> bool {
 }
 
 async fn connect(cfg: &Config) -> Result<Conn, String> {
-    let mut c = Conn::new(cfg.source.opts())
+    let mut c = crate::connect::source(cfg)
         .await
-        .map_err(|e| format!("connecting to the source {}: {e}", cfg.source))?;
+        .map_err(|e| e.to_string())?;
     c.query_drop(format!(
         "CREATE DATABASE IF NOT EXISTS `{DATABASE}`; CREATE TABLE IF NOT EXISTS `{DATABASE}`.`{TABLE}` (id INT UNSIGNED NOT NULL PRIMARY KEY, ts TIMESTAMP(6) NOT NULL)"
     ))
