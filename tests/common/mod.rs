@@ -455,6 +455,62 @@ pub async fn exec(c: &mut Conn, sql: &str) {
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
+/// What the source user `repl` needs beyond replication for a cutover of tables in `dbs`: the freeze triggers,
+/// reverse replication's writes and its position in `_dropship` (README, Privileges).
+pub async fn grant_cutover(src: &mut Conn, dbs: &[&str]) {
+    for db in dbs {
+        let target = dropship_mysql::sql::grant_database(db);
+        exec(
+            src,
+            &format!("GRANT TRIGGER, INSERT, UPDATE, DELETE ON {target}.* TO 'repl'@'%'"),
+        )
+        .await;
+    }
+    exec(src, "GRANT ALL PRIVILEGES ON `_dropship`.* TO 'repl'@'%'").await;
+    exec(src, "SET GLOBAL log_bin_trust_function_creators = 1").await;
+}
+
+/// With `replicate` running: `cutover --service SERVICE` through the binary, then `on_target` on the target
+/// (now the primary), waits until `came_back` (a query on the source) returns a row, which reverse replication
+/// brings, then `rollback`. Each command must exit 0.
+pub async fn cutover_write_back_and_rollback(
+    env: &Env,
+    config: &std::path::Path,
+    service: &str,
+    on_target: &[&str],
+    came_back: &str,
+    replicate: &Child,
+) {
+    let (code, out) = run_binary(
+        config,
+        &["cutover", "--service", service, "--switch-cmd", "true"],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    let mut tgt = env.targets[0].conn().await.expect("target conn");
+    exec(&mut tgt, "SET NAMES utf8mb4").await;
+    for sql in on_target {
+        exec(&mut tgt, sql).await;
+    }
+    let mut src = env.source.conn().await.expect("source conn");
+    exec(&mut src, "SET NAMES utf8mb4").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let row: Option<mysql_async::Row> = src.query_first(came_back).await.expect(came_back);
+        if row.is_some() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "reverse replication never answered {came_back}: {}",
+            replicate.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (code, out) = run_binary(config, &["rollback", "--service", service]).await;
+    assert_eq!(code, 0, "{out}");
+}
+
 /// A config text (from [`Env::config_text`], maybe edited) parsed with the test passwords.
 pub fn parse_config(text: &str) -> Config {
     Config::parse("test.toml", text, &|k| match k {

@@ -33,18 +33,7 @@ async fn setup_pair(pair: Pair, target_binlog: bool) -> Env {
         exec(&mut src, stmt).await;
     }
     monolith::seed(&mut src, 300, 100, 7).await.expect("seed");
-    exec(
-        &mut src,
-        "GRANT TRIGGER, INSERT, UPDATE, DELETE ON `shop`.* TO 'repl'@'%'",
-    )
-    .await;
-    // Reverse replication keeps its position in `_dropship` on the source.
-    exec(
-        &mut src,
-        "GRANT ALL PRIVILEGES ON `_dropship`.* TO 'repl'@'%'",
-    )
-    .await;
-    exec(&mut src, "SET GLOBAL log_bin_trust_function_creators = 1").await;
+    grant_cutover(&mut src, &["shop"]).await;
     env
 }
 

@@ -5,7 +5,7 @@
 use crate::common::*;
 use dropship_sandbox::ServerOptions;
 use mysql_async::prelude::Queryable;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// 64 characters, the longest identifier MySQL and MariaDB allow.
 fn long(prefix: &str) -> String {
@@ -162,22 +162,7 @@ async fn scenario(pair: Pair) {
     let mut src = env.source.conn().await.unwrap();
     schema(&mut src).await;
     rows(&mut src, 1).await;
-    for db in ["h_st", "p%ct"] {
-        exec(
-            &mut src,
-            &format!(
-                "GRANT TRIGGER, INSERT, UPDATE, DELETE ON {}.* TO 'repl'@'%'",
-                q(&db.replace('_', "\\_").replace('%', "\\%"))
-            ),
-        )
-        .await;
-    }
-    exec(
-        &mut src,
-        "GRANT ALL PRIVILEGES ON `_dropship`.* TO 'repl'@'%'",
-    )
-    .await;
-    exec(&mut src, "SET GLOBAL log_bin_trust_function_creators = 1").await;
+    grant_cutover(&mut src, &["h_st", "p%ct"]).await;
     let svc = [Svc {
         name: "odd",
         target: 0,
@@ -208,45 +193,19 @@ async fn scenario(pair: Pair) {
 
     let (code, out) = run_binary(&config, &["verify", "--service", "odd"]).await;
     assert_eq!(code, 0, "{out}");
-    let (code, out) = run_binary(
+    // Reverse replication brings target writes back through the hostile names.
+    cutover_write_back_and_rollback(
+        &env,
         &config,
-        &["cutover", "--service", "odd", "--switch-cmd", "true"],
+        "odd",
+        &[
+            "INSERT INTO `h_st`.`we``ird` VALUES (900, 'from the `target`', 'x', 9)",
+            "UPDATE `h_st`.`ünïcødé_表` SET `значение` = 'цель' WHERE `ключ` = 2",
+        ],
+        "SELECT 1 FROM `h_st`.`we``ird` w, `h_st`.`ünïcødé_表` u WHERE w.`id` = 900 AND u.`ключ` = 2 AND u.`значение` = 'цель'",
+        &replicate,
     )
     .await;
-    assert_eq!(code, 0, "{out}");
-    // Reverse replication brings a target write back through the hostile names.
-    exec(
-        &mut tgt,
-        "INSERT INTO `h_st`.`we``ird` VALUES (900, 'from the `target`', 'x', 9)",
-    )
-    .await;
-    exec(
-        &mut tgt,
-        "UPDATE `h_st`.`ünïcødé_表` SET `значение` = 'цель' WHERE `ключ` = 2",
-    )
-    .await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let n: Option<String> = src
-            .query_first("SELECT `значение` FROM `h_st`.`ünïcødé_表` WHERE `ключ` = 2")
-            .await
-            .unwrap();
-        let back: Option<i64> = src
-            .query_first("SELECT `id` FROM `h_st`.`we``ird` WHERE `id` = 900")
-            .await
-            .unwrap();
-        if n.as_deref() == Some("цель") && back.is_some() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "reverse replication: {}",
-            replicate.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let (code, out) = run_binary(&config, &["rollback", "--service", "odd"]).await;
-    assert_eq!(code, 0, "{out}");
     exec(
         &mut src,
         "UPDATE `h_st`.`order` SET `group` = 'after' WHERE `key` = 1",

@@ -8,7 +8,7 @@ use crate::common::*;
 use dropship_sandbox::tls::TestCa;
 use dropship_sandbox::ServerOptions;
 use mysql_async::prelude::Queryable;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const SVC: [Svc<'static>; 1] = [Svc {
     name: "users",
@@ -51,18 +51,7 @@ async fn scenario(pair: Pair) {
     )
     .await;
     exec(&mut src, "INSERT INTO app.users VALUES (1, 'a'), (2, 'b')").await;
-    // The cutover's freeze and reverse replication write to the source as this user.
-    exec(
-        &mut src,
-        "GRANT TRIGGER, INSERT, UPDATE, DELETE ON `app`.* TO 'repl'@'%'",
-    )
-    .await;
-    exec(
-        &mut src,
-        "GRANT ALL PRIVILEGES ON `_dropship`.* TO 'repl'@'%'",
-    )
-    .await;
-    exec(&mut src, "SET GLOBAL log_bin_trust_function_creators = 1").await;
+    grant_cutover(&mut src, &["app"]).await;
     exec(&mut src, "ALTER USER 'repl'@'%' REQUIRE SSL").await;
     let mut tgt = env.targets[0].conn().await.unwrap();
     exec(&mut tgt, "ALTER USER 'dropship'@'%' REQUIRE SSL").await;
@@ -134,36 +123,15 @@ async fn scenario(pair: Pair) {
     wait_caught_up(&env, 0, "users", Duration::from_secs(90)).await;
     let (code, out) = run_binary(&verified, &["verify", "--service", "users"]).await;
     assert_eq!(code, 0, "{out}");
-    let (code, out) = run_binary(
+    cutover_write_back_and_rollback(
+        &env,
         &verified,
-        &["cutover", "--service", "users", "--switch-cmd", "true"],
+        "users",
+        &["INSERT INTO app.users VALUES (4, 'written on the target')"],
+        "SELECT name FROM app.users WHERE id = 4",
+        &replicate,
     )
     .await;
-    assert_eq!(code, 0, "{out}");
-    // Reverse replication: a write on the (now primary) target reaches the source.
-    exec(
-        &mut tgt,
-        "INSERT INTO app.users VALUES (4, 'written on the target')",
-    )
-    .await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let n: Option<String> = src
-            .query_first("SELECT name FROM app.users WHERE id = 4")
-            .await
-            .unwrap();
-        if n.is_some() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "reverse replication never brought the row back: {}",
-            replicate.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let (code, out) = run_binary(&verified, &["rollback", "--service", "users"]).await;
-    assert_eq!(code, 0, "{out}");
     exec(
         &mut src,
         "INSERT INTO app.users VALUES (5, 'after the rollback')",

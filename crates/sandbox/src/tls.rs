@@ -105,50 +105,17 @@ impl TestCa {
 
     /// A server certificate signed by this CA for `names` (IP addresses or DNS names).
     pub fn server_cert(&self, file: &str, names: &[&str]) -> Result<Cert> {
-        let d = self.dir.path();
-        let ext = self.extensions(file, names)?;
-        let (key, csr, pem) = (
-            format!("{file}.key"),
-            format!("{file}.csr"),
-            format!("{file}.pem"),
-        );
-        let subj = format!("/CN={}", names.first().copied().unwrap_or("server"));
-        openssl(
-            &[
-                "req", "-newkey", "rsa:2048", "-nodes", "-subj", &subj, "-keyout", &key, "-out",
-                &csr,
-            ],
-            d,
-        )?;
-        openssl(
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                &self.ca.display().to_string(),
-                "-CAkey",
-                &self.ca_key.display().to_string(),
-                "-CAcreateserial",
-                "-days",
-                "3",
-                "-out",
-                &pem,
-                "-extfile",
-                &ext.display().to_string(),
-            ],
-            d,
-        )?;
-        Ok(Cert {
-            cert: d.join(pem),
-            key: d.join(key),
-        })
+        self.issue(file, names, true)
     }
 
     /// A self-signed certificate for `names` (an end-entity certificate, as servers generate for themselves):
     /// valid for the host, signed by nobody dropship trusts.
     pub fn self_signed(&self, file: &str, names: &[&str]) -> Result<Cert> {
+        self.issue(file, names, false)
+    }
+
+    /// A key, a request and the certificate for `names`, signed by the CA or by its own key.
+    fn issue(&self, file: &str, names: &[&str], by_ca: bool) -> Result<Cert> {
         let d = self.dir.path();
         let ext = self.extensions(file, names)?;
         let (key, csr, pem) = (
@@ -164,23 +131,20 @@ impl TestCa {
             ],
             d,
         )?;
-        openssl(
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-signkey",
-                &key,
-                "-days",
-                "3",
-                "-out",
-                &pem,
-                "-extfile",
-                &ext.display().to_string(),
-            ],
-            d,
-        )?;
+        let (ca, ca_key) = (
+            self.ca.display().to_string(),
+            self.ca_key.display().to_string(),
+        );
+        let signer: Vec<&str> = if by_ca {
+            vec!["-CA", &ca, "-CAkey", &ca_key, "-CAcreateserial"]
+        } else {
+            vec!["-signkey", &key]
+        };
+        let ext = ext.display().to_string();
+        let mut args = vec!["x509", "-req", "-in", &csr];
+        args.extend(signer);
+        args.extend(["-days", "3", "-out", &pem, "-extfile", &ext]);
+        openssl(&args, d)?;
         Ok(Cert {
             cert: d.join(pem),
             key: d.join(key),
