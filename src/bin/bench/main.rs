@@ -801,130 +801,113 @@ fn decode_compare(cx: &mut Ctx, label: &str, files: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
-/// Native replica: relay log first, then time the SQL thread (`workers`: MySQL's replica_parallel_workers).
-async fn native_apply(cx: &mut Ctx, wl: &Workload, workers: u32) -> Result<f64> {
-    if cx.flavor == Flavor::MySql {
-        return native_apply_mysql(cx, wl, workers).await;
-    }
-    cx.next_id += 1;
-    let r = MariaDb::start(replica_options(cx.flavor, 200 + cx.next_id, 0)).await?;
-    let mut c = r.conn().await?;
-    exec(&mut c, "SET SESSION sql_log_bin = 0").await?;
-    for s in workload::schema_sql() {
-        exec(&mut c, &s).await?;
-    }
-    exec(
-        &mut c,
-        &format!("SET GLOBAL gtid_slave_pos = '{}'", wl.start_gtid),
-    )
-    .await?;
-    exec(
-        &mut c,
-        &format!("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='repl', MASTER_PASSWORD='{REPL_PW}', MASTER_USE_GTID=slave_pos", cx.source.port()),
-    )
-    .await?;
-    exec(&mut c, "START SLAVE IO_THREAD").await?;
-    let want = source_position(&cx.source).await?;
-    let t = Instant::now();
-    loop {
-        let row: Option<Row> = c.query_first("SHOW SLAVE STATUS").await?;
-        let row = row.ok_or_else(|| anyhow!("SHOW SLAVE STATUS is empty"))?;
-        let file: String = row.get("Master_Log_File").unwrap_or_default();
-        let pos: u64 = row.get("Read_Master_Log_Pos").unwrap_or(0);
-        let err: String = row.get("Last_IO_Error").unwrap_or_default();
-        if !err.is_empty() {
-            bail!("native replica IO thread: {err}");
-        }
-        if Position::new(file, pos) >= want {
-            break;
-        }
-        if t.elapsed() > Duration::from_secs(600) {
-            bail!("native replica IO thread did not fetch the binlog within 600 s");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let fetched = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    exec(&mut c, "START SLAVE SQL_THREAD").await?;
-    loop {
-        let pos: String = q1(&mut c, "SELECT @@GLOBAL.gtid_slave_pos").await?;
-        if pos == wl.end_gtid {
-            break;
-        }
-        if t.elapsed() > Duration::from_secs(1200) {
-            bail!(
-                "native replica SQL thread did not reach {} within 1200 s (at {pos})",
-                wl.end_gtid
-            );
-        }
-        if t.elapsed().as_millis() % 1000 < 5 {
-            let row: Option<Row> = c.query_first("SHOW SLAVE STATUS").await?;
-            let err: String = row
-                .and_then(|r| r.get("Last_SQL_Error"))
-                .unwrap_or_default();
-            if !err.is_empty() {
-                bail!("native replica SQL thread: {err}");
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let el = t.elapsed().as_secs_f64();
-    println!("  native: IO thread fetched in {fetched:.2} s; SQL thread applied {} rows in {el:.2} s ({:.0} rows/s)", wl.rows, wl.rows as f64 / el);
-    exec(&mut c, "STOP SLAVE").await?;
-    Ok(el)
+/// The words of a flavor's native replication: MariaDB's `SLAVE` and `MASTER_*`, MySQL's `REPLICA` and
+/// `SOURCE_*`.
+struct Native {
+    status: &'static str,
+    file_col: &'static str,
+    pos_col: &'static str,
+    start_io: &'static str,
+    start_sql: &'static str,
+    stop: &'static str,
+    /// Names of the two threads, for messages.
+    io: &'static str,
+    sql: &'static str,
 }
 
-/// MySQL's replica: GTID auto-position from the workload's start, relay log filled by the receiver thread
-/// first, then the applier (`replica_parallel_workers = workers`) timed until gtid_executed holds the
-/// workload's end.
-async fn native_apply_mysql(cx: &mut Ctx, wl: &Workload, workers: u32) -> Result<f64> {
+const NATIVE_MARIADB: Native = Native {
+    status: "SHOW SLAVE STATUS",
+    file_col: "Master_Log_File",
+    pos_col: "Read_Master_Log_Pos",
+    start_io: "START SLAVE IO_THREAD",
+    start_sql: "START SLAVE SQL_THREAD",
+    stop: "STOP SLAVE",
+    io: "IO thread",
+    sql: "SQL thread",
+};
+
+const NATIVE_MYSQL: Native = Native {
+    status: "SHOW REPLICA STATUS",
+    file_col: "Source_Log_File",
+    pos_col: "Read_Source_Log_Pos",
+    start_io: "START REPLICA IO_THREAD",
+    start_sql: "START REPLICA SQL_THREAD",
+    stop: "STOP REPLICA",
+    io: "receiver thread",
+    sql: "applier",
+};
+
+/// Native replica: the relay log is fetched first, then the applier is timed until the replica holds the
+/// workload's end (`workers`: MySQL's replica_parallel_workers). MariaDB starts from gtid_slave_pos, MySQL by
+/// GTID auto-position from the workload's start.
+async fn native_apply(cx: &mut Ctx, wl: &Workload, workers: u32) -> Result<f64> {
+    let mysql = cx.flavor == Flavor::MySql;
+    let n = if mysql {
+        &NATIVE_MYSQL
+    } else {
+        &NATIVE_MARIADB
+    };
     cx.next_id += 1;
+    let workers = if mysql { workers } else { 0 };
     let r = MariaDb::start(replica_options(cx.flavor, 200 + cx.next_id, workers)).await?;
     let mut c = r.conn().await?;
     exec(&mut c, "SET SESSION sql_log_bin = 0").await?;
     for s in workload::schema_sql() {
         exec(&mut c, &s).await?;
     }
-    exec(&mut c, "RESET BINARY LOGS AND GTIDS").await?;
-    if !wl.start_gtid.is_empty() {
+    let port = cx.source.port();
+    if mysql {
+        exec(&mut c, "RESET BINARY LOGS AND GTIDS").await?;
+        if !wl.start_gtid.is_empty() {
+            exec(
+                &mut c,
+                &format!("SET GLOBAL gtid_purged = '{}'", wl.start_gtid),
+            )
+            .await?;
+        }
+        exec(&mut c, &format!("CHANGE REPLICATION SOURCE TO SOURCE_HOST='127.0.0.1', SOURCE_PORT={port}, SOURCE_USER='repl', SOURCE_PASSWORD='{REPL_PW}', SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1")).await?;
+    } else {
         exec(
             &mut c,
-            &format!("SET GLOBAL gtid_purged = '{}'", wl.start_gtid),
+            &format!("SET GLOBAL gtid_slave_pos = '{}'", wl.start_gtid),
         )
         .await?;
+        exec(&mut c, &format!("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={port}, MASTER_USER='repl', MASTER_PASSWORD='{REPL_PW}', MASTER_USE_GTID=slave_pos")).await?;
     }
-    exec(
-        &mut c,
-        &format!("CHANGE REPLICATION SOURCE TO SOURCE_HOST='127.0.0.1', SOURCE_PORT={}, SOURCE_USER='repl', SOURCE_PASSWORD='{REPL_PW}', SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1", cx.source.port()),
-    )
-    .await?;
-    exec(&mut c, "START REPLICA IO_THREAD").await?;
+    exec(&mut c, n.start_io).await?;
     let want = source_position(&cx.source).await?;
     let t = Instant::now();
     loop {
-        let row: Option<Row> = c.query_first("SHOW REPLICA STATUS").await?;
-        let row = row.ok_or_else(|| anyhow!("SHOW REPLICA STATUS is empty"))?;
-        let file: String = row.get("Source_Log_File").unwrap_or_default();
-        let pos: u64 = row.get("Read_Source_Log_Pos").unwrap_or(0);
+        let row: Option<Row> = c.query_first(n.status).await?;
+        let row = row.ok_or_else(|| anyhow!("{} is empty", n.status))?;
+        let file: String = row.get(n.file_col).unwrap_or_default();
+        let pos: u64 = row.get(n.pos_col).unwrap_or(0);
         let err: String = row.get("Last_IO_Error").unwrap_or_default();
         if !err.is_empty() {
-            bail!("native replica receiver thread: {err}");
+            bail!("native replica {}: {err}", n.io);
         }
         if Position::new(file, pos) >= want {
             break;
         }
         if t.elapsed() > Duration::from_secs(600) {
-            bail!("native replica receiver thread did not fetch the binlog within 600 s");
+            bail!(
+                "native replica {} did not fetch the binlog within 600 s",
+                n.io
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let fetched = t.elapsed().as_secs_f64();
-    let done = format!(
-        "SELECT GTID_SUBSET('{}', @@GLOBAL.gtid_executed)",
-        wl.end_gtid
-    );
+    let done = if mysql {
+        format!(
+            "SELECT GTID_SUBSET('{}', @@GLOBAL.gtid_executed)",
+            wl.end_gtid
+        )
+    } else {
+        format!("SELECT @@GLOBAL.gtid_slave_pos = '{}'", wl.end_gtid)
+    };
     let t = Instant::now();
-    exec(&mut c, "START REPLICA SQL_THREAD").await?;
+    exec(&mut c, n.start_sql).await?;
     let mut checked = Instant::now();
     loop {
         let ok: i64 = q1(&mut c, &done).await?;
@@ -933,25 +916,32 @@ async fn native_apply_mysql(cx: &mut Ctx, wl: &Workload, workers: u32) -> Result
         }
         if t.elapsed() > Duration::from_secs(1200) {
             bail!(
-                "native replica applier did not reach {} within 1200 s",
+                "native replica {} did not reach {} within 1200 s",
+                n.sql,
                 wl.end_gtid
             );
         }
         if checked.elapsed() > Duration::from_secs(1) {
             checked = Instant::now();
-            let row: Option<Row> = c.query_first("SHOW REPLICA STATUS").await?;
+            let row: Option<Row> = c.query_first(n.status).await?;
             let err: String = row
                 .and_then(|r| r.get("Last_SQL_Error"))
                 .unwrap_or_default();
             if !err.is_empty() {
-                bail!("native replica applier: {err}");
+                bail!("native replica {}: {err}", n.sql);
             }
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let el = t.elapsed().as_secs_f64();
-    println!("  native ({workers} workers): receiver fetched in {fetched:.2} s; applier applied {} rows in {el:.2} s ({:.0} rows/s)", wl.rows, wl.rows as f64 / el);
-    exec(&mut c, "STOP REPLICA").await?;
+    println!(
+        "  native ({workers} workers): {} fetched in {fetched:.2} s; {} applied {} rows in {el:.2} s ({:.0} rows/s)",
+        n.io,
+        n.sql,
+        wl.rows,
+        wl.rows as f64 / el
+    );
+    exec(&mut c, n.stop).await?;
     Ok(el)
 }
 
