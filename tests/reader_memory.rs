@@ -102,27 +102,7 @@ async fn a_compressed_192_mib_transaction_is_read_with_a_few_mib_of_heap() {
     )
     .await;
     let start = source_position(&env.source).await;
-    exec(&mut src, "SET SESSION cte_max_recursion_depth = 10000").await;
-    exec(
-        &mut src,
-        "INSERT INTO z.big WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < 3072) \
-         SELECT n, REPEAT(CHAR(65 + n % 26), 65536) FROM seq",
-    )
-    .await;
-    let events: Vec<mysql_async::Row> =
-        mysql_async::prelude::Queryable::query(&mut src, "SHOW BINLOG EVENTS")
-            .await
-            .unwrap();
-    let payload = events
-        .iter()
-        .filter(|r| r.get::<String, _>(2).as_deref() == Some("Transaction_payload"))
-        .map(|r| r.get::<u64, _>(4).unwrap_or(0) - r.get::<u64, _>(1).unwrap_or(0))
-        .max()
-        .expect("the source wrote TRANSACTION_PAYLOAD events");
-    assert!(
-        payload < 1 << 20,
-        "the compressed transaction is {payload} bytes"
-    );
+    let payload = write_compressed_192_mib(&mut src).await;
 
     let svc = [Svc {
         name: "z",

@@ -511,6 +511,31 @@ pub async fn cutover_write_back_and_rollback(
     assert_eq!(code, 0, "{out}");
 }
 
+/// One transaction of 3072 rows of 64 KiB (192 MiB) into `z.big (id INT PRIMARY KEY, v LONGBLOB)` on a MySQL
+/// source with binlog compression on; returns the largest TRANSACTION_PAYLOAD event's size, which must stay
+/// under 1 MiB (the rows compress well) for the memory tests to mean what they say.
+pub async fn write_compressed_192_mib(src: &mut Conn) -> u64 {
+    exec(src, "SET SESSION cte_max_recursion_depth = 10000").await;
+    exec(
+        src,
+        "INSERT INTO z.big WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < 3072) \
+         SELECT n, REPEAT(CHAR(65 + n % 26), 65536) FROM seq",
+    )
+    .await;
+    let events: Vec<mysql_async::Row> = src.query("SHOW BINLOG EVENTS").await.unwrap();
+    let payload = events
+        .iter()
+        .filter(|r| r.get::<String, _>(2).as_deref() == Some("Transaction_payload"))
+        .map(|r| r.get::<u64, _>(4).unwrap_or(0) - r.get::<u64, _>(1).unwrap_or(0))
+        .max()
+        .expect("the source wrote TRANSACTION_PAYLOAD events");
+    assert!(
+        payload < 1 << 20,
+        "the compressed transaction is {payload} bytes"
+    );
+    payload
+}
+
 /// A config text (from [`Env::config_text`], maybe edited) parsed with the test passwords.
 pub fn parse_config(text: &str) -> Config {
     Config::parse("test.toml", text, &|k| match k {
