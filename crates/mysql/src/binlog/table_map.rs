@@ -196,6 +196,47 @@ pub fn parse(body: &[u8], post_header_len: u8) -> Result<TableMap, TableMapError
     })
 }
 
+/// DEFAULT_CHARSET and ENUM_AND_SET_DEFAULT_CHARSET: a default, then (index among the `applies` columns,
+/// charset) pairs for the columns that differ.
+fn default_charsets(
+    v: &mut Cursor<'_>,
+    columns: &mut [ColumnMeta],
+    applies: fn(&ColumnMeta) -> bool,
+    what: &'static str,
+) -> Result<(), TableMapError> {
+    let default = v.lenenc(what)? as u16;
+    let mut overrides = Vec::new();
+    while !v.is_empty() {
+        let idx = v.lenenc(what)?;
+        let cs = v.lenenc(what)? as u16;
+        overrides.push((idx, cs));
+    }
+    for (n, col) in columns.iter_mut().filter(|c| applies(c)).enumerate() {
+        let cs = overrides
+            .iter()
+            .find(|(i, _)| *i == n as u64)
+            .map_or(default, |p| p.1);
+        col.charset = Some(cs);
+    }
+    Ok(())
+}
+
+/// COLUMN_CHARSET and ENUM_AND_SET_COLUMN_CHARSET: one charset per `applies` column, in order.
+fn column_charsets(
+    v: &mut Cursor<'_>,
+    columns: &mut [ColumnMeta],
+    applies: fn(&ColumnMeta) -> bool,
+    what: &'static str,
+) -> Result<(), TableMapError> {
+    for col in columns.iter_mut().filter(|c| applies(c)) {
+        if v.is_empty() {
+            break;
+        }
+        col.charset = Some(v.lenenc(what)? as u16);
+    }
+    Ok(())
+}
+
 fn parse_optional(
     c: &mut Cursor<'_>,
     columns: &mut [ColumnMeta],
@@ -217,32 +258,9 @@ fn parse_optional(
                 }
             }
             // DEFAULT_CHARSET: default, then (character-column index, charset) pairs.
-            2 => {
-                let default = v.lenenc("default charset")? as u16;
-                let mut overrides = Vec::new();
-                while !v.is_empty() {
-                    let idx = v.lenenc("charset column index")?;
-                    let cs = v.lenenc("charset")? as u16;
-                    overrides.push((idx, cs));
-                }
-                for (n, col) in columns.iter_mut().filter(|c| is_character(c)).enumerate() {
-                    let cs = overrides
-                        .iter()
-                        .find(|(i, _)| *i == n as u64)
-                        .map(|p| p.1)
-                        .unwrap_or(default);
-                    col.charset = Some(cs);
-                }
-            }
+            2 => default_charsets(&mut v, columns, is_character, "charset")?,
             // COLUMN_CHARSET: one lenenc per character column.
-            3 => {
-                for col in columns.iter_mut().filter(|c| is_character(c)) {
-                    if v.is_empty() {
-                        break;
-                    }
-                    col.charset = Some(v.lenenc("column charset")? as u16);
-                }
-            }
+            3 => column_charsets(&mut v, columns, is_character, "column charset")?,
             // COLUMN_NAME: one lenenc string per column.
             4 => {
                 for col in columns.iter_mut() {
@@ -290,32 +308,9 @@ fn parse_optional(
                 *primary_key = Some(pk);
             }
             // ENUM_AND_SET_DEFAULT_CHARSET.
-            10 => {
-                let default = v.lenenc("enum/set default charset")? as u16;
-                let mut overrides = Vec::new();
-                while !v.is_empty() {
-                    let idx = v.lenenc("enum/set charset column index")?;
-                    let cs = v.lenenc("enum/set charset")? as u16;
-                    overrides.push((idx, cs));
-                }
-                for (n, col) in columns.iter_mut().filter(|c| is_enum_or_set(c)).enumerate() {
-                    let cs = overrides
-                        .iter()
-                        .find(|(i, _)| *i == n as u64)
-                        .map(|p| p.1)
-                        .unwrap_or(default);
-                    col.charset = Some(cs);
-                }
-            }
+            10 => default_charsets(&mut v, columns, is_enum_or_set, "enum/set charset")?,
             // ENUM_AND_SET_COLUMN_CHARSET.
-            11 => {
-                for col in columns.iter_mut().filter(|c| is_enum_or_set(c)) {
-                    if v.is_empty() {
-                        break;
-                    }
-                    col.charset = Some(v.lenenc("enum/set column charset")? as u16);
-                }
-            }
+            11 => column_charsets(&mut v, columns, is_enum_or_set, "enum/set column charset")?,
             // COLUMN_VISIBILITY: MSB-first bitmap over all columns.
             12 => {
                 for (i, col) in columns.iter_mut().enumerate() {
