@@ -536,6 +536,14 @@ pub async fn write_compressed_192_mib(src: &mut Conn) -> u64 {
     payload
 }
 
+/// Runs a schema script (statements ended by `;` and a newline, as `workload::schema_sql` and
+/// `monolith::schema_sql` write them).
+pub async fn exec_script(c: &mut Conn, script: &str) {
+    for stmt in script.split(";\n").filter(|s| !s.trim().is_empty()) {
+        exec(c, stmt).await;
+    }
+}
+
 /// A config text (from [`Env::config_text`], maybe edited) parsed with the test passwords.
 pub fn parse_config(text: &str) -> Config {
     Config::parse("test.toml", text, &|k| match k {

@@ -511,12 +511,7 @@ async fn load_data_scenario(pair: Pair) {
     // A legacy application's session: zero dates allowed (MySQL's default sql_mode refuses them), out-of-range
     // values clipped as the server does.
     exec(&mut src, "SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION'").await;
-    for stmt in workload::schema_sql("app")
-        .split(";\n")
-        .filter(|s| !s.trim().is_empty())
-    {
-        exec(&mut src, stmt).await;
-    }
+    exec_script(&mut src, &workload::schema_sql("app")).await;
     Workload::new("app")
         .run(&mut src, 400, 11)
         .await

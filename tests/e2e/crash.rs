@@ -38,12 +38,7 @@ async fn setup_pair(pair: Pair) -> (Env, mysql_async::Conn) {
     )
     .await;
     let mut src = env.source.conn().await.unwrap();
-    for stmt in workload::schema_sql("app")
-        .split(";\n")
-        .filter(|s| !s.trim().is_empty())
-    {
-        exec(&mut src, stmt).await;
-    }
+    exec_script(&mut src, &workload::schema_sql("app")).await;
     (env, src)
 }
 

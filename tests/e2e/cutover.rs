@@ -26,12 +26,7 @@ async fn setup(target_binlog: bool) -> Env {
 async fn setup_pair(pair: Pair, target_binlog: bool) -> Env {
     let env = start_pair(pair, 1, ServerOptions::source(), target_binlog).await;
     let mut src = env.source.conn().await.unwrap();
-    for stmt in monolith::schema_sql()
-        .split(";\n")
-        .filter(|s| !s.trim().is_empty())
-    {
-        exec(&mut src, stmt).await;
-    }
+    exec_script(&mut src, &monolith::schema_sql()).await;
     monolith::seed(&mut src, 300, 100, 7).await.expect("seed");
     grant_cutover(&mut src, &["shop"]).await;
     env

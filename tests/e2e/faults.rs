@@ -41,12 +41,7 @@ async fn within(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 async fn scenario(pair: Pair) {
     let env = start_pair(pair, 2, ServerOptions::source(), false).await;
     let mut src = env.source.conn().await.unwrap();
-    for stmt in workload::schema_sql("app")
-        .split(";\n")
-        .filter(|s| !s.trim().is_empty())
-    {
-        exec(&mut src, stmt).await;
-    }
+    exec_script(&mut src, &workload::schema_sql("app")).await;
     let wl = Workload::new("app");
     wl.run(&mut src, 30, 1)
         .await

@@ -13,12 +13,7 @@ mod random_workload_of_every_type_replicates_to_two_services_with_a_database_ren
 async fn scenario(pair: Pair) {
     let env = start_pair(pair, 2, ServerOptions::source(), true).await;
     let mut src = env.source.conn().await.unwrap();
-    for stmt in workload::schema_sql("app")
-        .split(";\n")
-        .filter(|s| !s.trim().is_empty())
-    {
-        exec(&mut src, stmt).await;
-    }
+    exec_script(&mut src, &workload::schema_sql("app")).await;
     let wl = Workload::new("app");
     // Rows that exist before replicate starts are copied.
     wl.run(&mut src, 60, 1)

@@ -70,21 +70,11 @@ mod verify_is_silent_under_live_writes_and_names_every_injected_difference_with_
 async fn scenario(pair: Pair) {
     let env = start_pair(pair, 1, ServerOptions::source(), true).await;
     let mut src = env.source.conn().await.unwrap();
-    for stmt in monolith::schema_sql()
-        .split(";\n")
-        .filter(|s| !s.trim().is_empty())
-    {
-        exec(&mut src, stmt).await;
-    }
+    exec_script(&mut src, &monolith::schema_sql()).await;
     monolith::seed(&mut src, 3000, 500, 7)
         .await
         .expect("seed shop");
-    for stmt in workload::schema_sql("app")
-        .split(";\n")
-        .filter(|s| !s.trim().is_empty())
-    {
-        exec(&mut src, stmt).await;
-    }
+    exec_script(&mut src, &workload::schema_sql("app")).await;
     exec(&mut src, KINDS).await;
     exec(&mut src, KINDS_ROWS).await;
     exec(
