@@ -35,6 +35,7 @@ use dropship_core::stream::record::Record;
 use dropship_mysql::binlog::table_map::col;
 use dropship_mysql::flavor::Flavor;
 use dropship_mysql::position::Position;
+use dropship_mysql::value::Fraction;
 use dropship_mysql::{Event, RowKind, TableMap, Value};
 use dropship_sandbox::{Flavor as ServerFlavor, MariaDb, ServerOptions};
 use mysql_async::prelude::Queryable;
@@ -288,30 +289,9 @@ fn canon(v: &Value) -> Canon {
         Value::Decimal(s) => t(s.clone()),
         Value::Bytes(b) => Canon::Text(b.clone()),
         Value::Json(s) => Canon::Json(serde_json::from_str(s).expect("decoder JSON is JSON")),
-        Value::Date { year, month, day } => t(format!("{year:04}-{month:02}-{day:02}")),
-        Value::Time {
-            negative,
-            hours,
-            minutes,
-            seconds,
-            micros,
-        } => t(format!(
-            "{}{hours:02}:{minutes:02}:{seconds:02}{}",
-            if *negative { "-" } else { "" },
-            frac(*micros)
-        )),
-        Value::DateTime {
-            year,
-            month,
-            day,
-            hour,
-            minute,
-            second,
-            micros,
-        } => t(format!(
-            "{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}{}",
-            frac(*micros)
-        )),
+        Value::Date { .. } | Value::Time { .. } | Value::DateTime { .. } => {
+            t(v.temporal_text(Fraction::Always).unwrap_or_default())
+        }
         Value::Timestamp { secs, micros } => {
             if *secs == 0 && *micros == 0 {
                 return t("0000-00-00 00:00:00.000000".into());

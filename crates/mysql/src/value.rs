@@ -108,7 +108,55 @@ mod byte_string {
     }
 }
 
+/// Whether [`Value::temporal_text`] writes the fractional seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fraction {
+    /// Always six digits (`12:00:00.000000`): SQL literals, exact comparisons.
+    Always,
+    /// Only when non-zero (`12:00:00`, `12:00:00.000001`): what people read.
+    IfAny,
+}
+
 impl Value {
+    /// The text of a DATE, TIME or DATETIME value as MySQL writes it (`2024-02-29`, `-838:59:59`,
+    /// `2024-02-29 12:00:00`), with the fraction as `fraction` says; `None` for any other value.
+    pub fn temporal_text(&self, fraction: Fraction) -> Option<String> {
+        let frac = |micros: u32| {
+            if fraction == Fraction::Always || micros != 0 {
+                format!(".{micros:06}")
+            } else {
+                String::new()
+            }
+        };
+        Some(match self {
+            Value::Date { year, month, day } => format!("{year:04}-{month:02}-{day:02}"),
+            Value::Time {
+                negative,
+                hours,
+                minutes,
+                seconds,
+                micros,
+            } => format!(
+                "{}{hours:02}:{minutes:02}:{seconds:02}{}",
+                if *negative { "-" } else { "" },
+                frac(*micros)
+            ),
+            Value::DateTime {
+                year,
+                month,
+                day,
+                hour,
+                minute,
+                second,
+                micros,
+            } => format!(
+                "{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}{}",
+                frac(*micros)
+            ),
+            _ => return None,
+        })
+    }
+
     /// A JSON document's text: [`Value::Json`] (written as utf8mb4, which a MySQL JSON column needs), or the
     /// bytes unchanged when they are not UTF-8 (the target then refuses them, naming the column).
     pub fn json_from_bytes(b: Vec<u8>) -> Value {
@@ -155,35 +203,9 @@ impl Value {
             // A JSON column refuses a binary string (MySQL error 3144), which is what a hex literal is in a
             // `SET NAMES binary` session: name the text's character set.
             Value::Json(s) => write_json(out, s),
-            Value::Date { year, month, day } => {
-                let _ = write!(out, "'{year:04}-{month:02}-{day:02}'");
-            }
-            Value::Time {
-                negative,
-                hours,
-                minutes,
-                seconds,
-                micros,
-            } => {
-                let sign = if *negative { "-" } else { "" };
-                let _ = write!(
-                    out,
-                    "'{sign}{hours:02}:{minutes:02}:{seconds:02}.{micros:06}'"
-                );
-            }
-            Value::DateTime {
-                year,
-                month,
-                day,
-                hour,
-                minute,
-                second,
-                micros,
-            } => {
-                let _ = write!(
-                    out,
-                    "'{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}.{micros:06}'"
-                );
+            Value::Date { .. } | Value::Time { .. } | Value::DateTime { .. } => {
+                let text = self.temporal_text(Fraction::Always).unwrap_or_default();
+                let _ = write!(out, "'{text}'");
             }
             Value::Timestamp { secs, micros } => {
                 if *secs == 0 && *micros == 0 {

@@ -21,7 +21,7 @@ use super::decoder::{Decoder, Sink};
 use super::error::DecodeError;
 use super::{file, json, types};
 use crate::event::{Event, EventHeader, PartialJson, RowImage, RowKind, TableMap};
-use crate::value::{civil_from_epoch, Value};
+use crate::value::{civil_from_epoch, Fraction, Value};
 use serde_json::{json, Value as J};
 use std::collections::HashMap;
 use std::io::Write;
@@ -618,32 +618,9 @@ pub fn value(v: &Value) -> J {
         Value::Decimal(s) => json!(s),
         Value::Bytes(b) => bytes(b),
         Value::Json(s) => serde_json::from_str(s).unwrap_or_else(|_| json!(s)),
-        Value::Date { year, month, day } => json!(format!("{year:04}-{month:02}-{day:02}")),
-        Value::Time {
-            negative,
-            hours,
-            minutes,
-            seconds,
-            micros,
-        } => {
-            json!(format!(
-                "{}{hours:02}:{minutes:02}:{seconds:02}{}",
-                if *negative { "-" } else { "" },
-                frac(*micros)
-            ))
+        Value::Date { .. } | Value::Time { .. } | Value::DateTime { .. } => {
+            json!(v.temporal_text(Fraction::IfAny).unwrap_or_default())
         }
-        Value::DateTime {
-            year,
-            month,
-            day,
-            hour,
-            minute,
-            second,
-            micros,
-        } => json!(format!(
-            "{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}{}",
-            frac(*micros)
-        )),
         Value::Timestamp { secs, micros } => {
             if *secs == 0 && *micros == 0 {
                 json!("0000-00-00 00:00:00")

@@ -26,7 +26,7 @@
 
 use super::column::{decimal, time_from_packed};
 use super::cursor::Cursor;
-use crate::value::Value;
+use crate::value::{Fraction, Value};
 use std::fmt::Write as _;
 
 const MAX_DEPTH: usize = 150;
@@ -209,21 +209,9 @@ fn opaque(field_type: u8, b: &[u8]) -> Result<Json, String> {
         10 | 12 | 7 | 17 | 18 | 11 | 19 => {
             let packed = c.u64("").map_err(|_| short("opaque temporal"))? as i64;
             let text = match field_type {
-                11 | 19 => match time_from_packed(packed) {
-                    Value::Time {
-                        negative,
-                        hours,
-                        minutes,
-                        seconds,
-                        micros,
-                    } => {
-                        format!(
-                            "{}{hours:02}:{minutes:02}:{seconds:02}.{micros:06}",
-                            if negative { "-" } else { "" }
-                        )
-                    }
-                    _ => String::new(),
-                },
+                11 | 19 => time_from_packed(packed)
+                    .temporal_text(Fraction::Always)
+                    .unwrap_or_default(),
                 _ => {
                     let v = packed.unsigned_abs();
                     let ymdhms = v >> 24;
@@ -232,16 +220,21 @@ fn opaque(field_type: u8, b: &[u8]) -> Result<Json, String> {
                     let hms = ymdhms & ((1 << 17) - 1);
                     let ym = ymd >> 5;
                     let (y, mo, d) = (ym / 13, ym % 13, ymd & 31);
-                    if field_type == 10 {
-                        format!("{y:04}-{mo:02}-{d:02}")
+                    let (year, month, day) = (y as u16, mo as u8, d as u8);
+                    let v = if field_type == 10 {
+                        Value::Date { year, month, day }
                     } else {
-                        format!(
-                            "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}.{micros:06}",
-                            hms >> 12,
-                            (hms >> 6) & 63,
-                            hms & 63
-                        )
-                    }
+                        Value::DateTime {
+                            year,
+                            month,
+                            day,
+                            hour: (hms >> 12) as u8,
+                            minute: ((hms >> 6) & 63) as u8,
+                            second: (hms & 63) as u8,
+                            micros: micros as u32,
+                        }
+                    };
+                    v.temporal_text(Fraction::Always).unwrap_or_default()
                 }
             };
             Ok(Json::Str(text))
