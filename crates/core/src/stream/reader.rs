@@ -39,6 +39,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
 
+mod backoff;
+mod rows;
+mod transaction;
+
+use backoff::Backoff;
+use rows::RowsPlan;
+use transaction::Tx;
+
 /// Where the reader writes records.
 pub trait RecordSink: Send {
     fn append(&mut self, rec: &Record) -> Result<u64>;
@@ -57,16 +65,6 @@ pub trait RecordSink: Send {
     }
 }
 
-struct Tx {
-    gtid: Option<Gtid>,
-    ts: u32,
-    begun: bool,
-    explicit: bool,
-    start: Position,
-    /// The transaction wrote the heartbeat row (see `heartbeat.rs`).
-    heartbeat: bool,
-}
-
 /// How often the position between transactions is sent on to the appliers
 /// (a small relay record). It bounds how long an applier with nothing to
 /// apply takes to show a position past a point: the cutover's and the
@@ -81,35 +79,6 @@ const SERVER_HEARTBEAT: Duration = Duration::from_millis(500);
 /// reset): it is dropped and the reader reconnects, instead of waiting for
 /// the kernel's TCP timeout (minutes to hours).
 const STALLED_AFTER: Duration = Duration::from_secs(5);
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
-
-/// The reconnect backoff: starts at [`BACKOFF_MIN`], doubles per failed
-/// attempt up to [`BACKOFF_MAX`], and starts over once a stream has stayed up
-/// for [`BACKOFF_MAX`], so one blip after weeks of healthy streaming costs
-/// milliseconds, not the cap.
-#[derive(Debug)]
-struct Backoff(Duration);
-
-impl Backoff {
-    fn new() -> Backoff {
-        Backoff(BACKOFF_MIN)
-    }
-
-    /// A stream that was up for `up` ended.
-    fn ended_after(&mut self, up: Duration) {
-        if up >= BACKOFF_MAX {
-            self.0 = BACKOFF_MIN;
-        }
-    }
-
-    /// The wait before the next attempt (the one after waits longer).
-    fn next_wait(&mut self) -> Duration {
-        let w = self.0;
-        self.0 = (self.0 * 2).min(BACKOFF_MAX);
-        w
-    }
-}
 
 pub struct Reader<S: RecordSink> {
     cfg: Arc<Config>,
@@ -591,94 +560,6 @@ impl<S: RecordSink> Reader<S> {
         self.progress(now as u32)
     }
 
-    fn begin(&mut self) -> Result<()> {
-        let Some(tx) = self.tx.as_mut() else {
-            return Ok(());
-        };
-        if !tx.begun {
-            tx.begun = true;
-            let rec = Record::Begin {
-                gtid: tx.gtid.as_ref().map(|g| g.to_string()).unwrap_or_default(),
-                ts: tx.ts,
-                start: tx.start.clone(),
-            };
-            self.sink.append(&rec)?;
-        }
-        Ok(())
-    }
-
-    fn open_tx(&mut self, gtid: Option<Gtid>, ts: u32, explicit: bool) {
-        self.tx = Some(Tx {
-            gtid,
-            ts,
-            begun: false,
-            explicit,
-            start: self.boundary.clone(),
-            heartbeat: false,
-        });
-    }
-
-    fn commit(&mut self, h: &EventHeader, outer_next: u64) -> Result<()> {
-        let next = if h.next_pos != 0 {
-            h.next_pos
-        } else {
-            outer_next
-        };
-        let Some(tx) = self.tx.take() else {
-            return Ok(());
-        };
-        // The GTID state moves only once the commit is in the sink: a commit
-        // the sink refused (no room) is read again after the pause, and a
-        // GTID already counted would make the source skip it.
-        let gtid = tx.gtid.as_ref().map(|g| {
-            let mut s = self.gtid.clone();
-            s.add(g);
-            s
-        });
-        let pos = Position {
-            file: self.file.clone(),
-            pos: next,
-            gtid: gtid.as_ref().unwrap_or(&self.gtid).to_string(),
-        };
-        self.stats
-            .last_source_ts
-            .store(i64::from(h.timestamp), Relaxed);
-        self.boundary_ts = h.timestamp;
-        if tx.begun {
-            self.sink.append(&Record::Commit {
-                pos: pos.clone(),
-                ts: h.timestamp,
-            })?;
-            self.dirty = true;
-            if self.last_flush.elapsed() >= Duration::from_millis(2) {
-                self.sink.flush()?;
-                self.dirty = false;
-                self.last_flush = Instant::now();
-            }
-        }
-        if let Some(g) = gtid {
-            self.gtid = g;
-        }
-        self.boundary = pos;
-        self.unreported = !tx.begun;
-        if let Ok(mut p) = self.stats.position.lock() {
-            *p = self.boundary.to_string();
-        }
-        if tx.heartbeat {
-            self.stats.heartbeats_read.fetch_add(1, Relaxed);
-        }
-        if (tx.heartbeat && !tx.begun) || self.last_progress.elapsed() >= PROGRESS_EVERY {
-            self.sink.append(&Record::Progress {
-                pos: self.boundary.clone(),
-                ts: h.timestamp,
-            })?;
-            self.dirty = true;
-            self.last_progress = Instant::now();
-            self.unreported = false;
-        }
-        Ok(())
-    }
-
     async fn handle(&mut self, h: EventHeader, e: Event, outer_next: u64) -> Result<()> {
         match e {
             Event::Rotate { file, position } => {
@@ -723,236 +604,6 @@ impl<S: RecordSink> Reader<S> {
         }
         Ok(())
     }
-
-    /// Whether a statement-format DML writes a mapped table. A statement whose
-    /// table cannot be told (multi-table) counts when its default database is
-    /// one a service reads from. Tools like pt-table-checksum write their own
-    /// tables in statement format: those are not mapped and pass.
-    fn dml_touches_mapped(&mut self, sql: &str, database: &str) -> bool {
-        match dropship_mysql::ddl::dml_table(sql) {
-            Some((db, t)) => {
-                let db = db.unwrap_or_else(|| database.to_string());
-                self.mapped(&db, &t)
-            }
-            None => self
-                .cfg
-                .services
-                .iter()
-                .any(|s| s.source_databases().iter().any(|d| d == database)),
-        }
-    }
-
-    /// Events between transactions (format description, GTID list,
-    /// checkpoint) move the resumable position past them, so an idle source's
-    /// end position is reachable.
-    fn advance_outside_tx(&mut self, h: &EventHeader) {
-        if self.tx.is_none()
-            && h.next_pos > 0
-            && !h.artificial
-            && h.next_pos > self.boundary.pos
-            && self.file == self.boundary.file
-        {
-            self.boundary.pos = h.next_pos;
-            self.boundary_ts = h.timestamp;
-            self.unreported = true;
-            if let Ok(mut p) = self.stats.position.lock() {
-                *p = self.boundary.to_string();
-            }
-        }
-    }
-
-    async fn query(
-        &mut self,
-        h: EventHeader,
-        database: String,
-        sql: Vec<u8>,
-        outer_next: u64,
-    ) -> Result<()> {
-        let text = String::from_utf8_lossy(&sql).into_owned();
-        let trimmed = text.trim();
-        if trimmed.eq_ignore_ascii_case("BEGIN") || trimmed.eq_ignore_ascii_case("XA START") {
-            match self.tx.as_mut() {
-                Some(tx) => tx.explicit = true,
-                None => self.open_tx(None, h.timestamp, true),
-            }
-            return Ok(());
-        }
-        if trimmed.eq_ignore_ascii_case("COMMIT") {
-            return self.commit(&h, outer_next);
-        }
-        if trimmed.eq_ignore_ascii_case("ROLLBACK") {
-            // Only non-transactional changes survive a logged ROLLBACK; nothing to apply.
-            return self.commit(&h, outer_next);
-        }
-        if self.tx.is_none() {
-            self.open_tx(None, h.timestamp, false);
-        }
-        if let Some(ddl) = dropship_mysql::ddl::parse(trimmed) {
-            let tables: Vec<(String, String)> = ddl
-                .tables
-                .iter()
-                .map(|(d, t)| (d.clone().unwrap_or_else(|| database.clone()), t.clone()))
-                .collect();
-            // Any cached plan may name stale columns now.
-            self.plans.clear();
-            for (d, t) in &tables {
-                self.schemas.invalidate(d, t);
-                if let Some(m) = self.owners.get_mut(d) {
-                    m.remove(t);
-                }
-            }
-            if tables
-                .iter()
-                .any(|(d, t)| self.cfg.services.iter().any(|s| s.claims(d, t)))
-            {
-                self.begin()?;
-                self.sink.append(&Record::Ddl(DdlRecord {
-                    database: database.clone(),
-                    sql: text.clone(),
-                    tables,
-                }))?;
-                info!(database = %database, ddl = %text, "schema change on a mapped table");
-            }
-        } else if is_dml(trimmed) && self.dml_touches_mapped(trimmed, &database) {
-            return Err(Error::definite(
-                format!("statement-format DML in database {database} at {}:{}: {}", self.file, h.offset, truncate(trimmed, 120)),
-                "set binlog_format=ROW on the source (SET GLOBAL binlog_format='ROW', and in its config), then restart replicate",
-            ));
-        }
-        let explicit = self.tx.as_ref().is_some_and(|t| t.explicit);
-        if !explicit {
-            self.commit(&h, outer_next)?;
-        }
-        Ok(())
-    }
-
-    async fn rows(&mut self, table: &Arc<TableMap>, mut changes: Vec<RowChange>) -> Result<()> {
-        if crate::stream::heartbeat::is_heartbeat_table(&table.database, &table.table) {
-            // Never mapped: its commit becomes a Progress record (see commit).
-            if let Some(tx) = self.tx.as_mut() {
-                tx.heartbeat = true;
-            }
-            return Ok(());
-        }
-        if !self.mapped(&table.database, &table.table) {
-            return Ok(());
-        }
-        if self.tx.is_none() {
-            self.open_tx(None, 0, false);
-        }
-        let plan = self.rows_plan(table).await?;
-        if !plan.binary.is_empty() || !plan.unsigned.is_empty() {
-            for ch in changes.iter_mut() {
-                for img in [ch.before.as_mut(), ch.after.as_mut()]
-                    .into_iter()
-                    .flatten()
-                {
-                    // BINARY(n): row images may omit trailing 0x00 bytes
-                    // (MariaDB strips them); the stored value is always n
-                    // bytes, and keys must match it.
-                    for &(i, width) in &plan.binary {
-                        if let Some(Value::Bytes(b)) = img.values.get_mut(i) {
-                            if b.len() < width {
-                                b.resize(width, 0);
-                            }
-                        }
-                    }
-                    for &(i, w) in &plan.unsigned {
-                        fix_unsigned(img, i, w);
-                    }
-                }
-            }
-        }
-        self.begin()?;
-        let rec = Record::Rows(RowsRecord {
-            database: table.database.clone(),
-            table: table.table.clone(),
-            columns: plan.columns,
-            changes,
-        });
-        self.sink.append(&rec)?;
-        Ok(())
-    }
-}
-
-/// What `rows` needs per table map, computed once per distinct table map (a
-/// source writes the same map before every rows event of a table) and
-/// forgotten on DDL.
-#[derive(Clone)]
-struct RowsPlan {
-    /// The table map this plan was computed from.
-    map: Arc<TableMap>,
-    columns: Arc<[String]>,
-    /// (column index, declared width) of BINARY(n) columns.
-    binary: Vec<(usize, usize)>,
-    /// (column index, integer width) of unsigned integer columns the table
-    /// map does not mark as such.
-    unsigned: Vec<(usize, u8)>,
-}
-
-impl<S: RecordSink> Reader<S> {
-    async fn rows_plan(&mut self, table: &Arc<TableMap>) -> Result<RowsPlan> {
-        if let Some(p) = self.plans.get_mut(&table.table_id) {
-            if Arc::ptr_eq(&p.map, table) {
-                return Ok(p.clone());
-            }
-            if *p.map == **table {
-                p.map = table.clone();
-                return Ok(p.clone());
-            }
-        }
-        let names_from_map: Option<Vec<String>> =
-            table.columns.iter().map(|c| c.name.clone()).collect();
-        let schema = self.schemas.get(&table.database, &table.table).await?;
-        let columns: Vec<String> = match (names_from_map, &schema) {
-            (Some(n), _) => n,
-            (None, Some(s)) if s.columns.len() == table.columns.len() => s.columns.iter().map(|c| c.name.clone()).collect(),
-            (None, Some(s)) => {
-                return Err(Error::definite(
-                    format!("{}.{}: the binlog has {} columns but the source table now has {} and the binlog carries no column names", table.database, table.table, table.columns.len(), s.columns.len()),
-                    "set binlog_row_metadata=FULL on the source (MySQL 8.0.1+, MariaDB 10.5+) so column names travel in the binlog; then restart replicate",
-                ))
-            }
-            (None, None) => {
-                return Err(Error::definite(format!("{}.{}: table no longer exists on the source and the binlog carries no column names", table.database, table.table), "set binlog_row_metadata=FULL on the source"))
-            }
-        };
-        let mut binary = Vec::new();
-        let mut unsigned = Vec::new();
-        if let Some(s) = &schema {
-            for (i, name) in columns.iter().enumerate() {
-                let Some(sc) = s.columns.iter().find(|x| &x.name == name) else {
-                    continue;
-                };
-                if let Some(width) = sc.binary_width() {
-                    binary.push((i, width));
-                }
-                // Signedness: when the table map does not say, use the source schema.
-                let map_says = table.columns.get(i).and_then(|c| c.unsigned);
-                if map_says.is_none() && sc.unsigned {
-                    if let Some(w) = sc.int_width() {
-                        unsigned.push((i, w));
-                    }
-                }
-            }
-        }
-        let plan = RowsPlan {
-            map: table.clone(),
-            columns: columns.into(),
-            binary,
-            unsigned,
-        };
-        self.plans.insert(table.table_id, plan.clone());
-        Ok(plan)
-    }
-}
-
-fn fix_unsigned(img: &mut RowImage, i: usize, width: u8) {
-    if let Some(v) = img.values.get_mut(i) {
-        if matches!(v, Value::Int(_)) {
-            *v = std::mem::replace(v, Value::Null).into_unsigned(width);
-        }
-    }
 }
 
 /// A replication-connection error as the rest of dropship sees errors: a
@@ -979,30 +630,6 @@ fn client_error(e: ClientError, what: impl Into<String>) -> Error {
             format!("{what}: {m}"),
             "see the message; the binlog connection uses the [source] url, password and tls settings",
         ),
-    }
-}
-
-fn is_dml(sql: &str) -> bool {
-    let first = sql
-        .split_whitespace()
-        .next()
-        .unwrap_or("")
-        .to_ascii_uppercase();
-    matches!(
-        first.as_str(),
-        "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "LOAD"
-    )
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.len() <= n {
-        s.to_string()
-    } else {
-        let mut end = n;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        format!("{}...", &s[..end])
     }
 }
 
@@ -1033,26 +660,4 @@ fn hex_prefix(b: &[u8]) -> String {
         s.push_str(&format!("... ({} bytes)", b.len()));
     }
     s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_backoff_doubles_to_its_cap_and_starts_over_after_a_healthy_stream() {
-        let mut b = Backoff::new();
-        let waits: Vec<u128> = (0..9).map(|_| b.next_wait().as_millis()).collect();
-        assert_eq!(
-            waits,
-            [100, 200, 400, 800, 1600, 3200, 6400, 10_000, 10_000]
-        );
-        // Short-lived streams (connected, then lost at once) do not reset it.
-        b.ended_after(Duration::from_secs(2));
-        assert_eq!(b.next_wait(), BACKOFF_MAX);
-        // A stream that stayed up does.
-        b.ended_after(Duration::from_secs(30));
-        assert_eq!(b.next_wait(), BACKOFF_MIN);
-        assert_eq!(b.next_wait(), BACKOFF_MIN * 2);
-    }
 }
