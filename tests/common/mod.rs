@@ -437,6 +437,28 @@ pub async fn wait_caught_up(env: &Env, t: usize, service: &str, timeout: Duratio
     }
 }
 
+/// [`wait_caught_up`] for a service fed by the `replicate` binary `child`: on a timeout the panic shows the
+/// end of the child's log, which the test's temporary directory would otherwise take with it.
+pub async fn wait_caught_up_of(
+    env: &Env,
+    t: usize,
+    service: &str,
+    timeout: Duration,
+    child: &Child,
+) {
+    let wait = wait_caught_up(env, t, service, timeout + Duration::from_secs(30));
+    if tokio::time::timeout(timeout, wait).await.is_err() {
+        let log = child.log_text();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        panic!(
+            "service {service} did not catch up within {timeout:?} (at {:?}); end of replicate's log:\n{}",
+            target_position(&env.targets[t], service).await,
+            tail.join("\n")
+        );
+    }
+}
+
 pub async fn assert_identical(env: &Env, src_db: &str, t: usize, dst_db: &str, tables: &[&str]) {
     let mut s = env.source.conn().await.expect("source conn");
     let mut d = env.targets[t].conn().await.expect("target conn");

@@ -59,7 +59,7 @@ async fn scenario(pair: Pair) {
     let cfg = env.config_file(&SERVICES, "", port);
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
     let wl = Workload::new("app");
-    let mut child = spawn_binary(&cfg, &["replicate"], "replicate.log");
+    let mut child = spawn_binary(&cfg, &["-v", "replicate"], "replicate.log");
     for round in 0..4u64 {
         // Writes run while dropship is killed at a random moment.
         let mut c = env.source.conn().await.unwrap();
@@ -68,10 +68,10 @@ async fn scenario(pair: Pair) {
         tokio::time::sleep(Duration::from_millis(rng.gen_range(200..1500))).await;
         child.kill9();
         writes.await.unwrap().unwrap();
-        child = spawn_binary(&cfg, &["replicate"], "replicate.log");
+        child = spawn_binary(&cfg, &["-v", "replicate"], "replicate.log");
     }
-    wait_caught_up(&env, 0, "alpha", Duration::from_secs(120)).await;
-    wait_caught_up(&env, 1, "beta", Duration::from_secs(120)).await;
+    wait_caught_up_of(&env, 0, "alpha", Duration::from_secs(120), &child).await;
+    wait_caught_up_of(&env, 1, "beta", Duration::from_secs(120), &child).await;
     // The last process may not have started yet (the killed one had caught
     // up): wait for its control endpoint, which listens only once SIGTERM is
     // handled.

@@ -218,3 +218,80 @@ async fn scenario(pair: Pair) {
     assert_identical(&env, "app", 0, "app", &["all_types"]).await;
     assert_identical(&env, "app", 1, "app", &["composite_pk", "binary_pk"]).await;
 }
+
+/// The copy's target connection dies silently in the middle of the initial copy (a NAT dropped the flow; the
+/// target stays reachable): the write watchdog notices, the copy goes on from its last committed chunk over a
+/// new connection, and the target ends equal to the source. Without the watchdog the copy would wait for the
+/// kernel's TCP timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_target_flow_during_the_copy_is_noticed_and_the_copy_goes_on() {
+    let env = start_pair(Pair::default_pair(), 1, ServerOptions::source(), false).await;
+    let mut src = env.source.conn().await.unwrap();
+    exec(&mut src, "CREATE DATABASE app").await;
+    exec(
+        &mut src,
+        "CREATE TABLE app.big (id INT PRIMARY KEY, v VARCHAR(200))",
+    )
+    .await;
+    for batch in 0..120 {
+        let rows: Vec<String> = (1..=1000)
+            .map(|i| format!("({}, REPEAT('v', 150))", batch * 1000 + i))
+            .collect();
+        exec(
+            &mut src,
+            &format!("INSERT INTO app.big VALUES {}", rows.join(", ")),
+        )
+        .await;
+    }
+    let target_proxy = proxy_to(env.targets[0].port()).await;
+    let svc = [Svc {
+        name: "big",
+        target: 0,
+        tables: &["app.big"],
+        rename: &[],
+    }];
+    // Throttled, so that the copy is still running when the flow dies.
+    let text = env
+        .config_text(
+            &svc,
+            "[replicate]\nmax_rows_per_second = 8000\ncopy_chunk_rows = 2000\n",
+        )
+        .replace(
+            &format!("127.0.0.1:{}\"", env.targets[0].port()),
+            &format!("127.0.0.1:{}\"", target_proxy.port()),
+        );
+    let running = spawn_replicate(parse_config(&text), vec![]);
+    let stats = running.control.service("big");
+    assert!(
+        within(Duration::from_secs(60), || stats.rows_copied.load(Relaxed)
+            > 20_000)
+        .await,
+        "the copy did not start"
+    );
+    let errors = stats.errors.load(Relaxed);
+    let started = Instant::now();
+    target_proxy.black_hole_open(Duration::from_secs(120));
+    assert!(
+        within(Duration::from_secs(60), || stats.errors.load(Relaxed)
+            > errors)
+        .await,
+        "the copy did not notice its dead target connection within 60 s (last error: {:?})",
+        stats.last_error()
+    );
+    eprintln!(
+        "figures: the copy noticed its dead target flow after {:.1} s: {}",
+        started.elapsed().as_secs_f64(),
+        stats.last_error()
+    );
+    let copied = stats.rows_copied.load(Relaxed);
+    assert!(
+        within(Duration::from_secs(60), || stats.rows_copied.load(Relaxed)
+            > copied)
+        .await,
+        "the copy did not go on over a new connection while the old flow was dead"
+    );
+    wait_caught_up(&env, 0, "big", Duration::from_secs(180)).await;
+    target_proxy.clear();
+    running.stop().await.expect("clean stop");
+    assert_identical(&env, "app", 0, "app", &["big"]).await;
+}

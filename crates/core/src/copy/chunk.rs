@@ -265,56 +265,68 @@ pub(super) async fn copy_range(
         }
         Ok::<bool, Error>(true)
     };
-    let writer = async {
+    // The writer owns the receiving end: when it fails, the channel closes,
+    // so a reader waiting to hand over its next chunk stops too (a borrowed
+    // receiver kept the channel open and the join below waited forever).
+    let target_w = &mut *target;
+    let writer = async move {
+        let target = target_w;
         let what = || format!("writing a chunk of {} to the target", tc.tname);
         while let Some(chunk) = rx.recv().await {
-            same_target_columns(&tc.svc, t, target).await?;
-            let key_bytes = postcard::to_allocvec(&chunk.last_key).unwrap_or_default();
-            let mut text = match chunk.payload {
-                Payload::Sql(text) => text,
-                Payload::Tsv(tsv) => {
-                    let load = load_sql.unwrap_or_default();
-                    target
-                        .query_drop("START TRANSACTION")
-                        .await
-                        .map_err(Error::db(what()))?;
-                    let data = bytes::Bytes::from(tsv);
-                    target.set_infile_handler(async move {
-                        Ok(
-                            Box::pin(futures_util::stream::once(async move { Ok(data) }))
-                                as mysql_async::InfileData,
-                        )
-                    });
-                    target.query_drop(load).await.map_err(Error::db(what()))?;
-                    // LOCAL turns data errors into warnings: any warning
-                    // means a value did not load exactly, so nothing commits.
-                    if target.get_warnings() > 0 {
-                        let w: Option<(String, u32, String)> = target
-                            .query_first("SHOW WARNINGS LIMIT 1")
+            // Everything a chunk does on the target runs under the write
+            // watchdog (see `watched`).
+            let conn_id = target.id();
+            let write = async {
+                same_target_columns(&tc.svc, t, target).await?;
+                let key_bytes = postcard::to_allocvec(&chunk.last_key).unwrap_or_default();
+                let mut text = match chunk.payload {
+                    Payload::Sql(text) => text,
+                    Payload::Tsv(tsv) => {
+                        let load = load_sql.unwrap_or_default();
+                        target
+                            .query_drop("START TRANSACTION")
                             .await
-                            .unwrap_or(None);
-                        let _ = target.query_drop("ROLLBACK").await;
-                        let (level, code, msg) = w.unwrap_or_default();
-                        return Err(Error::definite(
+                            .map_err(Error::db(what()))?;
+                        let data = bytes::Bytes::from(tsv);
+                        target.set_infile_handler(async move {
+                            Ok(
+                                Box::pin(futures_util::stream::once(async move { Ok(data) }))
+                                    as mysql_async::InfileData,
+                            )
+                        });
+                        target.query_drop(load).await.map_err(Error::db(what()))?;
+                        // LOCAL turns data errors into warnings: any warning
+                        // means a value did not load exactly, so nothing commits.
+                        if target.get_warnings() > 0 {
+                            let w: Option<(String, u32, String)> = target
+                                .query_first("SHOW WARNINGS LIMIT 1")
+                                .await
+                                .unwrap_or(None);
+                            let _ = target.query_drop("ROLLBACK").await;
+                            let (level, code, msg) = w.unwrap_or_default();
+                            return Err(Error::definite(
                             format!("service {}: loading a chunk of {} into the target gave {level} {code}: {msg}", tc.svc.name, tc.tname),
                             "the target table no longer matches the source (compare SHOW CREATE TABLE on both); fix it, then resume",
                         ));
+                        }
+                        String::new()
                     }
-                    String::new()
+                };
+                if !text.is_empty() {
+                    text.push(';');
                 }
-            };
-            if !text.is_empty() {
-                text.push(';');
-            }
-            text.push_str("UPDATE `_dropship`.`copy_chunks` SET last_key = ");
-            dropship_mysql::value::write_bytes(&mut text, &key_bytes);
-            text.push_str(&format!(
+                text.push_str("UPDATE `_dropship`.`copy_chunks` SET last_key = ");
+                dropship_mysql::value::write_bytes(&mut text, &key_bytes);
+                text.push_str(&format!(
                 ", rows_copied = {} WHERE service = {} AND table_name = {} AND chunk_no = {no};COMMIT",
                 chunk.copied,
                 sql::string_literal(&tc.svc.name),
                 sql::string_literal(&tc.tname)
             ));
-            target.query_drop(text).await.map_err(Error::db(what()))?;
+                target.query_drop(text).await.map_err(Error::db(what()))?;
+                Ok::<(), Error>(())
+            };
+            watched(&tc.svc, conn_id, &what(), write).await?;
             crate::crash::point("copy:chunk-committed");
             stats.rows_copied.fetch_add(chunk.rows, Relaxed);
             tc.copied.fetch_add(chunk.rows, Relaxed);
@@ -341,6 +353,26 @@ pub(super) async fn copy_range(
         info!(service = %tc.svc.name, table = %tc.tname, rows = tc.copied.load(Relaxed), "table copied");
     }
     Ok(())
+}
+
+/// One chunk's work on the copy's target session (`conn_id`), raced against
+/// the write watchdog (`apply::watchdog`): a connection the watchdog judges
+/// stalled (its flow dropped by a NAT, an unreachable target) is abandoned
+/// with a transient error, and the copy goes on from its last committed
+/// chunk, instead of waiting for the kernel's TCP timeout. A long LOAD DATA
+/// stays healthy: the server is working for it.
+async fn watched(
+    svc: &ServiceConfig,
+    conn_id: u32,
+    what: &str,
+    write: impl std::future::Future<Output = Result<()>>,
+) -> Result<()> {
+    tokio::select! {
+        r = write => r,
+        why = crate::apply::watchdog::stalled(svc.target.opts(), conn_id) => Err(Error::Transient(format!(
+            "{what}: {why}; the copy goes on from its last committed chunk"
+        ))),
+    }
 }
 
 /// A source row of `t` as [`Value`]s, by each column's type.
