@@ -121,8 +121,20 @@ impl RelayReader {
             let n = read_full(&mut cursor.file, &mut rh)
                 .map_err(|e| Error::io("read", &cursor.path, e))?;
             if n == 0 {
-                // End of this segment: record `expect` is flushed, so it must start the next one.
+                // End of this segment: record `expect` is flushed, so it must start the next one. A segment
+                // that ends before it (emptied or cut on disk) would be reopened forever otherwise.
+                let (finished, offset) = (cursor.path.clone(), cursor.offset);
                 self.cursor = None;
+                if self.shared.segment_for(self.expect)?.path == finished {
+                    return Err(Error::Corrupt {
+                        path: finished,
+                        offset,
+                        reason: format!(
+                            "the segment ends before record {}, which was written",
+                            self.expect
+                        ),
+                    });
+                }
                 continue;
             }
             if n < RECORD_HEADER_LEN {

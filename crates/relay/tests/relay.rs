@@ -689,3 +689,42 @@ fn a_reader_keeps_reading_a_segment_that_retention_deleted_under_it() {
     assert!(err.is_not_covered(), "{err:?}");
     assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_segment_emptied_on_disk_is_an_error_for_readers_not_an_endless_loop() {
+    let dir = TempDir::new().unwrap();
+    {
+        let mut log = RelayLog::open(dir.path(), opts(512)).unwrap();
+        for i in 0..40 {
+            log.append(&payload(i)).unwrap();
+        }
+        log.flush().unwrap();
+    }
+    let segs = segments(dir.path());
+    assert!(segs.len() >= 3, "{segs:?}");
+    // A middle segment loses every record (a bad copy, an edit by hand): its header stays.
+    OpenOptions::new()
+        .write(true)
+        .open(&segs[1])
+        .unwrap()
+        .set_len(SEGMENT_HEADER_LEN)
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = dir.path().to_path_buf();
+    std::thread::spawn(move || {
+        let outcome = RelayLog::open(&path, opts(512)).and_then(|log| {
+            let mut r = log.reader(log.first_id())?;
+            let mut n = 0;
+            while r.next()?.is_some() {
+                n += 1;
+            }
+            Ok(n)
+        });
+        let _ = tx.send(outcome.map_err(|e| e.to_string()));
+    });
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(Err(e)) => assert!(e.contains("ends before record"), "{e}"),
+        Ok(Ok(n)) => panic!("read {n} records past a segment that lost its records"),
+        Err(_) => panic!("the reader loops on the emptied segment"),
+    }
+}
