@@ -219,12 +219,22 @@ async fn scenario(pair: Pair) {
     assert_identical(&env, "app", 1, "app", &["composite_pk", "binary_pk"]).await;
 }
 
-/// The copy's target connection dies silently in the middle of the initial copy (a NAT dropped the flow; the
-/// target stays reachable): the write watchdog notices, the copy goes on from its last committed chunk over a
-/// new connection, and the target ends equal to the source. Without the watchdog the copy would wait for the
-/// kernel's TCP timeout.
+/// A copy connection dies silently in the middle of the initial copy (a NAT dropped the flow; the server stays
+/// reachable): the watchdog notices, the copy goes on from its last committed chunk over a new connection, and
+/// the target ends equal to the source. Without the watchdog the copy would wait for the kernel's TCP timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_target_flow_during_the_copy_is_noticed_and_the_copy_goes_on() {
+    dead_flow_during_the_copy(false).await;
+}
+
+/// The same on the source side: the copy's reads (and the binlog stream, which notices its own stall) lose
+/// their flow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_source_flow_during_the_copy_is_noticed_and_the_copy_goes_on() {
+    dead_flow_during_the_copy(true).await;
+}
+
+async fn dead_flow_during_the_copy(source_side: bool) {
     let env = start_pair(Pair::default_pair(), 1, ServerOptions::source(), false).await;
     let mut src = env.source.conn().await.unwrap();
     exec(&mut src, "CREATE DATABASE app").await;
@@ -243,7 +253,12 @@ async fn a_dead_target_flow_during_the_copy_is_noticed_and_the_copy_goes_on() {
         )
         .await;
     }
-    let target_proxy = proxy_to(env.targets[0].port()).await;
+    let behind = if source_side {
+        env.source.port()
+    } else {
+        env.targets[0].port()
+    };
+    let proxy = proxy_to(behind).await;
     let svc = [Svc {
         name: "big",
         target: 0,
@@ -257,8 +272,8 @@ async fn a_dead_target_flow_during_the_copy_is_noticed_and_the_copy_goes_on() {
             "[replicate]\nmax_rows_per_second = 8000\ncopy_chunk_rows = 2000\n",
         )
         .replace(
-            &format!("127.0.0.1:{}\"", env.targets[0].port()),
-            &format!("127.0.0.1:{}\"", target_proxy.port()),
+            &format!("127.0.0.1:{behind}\""),
+            &format!("127.0.0.1:{}\"", proxy.port()),
         );
     let running = spawn_replicate(parse_config(&text), vec![]);
     let stats = running.control.service("big");
@@ -270,16 +285,16 @@ async fn a_dead_target_flow_during_the_copy_is_noticed_and_the_copy_goes_on() {
     );
     let errors = stats.errors.load(Relaxed);
     let started = Instant::now();
-    target_proxy.black_hole_open(Duration::from_secs(120));
+    proxy.black_hole_open(Duration::from_secs(120));
     assert!(
-        within(Duration::from_secs(60), || stats.errors.load(Relaxed)
+        within(Duration::from_secs(90), || stats.errors.load(Relaxed)
             > errors)
         .await,
-        "the copy did not notice its dead target connection within 60 s (last error: {:?})",
+        "the copy did not notice its dead connection within 90 s (last error: {:?})",
         stats.last_error()
     );
     eprintln!(
-        "figures: the copy noticed its dead target flow after {:.1} s: {}",
+        "figures (source side: {source_side}): the copy noticed its dead flow after {:.1} s: {}",
         started.elapsed().as_secs_f64(),
         stats.last_error()
     );
@@ -291,7 +306,7 @@ async fn a_dead_target_flow_during_the_copy_is_noticed_and_the_copy_goes_on() {
         "the copy did not go on over a new connection while the old flow was dead"
     );
     wait_caught_up(&env, 0, "big", Duration::from_secs(180)).await;
-    target_proxy.clear();
+    proxy.clear();
     running.stop().await.expect("clean stop");
     assert_identical(&env, "app", 0, "app", &["big"]).await;
 }

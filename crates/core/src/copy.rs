@@ -217,7 +217,7 @@ pub async fn run(
     let (mut total, mut committed) = (0u64, 0u64);
     for t in tables {
         let (ranges, est) = plan_ranges(cfg, svc, t, &mut source, &mut target).await?;
-        let tc = Arc::new(TableCopy::new(svc, t.clone(), &ranges));
+        let tc = Arc::new(TableCopy::new(svc, &cfg.source, t.clone(), &ranges));
         let done_rows: u64 = ranges.iter().map(|r| r.copied).sum();
         committed += done_rows;
         total += est.max(done_rows);

@@ -78,7 +78,7 @@ pub async fn stalled(opts: Opts, conn_id: u32) -> String {
             return format!("connection {conn_id} stalled: the server has been waiting for it while it waited for the server (a firewall or NAT may have dropped the flow); its session was killed");
         }
         if missed >= 2 {
-            return format!("the target is unreachable: two probes of {}s each got no answer while a write on connection {conn_id} waited", PROBE_TIMEOUT.as_secs());
+            return format!("the server is unreachable: two probes of {}s each got no answer while a statement on connection {conn_id} waited", PROBE_TIMEOUT.as_secs());
         }
     }
 }

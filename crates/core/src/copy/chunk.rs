@@ -21,6 +21,8 @@ use tracing::info;
 /// What every range of one table shares.
 pub(super) struct TableCopy {
     svc: ServiceConfig,
+    /// The source's connection options, for the read watchdog's probes.
+    source_opts: mysql_async::Opts,
     t: Arc<TableSchema>,
     tname: String,
     select_list: String,
@@ -36,7 +38,12 @@ pub(super) struct TableCopy {
 }
 
 impl TableCopy {
-    pub(super) fn new(svc: &ServiceConfig, t: Arc<TableSchema>, ranges: &[Range]) -> TableCopy {
+    pub(super) fn new(
+        svc: &ServiceConfig,
+        source: &crate::config::Endpoint,
+        t: Arc<TableSchema>,
+        ranges: &[Range],
+    ) -> TableCopy {
         let tname = format!("{}.{}", t.database, t.table);
         let tdb = svc.target_database(&t.database);
         let insert_idx: Vec<usize> = (0..t.columns.len())
@@ -102,6 +109,7 @@ impl TableCopy {
         TableCopy {
             load_sql,
             svc: svc.clone(),
+            source_opts: source.opts(),
             tname,
             select_list,
             order,
@@ -193,18 +201,34 @@ pub(super) async fn copy_range(
         let mut scratch = String::new();
         loop {
             stats.wait_unthrottled().await;
-            same_source_columns(&tc.svc, t, source).await?;
             let q = tc.chunk_query(&range, last.as_deref(), chunk_rows);
-            let rows: Vec<mysql_async::Row> = source
-                .exec(q.as_str(), ())
-                .await
-                .map_err(Error::db(format!("reading a chunk of {}", tc.tname)))?;
+            // The read runs under the watchdog too: one whose flow died
+            // silently is abandoned, and the copy goes on from its last
+            // committed chunk.
+            let conn_id = source.id();
+            let read = async {
+                same_source_columns(&tc.svc, t, source).await?;
+                let rows: Vec<mysql_async::Row> = source
+                    .exec(q.as_str(), ())
+                    .await
+                    .map_err(Error::db(format!("reading a chunk of {}", tc.tname)))?;
+                // A DDL that finished between the check above and this read
+                // changed what was read: check again before writing.
+                same_source_columns(&tc.svc, t, source).await?;
+                Ok::<_, Error>(rows)
+            };
+            let rows = tokio::select! {
+                r = read => r?,
+                why = crate::apply::watchdog::stalled(tc.source_opts.clone(), conn_id) => {
+                    return Err(Error::Transient(format!(
+                        "reading a chunk of {} from the source: {why}; the copy goes on from its last committed chunk",
+                        tc.tname
+                    )));
+                }
+            };
             if rows.is_empty() {
                 break;
             }
-            // A DDL that finished between the check above and this read
-            // changed what was read: check again before writing.
-            same_source_columns(&tc.svc, t, source).await?;
             let n = rows.len();
             let mut key = Vec::new();
             let payload = if load_sql.is_some() {
@@ -483,7 +507,7 @@ mod tests {
             copied: 0,
             done: false,
         };
-        let tc = TableCopy::new(&svc, t, std::slice::from_ref(&r));
+        let tc = TableCopy::new(&svc, &cfg.source, t, std::slice::from_ref(&r));
         assert_eq!(
             tc.chunk_query(&r, None, 10),
             "SELECT `k`,`j`,`v` FROM `d`.`t` WHERE `k` >= 100 AND `k` < 200 ORDER BY `k`,`j` LIMIT 10"
