@@ -283,3 +283,41 @@ async fn crash_points_scenario(pair: Pair) {
         eprintln!("{crash_at}: aborted, restarted, identical");
     }
 }
+
+/// A kill between a metadata migration's DDL (not transactional) and its history row: the next start
+/// finishes the migration instead of failing on the columns forever (ERROR 1060, found by the kill -9 test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metadata_migration_cut_half_way_runs_again_whole_at_the_next_start() {
+    let env = start_env(1, ServerOptions::source()).await;
+    let cfg = env.config(&SERVICES[..1], "");
+    let target = &cfg.services[0].target;
+    dropship_core::meta::migrate(target)
+        .await
+        .expect("first migration");
+    let mut t = env.targets[0].conn().await.unwrap();
+    // What a kill after V4's ALTER and before its history row leaves.
+    exec(
+        &mut t,
+        "DELETE FROM `_dropship`.`refinery_schema_history` WHERE version = 4",
+    )
+    .await;
+    exec(&mut t, "DROP TABLE `_dropship`.`copy_deferred_indexes`").await;
+    dropship_core::meta::migrate(target)
+        .await
+        .expect("the half-applied migration is finished at the next start");
+    let n: Option<u64> = t
+        .query_first("SELECT COUNT(*) FROM `_dropship`.`refinery_schema_history` WHERE version = 4")
+        .await
+        .unwrap();
+    assert_eq!(n, Some(1));
+    let cols: Option<u64> = t
+        .query_first("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '_dropship' AND TABLE_NAME = 'copy_chunks' AND COLUMN_NAME IN ('range_lo', 'range_hi')")
+        .await
+        .unwrap();
+    assert_eq!(cols, Some(2));
+    let tables: Option<u64> = t
+        .query_first("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '_dropship' AND TABLE_NAME = 'copy_deferred_indexes'")
+        .await
+        .unwrap();
+    assert_eq!(tables, Some(1));
+}

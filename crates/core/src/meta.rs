@@ -26,6 +26,7 @@ pub async fn migrate(target: &crate::config::Endpoint) -> Result<()> {
         .map_err(Error::db(format!(
             "creating database _dropship on {target}"
         )))?;
+    undo_half_applied_v4(&mut conn).await?;
     let _ = conn.disconnect().await;
     let mut pool = mysql_async::Pool::new(target.opts_with_db(DB));
     let res = embedded::migrations::runner().run_async(&mut pool).await;
@@ -37,6 +38,50 @@ pub async fn migrate(target: &crate::config::Endpoint) -> Result<()> {
         )
     })?;
     Ok(())
+}
+
+/// MySQL and MariaDB DDL is not transactional: a process killed between
+/// V4's `ALTER TABLE copy_chunks ADD COLUMN ...` and refinery's history row
+/// leaves the columns without the row, and every later start failed on them
+/// (ERROR 1060, duplicate column). The half-applied migration is undone (the
+/// columns hold nothing yet: no run got past the migration) so that it runs
+/// again whole. V1-V3 and V4's other statement are `CREATE TABLE IF NOT
+/// EXISTS`, which run again harmlessly; later migrations must be written
+/// idempotent, or get the same treatment here.
+async fn undo_half_applied_v4(conn: &mut Conn) -> Result<()> {
+    // No history table yet: nothing was applied, nothing is half-applied.
+    let Ok(recorded) = conn
+        .query_first::<u64, _>(
+            "SELECT COUNT(*) FROM `_dropship`.`refinery_schema_history` WHERE version = 4",
+        )
+        .await
+    else {
+        return Ok(());
+    };
+    if recorded.unwrap_or(0) > 0 {
+        return Ok(());
+    }
+    let present: Vec<String> = conn
+        .query(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '_dropship' \
+             AND TABLE_NAME = 'copy_chunks' AND COLUMN_NAME IN ('range_lo', 'range_hi')",
+        )
+        .await
+        .map_err(Error::db("reading _dropship.copy_chunks's columns"))?;
+    if present.is_empty() {
+        return Ok(());
+    }
+    let drops: Vec<String> = present
+        .iter()
+        .map(|c| format!("DROP COLUMN {}", dropship_mysql::sql::ident(c)))
+        .collect();
+    tracing::warn!(columns = ?present, "the metadata migration V4 was cut half-way by an earlier stop: undoing it so that it runs again whole");
+    conn.query_drop(format!(
+        "ALTER TABLE `_dropship`.`copy_chunks` {}",
+        drops.join(", ")
+    ))
+    .await
+    .map_err(Error::db("undoing the half-applied metadata migration V4"))
 }
 
 /// The service's committed position, if any.
