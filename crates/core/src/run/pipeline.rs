@@ -42,6 +42,9 @@ pub struct Options {
 
 struct RelaySink {
     log: RelayLog,
+    /// The log's handle, taken once: `full` runs between every two
+    /// transactions and must not allocate.
+    handle: dropship_relay::RelayHandle,
     last_sync: std::time::Instant,
     /// `[state] max_size`.
     max_bytes: Option<u64>,
@@ -65,7 +68,7 @@ fn mib(bytes: u64) -> String {
 impl RelaySink {
     /// The consumer furthest behind, as `service X (N records to apply)`.
     fn furthest_behind(&self) -> String {
-        let h = self.log.handle();
+        let h = &self.handle;
         let last = h.last_id();
         h.consumers()
             .into_iter()
@@ -104,8 +107,7 @@ impl RecordSink for RelaySink {
     }
 
     fn full(&mut self, resuming: bool) -> Option<String> {
-        let h = self.log.handle();
-        let dir = h.dir().display().to_string();
+        let h = &self.handle;
         if let Some(max) = self.max_bytes {
             // A paused reader waits until a quarter of the cap is free again
             // (two segments of max/8 deleted), so it does not flap at the cap.
@@ -113,7 +115,8 @@ impl RecordSink for RelaySink {
             let size = h.size_bytes();
             if size >= limit {
                 return Some(format!(
-                    "the relay log in {dir} holds {}, at its [state] max_size of {}{}",
+                    "the relay log in {} holds {}, at its [state] max_size of {}{}",
+                    h.dir().display(),
                     mib(size),
                     mib(max),
                     self.furthest_behind()
@@ -135,7 +138,8 @@ impl RecordSink for RelaySink {
         };
         match free {
             Some(free) if free < reserve => Some(format!(
-                "the file system of the state dir {dir} has {} free; reading needs {}{}",
+                "the file system of the state dir {} has {} free; reading needs {}{}",
+                h.dir().display(),
                 mib(free),
                 mib(reserve),
                 self.furthest_behind()
@@ -229,6 +233,7 @@ pub async fn run(
     let mut reader = Reader::new(
         cfg.clone(),
         RelaySink {
+            handle: relay.handle(),
             log: relay,
             last_sync: std::time::Instant::now(),
             max_bytes: cfg.state_max_bytes,
